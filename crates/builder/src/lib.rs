@@ -1,0 +1,1 @@
+//! wharf-builder (skeleton)

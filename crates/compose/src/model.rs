@@ -1,0 +1,133 @@
+//! The resolved project: what the builder and the pusher consume.
+//!
+//! Values here are fully resolved (interpolated, merged, extended, profiles applied), so no
+//! consumer ever needs to look at YAML again. Paths are absolute; git URL contexts are kept
+//! exactly as written.
+
+use indexmap::IndexMap;
+use std::path::PathBuf;
+
+/// A compose project after loading, as `docker compose config` would print it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    /// The project name (`-p`, `COMPOSE_PROJECT_NAME`, `name:`, else the folder, normalized).
+    pub name: String,
+    /// The project directory (relative paths of the first compose file resolve against it).
+    pub working_dir: PathBuf,
+    /// The compose files that were read, in merge order.
+    pub files: Vec<PathBuf>,
+    /// Active services, in the order compose prints them (sorted by name).
+    pub services: IndexMap<String, Service>,
+    /// Top-level `secrets:` definitions (build secrets refer to them).
+    pub secrets: IndexMap<String, SecretDef>,
+    /// Top-level `x-wharf:` settings, as JSON (interpolated).
+    pub x_wharf: Option<serde_json::Value>,
+}
+
+/// One service of the project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    /// `image:` as written (interpolated), if any.
+    pub image: Option<String>,
+    pub build: Option<Build>,
+    pub profiles: Vec<String>,
+    /// Per-service `x-wharf:` settings, as JSON (interpolated).
+    pub x_wharf: Option<serde_json::Value>,
+}
+
+impl Service {
+    /// The image name compose tags a build with: `image:` or `{project}-{service}`.
+    pub fn image_name(&self, project: &str) -> String {
+        match &self.image {
+            Some(i) => i.clone(),
+            None => format!("{project}-{}", self.name),
+        }
+    }
+}
+
+/// Where a build context comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Context {
+    /// A local folder (absolute path).
+    Dir(PathBuf),
+    /// A remote context handed to the daemon as is (git URL, https tarball).
+    Remote(String),
+}
+
+/// Where the Dockerfile comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dockerfile {
+    /// A file: absolute path when the context is local; as written for remote contexts.
+    Path(PathBuf),
+    /// `dockerfile_inline` text.
+    Inline(String),
+}
+
+/// A service's `build:` section, every field of the compose spec.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Build {
+    pub context: Option<Context>,
+    pub dockerfile: Option<Dockerfile>,
+    /// Build args; `None` = a bare name with no value in the environment (compose drops it).
+    pub args: IndexMap<String, Option<String>>,
+    pub target: Option<String>,
+    pub labels: IndexMap<String, String>,
+    pub cache_from: Vec<String>,
+    pub cache_to: Vec<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub network: Option<String>,
+    /// `host:ip` pairs, as compose normalizes them.
+    pub extra_hosts: Vec<(String, String)>,
+    /// Bytes.
+    pub shm_size: Option<u64>,
+    pub secrets: Vec<BuildSecret>,
+    pub ssh: Vec<SshKey>,
+    pub tags: Vec<String>,
+    pub platforms: Vec<String>,
+    /// name -> folder (absolute), `docker-image://…`, `service:NAME`, or URL.
+    pub additional_contexts: IndexMap<String, String>,
+    pub entitlements: Vec<String>,
+    pub privileged: bool,
+    pub ulimits: IndexMap<String, Ulimit>,
+    pub isolation: Option<String>,
+    pub provenance: Option<String>,
+    pub sbom: Option<String>,
+}
+
+/// A build secret a service asks for, resolved against the top-level definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildSecret {
+    /// The id the Dockerfile mounts (`RUN --mount=type=secret,id=…`): the `target`, else the source.
+    pub id: String,
+    pub source: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretSource {
+    File(PathBuf),
+    /// The name of an environment variable.
+    Environment(String),
+}
+
+/// A top-level `secrets:` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretDef {
+    pub file: Option<PathBuf>,
+    pub environment: Option<String>,
+    pub external: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshKey {
+    pub id: String,
+    /// Empty for the default agent socket.
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}

@@ -1,0 +1,1 @@
+//! wharf-pusher (skeleton)
