@@ -1,4 +1,4 @@
-//! The command line, as `../conventions` fixes it: docker compose's project options (accepted
+//! The command line, as the command-line contract fixes it: docker compose's project options (accepted
 //! before or after the command), then one command.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
