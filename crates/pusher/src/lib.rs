@@ -1,1 +1,20 @@
-//! wharf-pusher (skeleton)
+//! wharf-pusher: logs into private ECR, ECR Public or any registry, and pushes images.
+//!
+//! How the pieces fit:
+//! - [`registry`] parses where images go (`ecr`, `ACCOUNT.dkr.ecr.REGION.amazonaws.com`,
+//!   `public.ecr.aws/ALIAS`, any `HOST[:PORT][/NAMESPACE]`).
+//! - [`login`] turns a registry into [`login::Login`] credentials: an ECR token through the AWS
+//!   SDK (the registry host taken from the token's proxy endpoint), an ECR Public token, or the
+//!   Docker config and its credential helpers. Credentials live in memory only, wrapped in
+//!   [`secrecy`] types so they never reach a log or an error message.
+//! - [`push`] pushes a tag through the Docker daemon (bollard, `X-Registry-Auth`).
+//! - [`api`] reads the registry's HTTP API (manifest digests), which is how pushes are checked
+//!   and how `verify` works without a daemon.
+
+pub mod api;
+pub mod error;
+pub mod login;
+pub mod push;
+pub mod registry;
+
+pub use error::Error;

@@ -1,0 +1,102 @@
+//! Reaching the Docker daemon as the docker CLI would: `DOCKER_HOST` (unix, tcp, tcp with TLS
+//! through `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`), else the current Docker context
+//! (`DOCKER_CONTEXT` or `currentContext` of the Docker config), else the default socket; then
+//! the API version negotiated, so requests name a version the engine knows.
+
+use bollard::Docker;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot reach the Docker daemon at {host}: {message}\n  is dockerd running, and may this user use its socket? (DOCKER_HOST / docker context select)")]
+    Unreachable { host: String, message: String },
+    #[error("the Docker context `{context}` cannot be used: {message}")]
+    Context { context: String, message: String },
+}
+
+/// Where the daemon is, and why wharf thinks so (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub source: &'static str,
+}
+
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+fn docker_config_dir() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+}
+
+/// Finds the daemon endpoint the docker CLI would use.
+pub fn endpoint() -> Result<Endpoint, DaemonError> {
+    if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
+        return Ok(Endpoint {
+            host,
+            source: "DOCKER_HOST",
+        });
+    }
+    let config = docker_config_dir();
+    let context = std::env::var("DOCKER_CONTEXT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| {
+            let text = std::fs::read_to_string(config.as_ref()?.join("config.json")).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            json.get("currentContext")?.as_str().map(str::to_string)
+        });
+    match context {
+        None => Ok(Endpoint {
+            host: DEFAULT_HOST.into(),
+            source: "default socket",
+        }),
+        Some(c) if c == "default" => Ok(Endpoint {
+            host: DEFAULT_HOST.into(),
+            source: "default socket",
+        }),
+        Some(name) => {
+            let err = |message: String| DaemonError::Context {
+                context: name.clone(),
+                message,
+            };
+            let dir = config
+                .ok_or_else(|| err("no Docker config folder (set HOME or DOCKER_CONFIG)".into()))?;
+            // The CLI stores each context's metadata under the SHA-256 of its name.
+            let id = format!("{:x}", Sha256::digest(name.as_bytes()));
+            let meta = dir.join("contexts").join("meta").join(id).join("meta.json");
+            let text = std::fs::read_to_string(&meta)
+                .map_err(|e| err(format!("{}: {e}", meta.display())))?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| err(format!("{}: {e}", meta.display())))?;
+            let host = json
+                .pointer("/Endpoints/docker/Host")
+                .and_then(|h| h.as_str())
+                .ok_or_else(|| err(format!("{} names no docker endpoint", meta.display())))?;
+            Ok(Endpoint {
+                host: host.to_string(),
+                source: "docker context",
+            })
+        }
+    }
+}
+
+/// Connects to the daemon, negotiates the API version and checks that it answers.
+pub async fn connect() -> Result<(Docker, Endpoint), DaemonError> {
+    let ep = endpoint()?;
+    let unreachable = |message: String| DaemonError::Unreachable {
+        host: ep.host.clone(),
+        message,
+    };
+    let docker = Docker::connect_with_host(&ep.host).map_err(|e| unreachable(e.to_string()))?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    docker
+        .ping()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    Ok((docker, ep))
+}

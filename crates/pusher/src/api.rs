@@ -1,0 +1,131 @@
+//! The registry's HTTP API (OCI distribution), read through `oci-client`: manifest digests for
+//! checking what landed and for `verify`. Works with ECR, ECR Public and any registry; Basic
+//! and Bearer-token challenges are handled by the client.
+
+use crate::login::Login;
+use crate::Error;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+/// A client for one or more registries.
+pub struct RegistryApi {
+    client: Client,
+}
+
+impl Default for RegistryApi {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether a registry host is spoken to over plain HTTP. Docker's daemon treats 127.0.0.0/8 as
+/// an insecure registry by default; wharf follows it, so that what the daemon pushed there can
+/// be read back.
+pub fn is_plain_http(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    name == "localhost"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || name == "[::1]"
+}
+
+impl RegistryApi {
+    pub fn new() -> Self {
+        let config = ClientConfig {
+            protocol: ClientProtocol::Https,
+            ..Default::default()
+        };
+        RegistryApi {
+            client: Client::new(config),
+        }
+    }
+
+    fn client_for(&self, host: &str) -> Client {
+        if is_plain_http(host) {
+            Client::new(ClientConfig {
+                protocol: ClientProtocol::Http,
+                ..Default::default()
+            })
+        } else {
+            self.client.clone()
+        }
+    }
+
+    /// The digest the registry serves for `reference` (`host/repo:tag`), or `Ok(None)` when the
+    /// tag or repository does not exist.
+    pub async fn manifest_digest(
+        &self,
+        reference: &str,
+        login: Option<&Login>,
+    ) -> Result<Option<String>, Error> {
+        let parsed: Reference = reference.parse().map_err(|e| Error::Registry {
+            registry: reference.to_string(),
+            message: format!("not an image reference: {e}"),
+        })?;
+        let host = parsed.resolve_registry().to_string();
+        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let client = self.client_for(&host);
+        match client.fetch_manifest_digest(&parsed, &auth).await {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => classify(e, &host, reference),
+        }
+    }
+}
+
+fn classify(e: OciDistributionError, host: &str, reference: &str) -> Result<Option<String>, Error> {
+    use OciDistributionError as O;
+    match e {
+        O::ImageManifestNotFoundError(_) => Ok(None),
+        O::ServerError { code: 404, .. } => Ok(None),
+        O::RegistryError { ref envelope, .. }
+            if envelope.errors.iter().any(|x| {
+                matches!(
+                    x.code,
+                    oci_client::errors::OciErrorCode::ManifestUnknown
+                        | oci_client::errors::OciErrorCode::NameUnknown
+                )
+            }) =>
+        {
+            Ok(None)
+        }
+        O::AuthenticationFailure(m) => Err(Error::Unauthorized {
+            registry: host.to_string(),
+            status: 401,
+            hint: format!("{m} — check the credentials for {host}"),
+        }),
+        O::UnauthorizedError { .. } | O::ServerError { code: 401, .. } => {
+            Err(Error::Unauthorized {
+                registry: host.to_string(),
+                status: 401,
+                hint: format!("reading {reference} needs valid credentials for {host}"),
+            })
+        }
+        O::ServerError { code: 403, .. } => Err(Error::Unauthorized {
+            registry: host.to_string(),
+            status: 403,
+            hint: format!("the credentials may not read {reference}"),
+        }),
+        other => Err(Error::Registry {
+            registry: host.to_string(),
+            message: other.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_http;
+
+    #[test]
+    fn loopback_registries_are_plain_http() {
+        assert!(is_plain_http("127.0.0.1:5000"));
+        assert!(is_plain_http("localhost:5000"));
+        assert!(!is_plain_http(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        ));
+        assert!(!is_plain_http("public.ecr.aws"));
+    }
+}

@@ -1,0 +1,279 @@
+//! Registry credentials: from ECR, ECR Public or the Docker config, in memory only.
+//!
+//! Nothing here writes a credential anywhere: no `docker login`, no config file. A [`Login`]
+//! hands its password only to the daemon (as `X-Registry-Auth`) and to the registry API.
+
+use crate::Error;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ecr::error::ProvideErrorMetadata;
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+use std::time::SystemTime;
+
+/// Credentials for one registry host.
+#[derive(Clone)]
+pub struct Login {
+    /// The registry host (`HOST[:PORT]`), as images are named.
+    pub host: String,
+    pub username: String,
+    pub password: SecretString,
+    /// When the token stops working, if the issuer said.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Login {
+    /// The credentials in the form the daemon takes them (`X-Registry-Auth`).
+    pub fn docker_credentials(&self) -> bollard::auth::DockerCredentials {
+        bollard::auth::DockerCredentials {
+            username: Some(self.username.clone()),
+            password: Some(self.password.expose_secret().to_string()),
+            serveraddress: Some(self.host.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// The credentials in the form the registry API client takes them.
+    pub fn registry_auth(&self) -> oci_client::secrets::RegistryAuth {
+        oci_client::secrets::RegistryAuth::Basic(
+            self.username.clone(),
+            self.password.expose_secret().to_string(),
+        )
+    }
+}
+
+/// Loads AWS settings through the SDK's default chain: environment, profiles (`AWS_PROFILE`,
+/// SSO), web identity (GitHub Actions OIDC), container and instance metadata; endpoint
+/// overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_ECR_PUBLIC`) included.
+pub async fn aws_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Splits a base64 `user:password` token as ECR and ECR Public hand it out.
+fn decode_token(
+    token: &str,
+    registry: &str,
+    service: &'static str,
+) -> Result<(String, SecretString), Error> {
+    let bad = |message: &str| Error::Token {
+        registry: registry.to_string(),
+        service,
+        message: message.to_string(),
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .map_err(|_| bad("the authorization token is not base64"))?;
+    let text = String::from_utf8(raw).map_err(|_| bad("the authorization token is not text"))?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or_else(|| bad("the authorization token is not user:password"))?;
+    Ok((user.to_string(), SecretString::from(password.to_string())))
+}
+
+fn sdk_message(
+    e: &impl ProvideErrorMetadata,
+    fallback: &dyn std::fmt::Display,
+) -> (Option<String>, String) {
+    let code = e.code().map(str::to_string);
+    let message = match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => fallback.to_string(),
+    };
+    (code, message)
+}
+
+fn display_sdk_error(e: &dyn std::error::Error) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
+}
+
+/// The account of the caller (STS GetCallerIdentity), for `--registry ecr`.
+pub async fn caller_account(sdk: &SdkConfig) -> Result<String, Error> {
+    let sts = aws_sdk_sts::Client::new(sdk);
+    let out = sts.get_caller_identity().send().await.map_err(|e| {
+        let (_, message) = sdk_message(&e, &display_sdk_error(&e));
+        Error::Token {
+            registry: "ecr".into(),
+            service: "STS GetCallerIdentity",
+            message: format!("{message} (check your AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID, or the CI role)"),
+        }
+    })?;
+    out.account()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Token {
+            registry: "ecr".into(),
+            service: "STS GetCallerIdentity",
+            message: "the answer named no account".into(),
+        })
+}
+
+/// A private ECR login: GetAuthorizationToken in `region` (the configured one when `None`), the
+/// registry host taken from the token's proxy endpoint. The token also opens other accounts'
+/// registries in that region that the caller may use (cross-account pushes): callers pushing
+/// there keep the token and use their own host.
+pub async fn ecr(sdk: &SdkConfig, region: Option<&str>) -> Result<Login, Error> {
+    let what = match region
+        .map(str::to_string)
+        .or_else(|| sdk.region().map(|r| r.to_string()))
+    {
+        Some(r) => format!("private ECR in {r}"),
+        None => "private ECR".to_string(),
+    };
+    let mut conf = aws_sdk_ecr::config::Builder::from(sdk);
+    if let Some(r) = region {
+        conf = conf.region(Region::new(r.to_string()));
+    }
+    let ecr = aws_sdk_ecr::Client::from_conf(conf.build());
+    let out = ecr.get_authorization_token().send().await.map_err(|e| {
+        let (code, message) = sdk_message(&e, &display_sdk_error(&e));
+        let hint = match code.as_deref() {
+            Some("AccessDeniedException") | Some("UnrecognizedClientException") => {
+                " — the caller needs ecr:GetAuthorizationToken (plus ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage to push)"
+            }
+            _ => "",
+        };
+        Error::Token { registry: what.clone(), service: "ECR GetAuthorizationToken", message: format!("{message}{hint}") }
+    })?;
+    let data = out
+        .authorization_data()
+        .first()
+        .ok_or_else(|| Error::Token {
+            registry: what.clone(),
+            service: "ECR GetAuthorizationToken",
+            message: "the answer held no authorization data".into(),
+        })?;
+    let token = data.authorization_token().unwrap_or_default();
+    let (username, password) = decode_token(token, &what, "ECR GetAuthorizationToken")?;
+    let endpoint = data.proxy_endpoint().ok_or_else(|| Error::Token {
+        registry: what.clone(),
+        service: "ECR GetAuthorizationToken",
+        message: "the answer named no proxy endpoint".into(),
+    })?;
+    let host = endpoint
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let expires_at = data
+        .expires_at()
+        .and_then(|t| SystemTime::try_from(*t).ok());
+    Ok(Login {
+        host,
+        username,
+        password,
+        expires_at,
+    })
+}
+
+/// An ECR Public login. The ecr-public API lives in us-east-1 only, whatever the configured
+/// region.
+pub async fn ecr_public(sdk: &SdkConfig) -> Result<Login, Error> {
+    let conf = aws_sdk_ecrpublic::config::Builder::from(sdk)
+        .region(Region::new("us-east-1"))
+        .build();
+    let client = aws_sdk_ecrpublic::Client::from_conf(conf);
+    let out = client.get_authorization_token().send().await.map_err(|e| {
+        let (code, message) = sdk_message(&e, &display_sdk_error(&e));
+        let hint = match code.as_deref() {
+            Some("AccessDeniedException") | Some("UnrecognizedClientException") | Some("AccessDenied") => {
+                " — ECR Public needs both ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken on the caller's policy"
+            }
+            _ => "",
+        };
+        Error::Token {
+            registry: crate::registry::ECR_PUBLIC_HOST.into(),
+            service: "ECR Public GetAuthorizationToken",
+            message: format!("{message}{hint}"),
+        }
+    })?;
+    let data = out.authorization_data().ok_or_else(|| Error::Token {
+        registry: crate::registry::ECR_PUBLIC_HOST.into(),
+        service: "ECR Public GetAuthorizationToken",
+        message: "the answer held no authorization data".into(),
+    })?;
+    let (username, password) = decode_token(
+        data.authorization_token().unwrap_or_default(),
+        crate::registry::ECR_PUBLIC_HOST,
+        "ECR Public GetAuthorizationToken",
+    )?;
+    let expires_at = data
+        .expires_at()
+        .and_then(|t| SystemTime::try_from(*t).ok());
+    Ok(Login {
+        host: crate::registry::ECR_PUBLIC_HOST.into(),
+        username,
+        password,
+        expires_at,
+    })
+}
+
+/// Credentials for any other registry from the Docker config (`auths`, `credsStore`,
+/// `credHelpers`, running helper binaries as docker does); `None` means anonymous.
+pub fn docker_config(host: &str) -> Result<Option<Login>, Error> {
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    // Docker Hub's credentials live under its legacy index address.
+    let key = match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/",
+        h => h,
+    };
+    match docker_credential::get_credential(key) {
+        Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Some(Login {
+            host: host.to_string(),
+            username,
+            password: SecretString::from(password),
+            expires_at: None,
+        })),
+        Ok(DockerCredential::IdentityToken(_)) => Err(Error::DockerConfig {
+            registry: host.to_string(),
+            message: "the Docker config holds an identity token (OAuth), which wharf cannot use; log in with a username and password or token".into(),
+        }),
+        Err(E::ConfigNotFound | E::ConfigReadError | E::NoCredentialConfigured) => Ok(None),
+        Err(e) => Err(Error::DockerConfig { registry: host.to_string(), message: e.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_split_and_stay_secret() {
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:s3cr3t-pass");
+        let (user, pw) = decode_token(&token, "r", "svc").unwrap();
+        assert_eq!(user, "AWS");
+        assert_eq!(pw.expose_secret(), "s3cr3t-pass");
+        let login = Login {
+            host: "h".into(),
+            username: user,
+            password: pw,
+            expires_at: None,
+        };
+        assert!(!format!("{login:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn bad_tokens_are_errors_without_the_token() {
+        let e = decode_token("!!!not-base64", "reg", "svc")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not base64") && !e.contains("!!!"), "{e}");
+        let no_colon = base64::engine::general_purpose::STANDARD.encode("justonepart");
+        let e = decode_token(&no_colon, "reg", "svc")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("user:password") && !e.contains("justonepart"),
+            "{e}"
+        );
+    }
+}
