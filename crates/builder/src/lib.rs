@@ -6,4 +6,5 @@
 //!   body and reports the daemon's output.
 
 pub mod build;
+pub mod context;
 pub mod daemon;

@@ -1,0 +1,426 @@
+//! The build context: which files of a context folder the daemon gets, and how.
+//!
+//! wharf assembles local contexts itself, as the docker clients do, and streams them to the
+//! daemon as a tar archive:
+//!
+//! - [`ignore`] reads `.dockerignore` files and matches paths exactly as Docker does.
+//! - [`walk`] lists the folder the way BuildKit (or, for the classic builder, the docker CLI)
+//!   does, applying those patterns.
+//! - [`tar`] writes the entries as an archive, streamed through a bounded channel.
+//!
+//! [`Context::prepare`] ties them together for one build: it picks the ignore file (BuildKit
+//! reads `<Dockerfile>.dockerignore` beside the Dockerfile in place of the context's
+//! `.dockerignore`), decides where the Dockerfile goes in the archive and what name to give the
+//! daemon for it, and then serves the archive ([`Context::stream`]), or the list of entries
+//! ([`Context::for_each_entry`]), or both at once to a sink ([`Context::stream_with`]).
+//!
+//! # How the daemon reads an uploaded context
+//!
+//! The daemon takes the Dockerfile from inside the archive, at the path given as the
+//! `dockerfile` build option, so a Dockerfile that lives outside the context, or is inline, or
+//! is excluded by the ignore file, still has to be in the archive:
+//!
+//! - The classic builder removes the Dockerfile and `.dockerignore` from the context before the
+//!   build when the archive's `.dockerignore` lists them. This module does what the docker CLI
+//!   does: it keeps both in the archive, and a Dockerfile from elsewhere is added under a
+//!   generated name that is appended to the archive's `.dockerignore`.
+//! - BuildKit (API 1.41 engines and later) unpacks the archive as the context and does not
+//!   apply any ignore file to it, so the archive is filtered here, and a Dockerfile that has to
+//!   be added is visible to `COPY . …` in the image. docker compose avoids that by sending the
+//!   Dockerfile through the BuildKit session rather than in the context.
+
+pub mod ignore;
+pub mod tar;
+pub mod walk;
+
+mod goregex;
+
+pub use self::ignore::{PatternError, PatternMatcher};
+pub use self::tar::{EntrySink, TarStream};
+pub use self::walk::{Entry, EntryKind, WalkRules};
+
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use wharf_compose::Dockerfile;
+
+use crate::build::BuilderKind as Builder;
+
+/// Why a context could not be prepared or sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("build context {path}: {source}")]
+    ContextDir { path: PathBuf, source: io::Error },
+    #[error("build context {path} is not a folder")]
+    NotADir { path: PathBuf },
+    #[error("cannot find the Dockerfile {path}")]
+    DockerfileNotFound { path: PathBuf },
+    #[error("{}: {source}", file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "ignore patterns".into()))]
+    Pattern {
+        file: Option<PathBuf>,
+        source: PatternError,
+    },
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{path}: the file name is not valid UTF-8, which wharf cannot match against .dockerignore patterns")]
+    NonUtf8Name { path: PathBuf },
+    #[error("{path} changed size while it was being sent")]
+    Changed { path: PathBuf },
+    #[error("context entry sink: {0}")]
+    Sink(io::Error),
+    #[error("build context stream: {0}")]
+    Stream(io::Error),
+}
+
+impl ContextError {
+    pub(crate) fn io(path: impl AsRef<Path>, source: io::Error) -> Self {
+        ContextError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Name of the context's own ignore file.
+pub const DOCKERIGNORE: &str = ".dockerignore";
+
+/// A local build context, ready to be sent.
+///
+/// Cheap to clone; every method reads the folder afresh.
+#[derive(Debug, Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    builder: Builder,
+    matcher: PatternMatcher,
+    ignore_file: Option<PathBuf>,
+    dockerfile_name: String,
+    /// Entries the archive must hold whatever the patterns say, in place of what the walk
+    /// finds at the same path (or added at the end when the walk has none there).
+    forced: Vec<walk::Entry>,
+}
+
+impl Context {
+    /// Prepares the context folder `dir` for a build of `dockerfile` (`None`: the default
+    /// `Dockerfile` of the context) by `builder`, which reads contexts its own way (see the
+    /// module docs).
+    pub fn prepare(
+        dir: &Path,
+        dockerfile: Option<&Dockerfile>,
+        builder: Builder,
+    ) -> Result<Context, ContextError> {
+        let root = fs::canonicalize(dir).map_err(|source| ContextError::ContextDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if !root.is_dir() {
+            return Err(ContextError::NotADir {
+                path: dir.to_path_buf(),
+            });
+        }
+
+        let default_path;
+        let dockerfile = match dockerfile {
+            Some(d) => d,
+            None => {
+                default_path = Dockerfile::Path(root.join("Dockerfile"));
+                &default_path
+            }
+        };
+
+        // Where the Dockerfile is, and where the BuildKit-specific ignore file would be.
+        let (location, specific_ignore) = match dockerfile {
+            Dockerfile::Inline(text) => (DockerfileAt::Outside(Arc::from(text.as_bytes())), None),
+            Dockerfile::Path(p) => {
+                let p = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    root.join(p)
+                };
+                let dir = p.parent().unwrap_or(Path::new("/"));
+                let mut name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // Like buildx: `Dockerfile` falls back to `dockerfile` when only that exists.
+                if name == "Dockerfile"
+                    && !dir.join("Dockerfile").exists()
+                    && dir.join("dockerfile").exists()
+                {
+                    name = "dockerfile".into();
+                }
+                let file = dir.join(&name);
+                let resolved = fs::canonicalize(&file)
+                    .map_err(|_| ContextError::DockerfileNotFound { path: p.clone() })?;
+                if !resolved.is_file() {
+                    return Err(ContextError::DockerfileNotFound { path: p.clone() });
+                }
+                let specific = dir.join(format!("{name}.dockerignore"));
+                // Inside the context when its folder (symlinks resolved) is.
+                let in_context = fs::canonicalize(dir)
+                    .ok()
+                    .and_then(|d| d.strip_prefix(&root).ok().map(Path::to_path_buf))
+                    .and_then(|rel| rel.join(&name).to_str().map(str::to_string));
+                let at = match in_context {
+                    Some(rel) => DockerfileAt::Inside(rel),
+                    None => {
+                        let content =
+                            fs::read(&resolved).map_err(|e| ContextError::io(&resolved, e))?;
+                        DockerfileAt::Outside(Arc::from(content))
+                    }
+                };
+                (at, Some(specific))
+            }
+        };
+
+        // The ignore file: BuildKit lets `<Dockerfile>.dockerignore` replace `.dockerignore`.
+        let context_ignore = root.join(DOCKERIGNORE);
+        let ignore_file = match (builder, specific_ignore) {
+            (Builder::BuildKit, Some(s)) if s.is_file() => Some(s),
+            _ if context_ignore.is_file() => Some(context_ignore.clone()),
+            _ => None,
+        };
+        let mut patterns = match &ignore_file {
+            Some(f) => {
+                let content = fs::read(f).map_err(|e| ContextError::io(f, e))?;
+                ignore::read_patterns(&content).map_err(|source| ContextError::Pattern {
+                    file: Some(f.clone()),
+                    source,
+                })?
+            }
+            None => Vec::new(),
+        };
+        let pattern_err = |source| ContextError::Pattern {
+            file: ignore_file.clone(),
+            source,
+        };
+        let matcher = PatternMatcher::new(&patterns).map_err(pattern_err)?;
+
+        let mut forced = Vec::new();
+        let dockerfile_name;
+        match (builder, location) {
+            (Builder::BuildKit, DockerfileAt::Inside(rel)) => {
+                // The daemon reads it from the archive even when the patterns exclude it.
+                // Forcing it always is harmless: a forced entry takes the place of the walk's.
+                forced.push(disk_entry(&root, &rel)?);
+                dockerfile_name = rel;
+            }
+            (Builder::BuildKit, DockerfileAt::Outside(content)) => {
+                dockerfile_name = generated_name(&root, &content);
+                forced.push(walk::Entry::in_memory(
+                    &dockerfile_name,
+                    content,
+                    0o600,
+                    now(),
+                ));
+            }
+            (Builder::Classic, at) => {
+                // The docker CLI's TrimBuildFilesFromExcludes: keep both files in the archive;
+                // the daemon drops them again if `.dockerignore` lists them.
+                if matcher
+                    .matches_deprecated(DOCKERIGNORE)
+                    .map_err(pattern_err)?
+                {
+                    patterns.push(format!("!{DOCKERIGNORE}"));
+                }
+                match at {
+                    DockerfileAt::Inside(rel) => {
+                        if matcher.matches_deprecated(&rel).map_err(pattern_err)? {
+                            patterns.push(format!("!{rel}"));
+                        }
+                        dockerfile_name = rel;
+                    }
+                    DockerfileAt::Outside(content) => {
+                        // AddDockerfileToBuildContext: a generated name, listed in the
+                        // archive's `.dockerignore` so that the daemon removes it.
+                        dockerfile_name = generated_name(&root, &content);
+                        let mtime = now();
+                        forced.push(walk::Entry::in_memory(
+                            &dockerfile_name,
+                            content,
+                            0o600,
+                            mtime,
+                        ));
+                        let listed = format!("\n{}\n", ignore::escape_pattern(&dockerfile_name));
+                        let entry = match fs::read(&context_ignore) {
+                            Ok(mut existing) => {
+                                let mut e = disk_entry(&root, DOCKERIGNORE)?;
+                                existing.extend_from_slice(listed.as_bytes());
+                                e.size = existing.len() as u64;
+                                e.source = walk::Source::Memory(Arc::from(existing));
+                                e
+                            }
+                            Err(_) => walk::Entry::in_memory(
+                                DOCKERIGNORE,
+                                Arc::from(format!("{DOCKERIGNORE}{listed}").into_bytes()),
+                                0o600,
+                                mtime,
+                            ),
+                        };
+                        forced.push(entry);
+                    }
+                }
+            }
+        }
+        let matcher = PatternMatcher::new(&patterns).map_err(pattern_err)?;
+
+        Ok(Context {
+            inner: Arc::new(Inner {
+                root,
+                builder,
+                matcher,
+                ignore_file,
+                dockerfile_name,
+                forced,
+            }),
+        })
+    }
+
+    /// The context folder (symlinks resolved).
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The Dockerfile's path inside the archive: the `dockerfile` build option.
+    pub fn dockerfile(&self) -> &str {
+        &self.inner.dockerfile_name
+    }
+
+    /// The ignore file whose patterns apply, if any.
+    pub fn ignore_file(&self) -> Option<&Path> {
+        self.inner.ignore_file.as_deref()
+    }
+
+    /// The patterns the walk applies.
+    pub fn patterns(&self) -> &PatternMatcher {
+        &self.inner.matcher
+    }
+
+    /// Calls `visit` with every entry of the archive, in archive order, without reading any
+    /// file's content.
+    pub fn for_each_entry<F>(&self, mut visit: F) -> Result<(), ContextError>
+    where
+        F: FnMut(&Entry) -> Result<(), ContextError>,
+    {
+        self.entries(|e| visit(&e))
+    }
+
+    fn entries<F>(&self, mut visit: F) -> Result<(), ContextError>
+    where
+        F: FnMut(Entry) -> Result<(), ContextError>,
+    {
+        let inner = &self.inner;
+        let rules = match inner.builder {
+            Builder::BuildKit => WalkRules::BuildKit,
+            Builder::Classic => WalkRules::Classic,
+        };
+        let mut done: HashSet<&str> = HashSet::new();
+        walk::Walker::new(&inner.root, &inner.matcher, rules, |e: Entry| {
+            match inner.forced.iter().find(|f| f.path == e.path) {
+                Some(f) => {
+                    done.insert(&f.path);
+                    visit(f.clone())
+                }
+                None => visit(e),
+            }
+        })
+        .run()?;
+        for f in inner
+            .forced
+            .iter()
+            .filter(|f| !done.contains(f.path.as_str()))
+        {
+            visit(f.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the archive into `out` (blocking), showing every entry and file byte to `sink`.
+    pub fn write_tar<W: io::Write>(
+        &self,
+        out: W,
+        sink: &mut dyn EntrySink,
+    ) -> Result<W, ContextError> {
+        let mut builder = ::tar::Builder::new(out);
+        builder.mode(::tar::HeaderMode::Complete);
+        self.entries(|e| tar::append(&mut builder, &e, sink))?;
+        sink.finish().map_err(ContextError::Sink)?;
+        builder.into_inner().map_err(ContextError::Stream)
+    }
+
+    /// The archive as a stream of chunks, produced on a background thread as it is read.
+    pub fn stream(&self) -> TarStream {
+        self.stream_with(())
+    }
+
+    /// Like [`Context::stream`], showing every entry and file byte to `sink` on the way.
+    pub fn stream_with<S: EntrySink + 'static>(&self, mut sink: S) -> TarStream {
+        let ctx = self.clone();
+        tar::spawn(move |w| ctx.write_tar(w, &mut sink).map(|_| ()))
+    }
+}
+
+enum DockerfileAt {
+    /// Path relative to the context root.
+    Inside(String),
+    Outside(Arc<[u8]>),
+}
+
+fn disk_entry(root: &Path, rel: &str) -> Result<Entry, ContextError> {
+    use std::os::unix::fs::MetadataExt;
+    let abs = root.join(rel);
+    let meta = fs::symlink_metadata(&abs).map_err(|e| ContextError::io(&abs, e))?;
+    let kind = if meta.file_type().is_symlink() {
+        EntryKind::Symlink {
+            target: fs::read_link(&abs).map_err(|e| ContextError::io(&abs, e))?,
+        }
+    } else {
+        EntryKind::File
+    };
+    let is_file = kind == EntryKind::File;
+    Ok(Entry {
+        path: rel.to_string(),
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: 0,
+        gid: 0,
+        size: if is_file { meta.len() } else { 0 },
+        mtime: meta.mtime(),
+        source: if is_file {
+            walk::Source::Disk(abs)
+        } else {
+            walk::Source::Empty
+        },
+    })
+}
+
+/// A name for a Dockerfile added to the archive: derived from its content, so that the same
+/// Dockerfile gives the same context (and build cache), and checked against the context folder
+/// so that it cannot replace a file of the context.
+fn generated_name(root: &Path, content: &[u8]) -> String {
+    let digest = Sha256::digest(content);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let base = format!(".dockerfile.{}", &hex[..20]);
+    let mut name = base.clone();
+    let mut n = 1;
+    while fs::symlink_metadata(root.join(&name)).is_ok() {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,336 @@
+//! Walking a context folder the way Docker's clients do.
+//!
+//! Two walkers send contexts to the daemon and they differ in small ways, so both are
+//! reproduced:
+//!
+//! - BuildKit (what `docker compose build` and `docker buildx` use) walks with fsutil's
+//!   `filterFS`: an excluded folder is skipped whole unless a `!` exception could re-include
+//!   something under it (with wildcards in an exception, every folder is walked), and an excluded
+//!   folder that ends up holding a re-included file is sent too, with its own mode, just before
+//!   that file.
+//! - The classic builder path (the docker CLI's tar, go-archive's `TarWithOptions`) descends
+//!   into an excluded folder only when an exception's text starts with that folder's path, and
+//!   never sends the excluded folder itself (the daemon creates it when unpacking).
+//!
+//! Both visit each folder's entries sorted by name (bytes), parents before children, never
+//! follow symlinks, and report a hard link to a file seen earlier in the walk as a link to it.
+
+use super::ignore::{MatchInfo, PatternMatcher};
+use super::ContextError;
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which client's walk to reproduce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkRules {
+    /// BuildKit's context transfer (fsutil).
+    BuildKit,
+    /// The docker CLI's tar for the classic builder (go-archive).
+    Classic,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    /// A symbolic link, stored as a link: its target is never read.
+    Symlink {
+        target: PathBuf,
+    },
+    /// A hard link to an earlier entry (its context-relative path).
+    Hardlink {
+        target: String,
+    },
+    Fifo,
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
+}
+
+/// Where a regular file's bytes come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Disk(PathBuf),
+    Memory(Arc<[u8]>),
+    Empty,
+}
+
+/// One entry of the context as it is sent to the daemon.
+///
+/// Ownership is what Docker sends: root (0:0) for everything — the CLI's tar forces it and
+/// BuildKit's receiver resets it — so the owner on disk never reaches the image.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Slash-separated, relative to the context root, without a trailing slash.
+    pub path: String,
+    pub kind: EntryKind,
+    /// Permission bits with setuid, setgid and sticky (`0o7777` mask).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Bytes of content (regular files only; 0 for everything else).
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    pub(crate) source: Source,
+}
+
+impl Entry {
+    pub(crate) fn in_memory(path: &str, content: Arc<[u8]>, mode: u32, mtime: i64) -> Entry {
+        Entry {
+            path: path.to_string(),
+            kind: EntryKind::File,
+            mode,
+            uid: 0,
+            gid: 0,
+            size: content.len() as u64,
+            mtime,
+            source: Source::Memory(content),
+        }
+    }
+}
+
+struct Pending {
+    entry: Entry,
+    sent: bool,
+}
+
+pub(crate) struct Walker<'a, F> {
+    root: &'a Path,
+    matcher: &'a PatternMatcher,
+    rules: WalkRules,
+    /// BuildKit: no exception has glob characters beyond a trailing `/*` or `/**`, so an
+    /// excluded folder can be skipped unless an exception names a path under it.
+    only_prefix_exceptions: bool,
+    seen_inodes: HashMap<(u64, u64), String>,
+    visit: F,
+}
+
+impl<'a, F> Walker<'a, F>
+where
+    F: FnMut(Entry) -> Result<(), ContextError>,
+{
+    pub(crate) fn new(
+        root: &'a Path,
+        matcher: &'a PatternMatcher,
+        rules: WalkRules,
+        visit: F,
+    ) -> Self {
+        let only_prefix_exceptions = matcher.patterns().iter().all(|p| {
+            !p.exclusion()
+                || !without_trailing_glob(p.as_str()).contains(['*', '[', ']', '?', '^', '\\'])
+        });
+        Walker {
+            root,
+            matcher,
+            rules,
+            only_prefix_exceptions,
+            seen_inodes: HashMap::new(),
+            visit,
+        }
+    }
+
+    pub(crate) fn run(mut self) -> Result<(), ContextError> {
+        let mut pending = Vec::new();
+        let root = self.root.to_path_buf();
+        self.walk_dir(&root, "", &MatchInfo::default(), false, &mut pending)
+    }
+
+    fn walk_dir(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        parent_info: &MatchInfo,
+        dir_excluded: bool,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(), ContextError> {
+        let read = match fs::read_dir(dir) {
+            Ok(r) => r,
+            // A folder that vanished since it was listed; fsutil skips it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // fsutil ignores a permission error on a folder that is excluded anyway.
+            Err(e) if dir_excluded && e.kind() == io::ErrorKind::PermissionDenied => return Ok(()),
+            Err(e) => return Err(ContextError::io(dir, e)),
+        };
+        let mut names = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(|e| ContextError::io(dir, e))?;
+            names.push(entry.file_name());
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+
+        for name in names {
+            let abs = dir.join(&name);
+            let name = name
+                .to_str()
+                .ok_or_else(|| ContextError::NonUtf8Name { path: abs.clone() })?;
+            let path = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = match fs::symlink_metadata(&abs) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(ContextError::io(&abs, e)),
+            };
+            let is_dir = meta.is_dir();
+
+            let (excluded, info) = if self.matcher.is_empty() {
+                (false, MatchInfo::default())
+            } else {
+                self.matcher
+                    .matches_using_parent_results(&path, parent_info)
+                    .map_err(|source| ContextError::Pattern { file: None, source })?
+            };
+
+            if excluded {
+                if !is_dir || !self.may_reinclude_under(&path) {
+                    continue;
+                }
+                if self.rules == WalkRules::BuildKit {
+                    let entry = self.entry(&abs, path.clone(), &meta)?;
+                    pending.push(Pending { entry, sent: false });
+                    self.walk_dir(&abs, &path, &info, true, pending)?;
+                    pending.pop();
+                } else {
+                    self.walk_dir(&abs, &path, &info, true, pending)?;
+                }
+                continue;
+            }
+
+            let Some(entry) = self.kept_entry(&abs, path.clone(), &meta)? else {
+                continue;
+            };
+            // A re-included entry under excluded folders: send those folders first (BuildKit).
+            for p in pending.iter_mut().filter(|p| !p.sent) {
+                p.sent = true;
+                (self.visit)(p.entry.clone())?;
+            }
+            if is_dir {
+                (self.visit)(entry.clone())?;
+                pending.push(Pending { entry, sent: true });
+                self.walk_dir(&abs, &path, &info, false, pending)?;
+                pending.pop();
+            } else {
+                (self.visit)(entry)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an excluded folder must still be walked because an exception may re-include
+    /// something under it.
+    fn may_reinclude_under(&self, path: &str) -> bool {
+        if !self.matcher.exclusions() {
+            return false;
+        }
+        let dir_slash = format!("{path}/");
+        match self.rules {
+            WalkRules::BuildKit => {
+                !self.only_prefix_exceptions
+                    || self.matcher.patterns().iter().any(|p| {
+                        p.exclusion()
+                            && format!("{}/", without_trailing_glob(p.as_str()))
+                                .starts_with(&dir_slash)
+                    })
+            }
+            WalkRules::Classic => self
+                .matcher
+                .patterns()
+                .iter()
+                .any(|p| p.exclusion() && format!("{}/", p.as_str()).starts_with(&dir_slash)),
+        }
+    }
+
+    /// The entry for a kept path, registering hard links. `None` for sockets, which neither
+    /// walker can send.
+    fn kept_entry(
+        &mut self,
+        abs: &Path,
+        path: String,
+        meta: &fs::Metadata,
+    ) -> Result<Option<Entry>, ContextError> {
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            tracing::warn!(path = %path, "skipping a socket in the build context");
+            return Ok(None);
+        }
+        let mut entry = self.entry(abs, path, meta)?;
+        if !ft.is_dir() && !ft.is_symlink() && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            match self.seen_inodes.get(&key) {
+                Some(first) => {
+                    entry.kind = EntryKind::Hardlink {
+                        target: first.clone(),
+                    };
+                    entry.size = 0;
+                    entry.source = Source::Empty;
+                }
+                None => {
+                    self.seen_inodes.insert(key, entry.path.clone());
+                }
+            }
+        }
+        Ok(Some(entry))
+    }
+
+    fn entry(&self, abs: &Path, path: String, meta: &fs::Metadata) -> Result<Entry, ContextError> {
+        let ft = meta.file_type();
+        let mut size = 0;
+        let mut source = Source::Empty;
+        let kind = if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_symlink() {
+            let target = fs::read_link(abs).map_err(|e| ContextError::io(abs, e))?;
+            EntryKind::Symlink { target }
+        } else if ft.is_file() {
+            size = meta.len();
+            source = Source::Disk(abs.to_path_buf());
+            EntryKind::File
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else {
+            let (major, minor) = dev_numbers(meta.rdev());
+            if ft.is_char_device() {
+                EntryKind::CharDevice { major, minor }
+            } else {
+                EntryKind::BlockDevice { major, minor }
+            }
+        };
+        Ok(Entry {
+            path,
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime: meta.mtime(),
+            source,
+        })
+    }
+}
+
+/// fsutil's `patternWithoutTrailingGlob`.
+fn without_trailing_glob(p: &str) -> &str {
+    let p = p.strip_suffix("/**").unwrap_or(p);
+    p.strip_suffix("/*").unwrap_or(p)
+}
+
+/// Linux `major()`/`minor()` of a device number, as fsutil and Go's tar compute them.
+fn dev_numbers(rdev: u64) -> (u32, u32) {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    (major as u32, minor as u32)
+}
