@@ -7,14 +7,19 @@
 //!   SDK (the registry host taken from the token's proxy endpoint), an ECR Public token, or the
 //!   Docker config and its credential helpers. Credentials live in memory only, wrapped in
 //!   [`secrecy`] types so they never reach a log or an error message.
+//! - [`target`] decides each service's registry, repository and tags ([`template`] renders
+//!   the tag templates, [`git`] finds the commit they name).
 //! - [`push`] pushes a tag through the Docker daemon (bollard, `X-Registry-Auth`).
 //! - [`api`] reads the registry's HTTP API (manifest digests), which is how pushes are checked
 //!   and how `verify` works without a daemon.
 
 pub mod api;
 pub mod error;
+pub mod git;
 pub mod login;
 pub mod push;
 pub mod registry;
+pub mod target;
+pub mod template;
 
 pub use error::Error;

@@ -1,0 +1,307 @@
+//! Where each service's image goes: registry, repository and tags, from the compose file, its
+//! `x-wharf` settings and the command line (command line beats environment beats compose file;
+//! the binary merges those three into [`Settings`]).
+
+use crate::registry::Registry;
+use crate::template::{
+    check_tag, sanitize_tag, Template, TemplateError, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS,
+};
+use wharf_compose::{Project, Service};
+
+/// Release settings after precedence is applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `None`: images go where their compose names say.
+    pub registry: Option<Registry>,
+    /// Tag templates; empty means the default `{git_sha}` and `latest`.
+    pub tags: Vec<Template>,
+    /// `None`: `{image_name}`, or `{project}-{service}` for a service without `image:`.
+    pub repository: Option<Template>,
+}
+
+/// The default tags of the contract.
+pub fn default_tags() -> Vec<Template> {
+    ["{git_sha}", "latest"]
+        .iter()
+        .map(|t| Template::parse(t, TAG_PLACEHOLDERS).expect("the default templates parse"))
+        .collect()
+}
+
+/// An image reference split the way Docker splits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageName {
+    /// The registry host when the first path component names one (has `.` or `:`, or is
+    /// `localhost`).
+    pub registry: Option<String>,
+    /// The path without registry, tag and digest.
+    pub path: String,
+    pub tag: Option<String>,
+}
+
+/// Splits `[HOST[:PORT]/]PATH[:TAG][@DIGEST]`. Written by hand: image reference crates
+/// normalize to Docker Hub (`library/…`), which would change the repository names users wrote.
+pub fn split_image_name(name: &str) -> ImageName {
+    let name = name.split('@').next().unwrap_or(name);
+    let (rest, tag) = match name.rfind(':') {
+        Some(i) if !name[i + 1..].contains('/') => (&name[..i], Some(name[i + 1..].to_string())),
+        _ => (name, None),
+    };
+    match rest.split_once('/') {
+        Some((first, path))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            ImageName {
+                registry: Some(first.to_string()),
+                path: path.to_string(),
+                tag,
+            }
+        }
+        _ => ImageName {
+            registry: None,
+            path: rest.to_string(),
+            tag,
+        },
+    }
+}
+
+/// One service's destination.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageTarget {
+    pub service: String,
+    /// The local image the build produces (the compose image name).
+    pub local_image: String,
+    /// The registry host, or `None` while it depends on the caller's account (`--registry ecr`).
+    pub host: Option<String>,
+    /// The registry as the user named it, for messages.
+    #[serde(skip)]
+    pub registry: Registry,
+    pub repository: String,
+    /// Tags naming this commit: pushed first, for every service.
+    pub identity_tags: Vec<String>,
+    /// Tags that move (`latest`): pushed only when every identity tag landed.
+    pub moving_tags: Vec<String>,
+    /// Whether `verify` requires it (per-service `x-wharf.required`, default true).
+    pub required: bool,
+}
+
+impl ImageTarget {
+    /// `HOST/REPOSITORY` once the host is known.
+    pub fn repository_ref(&self) -> Option<String> {
+        self.host
+            .as_ref()
+            .map(|h| format!("{h}/{}", self.repository))
+    }
+
+    pub fn all_tags(&self) -> impl Iterator<Item = &String> {
+        self.identity_tags.iter().chain(self.moving_tags.iter())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("service `{service}`: {source}")]
+    Template {
+        service: String,
+        #[source]
+        source: TemplateError,
+    },
+    #[error("service `{service}`: {message}")]
+    Invalid { service: String, message: String },
+}
+
+/// What tag templates may refer to besides the service.
+pub struct TagValues<'a> {
+    pub git_sha: Option<&'a str>,
+    pub git_branch: Option<&'a str>,
+    pub timestamp: &'a str,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+fn x_wharf_str<'a>(service: &'a Service, key: &str) -> Option<&'a serde_json::Value> {
+    service.x_wharf.as_ref()?.get(key)
+}
+
+/// The destination of `service`.
+pub fn target(
+    project: &Project,
+    service: &Service,
+    settings: &Settings,
+    values: &TagValues,
+) -> Result<ImageTarget, TargetError> {
+    let invalid = |message: String| TargetError::Invalid {
+        service: service.name.clone(),
+        message,
+    };
+    let templ = |source| TargetError::Template {
+        service: service.name.clone(),
+        source,
+    };
+    let local_image = service.image_name(&project.name);
+    let split = split_image_name(&local_image);
+
+    let registry = match (&settings.registry, &split.registry) {
+        (Some(r), _) => r.clone(),
+        (None, Some(host)) => Registry::parse(host).map_err(|e| invalid(e.to_string()))?,
+        (None, None) => {
+            return Err(invalid(format!(
+                "its image `{local_image}` names no registry: set --registry (or WHARF_REGISTRY, or x-wharf.registry in the compose file), or write the registry into `image:`"
+            )))
+        }
+    };
+
+    let repository_template = match x_wharf_str(service, "repository") {
+        Some(serde_json::Value::String(s)) => {
+            Some(Template::parse(s, REPOSITORY_PLACEHOLDERS).map_err(templ)?)
+        }
+        Some(_) => return Err(invalid("x-wharf.repository must be a string".into())),
+        None => settings.repository.clone(),
+    };
+    let image_path = if service.image.is_some() {
+        split.path.clone()
+    } else {
+        format!("{}-{}", project.name, service.name)
+    };
+    let mut repository = match &repository_template {
+        Some(t) => t
+            .render(&|v: &str| match v {
+                "image_name" => Some(image_path.clone()),
+                "project" => Some(project.name.clone()),
+                "service" => Some(service.name.clone()),
+                other => other.strip_prefix("env:").and_then(|n| (values.env)(n)),
+            })
+            .map_err(templ)?,
+        None => image_path.clone(),
+    };
+    if let Registry::Other {
+        namespace: Some(ns),
+        ..
+    }
+    | Registry::EcrPublic { alias: ns } = &registry
+    {
+        if settings.registry.is_some() {
+            repository = format!("{ns}/{repository}");
+        }
+    }
+    check_repository(&repository).map_err(invalid)?;
+
+    let tag_templates = match x_wharf_str(service, "tags") {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                serde_json::Value::String(s) => Template::parse(s, TAG_PLACEHOLDERS).map_err(templ),
+                _ => Err(invalid("x-wharf.tags must be a list of strings".into())),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(invalid("x-wharf.tags must be a list of strings".into())),
+        None if settings.tags.is_empty() => default_tags(),
+        None => settings.tags.clone(),
+    };
+    let compose_tag = split.tag.clone().unwrap_or_else(|| "latest".to_string());
+    let lookup = |v: &str| -> Option<String> {
+        match v {
+            "git_sha" => values.git_sha.map(str::to_string),
+            "git_short_sha" => values.git_sha.map(|s| s.chars().take(7).collect()),
+            "git_branch" => values.git_branch.map(sanitize_tag),
+            "compose_tag" => Some(compose_tag.clone()),
+            "timestamp" => Some(values.timestamp.to_string()),
+            other => other.strip_prefix("env:").and_then(|n| (values.env)(n)),
+        }
+    };
+    let (mut identity_tags, mut moving_tags) = (Vec::new(), Vec::new());
+    for t in &tag_templates {
+        let tag = t.render(&lookup).map_err(templ)?;
+        check_tag(&tag).map_err(|m| invalid(format!("tag template `{}`: {m}", t.as_str())))?;
+        let list = if t.is_identity() {
+            &mut identity_tags
+        } else {
+            &mut moving_tags
+        };
+        if !list.contains(&tag) {
+            list.push(tag);
+        }
+    }
+    moving_tags.retain(|t| !identity_tags.contains(t));
+
+    let required = match x_wharf_str(service, "required") {
+        None => true,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("x-wharf.required must be true or false".into())),
+    };
+    Ok(ImageTarget {
+        service: service.name.clone(),
+        local_image,
+        host: registry.host().map(str::to_string),
+        registry,
+        repository,
+        identity_tags,
+        moving_tags,
+        required,
+    })
+}
+
+/// Repository names as registries accept them: lowercase path components of `[a-z0-9._-]`
+/// separated by `/`.
+fn check_repository(repo: &str) -> Result<(), String> {
+    let ok = !repo.is_empty()
+        && repo.split('/').all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.as_bytes()[0].is_ascii_alphanumeric()
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{repo}` is not a valid repository name (lowercase letters, digits, `.`, `_`, `-`, separated by `/`)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_split_like_docker() {
+        assert_eq!(
+            split_image_name("gateway:dev"),
+            ImageName {
+                registry: None,
+                path: "gateway".into(),
+                tag: Some("dev".into())
+            }
+        );
+        assert_eq!(
+            split_image_name("localhost:5000/a/b"),
+            ImageName {
+                registry: Some("localhost:5000".into()),
+                path: "a/b".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            split_image_name(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/api:1.0@sha256:abc"
+            ),
+            ImageName {
+                registry: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com".into()),
+                path: "shop/api".into(),
+                tag: Some("1.0".into())
+            }
+        );
+        assert_eq!(
+            split_image_name("gamepulse/backend"),
+            ImageName {
+                registry: None,
+                path: "gamepulse/backend".into(),
+                tag: None
+            }
+        );
+    }
+
+    #[test]
+    fn repository_names_are_checked() {
+        assert!(check_repository("shop/api-v2").is_ok());
+        assert!(check_repository("Shop").is_err());
+        assert!(check_repository("a//b").is_err());
+    }
+}
