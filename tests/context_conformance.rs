@@ -1,0 +1,331 @@
+//! Build-context conformance: every case of `tests/context-corpus` is built by the reference
+//! `docker compose build` and by wharf, and the files the two images hold under `/ctx` (each
+//! case's Dockerfile is `COPY . /ctx`) must be identical: path, type, mode, owner, link target,
+//! size and content.
+//!
+//! A case is a folder with `project/` (a compose project with one service, `app`) and an
+//! optional `setup` file for what git cannot hold, one action per line, paths relative to the
+//! case's copy:
+//!
+//! ```text
+//! mkdir PATH                 chmod OCTAL PATH          chown UID:GID PATH
+//! symlink TARGET PATH        hardlink EXISTING PATH    random PATH BYTES
+//! write PATH
+//! ```
+//!
+//! The wharf side reads the service's context and Dockerfile from `docker compose config` and
+//! streams wharf's context archive to the daemon (BuildKit) through wharf-builder.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wharf_builder::build::{BuildRequest, BuilderKind};
+use wharf_builder::context::Context;
+use wharf_compose::Dockerfile;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/context-corpus")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        let ft = entry.file_type().unwrap();
+        if ft.is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Applies a case's `setup` actions inside `root`.
+fn setup(case: &Path, root: &Path) {
+    let Ok(text) = fs::read_to_string(case.join("setup")) else {
+        return;
+    };
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = |i: usize| root.join(words[i]);
+        let parent = |p: &Path| fs::create_dir_all(p.parent().unwrap()).unwrap();
+        match words[0] {
+            "mkdir" => fs::create_dir_all(at(1)).unwrap(),
+            "write" => {
+                parent(&at(1));
+                fs::write(at(1), "x").unwrap();
+            }
+            "chmod" => {
+                let mode = u32::from_str_radix(words[1], 8).unwrap();
+                fs::set_permissions(at(2), fs::Permissions::from_mode(mode)).unwrap();
+            }
+            "chown" => {
+                let (u, g) = words[1].split_once(':').unwrap();
+                std::os::unix::fs::lchown(at(2), u.parse().ok(), g.parse().ok()).unwrap();
+            }
+            "symlink" => {
+                parent(&at(2));
+                std::os::unix::fs::symlink(words[1], at(2)).unwrap();
+            }
+            "hardlink" => {
+                parent(&at(2));
+                fs::hard_link(at(1), at(2)).unwrap();
+            }
+            "random" => {
+                parent(&at(1));
+                let size: u64 = words[2].parse().unwrap();
+                let mut src = fs::File::open("/dev/urandom").unwrap().take(size);
+                let mut out = fs::File::create(at(1)).unwrap();
+                std::io::copy(&mut src, &mut out).unwrap();
+                out.flush().unwrap();
+            }
+            other => panic!("{}: unknown setup action {other}", case.display()),
+        }
+    }
+}
+
+/// What `COPY . /ctx` left in an image, one line per entry, keyed by path.
+fn files_under_ctx(image: &str) -> BTreeMap<String, String> {
+    let created = Command::new("docker")
+        .args(["create", image, "true"])
+        .output()
+        .expect("docker runs");
+    assert!(
+        created.status.success(),
+        "docker create {image}: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let id = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut export = Command::new("docker")
+        .args(["export", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker export runs");
+    let mut archive = tar::Archive::new(export.stdout.take().unwrap());
+    let mut files = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let path = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        if path != "ctx" && !path.starts_with("ctx/") {
+            continue;
+        }
+        let h = entry.header();
+        let kind = match h.entry_type() {
+            tar::EntryType::Regular => "file",
+            tar::EntryType::Directory => "dir",
+            tar::EntryType::Symlink => "symlink",
+            tar::EntryType::Link => "hardlink",
+            tar::EntryType::Fifo => "fifo",
+            tar::EntryType::Char => "char",
+            tar::EntryType::Block => "block",
+            _ => "other",
+        };
+        let mut line = format!(
+            "{kind} mode={:o} owner={}:{} size={}",
+            h.mode().unwrap() & 0o7777,
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            h.size().unwrap()
+        );
+        if let Some(target) = entry.link_name().unwrap() {
+            line.push_str(&format!(" -> {}", target.display()));
+        }
+        if kind == "file" {
+            use sha2::Digest as _;
+            let mut hasher = sha2::Sha256::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = entry.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            let digest: String = hasher
+                .finalize()
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            line.push_str(&format!(" sha256={digest}…"));
+        }
+        files.insert(path, line);
+    }
+    export.wait().unwrap();
+    let _ = Command::new("docker").args(["rm", &id]).output();
+    files
+}
+
+/// The service's context folder and Dockerfile, as the reference compose resolves them.
+fn resolved_build(compose: &Path, project_dir: &Path, project: &str) -> (PathBuf, Dockerfile) {
+    let out = Command::new(compose)
+        .args(["-p", project, "config", "--format", "json"])
+        .current_dir(project_dir)
+        .output()
+        .expect("docker compose runs");
+    assert!(
+        out.status.success(),
+        "docker compose config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let build = &config["services"]["app"]["build"];
+    let context = PathBuf::from(build["context"].as_str().expect("a local context"));
+    let dockerfile = match build["dockerfile_inline"].as_str() {
+        Some(text) => Dockerfile::Inline(text.to_string()),
+        None => {
+            Dockerfile::Path(context.join(build["dockerfile"].as_str().unwrap_or("Dockerfile")))
+        }
+    };
+    (context, dockerfile)
+}
+
+fn compose_build(compose: &Path, project_dir: &Path, project: &str) -> Result<(), String> {
+    let out = Command::new(compose)
+        .args(["-p", project, "build", "--progress", "plain"])
+        .current_dir(project_dir)
+        .output()
+        .expect("docker compose runs");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "docker compose build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn wharf_build(
+    rt: &tokio::runtime::Runtime,
+    context: &Path,
+    dockerfile: &Dockerfile,
+    tag: &str,
+) -> Result<(), String> {
+    rt.block_on(async {
+        let (docker, _) = wharf_builder::daemon::connect()
+            .await
+            .map_err(|e| format!("daemon: {e}"))?;
+        let ctx = Context::prepare(context, Some(dockerfile), BuilderKind::BuildKit)
+            .map_err(|e| format!("context: {e}"))?;
+        let request = BuildRequest {
+            tag: tag.to_string(),
+            dockerfile: ctx.dockerfile().to_string(),
+            builder: BuilderKind::BuildKit,
+            ..Default::default()
+        };
+        let mut log = Vec::new();
+        wharf_builder::build::build(&docker, &request, ctx.stream(), |l| log.push(l.to_string()))
+            .await
+            .map_err(|e| format!("wharf build failed: {e}\n{}", log.join("\n")))
+    })
+}
+
+fn diff(reference: &BTreeMap<String, String>, wharf: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, want) in reference {
+        match wharf.get(path) {
+            None => out.push(format!("  missing in wharf's image: {path}  ({want})")),
+            Some(got) if got != want => out.push(format!(
+                "  {path}\n      compose: {want}\n      wharf:   {got}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (path, got) in wharf {
+        if !reference.contains_key(path) {
+            out.push(format!("  extra in wharf's image: {path}  ({got})"));
+        }
+    }
+    out
+}
+
+#[test]
+fn context_corpus_matches_docker_compose() {
+    let bed = common::bed();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cases: Vec<PathBuf> = fs::read_dir(corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("project").is_dir())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 20,
+        "the corpus has only {} cases",
+        cases.len()
+    );
+    let only = std::env::var("WHARF_CONTEXT_CASE").ok();
+
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(case, tmp.path());
+        let _ = fs::remove_file(tmp.path().join("setup"));
+        setup(case, tmp.path());
+        let project_dir = tmp.path().join("project");
+        let project = common::unique(&format!("ctxconf-{name}")).to_lowercase();
+        let reference_image = format!("{project}-app");
+        let wharf_image = format!("{project}-wharf");
+
+        let outcome = (|| {
+            compose_build(&bed.compose, &project_dir, &project)?;
+            let (context, dockerfile) = resolved_build(&bed.compose, &project_dir, &project);
+            wharf_build(&rt, &context, &dockerfile, &wharf_image)?;
+            let reference = files_under_ctx(&reference_image);
+            let wharf = files_under_ctx(&wharf_image);
+            assert!(
+                !reference.is_empty(),
+                "{name}: the reference image has no /ctx"
+            );
+            let d = diff(&reference, &wharf);
+            if d.is_empty() {
+                Ok(())
+            } else {
+                Err(d.join("\n"))
+            }
+        })();
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &reference_image, &wharf_image])
+            .output();
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                eprintln!("context case {name}: ok");
+            }
+            Err(e) => {
+                eprintln!("context case {name}: FAILED\n{e}");
+                failures.push(format!("{name}:\n{e}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{passed} context cases passed, {} failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
