@@ -1,0 +1,91 @@
+//! Compose fidelity: wharf must read every compose project exactly as docker compose v2 does.
+//!
+//! Each test runs `tests/conformance/run.py` over one corpus with the reference docker compose
+//! v2 binary of the test bed (`WHARF_TEST_COMPOSE`) and the wharf binary built for this test, and
+//! fails naming every case where the two disagree. The runner's docstring describes the
+//! comparison and the case format.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BED_HINT: &str = "run scripts/testbed up and eval \"$(scripts/testbed env)\"";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn reference() -> PathBuf {
+    let path = match std::env::var_os("WHARF_TEST_COMPOSE") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!("WHARF_TEST_COMPOSE is not set: {BED_HINT}"),
+    };
+    assert!(
+        path.is_file(),
+        "WHARF_TEST_COMPOSE={} is not a file: {BED_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// The shared corpora live beside the clone (`../shared`), in CI as on a workstation.
+fn shared(relative: &str) -> PathBuf {
+    let dir = repo().join("..").join("shared").join(relative);
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the shared compose corpora must sit beside the clone as ../shared",
+        dir.display()
+    );
+    dir
+}
+
+fn conform(corpus: &Path, strict: bool) {
+    let reference = reference();
+    let runner = repo().join("tests/conformance/run.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&runner);
+    if strict {
+        cmd.arg("--strict");
+    }
+    cmd.arg(&reference)
+        .arg(env!("CARGO_BIN_EXE_wharf"))
+        .arg(corpus);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", runner.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown by `cargo test -- --nocapture`, and with the failure below.
+    println!("{stdout}");
+    if !out.status.success() {
+        let failing: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL") || l.starts_with("CASE"))
+            .collect();
+        panic!(
+            "{} differs from docker compose v2 ({} of its cases):\n{}\n{}\n{}",
+            corpus.display(),
+            failing.len(),
+            failing.join("\n"),
+            stdout
+                .lines()
+                .last()
+                .unwrap_or("(the runner printed nothing)"),
+            stderr.trim()
+        );
+    }
+}
+
+#[test]
+fn own_corpus_matches_docker_compose() {
+    conform(&repo().join("tests/conformance/corpus"), true);
+}
+
+#[test]
+fn starter_corpus_matches_docker_compose() {
+    conform(&shared("compose-conformance/corpus"), false);
+}
+
+#[test]
+fn real_world_projects_match_docker_compose() {
+    conform(&shared("real-world-compose"), false);
+}
