@@ -1,11 +1,11 @@
 //! Compose fidelity: wharf must read every compose project exactly as docker compose v2 does.
 //!
-//! Each test runs `tests/conformance/run.py` over one corpus with the reference docker compose
+//! Each test runs `tests/conformance/run.py` over a corpus with the reference docker compose
 //! v2 binary of the test bed (`WHARF_TEST_COMPOSE`) and the wharf binary built for this test, and
 //! fails naming every case where the two disagree. The runner's docstring describes the
 //! comparison and the case format.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 const BED_HINT: &str = "run scripts/testbed up and eval \"$(scripts/testbed env)\"";
@@ -38,7 +38,7 @@ fn shared(relative: &str) -> PathBuf {
     dir
 }
 
-fn conform(corpus: &Path, strict: bool) {
+fn conform(corpora: &[PathBuf], strict: bool) {
     let reference = reference();
     let runner = repo().join("tests/conformance/run.py");
     let mut cmd = Command::new("python3");
@@ -48,7 +48,7 @@ fn conform(corpus: &Path, strict: bool) {
     }
     cmd.arg(&reference)
         .arg(env!("CARGO_BIN_EXE_wharf"))
-        .arg(corpus);
+        .args(corpora);
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", runner.display()));
@@ -62,8 +62,12 @@ fn conform(corpus: &Path, strict: bool) {
             .filter(|l| l.starts_with("FAIL") || l.starts_with("CASE"))
             .collect();
         panic!(
-            "{} differs from docker compose v2 ({} of its cases):\n{}\n{}\n{}",
-            corpus.display(),
+            "{} differs from docker compose v2 ({} cases):\n{}\n{}\n{}",
+            corpora
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
             failing.len(),
             failing.join("\n"),
             stdout
@@ -77,15 +81,22 @@ fn conform(corpus: &Path, strict: bool) {
 
 #[test]
 fn own_corpus_matches_docker_compose() {
-    conform(&repo().join("tests/conformance/corpus"), true);
+    // The benchmark project is a case too: what is timed must also be right.
+    conform(
+        &[
+            repo().join("tests/conformance/corpus"),
+            repo().join("bench/compose/corpus"),
+        ],
+        true,
+    );
 }
 
 #[test]
 fn starter_corpus_matches_docker_compose() {
-    conform(&shared("compose-conformance/corpus"), false);
+    conform(&[shared("compose-conformance/corpus")], false);
 }
 
 #[test]
 fn real_world_projects_match_docker_compose() {
-    conform(&shared("real-world-compose"), false);
+    conform(&[shared("real-world-compose")], false);
 }
