@@ -229,7 +229,7 @@ def compare(case, compose, wharf, strict):
         x = run([wharf, *case.args, "config", flag], case)
         if x.rc != 0:
             problems.append(f"config {flag} refused (exit {x.rc}): {first_line(x.err, 120)}")
-        elif sorted(r.out.split("\n")) != sorted(x.out.split("\n")):
+        elif sorted(r.out.split()) != sorted(x.out.split()):
             problems.append(f"config {flag}: reference {sorted(r.out.split())} vs wharf {sorted(x.out.split())}")
     if problems:
         return "FAIL", "; ".join(problems[:6]) + (f" (+{len(problems) - 6} more)" if len(problems) > 6 else "")
