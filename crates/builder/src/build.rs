@@ -28,6 +28,18 @@ pub struct BuildRequest {
     pub target: Option<String>,
     pub labels: HashMap<String, String>,
     pub builder: BuilderKind,
+    pub no_cache: bool,
+    /// Always try to pull newer base images.
+    pub pull: bool,
+    pub network: Option<String>,
+    /// `host:ip`; the engine's build endpoint takes one entry through this API client.
+    pub extra_host: Option<String>,
+    /// Bytes.
+    pub shm_size: Option<i32>,
+    pub cache_from: Vec<String>,
+    pub platform: Option<String>,
+    /// A remote context (git URL, tarball URL) the daemon fetches itself; no body is sent.
+    pub remote: Option<String>,
 }
 
 /// A failed build, with what the daemon said.
@@ -57,6 +69,14 @@ pub async fn build(
         target: request.target.clone().unwrap_or_default(),
         rm: true,
         forcerm: true,
+        nocache: request.no_cache,
+        pull: request.pull.then(|| "1".to_string()),
+        networkmode: request.network.clone(),
+        extrahosts: request.extra_host.clone(),
+        shmsize: request.shm_size,
+        cachefrom: (!request.cache_from.is_empty()).then(|| request.cache_from.clone()),
+        platform: request.platform.clone().unwrap_or_default(),
+        remote: request.remote.clone(),
         version: if buildkit {
             BuilderVersion::BuilderBuildKit
         } else {

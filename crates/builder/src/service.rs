@@ -1,0 +1,449 @@
+//! From a compose service to a daemon build: every build field of the compose model is either
+//! passed to the daemon, or reported — as an error when ignoring it would change the image,
+//! as a warning when it would not. All services are checked before anything is built.
+
+use crate::build::{BuildRequest, BuilderKind};
+use crate::context::Context as LocalContext;
+use std::collections::HashMap;
+use wharf_compose::{Build, Context, Dockerfile, Project, Service};
+
+/// Where a service's context comes from, ready to send.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Local(LocalContext),
+    Remote(String),
+}
+
+/// One service, ready to build.
+#[derive(Debug, Clone)]
+pub struct ServiceBuild {
+    pub service: String,
+    /// The compose image name the build is tagged with.
+    pub image: String,
+    /// `build.tags`: more names for the same image.
+    pub extra_tags: Vec<String>,
+    pub source: Source,
+    pub request: BuildRequest,
+    /// Services whose images this build uses (`FROM` a service image): built first.
+    pub after: Vec<String>,
+}
+
+/// A problem with one service's build settings, named by its key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub service: String,
+    /// e.g. `services.api.build.secrets`.
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Settings that apply to every build.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub builder: BuilderKind,
+    /// Labels added to every image (compose's own labels win on a clash).
+    pub labels: HashMap<String, String>,
+}
+
+/// Everything checked: builds in dependency order input, plus warnings.
+#[derive(Debug)]
+pub struct Prepared {
+    pub builds: Vec<ServiceBuild>,
+    pub warnings: Vec<Problem>,
+}
+
+/// Prepares `selected` services of `project`, or reports every problem of every service.
+pub fn prepare(
+    project: &Project,
+    selected: &[&Service],
+    options: &Options,
+) -> Result<Prepared, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut builds = Vec::new();
+    for service in selected {
+        let Some(build) = &service.build else {
+            problems.push(Problem {
+                service: service.name.clone(),
+                key: format!("services.{}", service.name),
+                message: "has no build section: there is nothing to build".into(),
+            });
+            continue;
+        };
+        match prepare_one(project, service, build, options, &mut warnings) {
+            Ok(b) => builds.push(b),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        link_dependencies(project, &mut builds);
+        if let Some(cycle) = find_cycle(&builds) {
+            problems.push(Problem {
+                service: cycle[0].clone(),
+                key: format!("services.{}.build", cycle[0]),
+                message: format!("its image depends on itself through {}", cycle.join(" → ")),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(Prepared { builds, warnings })
+    } else {
+        Err(problems)
+    }
+}
+
+fn prepare_one(
+    project: &Project,
+    service: &Service,
+    build: &Build,
+    options: &Options,
+    warnings: &mut Vec<Problem>,
+) -> Result<ServiceBuild, Vec<Problem>> {
+    let name = &service.name;
+    let mut problems = Vec::new();
+    let problem = |field: &str, message: String| Problem {
+        service: name.clone(),
+        key: if field.is_empty() {
+            format!("services.{name}.build")
+        } else {
+            format!("services.{name}.build.{field}")
+        },
+        message,
+    };
+
+    let mut request = BuildRequest {
+        tag: service.image_name(&project.name),
+        builder: options.builder,
+        target: build.target.clone(),
+        no_cache: build.no_cache,
+        pull: build.pull,
+        network: build.network.clone(),
+        cache_from: build.cache_from.clone(),
+        ..Default::default()
+    };
+    request.args = build
+        .args
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+        .collect();
+    request.labels = options.labels.clone();
+    request
+        .labels
+        .extend(build.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    let source = match (&build.context, &build.dockerfile) {
+        (Some(Context::Remote(url)), dockerfile) => {
+            request.remote = Some(url.clone());
+            match dockerfile {
+                Some(Dockerfile::Inline(_)) => problems.push(problem(
+                    "dockerfile_inline",
+                    "an inline Dockerfile cannot be combined with a remote context (the daemon fetches the context itself)".into(),
+                )),
+                Some(Dockerfile::Path(p)) => request.dockerfile = p.to_string_lossy().into_owned(),
+                None => request.dockerfile = "Dockerfile".into(),
+            }
+            Some(Source::Remote(url.clone()))
+        }
+        (Some(Context::Dir(dir)), dockerfile) => {
+            if !dir.is_dir() {
+                problems.push(problem(
+                    "context",
+                    format!("the context folder {} does not exist (paths are relative to the compose file's folder)", dir.display()),
+                ));
+                None
+            } else {
+                match LocalContext::prepare(dir, dockerfile.as_ref(), options.builder) {
+                    Ok(ctx) => {
+                        request.dockerfile = ctx.dockerfile().to_string();
+                        Some(Source::Local(ctx))
+                    }
+                    Err(crate::context::ContextError::DockerfileNotFound { path }) => {
+                        problems.push(problem(
+                            "dockerfile",
+                            format!("the Dockerfile {} does not exist", path.display()),
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        problems.push(problem("context", e.to_string()));
+                        None
+                    }
+                }
+            }
+        }
+        (None, _) => {
+            problems.push(problem("context", "no build context".into()));
+            None
+        }
+    };
+
+    match build.extra_hosts.as_slice() {
+        [] => {}
+        [(host, ip)] => request.extra_host = Some(format!("{host}:{ip}")),
+        _ => problems.push(problem(
+            "extra_hosts",
+            "the daemon's build endpoint takes one extra host through wharf's client; list one, or add the others in the Dockerfile".into(),
+        )),
+    }
+    match build.shm_size {
+        None => {}
+        Some(n) => match i32::try_from(n) {
+            Ok(n) => request.shm_size = Some(n),
+            Err(_) => problems.push(problem(
+                "shm_size",
+                format!("{n} bytes is more than the daemon's build endpoint accepts (2 GiB)"),
+            )),
+        },
+    }
+    match build.platforms.as_slice() {
+        [] => {}
+        [p] => request.platform = Some(p.clone()),
+        many => problems.push(problem(
+            "platforms",
+            format!(
+                "the Docker daemon builds one platform per image, not {} ({}); a multi-platform image needs a buildx builder",
+                many.len(),
+                many.join(", ")
+            ),
+        )),
+    }
+    let unsupported: [(&str, bool, &str); 7] = [
+        ("secrets", !build.secrets.is_empty(), "build secrets need a BuildKit session with a secrets provider, which wharf's daemon connection does not offer yet; use a build arg only for non-secret values, or build this service with docker compose"),
+        ("ssh", !build.ssh.is_empty(), "SSH forwarding needs a BuildKit session with an SSH agent provider, which wharf's daemon connection does not offer yet"),
+        ("additional_contexts", !build.additional_contexts.is_empty(), "named build contexts are not accepted by the daemon's build endpoint (they need buildx)"),
+        ("entitlements", !build.entitlements.is_empty(), "entitlements are not accepted by the daemon's build endpoint"),
+        ("privileged", build.privileged, "privileged builds are not accepted by the daemon's build endpoint"),
+        ("ulimits", !build.ulimits.is_empty(), "ulimits are not passed by wharf's daemon client"),
+        ("isolation", build.isolation.is_some(), "isolation applies to Windows daemons, which wharf does not drive"),
+    ];
+    for (field, set, why) in unsupported {
+        if set {
+            problems.push(problem(field, format!("is set, but {why}")));
+        }
+    }
+    let ignored: [(&str, bool, &str); 3] = [
+        (
+            "cache_to",
+            !build.cache_to.is_empty(),
+            "the daemon's builder keeps its own cache; no cache export is made",
+        ),
+        (
+            "provenance",
+            build.provenance.is_some(),
+            "the daemon's builder attaches no provenance attestation",
+        ),
+        (
+            "sbom",
+            build.sbom.is_some(),
+            "the daemon's builder attaches no SBOM attestation",
+        ),
+    ];
+    for (field, set, why) in ignored {
+        if set {
+            warnings.push(problem(field, format!("is ignored: {why}")));
+        }
+    }
+
+    match source {
+        Some(source) if problems.is_empty() => Ok(ServiceBuild {
+            service: name.clone(),
+            image: request.tag.clone(),
+            extra_tags: build.tags.clone(),
+            source,
+            request,
+            after: Vec::new(),
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// The image names of `FROM` lines (and `COPY --from=`) of a Dockerfile, with build args and
+/// `ARG` defaults substituted. Written by hand: only these two instructions matter here, and
+/// Dockerfile parser crates do not substitute arguments.
+pub fn referenced_images(dockerfile: &str, args: &HashMap<String, String>) -> Vec<String> {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let mut stages: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    // Line continuations join lines before anything else.
+    let joined = dockerfile.replace("\\\r\n", " ").replace("\\\n", " ");
+    for line in joined.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let instruction = words.next().unwrap_or("").to_ascii_uppercase();
+        let rest: Vec<&str> = words.collect();
+        match instruction.as_str() {
+            "ARG" => {
+                for decl in rest {
+                    let (k, default) = match decl.split_once('=') {
+                        Some((k, v)) => (k, Some(v.trim_matches('"').to_string())),
+                        None => (decl, None),
+                    };
+                    if let Some(v) = args.get(k).cloned().or(default) {
+                        vars.entry(k.to_string()).or_insert(v);
+                    }
+                }
+            }
+            "FROM" => {
+                let mut it = rest.iter().filter(|w| !w.starts_with("--"));
+                if let Some(image) = it.next() {
+                    let image = substitute(image, &vars);
+                    if !stages.iter().any(|s| s.eq_ignore_ascii_case(&image)) {
+                        out.push(image);
+                    }
+                }
+                if let (Some(kw), Some(stage)) = (it.next(), it.next()) {
+                    if kw.eq_ignore_ascii_case("as") {
+                        stages.push(stage.to_string());
+                    }
+                }
+            }
+            "COPY" | "ADD" => {
+                for w in rest.iter().filter_map(|w| w.strip_prefix("--from=")) {
+                    let image = substitute(w, &vars);
+                    let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
+                        || image.parse::<usize>().is_ok();
+                    if !is_stage {
+                        out.push(image);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn substitute(word: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = word.to_string();
+    for (k, v) in vars {
+        out = out
+            .replace(&format!("${{{k}}}"), v)
+            .replace(&format!("${k}"), v);
+    }
+    out
+}
+
+/// `name` and `name:latest` are the same image.
+fn same_image(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let last = s.rsplit('/').next().unwrap_or(s);
+        if last.contains(':') {
+            s.to_string()
+        } else {
+            format!("{s}:latest")
+        }
+    };
+    norm(a) == norm(b)
+}
+
+fn link_dependencies(project: &Project, builds: &mut [ServiceBuild]) {
+    let names: Vec<(String, Vec<String>)> = builds
+        .iter()
+        .map(|b| {
+            let mut all = vec![b.image.clone()];
+            all.extend(b.extra_tags.iter().cloned());
+            (b.service.clone(), all)
+        })
+        .collect();
+    for b in builds.iter_mut() {
+        let text = match (
+            &b.source,
+            project
+                .services
+                .get(&b.service)
+                .and_then(|s| s.build.as_ref())
+                .and_then(|x| x.dockerfile.as_ref()),
+        ) {
+            (_, Some(Dockerfile::Inline(t))) => Some(t.clone()),
+            (Source::Local(ctx), _) => std::fs::read_to_string(ctx.root().join(ctx.dockerfile()))
+                .ok()
+                .or_else(|| {
+                    project
+                        .services
+                        .get(&b.service)
+                        .and_then(|s| s.build.as_ref())
+                        .and_then(|x| match &x.dockerfile {
+                            Some(Dockerfile::Path(p)) => std::fs::read_to_string(p).ok(),
+                            _ => None,
+                        })
+                }),
+            _ => None,
+        };
+        let Some(text) = text else { continue };
+        for image in referenced_images(&text, &b.request.args) {
+            for (service, images) in &names {
+                if service != &b.service
+                    && images.iter().any(|i| same_image(i, &image))
+                    && !b.after.contains(service)
+                {
+                    b.after.push(service.clone());
+                }
+            }
+        }
+    }
+}
+
+fn find_cycle(builds: &[ServiceBuild]) -> Option<Vec<String>> {
+    fn visit(
+        name: &str,
+        builds: &[ServiceBuild],
+        path: &mut Vec<String>,
+        done: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == name) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(name.to_string());
+            return Some(cycle);
+        }
+        if done.iter().any(|d| d == name) {
+            return None;
+        }
+        path.push(name.to_string());
+        if let Some(b) = builds.iter().find(|b| b.service == name) {
+            for dep in &b.after {
+                if let Some(c) = visit(dep, builds, path, done) {
+                    return Some(c);
+                }
+            }
+        }
+        path.pop();
+        done.push(name.to_string());
+        None
+    }
+    let mut done = Vec::new();
+    builds
+        .iter()
+        .find_map(|b| visit(&b.service, builds, &mut Vec::new(), &mut done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_lines_name_images_not_stages() {
+        let df = "ARG BASE=shop/base:1\nFROM ${BASE} AS build\nRUN x\nFROM build AS test\nFROM --platform=linux/amd64 alpine\nCOPY --from=build /a /b\nCOPY --from=tools:2 /t /t\nCOPY --from=0 /x /y\n";
+        assert_eq!(
+            referenced_images(df, &HashMap::new()),
+            vec!["shop/base:1", "alpine", "tools:2"]
+        );
+        let args = HashMap::from([("BASE".to_string(), "other:3".to_string())]);
+        assert_eq!(referenced_images(df, &args)[0], "other:3");
+    }
+
+    #[test]
+    fn latest_is_implied() {
+        assert!(same_image("shop/base", "shop/base:latest"));
+        assert!(same_image("localhost:5000/a", "localhost:5000/a:latest"));
+        assert!(!same_image("shop/base:1", "shop/base"));
+    }
+}
