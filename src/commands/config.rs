@@ -1,8 +1,57 @@
 //! `wharf config`: the resolved project, as `docker compose config` prints it.
 
-use crate::cli::{ConfigArgs, ProjectArgs};
+use crate::cli::{ConfigArgs, ConfigFormat, ProjectArgs};
 use crate::error::{Failure, Result};
+use std::io::Write;
 
-pub fn run(_project: &ProjectArgs, _args: &ConfigArgs) -> Result<()> {
-    Err(Failure::config(anyhow::anyhow!("the compose loader is not wired in yet")))
+/// The project options of the command line, with the process's folder and environment.
+pub fn project_options(project: &ProjectArgs) -> Result<wharf_compose::ProjectOptions> {
+    let working_dir = std::env::current_dir().map_err(|e| {
+        Failure::config(anyhow::anyhow!("cannot read the current folder: {e}"))
+    })?;
+    Ok(wharf_compose::ProjectOptions {
+        files: project.files.clone(),
+        project_name: project.project_name.clone(),
+        profiles: project.profiles.clone(),
+        env_files: project.env_files.clone(),
+        project_directory: project.project_directory.clone(),
+        working_dir,
+        environment: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
+    })
+}
+
+pub fn run(project: &ProjectArgs, args: &ConfigArgs) -> Result<()> {
+    let options = project_options(project)?;
+    // `--services` lists every active service, whatever services are named.
+    let selected: &[String] = if args.services { &[] } else { &args.service };
+    let loaded = wharf_compose::load_services(&options, selected).map_err(Failure::config)?;
+    let mut out = String::new();
+    if args.services {
+        for name in loaded.service_names_in_dependency_order() {
+            out.push_str(&name);
+            out.push('\n');
+        }
+    } else if args.images {
+        for image in loaded.image_names() {
+            out.push_str(&image);
+            out.push('\n');
+        }
+    } else {
+        match args.format {
+            ConfigFormat::Json => {
+                let json = serde_json::to_string_pretty(&loaded.to_compose_json())
+                    .map_err(|e| Failure::config(anyhow::anyhow!("cannot render JSON: {e}")))?;
+                out.push_str(&json);
+                out.push('\n');
+            }
+            ConfigFormat::Yaml => out.push_str(&loaded.to_compose_yaml()),
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+        .map_err(|e| Failure::config(anyhow::anyhow!("cannot write to standard output: {e}")))
 }

@@ -1,5 +1,164 @@
 //! wharf-compose: reads a compose project exactly as docker compose v2 does.
 //!
-//! (Loader under construction; see `model` for the resolved types.)
+//! docker compose is built on compose-go; every step here mirrors one of its steps, quirks
+//! included, because a project read differently is an image built from something else than
+//! `docker compose build` would build:
+//!
+//! - [`project`](crate::load) finds the files (`compose.yaml` … in the folder or its parents,
+//!   the override file, `-f`, `COMPOSE_FILE`), reads `.env` / `--env-file`, picks the project
+//!   name and the profiles;
+//! - `yaml` parses each file as go-yaml does (scalar types, merge keys, `!reset`/`!override`);
+//! - [`interpolate`] substitutes `${VAR}` forms, `dotenv` reads env files;
+//! - `loader` runs compose-go's per-file pipeline: `extends`, `include`, merging (`merge`),
+//!   schema validation (`schema`, the compose specification's JSON schema), canonical forms
+//!   (`canonical`), relative paths (`paths`);
+//! - `typed` checks field types as compose's typed decoding does, applies profiles and the
+//!   consistency checks, and produces the [`model`] the builder and the pusher consume, plus
+//!   the JSON `docker compose config` prints ([`Project::to_compose_json`]).
+//!
+//! Loading reads files only: it never talks to the Docker daemon or the network, and it reads
+//! the environment only from [`ProjectOptions::environment`].
+
+mod canonical;
+mod dotenv;
+mod error;
+mod gopath;
+pub mod interpolate;
+mod loader;
+mod merge;
 pub mod model;
+mod paths;
+mod project;
+mod schema;
+mod tree;
+mod typed;
+mod value;
+mod volume;
+mod yaml;
+
+pub use error::{Error, ErrorKind};
 pub use model::*;
+pub use project::normalize_project_name;
+
+use indexmap::IndexMap;
+use std::path::PathBuf;
+
+/// How to find and read a project: docker compose's project options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectOptions {
+    /// `-f` files, in merge order (relative to `working_dir`).
+    pub files: Vec<PathBuf>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--profile` (empty: `COMPOSE_PROFILES`).
+    pub profiles: Vec<String>,
+    /// `--env-file` (empty: `COMPOSE_ENV_FILES`, else the project's `.env`).
+    pub env_files: Vec<PathBuf>,
+    /// `--project-directory`.
+    pub project_directory: Option<PathBuf>,
+    /// The process's current directory.
+    pub working_dir: PathBuf,
+    /// The process environment. `COMPOSE_FILE`, `COMPOSE_PATH_SEPARATOR`, `COMPOSE_PROFILES`,
+    /// `COMPOSE_PROJECT_NAME`, `COMPOSE_ENV_FILES`, `COMPOSE_DISABLE_ENV_FILE`, `HOME` and
+    /// every interpolated variable are read from here, never from the real environment.
+    pub environment: IndexMap<String, String>,
+}
+
+/// Loads the project: every active service (profiles applied).
+pub fn load(opts: &ProjectOptions) -> Result<Project, Error> {
+    load_services(opts, &[])
+}
+
+/// Loads the project keeping only `services` (names or `filepath.Match` patterns, as
+/// `docker compose config SERVICE…` takes them) and what they depend on; naming a service
+/// enables its profiles. An empty list keeps every active service.
+pub fn load_services(opts: &ProjectOptions, services: &[String]) -> Result<Project, Error> {
+    let _span = tracing::debug_span!("compose.load").entered();
+    project::load_project(opts, services)
+}
+
+impl Project {
+    /// What `docker compose config --format json` prints, restricted to what wharf reads:
+    /// the project name, each service's `profiles`, `build` and `image`, and the top-level
+    /// `x-` extension fields. Values are resolved: a literal `$` is `$` (compose prints `$$`).
+    pub fn to_compose_json(&self) -> serde_json::Value {
+        let mut root = serde_json::Map::new();
+        root.insert("name".into(), serde_json::Value::String(self.name.clone()));
+        let mut services = serde_json::Map::new();
+        for (name, s) in &self.services {
+            services.insert(name.clone(), s.compose.clone());
+        }
+        root.insert("services".into(), serde_json::Value::Object(services));
+        let mut ext: Vec<(&String, &serde_json::Value)> = self.extensions.iter().collect();
+        ext.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in ext {
+            root.insert(k.clone(), v.clone());
+        }
+        serde_json::Value::Object(root)
+    }
+
+    /// The same as [`Project::to_compose_json`] in YAML, as `--format yaml` prints it (where
+    /// compose also shows each service's `x-` fields).
+    pub fn to_compose_yaml(&self) -> String {
+        let mut root = serde_json::Map::new();
+        root.insert("name".into(), serde_json::Value::String(self.name.clone()));
+        let mut services = serde_json::Map::new();
+        for (name, s) in &self.services {
+            let mut entry = match &s.compose {
+                serde_json::Value::Object(m) => m.clone(),
+                _ => serde_json::Map::new(),
+            };
+            let mut ext: Vec<(&String, &serde_json::Value)> = s.extensions.iter().collect();
+            ext.sort_by(|a, b| a.0.cmp(b.0));
+            for (k, v) in ext {
+                entry.insert(k.clone(), v.clone());
+            }
+            services.insert(name.clone(), serde_json::Value::Object(entry));
+        }
+        root.insert("services".into(), serde_json::Value::Object(services));
+        let mut ext: Vec<(&String, &serde_json::Value)> = self.extensions.iter().collect();
+        ext.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in ext {
+            root.insert(k.clone(), v.clone());
+        }
+        serde_yaml_ng::to_string(&serde_json::Value::Object(root)).unwrap_or_default()
+    }
+
+    /// The image name of every service, as `config --images` prints them.
+    pub fn image_names(&self) -> Vec<String> {
+        self.services
+            .values()
+            .map(|s| s.image_name(&self.name))
+            .collect()
+    }
+
+    /// Service names with every service after the services it depends on, as
+    /// `config --services` prints them.
+    pub fn service_names_in_dependency_order(&self) -> Vec<String> {
+        fn visit(
+            name: &str,
+            project: &Project,
+            seen: &mut std::collections::BTreeSet<String>,
+            out: &mut Vec<String>,
+        ) {
+            let Some(service) = project.services.get(name) else {
+                return;
+            };
+            if !seen.insert(name.to_string()) {
+                return;
+            }
+            let mut deps = service.depends_on.clone();
+            deps.sort();
+            for d in deps {
+                visit(&d, project, seen, out);
+            }
+            out.push(name.to_string());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for name in self.services.keys() {
+            visit(name, self, &mut seen, &mut out);
+        }
+        out
+    }
+}

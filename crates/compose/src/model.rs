@@ -22,6 +22,9 @@ pub struct Project {
     pub secrets: IndexMap<String, SecretDef>,
     /// Top-level `x-wharf:` settings, as JSON (interpolated).
     pub x_wharf: Option<serde_json::Value>,
+    /// Every top-level `x-…` extension field (including `x-wharf`), as JSON, as compose prints
+    /// them.
+    pub extensions: IndexMap<String, serde_json::Value>,
 }
 
 /// One service of the project.
@@ -34,6 +37,13 @@ pub struct Service {
     pub profiles: Vec<String>,
     /// Per-service `x-wharf:` settings, as JSON (interpolated).
     pub x_wharf: Option<serde_json::Value>,
+    /// The services this one depends on (`depends_on`, links and `service:` namespaces).
+    pub depends_on: Vec<String>,
+    /// Every `x-…` extension field of the service (including `x-wharf`), as JSON.
+    pub extensions: IndexMap<String, serde_json::Value>,
+    /// This service as `docker compose config --format json` prints it (`profiles`, `build`,
+    /// `image`; paths and values exactly as compose renders them, e.g. `dockerfile` as written).
+    pub compose: serde_json::Value,
 }
 
 impl Service {

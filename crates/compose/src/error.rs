@@ -1,0 +1,120 @@
+//! Why a project could not be loaded, as one complete message: the file, the line and column
+//! where the YAML gives one, the key path, what compose says, and what to do about it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What kind of problem stopped loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No compose file was found or given.
+    NoConfigFile,
+    /// A file could not be read.
+    Io,
+    /// The YAML itself is malformed.
+    Syntax,
+    /// `${…}` could not be substituted (malformed, or a required variable is missing).
+    Interpolation,
+    /// The model breaks the compose specification (unknown key, wrong type…).
+    Schema,
+    /// Anything else compose refuses (bad `.env`, extends/include problems, undefined
+    /// references, bad project name…).
+    Invalid,
+}
+
+/// A loading error. `Display` is the whole human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    /// The file the problem is in, when known.
+    pub file: Option<PathBuf>,
+    /// 1-based line and column in `file`.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The key path (`services.api.build.args.TAG`), when the problem is at one.
+    pub key_path: Option<String>,
+    /// The problem, in docker compose's words.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl std::error::Error for Error {}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+                if let Some(col) = self.column {
+                    write!(f, ":{col}")?;
+                }
+            }
+            write!(f, ": ")?;
+        }
+        if let Some(key) = &self.key_path {
+            if !self.message.contains(key.as_str()) {
+                write!(f, "{key}: ")?;
+            }
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            file: None,
+            line: None,
+            column: None,
+            key_path: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Invalid, message)
+    }
+
+    pub(crate) fn in_file(mut self, file: impl Into<PathBuf>) -> Self {
+        if self.file.is_none() {
+            self.file = Some(file.into());
+        }
+        self
+    }
+
+    pub(crate) fn at_key(mut self, path: &[String]) -> Self {
+        if self.key_path.is_none() && !path.is_empty() {
+            self.key_path = Some(path.join("."));
+        }
+        self
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        if self.hint.is_none() {
+            self.hint = Some(hint.into());
+        }
+        self
+    }
+
+    pub(crate) fn io(path: &str, e: &std::io::Error) -> Self {
+        let message = match e.kind() {
+            std::io::ErrorKind::NotFound => format!("open {path}: no such file or directory"),
+            std::io::ErrorKind::PermissionDenied => format!("open {path}: permission denied"),
+            _ if is_dir(path) => format!("read {path}: is a directory"),
+            _ => format!("read {path}: {e}"),
+        };
+        Error::new(ErrorKind::Io, message).hint("check that the file exists and is readable")
+    }
+}
+
+fn is_dir(path: &str) -> bool {
+    std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false)
+}
