@@ -19,6 +19,8 @@ pub mod git;
 pub mod login;
 pub mod push;
 pub mod registry;
+pub mod release;
+pub mod repositories;
 pub mod target;
 pub mod template;
 

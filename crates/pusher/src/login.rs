@@ -97,6 +97,15 @@ fn display_sdk_error(e: &dyn std::error::Error) -> String {
     aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
 }
 
+/// An AWS SDK error as one line: the service's code and message when it answered, else the
+/// transport's story.
+pub(crate) fn sdk_error_message<E>(e: &E) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error,
+{
+    sdk_message(e, &display_sdk_error(e)).1
+}
+
 /// The account of the caller (STS GetCallerIdentity), for `--registry ecr`.
 pub async fn caller_account(sdk: &SdkConfig) -> Result<String, Error> {
     let sts = aws_sdk_sts::Client::new(sdk);
