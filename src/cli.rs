@@ -51,7 +51,137 @@ pub struct ProjectArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the resolved project, as `docker compose config` does.
+    #[command(
+        after_help = "Examples:\n  wharf config --format json\n  wharf -f compose.yaml -f compose.prod.yaml config --images"
+    )]
     Config(ConfigArgs),
+    /// Show what build and push would do, with no daemon and no AWS call.
+    #[command(
+        after_help = "Examples:\n  wharf plan --registry ecr\n  wharf plan --format json --tag '{git_sha}' --tag latest"
+    )]
+    Plan(PlanArgs),
+    /// Build the services through the Docker daemon (with --push: push them too).
+    #[command(
+        after_help = "Examples:\n  wharf build\n  wharf build api worker\n  wharf build --push --registry ecr --manifest images.json"
+    )]
+    Build(BuildArgs),
+    /// Push images already built, identity tags first, then the moving tags.
+    #[command(
+        after_help = "Examples:\n  wharf push --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    )]
+    Push(PushArgs),
+    /// Check that every expected image reference exists in its registry (the pre-deploy gate).
+    #[command(
+        after_help = "Exit status: 0 all present, 1 some missing (each named), 2 usage or configuration error.\n\nExamples:\n  wharf verify --registry ecr\n  GITHUB_SHA=$SHA wharf verify --tag 'prod-{git_sha}' --tag prod-latest"
+    )]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PlanFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where images go and under which tags.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TargetArgs {
+    /// Registry: `ecr` (private ECR of the caller's account), ACCOUNT.dkr.ecr.REGION.amazonaws.com,
+    /// public.ecr.aws/ALIAS, or HOST[:PORT][/NAMESPACE]. Default: the registry in each image name.
+    #[arg(long, env = "WHARF_REGISTRY", value_name = "REG")]
+    pub registry: Option<String>,
+    /// Tag template (repeatable): {git_sha}, {git_short_sha}, {git_branch}, {compose_tag},
+    /// {timestamp}, {env:NAME}. Default: {git_sha} and latest.
+    #[arg(
+        long = "tag",
+        env = "WHARF_TAGS",
+        value_delimiter = ',',
+        value_name = "TEMPLATE"
+    )]
+    pub tags: Vec<String>,
+    /// Repository template: {image_name}, {project}, {service}. Default: {image_name}, or
+    /// {project}-{service} for a service without `image:`.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub repository: Option<String>,
+    /// Create missing ECR repositories (scan on push, lifecycle policy from x-wharf).
+    #[arg(long)]
+    pub create_repositories: bool,
+    /// Allow a work tree with uncommitted changes: identity tags then end in `-dirty`.
+    #[arg(long)]
+    pub allow_dirty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: PlanFormat,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum BuilderChoice {
+    /// BuildKit: cache, secret and ssh mounts, parallel stages.
+    #[default]
+    Buildkit,
+    /// The daemon's classic builder, for daemons without BuildKit.
+    Classic,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Push the images after building them (the CI one-liner).
+    #[arg(long)]
+    pub push: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Write the manifest of pushed images (JSON) to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// How many services build at once (default: a few, by the number of cores).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Keep building the other services after a failure.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Which builder of the daemon runs the builds.
+    #[arg(long, value_enum, default_value_t)]
+    pub builder: BuilderChoice,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Write the manifest of pushed images (JSON) to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// How many services push at once.
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Write the manifest of the verified images (JSON) to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -7,6 +7,8 @@
 mod cli;
 mod commands;
 mod error;
+mod progress;
+mod release;
 
 use clap::Parser;
 use std::process::ExitCode;

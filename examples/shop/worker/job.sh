@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "worker running on $(cat /etc/shop-motd)"

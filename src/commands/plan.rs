@@ -1,0 +1,158 @@
+//! `wharf plan`: what build and push would do, computed from the compose file, the settings and
+//! git alone — no daemon, no AWS call — so it runs anywhere and can be pasted into a review.
+
+use crate::cli::{PlanArgs, PlanFormat, ProjectArgs};
+use crate::error::{Failure, Result};
+use crate::release;
+use anyhow::anyhow;
+use wharf_compose::{Context, Dockerfile, Project, Service};
+use wharf_pusher::registry::Registry;
+use wharf_pusher::target::ImageTarget;
+
+#[derive(serde::Serialize)]
+struct PlannedService {
+    service: String,
+    context: Option<String>,
+    dockerfile: Option<String>,
+    target: Option<String>,
+    image: String,
+    registry: String,
+    repository: String,
+    identity_tags: Vec<String>,
+    moving_tags: Vec<String>,
+    references: Vec<String>,
+    /// ECR and ECR Public repositories are checked (and created with --create-repositories)
+    /// before anything is pushed; other registries create repositories on push.
+    repository_checked: bool,
+}
+
+fn relative(project: &Project, p: &std::path::Path) -> String {
+    match p.strip_prefix(&project.working_dir) {
+        Ok(r) if r.as_os_str().is_empty() => ".".into(),
+        Ok(r) => format!("./{}", r.display()),
+        Err(_) => p.display().to_string(),
+    }
+}
+
+fn registry_label(t: &ImageTarget) -> String {
+    match (&t.host, &t.registry) {
+        (Some(h), _) => h.clone(),
+        (None, Registry::EcrOfCaller) => {
+            let region = std::env::var("AWS_REGION")
+                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|_| "<region>".into());
+            format!("<account>.dkr.ecr.{region}.amazonaws.com")
+        }
+        (None, r) => format!("{r:?}"),
+    }
+}
+
+fn plan_one(project: &Project, s: &Service, t: &ImageTarget) -> PlannedService {
+    let build = s.build.as_ref();
+    let context = build.and_then(|b| b.context.as_ref()).map(|c| match c {
+        Context::Dir(d) => relative(project, d),
+        Context::Remote(u) => u.clone(),
+    });
+    let dockerfile = build.map(|b| match &b.dockerfile {
+        Some(Dockerfile::Path(p)) => relative(project, p),
+        Some(Dockerfile::Inline(_)) => "(inline)".into(),
+        None => "Dockerfile".into(),
+    });
+    let registry = registry_label(t);
+    let references = t
+        .all_tags()
+        .map(|tag| format!("{registry}/{}:{tag}", t.repository))
+        .collect();
+    PlannedService {
+        service: s.name.clone(),
+        context,
+        dockerfile,
+        target: build.and_then(|b| b.target.clone()),
+        image: t.local_image.clone(),
+        repository_checked: matches!(
+            t.registry,
+            Registry::Ecr { .. } | Registry::EcrOfCaller | Registry::EcrPublic { .. }
+        ),
+        registry,
+        repository: t.repository.clone(),
+        identity_tags: t.identity_tags.clone(),
+        moving_tags: t.moving_tags.clone(),
+        references,
+    }
+}
+
+pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
+    let project = release::load_project(project_args)?;
+    let services = release::select(&project, &args.services)?;
+    // A plan is read, not pushed: a dirty tree is shown as such rather than refused.
+    let mut target_args = args.target.clone();
+    let refuses_dirty = !target_args.allow_dirty;
+    target_args.allow_dirty = true;
+    let (targets, revision) = release::targets(&project, &services, &target_args)?;
+    let planned: Vec<PlannedService> = services
+        .iter()
+        .zip(&targets)
+        .map(|(s, t)| plan_one(&project, s, t))
+        .collect();
+    let dirty_note = revision.as_ref().filter(|r| r.dirty && refuses_dirty).map(|r| {
+        format!("the work tree has uncommitted changes: build --push would refuse (commit {}, or pass --allow-dirty)", &r.sha[..12])
+    });
+    let create = args.target.create_repositories;
+    let out = match args.format {
+        PlanFormat::Json => {
+            let doc = serde_json::json!({
+                "project": project.name,
+                "revision": revision.as_ref().map(|r| serde_json::json!({"sha": r.sha, "branch": r.branch, "dirty": r.dirty, "source": r.source})),
+                "create_repositories": create,
+                "services": planned,
+                "warnings": dirty_note.iter().collect::<Vec<_>>(),
+            });
+            serde_json::to_string_pretty(&doc).map_err(|e| Failure::config(anyhow!("{e}")))? + "\n"
+        }
+        PlanFormat::Text => {
+            let mut o = format!("project {} — {} service(s)", project.name, planned.len());
+            if let Some(r) = &revision {
+                o.push_str(&format!(
+                    ", commit {}{} ({})",
+                    r.sha,
+                    if r.dirty { " (dirty)" } else { "" },
+                    r.source
+                ));
+            }
+            o.push('\n');
+            for p in &planned {
+                o.push_str(&format!("\n{}\n", p.service));
+                let mut row = |k: &str, v: &str| o.push_str(&format!("  {k:<11} {v}\n"));
+                if let Some(c) = &p.context {
+                    row("context", c);
+                }
+                if let Some(d) = &p.dockerfile {
+                    row("dockerfile", d);
+                }
+                if let Some(t) = &p.target {
+                    row("target", t);
+                }
+                row("image", &p.image);
+                let repo = format!("{}/{}", p.registry, p.repository);
+                let repo_note = match (p.repository_checked, create) {
+                    (true, true) => " (created if missing)",
+                    (true, false) => " (must exist)",
+                    (false, _) => "",
+                };
+                row("repository", &format!("{repo}{repo_note}"));
+                if !p.identity_tags.is_empty() {
+                    row("push", &p.identity_tags.join(", "));
+                }
+                if !p.moving_tags.is_empty() {
+                    row("then move", &p.moving_tags.join(", "));
+                }
+            }
+            if let Some(n) = &dirty_note {
+                o.push_str(&format!("\nwarning: {n}\n"));
+            }
+            o
+        }
+    };
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `wharf verify`: the pre-deploy gate. Every expected reference (each required service, each
+//! tag) must exist in its registry, checked through the registry's HTTP API — no daemon needed.
+
+use crate::cli::{ProjectArgs, VerifyArgs};
+use crate::error::{Failure, Result};
+use crate::progress::Reporter;
+use crate::release;
+use anyhow::anyhow;
+use std::sync::Arc;
+use wharf_pusher::api::RegistryApi;
+
+pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter>) -> Result<()> {
+    let project = release::load_project(project_args)?;
+    let services = release::select(&project, &args.services)?;
+    let (mut targets, _) = release::targets(&project, &services, &args.target)?;
+    targets.retain(|t| t.required || !args.services.is_empty());
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let mut sdk = None;
+        let logins = release::login_all(&mut targets, &mut sdk).await?;
+        let api = RegistryApi::new();
+        let mut missing = Vec::new();
+        let mut errors = Vec::new();
+        let mut images = Vec::new();
+        for t in &targets {
+            let host = t.host.clone().unwrap_or_default();
+            let repo = format!("{host}/{}", t.repository);
+            let mut digests = Vec::new();
+            for tag in t.all_tags() {
+                let reference = format!("{repo}:{tag}");
+                match api.manifest_digest(&reference, logins.get(&host)).await {
+                    Ok(Some(d)) => {
+                        reporter.service(
+                            &t.service,
+                            "present",
+                            &format!("{reference} {d}"),
+                            &[("reference", &reference), ("digest", &d)],
+                        );
+                        digests.push(d);
+                    }
+                    Ok(None) => {
+                        reporter.service(
+                            &t.service,
+                            "missing",
+                            &format!("{reference} is missing"),
+                            &[("reference", &reference)],
+                        );
+                        missing.push(format!("`{}`: {reference}", t.service));
+                    }
+                    Err(e) => errors.push(format!("`{}`: {reference}: {e}", t.service)),
+                }
+            }
+            if let Some(d) = digests.first() {
+                if digests.iter().any(|x| x != d) {
+                    missing.push(format!(
+                        "`{}`: the tags of {repo} name different images ({})",
+                        t.service,
+                        digests.join(", ")
+                    ));
+                }
+                images.push(release::manifest_image(t, d));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Failure::failed(anyhow!(
+                "could not verify:\n  {}",
+                errors.join("\n  ")
+            )));
+        }
+        if !missing.is_empty() {
+            return Err(Failure::failed(anyhow!(
+                "{} expected image reference(s) are not in their registry:\n  {}",
+                missing.len(),
+                missing.join("\n  ")
+            )));
+        }
+        reporter.note(
+            "summary",
+            &format!("all {} image(s) present", targets.len()),
+        );
+        if let Some(path) = &args.manifest {
+            release::write_manifest(path, &project, &images)?;
+        }
+        Ok(())
+    })
+}

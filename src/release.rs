@@ -1,0 +1,615 @@
+//! The orchestration behind plan, build, push and verify: which services, where their images
+//! go, logging in and checking repositories before anything is built, then the two push
+//! phases, and the manifest.
+
+use crate::cli::{ProjectArgs, TargetArgs};
+use crate::error::{Failure, Result};
+use crate::progress::Reporter;
+use anyhow::anyhow;
+use aws_config::SdkConfig;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use wharf_compose::{Project, Service};
+use wharf_pusher::git::Revision;
+use wharf_pusher::login::{self, Login};
+use wharf_pusher::registry::Registry;
+use wharf_pusher::release::{Landing, Logins, PushEvent};
+use wharf_pusher::repositories::{CreateSettings, Ecr, EcrPublic};
+use wharf_pusher::target::{self, ImageTarget, Settings, TagValues};
+use wharf_pusher::template::{Template, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS};
+
+/// Loads the compose project of the command line.
+pub fn load_project(args: &ProjectArgs) -> Result<Project> {
+    let options = crate::commands::config::project_options(args)?;
+    wharf_compose::load(&options).map_err(Failure::config)
+}
+
+fn skipped(service: &Service) -> bool {
+    service
+        .x_wharf
+        .as_ref()
+        .and_then(|x| x.get("skip"))
+        .and_then(|v| v.as_bool())
+        == Some(true)
+}
+
+/// The services a command works on: those named (each must exist and have a build section),
+/// else every service with a build section not marked `x-wharf.skip`.
+pub fn select<'p>(project: &'p Project, names: &[String]) -> Result<Vec<&'p Service>> {
+    if names.is_empty() {
+        return Ok(project
+            .services
+            .values()
+            .filter(|s| s.build.is_some() && !skipped(s))
+            .collect());
+    }
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for name in names {
+        match project.services.get(name) {
+            None => {
+                let known: Vec<&str> = project.services.keys().map(String::as_str).collect();
+                problems.push(format!("no such service: `{name}` (services: {})", known.join(", ")));
+            }
+            Some(s) if s.build.is_none() => {
+                problems.push(format!("service `{name}` has no build section: wharf builds and pushes only images the project builds"))
+            }
+            Some(s) => {
+                if !out.iter().any(|o: &&Service| o.name == s.name) {
+                    out.push(s)
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Failure::config(anyhow!(problems.join("\n  "))))
+    }
+}
+
+fn x_wharf_str<'a>(project: &'a Project, key: &str) -> Option<&'a serde_json::Value> {
+    project.x_wharf.as_ref()?.get(key)
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The release settings: command line beats environment (both through clap) beats the
+/// compose file's top-level `x-wharf`.
+pub fn settings(project: &Project, args: &TargetArgs) -> Result<Settings> {
+    let cfg = |m: String| Failure::config(anyhow!(m));
+    let registry = match args.registry.clone().or_else(|| {
+        x_wharf_str(project, "registry")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }) {
+        Some(r) => Some(Registry::parse(&r).map_err(Failure::config)?),
+        None => None,
+    };
+    let tag_sources: Vec<String> = if !args.tags.is_empty() {
+        args.tags
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .cloned()
+            .collect()
+    } else {
+        match x_wharf_str(project, "tags") {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| cfg("x-wharf.tags must be a list of strings".into()))
+                })
+                .collect::<Result<_>>()?,
+            Some(_) => return Err(cfg("x-wharf.tags must be a list of strings".into())),
+        }
+    };
+    let tags = tag_sources
+        .iter()
+        .map(|t| Template::parse(t.trim(), TAG_PLACEHOLDERS).map_err(Failure::config))
+        .collect::<Result<Vec<_>>>()?;
+    let repository = match args.repository.clone().or_else(|| {
+        x_wharf_str(project, "repository")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }) {
+        Some(r) => Some(Template::parse(&r, REPOSITORY_PLACEHOLDERS).map_err(Failure::config)?),
+        None => None,
+    };
+    Ok(Settings {
+        registry,
+        tags,
+        repository,
+    })
+}
+
+/// Whether any tag of the selected services names the commit (then a revision is needed).
+fn needs_revision(settings: &Settings, services: &[&Service]) -> bool {
+    let uses_git =
+        |t: &Template| t.uses("git_sha") || t.uses("git_short_sha") || t.uses("git_branch");
+    let global = if settings.tags.is_empty() {
+        target::default_tags()
+    } else {
+        settings.tags.clone()
+    };
+    global.iter().any(uses_git)
+        || services.iter().any(|s| {
+            s.x_wharf
+                .as_ref()
+                .and_then(|x| x.get("tags"))
+                .and_then(|t| t.as_array())
+                .is_some_and(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str())
+                        .any(|t| t.contains("{git_"))
+                })
+        })
+}
+
+/// Every selected service's destination, and the revision its tags name.
+pub fn targets(
+    project: &Project,
+    services: &[&Service],
+    args: &TargetArgs,
+) -> Result<(Vec<ImageTarget>, Option<Revision>)> {
+    let settings = settings(project, args)?;
+    let revision = if needs_revision(&settings, services) {
+        let r = wharf_pusher::git::revision(&project.working_dir, &env_lookup)
+            .map_err(Failure::config)?;
+        if r.dirty && !args.allow_dirty {
+            return Err(Failure::config(anyhow!(
+                "the work tree has uncommitted changes, so commit {} does not describe these images\n  commit (or stash) the changes, or pass --allow-dirty to tag them `<sha>-dirty`",
+                r.sha
+            )));
+        }
+        Some(r)
+    } else {
+        None
+    };
+    let sha = revision.as_ref().map(|r| {
+        if r.dirty {
+            format!("{}-dirty", r.sha)
+        } else {
+            r.sha.clone()
+        }
+    });
+    let short_dirty = revision.as_ref().is_some_and(|r| r.dirty);
+    let timestamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let values = TagValues {
+        git_sha: sha.as_deref(),
+        git_branch: revision.as_ref().and_then(|r| r.branch.as_deref()),
+        timestamp: &timestamp,
+        env: &env_lookup,
+    };
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for s in services {
+        match target::target(project, s, &settings, &values) {
+            Ok(mut t) => {
+                if short_dirty {
+                    // `{git_short_sha}` of a dirty tree must not look like a clean commit either.
+                    for tag in &mut t.identity_tags {
+                        if !tag.contains("-dirty") {
+                            tag.push_str("-dirty");
+                        }
+                    }
+                }
+                out.push(t)
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::config(anyhow!(problems.join("\n  "))));
+    }
+    Ok((out, revision))
+}
+
+/// Resolves `--registry ecr` hosts and logs into every registry the targets use. Runs before
+/// anything is built, so a missing permission costs seconds, not a build.
+pub async fn login_all(targets: &mut [ImageTarget], sdk: &mut Option<SdkConfig>) -> Result<Logins> {
+    let mut logins: Logins = HashMap::new();
+    for i in 0..targets.len() {
+        let registry = targets[i].registry.clone();
+        match &registry {
+            Registry::EcrOfCaller => {
+                let sdk = aws(sdk).await;
+                let host = match logins.values().find(|l| l.host.contains(".dkr.ecr.")) {
+                    Some(l) => l.host.clone(),
+                    None => {
+                        let account = login::caller_account(sdk).await.map_err(Failure::config)?;
+                        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+                            Failure::config(anyhow!("--registry ecr needs an AWS region: set AWS_REGION (or a profile's region)"))
+                        })?;
+                        let l = login::ecr(sdk, Some(&region))
+                            .await
+                            .map_err(Failure::config)?;
+                        let host = if l.host.starts_with(&account) {
+                            l.host.clone()
+                        } else {
+                            format!("{account}.dkr.ecr.{region}.amazonaws.com")
+                        };
+                        logins.insert(
+                            host.clone(),
+                            Login {
+                                host: host.clone(),
+                                ..l
+                            },
+                        );
+                        host
+                    }
+                };
+                targets[i].host = Some(host);
+            }
+            Registry::Ecr { region, host, .. } => {
+                if !logins.contains_key(host) {
+                    let sdk = aws(sdk).await;
+                    let l = login::ecr(sdk, Some(region))
+                        .await
+                        .map_err(Failure::config)?;
+                    // The token opens every registry of the region the caller may use.
+                    logins.insert(
+                        host.clone(),
+                        Login {
+                            host: host.clone(),
+                            ..l
+                        },
+                    );
+                }
+            }
+            Registry::EcrPublic { .. } => {
+                let host = wharf_pusher::registry::ECR_PUBLIC_HOST.to_string();
+                if !logins.contains_key(&host) {
+                    let l = login::ecr_public(aws(sdk).await)
+                        .await
+                        .map_err(Failure::config)?;
+                    logins.insert(host, l);
+                }
+            }
+            Registry::Other { host, .. } => {
+                if !logins.contains_key(host) {
+                    if let Some(l) = login::docker_config(host).map_err(Failure::config)? {
+                        logins.insert(host.clone(), l);
+                    }
+                }
+            }
+        }
+    }
+    Ok(logins)
+}
+
+async fn aws(sdk: &mut Option<SdkConfig>) -> &SdkConfig {
+    if sdk.is_none() {
+        *sdk = Some(login::aws_config().await);
+    }
+    sdk.as_ref().expect("just set")
+}
+
+/// Logs in again where a token runs out within ten minutes. A token whose expiry is already in
+/// the past is kept (emulators hand out such tokens, and a real expired token fails the push
+/// with a clear message) — so this never loops.
+pub async fn refresh_logins(
+    targets: &mut [ImageTarget],
+    logins: &mut Logins,
+    sdk: &mut Option<SdkConfig>,
+) -> Result<()> {
+    let now = SystemTime::now();
+    let soon = now + Duration::from_secs(600);
+    let stale: Vec<String> = logins
+        .values()
+        .filter(|l| l.expires_at.is_some_and(|t| t > now && t < soon))
+        .map(|l| l.host.clone())
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    tracing::info!("refreshing registry tokens for {}", stale.join(", "));
+    let mut affected: Vec<ImageTarget> = targets
+        .iter()
+        .filter(|t| t.host.as_ref().is_some_and(|h| stale.contains(h)))
+        .cloned()
+        .collect();
+    let fresh = login_all(&mut affected, sdk).await?;
+    logins.extend(fresh);
+    Ok(())
+}
+
+/// Checks that every ECR / ECR Public repository exists (creating the missing ones when asked),
+/// and that no moving tag would hit an immutable repository — all before anything is pushed.
+pub async fn check_repositories(
+    project: &Project,
+    targets: &[ImageTarget],
+    create: bool,
+    sdk: &mut Option<SdkConfig>,
+    reporter: &Reporter,
+) -> Result<()> {
+    let create = create
+        || x_wharf_str(project, "create_repositories").and_then(|v| v.as_bool()) == Some(true);
+    let settings = create_settings(project)?;
+    let mut missing = Vec::new();
+    let mut immutable = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for t in targets {
+        let Some(host) = &t.host else { continue };
+        if !seen.insert(format!("{host}/{}", t.repository)) {
+            continue;
+        }
+        let info = match &t.registry {
+            Registry::Ecr { .. } | Registry::EcrOfCaller => {
+                let Some((account, region)) = wharf_pusher::registry::parse_ecr_host(host) else {
+                    continue;
+                };
+                let ecr = Ecr::new(aws(sdk).await, &account, &region, host);
+                match ecr.describe(&t.repository).await.map_err(Failure::config)? {
+                    Some(i) => Some(i),
+                    None if create => {
+                        reporter.service(
+                            &t.service,
+                            "create-repository",
+                            &format!("creating repository {host}/{}", t.repository),
+                            &[],
+                        );
+                        Some(
+                            ecr.create(&t.repository, &settings)
+                                .await
+                                .map_err(Failure::config)?,
+                        )
+                    }
+                    None => {
+                        missing.push(format!("{host}/{} (service `{}`)", t.repository, t.service));
+                        None
+                    }
+                }
+            }
+            Registry::EcrPublic { alias } => {
+                let name = t
+                    .repository
+                    .strip_prefix(&format!("{alias}/"))
+                    .unwrap_or(&t.repository);
+                let public = EcrPublic::new(aws(sdk).await);
+                match public.describe(name).await.map_err(Failure::config)? {
+                    Some(i) => Some(i),
+                    None if create => {
+                        reporter.service(
+                            &t.service,
+                            "create-repository",
+                            &format!("creating repository {host}/{}", t.repository),
+                            &[],
+                        );
+                        Some(public.create(name).await.map_err(Failure::config)?)
+                    }
+                    None => {
+                        missing.push(format!("{host}/{} (service `{}`)", t.repository, t.service));
+                        None
+                    }
+                }
+            }
+            Registry::Other { .. } => None,
+        };
+        if let Some(i) = info {
+            if i.immutable_tags && !t.moving_tags.is_empty() {
+                immutable.push(format!(
+                    "{host}/{} (service `{}`): moving tags {}",
+                    t.repository,
+                    t.service,
+                    t.moving_tags.join(", ")
+                ));
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "these repositories do not exist:\n    {}\n  create them, or run again with --create-repositories",
+            missing.join("\n    ")
+        ));
+    }
+    if !immutable.is_empty() {
+        problems.push(format!(
+            "these repositories have immutable tags, so a moving tag cannot be pushed there:\n    {}\n  push only identity tags there (e.g. --tag '{{git_sha}}'), or make the repository's tags mutable",
+            immutable.join("\n    ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::config(anyhow!(problems.join("\n"))))
+    }
+}
+
+fn create_settings(project: &Project) -> Result<CreateSettings> {
+    let mut s = CreateSettings::default();
+    let Some(x) = &project.x_wharf else {
+        return Ok(s);
+    };
+    if let Some(v) = x.get("scan_on_push").and_then(|v| v.as_bool()) {
+        s.scan_on_push = v;
+    }
+    if let Some(v) = x.get("tag_mutability").and_then(|v| v.as_str()) {
+        s.immutable_tags = v.eq_ignore_ascii_case("immutable");
+    }
+    if let Some(v) = x.get("immutable_tags").and_then(|v| v.as_bool()) {
+        s.immutable_tags = v;
+    }
+    s.encryption = x
+        .get("encryption")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    s.kms_key = x
+        .get("kms_key")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    if let Some(p) = x.get("lifecycle_policy").and_then(|v| v.as_str()) {
+        let path = project.working_dir.join(p);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Failure::config(anyhow!(
+                "x-wharf.lifecycle_policy: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+            Failure::config(anyhow!(
+                "x-wharf.lifecycle_policy: {} is not JSON: {e}",
+                path.display()
+            ))
+        })?;
+        s.lifecycle_policy = Some(text);
+    }
+    Ok(s)
+}
+
+/// One image of the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ManifestImage {
+    pub service: String,
+    pub registry: String,
+    pub repository: String,
+    pub tags: Vec<String>,
+    pub digest: String,
+    pub uri: String,
+}
+
+pub fn manifest_image(t: &ImageTarget, digest: &str) -> ManifestImage {
+    let host = t.host.clone().unwrap_or_default();
+    ManifestImage {
+        service: t.service.clone(),
+        uri: format!("{host}/{}@{digest}", t.repository),
+        registry: host,
+        repository: t.repository.clone(),
+        tags: t.all_tags().cloned().collect(),
+        digest: digest.to_string(),
+    }
+}
+
+/// Writes the manifest to FILE, or stdout for `-`.
+pub fn write_manifest(path: &Path, project: &Project, images: &[ManifestImage]) -> Result<()> {
+    let doc = serde_json::json!({ "project": project.name, "images": images });
+    let text = serde_json::to_string_pretty(&doc)
+        .map_err(|e| Failure::failed(anyhow!("cannot render the manifest: {e}")))?
+        + "\n";
+    if path == Path::new("-") {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(path, text).map_err(|e| {
+            Failure::failed(anyhow!(
+                "cannot write the manifest to {}: {e}",
+                path.display()
+            ))
+        })
+    }
+}
+
+/// Pushes every target, all or nothing, and returns the manifest entries.
+pub async fn push_all(
+    docker: &bollard::Docker,
+    targets: &[ImageTarget],
+    logins: &Logins,
+    parallel: usize,
+    reporter: &Arc<Reporter>,
+) -> Result<Vec<ManifestImage>> {
+    let events: wharf_pusher::release::PushEvents = {
+        let r = reporter.clone();
+        Arc::new(move |e: PushEvent| match e {
+            PushEvent::Started { service, tag } => r.service(
+                service,
+                "pushing",
+                &format!("pushing :{tag}"),
+                &[("tag", tag)],
+            ),
+            PushEvent::Status { service, line } => r.output(service, line),
+            PushEvent::Landed {
+                service,
+                tag,
+                digest,
+            } => r.service(
+                service,
+                "pushed",
+                &format!("pushed :{tag} {digest}"),
+                &[("tag", tag), ("digest", digest)],
+            ),
+        })
+    };
+    reporter.note("phase", "phase 1: identity tags");
+    let first = wharf_pusher::release::phase(
+        docker,
+        targets,
+        wharf_pusher::release::identity_tags,
+        logins,
+        parallel,
+        events.clone(),
+    )
+    .await;
+    let failed: Vec<(&String, &wharf_pusher::Error)> = first
+        .iter()
+        .filter_map(|(s, l)| match l {
+            Landing::Failed(e) => Some((s, e)),
+            Landing::Landed { .. } => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        let landed: Vec<&str> = first
+            .iter()
+            .filter(|(_, l)| matches!(l, Landing::Landed { .. }))
+            .map(|(s, _)| s.as_str())
+            .collect();
+        let lines: Vec<String> = failed.iter().map(|(s, e)| format!("`{s}`: {e}")).collect();
+        return Err(Failure::failed(anyhow!(
+            "the release failed; no moving tag was moved.\n  failed: {}\n  landed (identity tags only): {}",
+            lines.join("\n          "),
+            if landed.is_empty() { "none".to_string() } else { landed.join(", ") }
+        )));
+    }
+    let mut digests: BTreeMap<String, String> = first
+        .into_iter()
+        .filter_map(|(s, l)| match l {
+            Landing::Landed { digest } => Some((s, digest)),
+            Landing::Failed(_) => None,
+        })
+        .collect();
+    if targets.iter().any(|t| !t.moving_tags.is_empty()) {
+        reporter.note("phase", "phase 2: moving tags");
+        let second = wharf_pusher::release::phase(
+            docker,
+            targets,
+            wharf_pusher::release::moving_tags,
+            logins,
+            parallel,
+            events,
+        )
+        .await;
+        let mut problems = Vec::new();
+        for (s, l) in &second {
+            match l {
+                Landing::Failed(e) => problems.push(format!("`{s}`: {e}")),
+                Landing::Landed { digest } => match digests.get(s) {
+                    Some(d) if d != digest => problems.push(format!(
+                        "`{s}`: moving tags landed as {digest}, identity tags as {d}"
+                    )),
+                    Some(_) => {}
+                    None => {
+                        digests.insert(s.clone(), digest.clone());
+                    }
+                },
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Failure::failed(anyhow!(
+                "every identity tag landed, but moving tags failed:\n  {}\n  run `wharf push` again to move them",
+                problems.join("\n  ")
+            )));
+        }
+    }
+    let mut images = Vec::new();
+    for t in targets {
+        let digest = digests.get(&t.service).cloned().unwrap_or_default();
+        images.push(manifest_image(t, &digest));
+    }
+    Ok(images)
+}
