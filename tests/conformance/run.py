@@ -79,11 +79,10 @@ class Run:
 
 def run(cmd, case):
     try:
-        p = subprocess.run(cmd, cwd=case.cwd, env=case.env, capture_output=True, text=True,
-                           timeout=TIMEOUT)
+        p = subprocess.run(cmd, cwd=case.cwd, env=case.env, capture_output=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         return Run(None, "", f"timed out after {TIMEOUT} s")
-    return Run(p.returncode, p.stdout, p.stderr)
+    return Run(p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"))
 
 
 def unescape(x):
@@ -92,7 +91,7 @@ def unescape(x):
     if isinstance(x, list):
         return [unescape(i) for i in x]
     if isinstance(x, dict):
-        return {k: unescape(v) for k, v in x.items()}
+        return {unescape(k): unescape(v) for k, v in x.items()}
     return x
 
 
@@ -249,6 +248,10 @@ def main():
     ap.add_argument("--list", action="store_true", help="list the cases and what they are about")
     opts = ap.parse_args()
 
+    # Both programs run in each case's folder: make their paths absolute.
+    opts.reference = os.path.abspath(opts.reference)
+    if opts.wharf != "-":
+        opts.wharf = os.path.abspath(opts.wharf)
     for p in (opts.reference, *([] if opts.wharf == "-" else [opts.wharf])):
         if not (os.path.isfile(p) and os.access(p, os.X_OK)):
             raise SystemExit(f"run.py: {p} is not an executable file")
