@@ -2,14 +2,12 @@
 //!
 //! serde_yaml_ng resolves plain scalars by the YAML 1.2 core schema and hides whether a scalar
 //! was quoted, so it cannot tell `0755` (an int to go-yaml) from `"0755"`. This module works on
-//! the event stream (saphyr-parser, which keeps scalar styles, tags, anchors and positions) and
+//! libyaml's event stream (which keeps scalar styles, tags, anchors and positions) and
 //! ports what go-yaml and compose-go's `ResetProcessor` do with it, which no crate does:
 //! go-yaml's scalar resolution, merge keys (`<<`), duplicate keys, alias limits, and the
 //! `!reset` / `!override` tags.
 
 use crate::value::{Map, Value};
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -162,57 +160,58 @@ fn deref(node: &Node) -> &Node {
     n
 }
 
-fn tag_name(tag: &saphyr_parser::Tag) -> String {
-    if tag.handle == "tag:yaml.org,2002:" {
-        format!("!!{}", tag.suffix)
-    } else if tag.handle.is_empty() {
-        tag.suffix.clone()
-    } else {
-        format!("{}{}", tag.handle, tag.suffix)
+fn tag_name(tag: &str) -> String {
+    match tag.strip_prefix("tag:yaml.org,2002:") {
+        Some(suffix) => format!("!!{suffix}"),
+        None => tag.to_string(),
     }
 }
 
 enum Frame {
-    Seq(Node, Vec<Node>, usize),
-    Map(Node, Vec<(Node, Node)>, Option<Node>, usize),
+    Seq(Node, Vec<Node>, Option<String>),
+    Map(Node, Vec<(Node, Node)>, Option<Node>, Option<String>),
 }
 
-/// Builds the node trees of every document from the event stream.
+/// Builds the node trees of every document from libyaml's event stream.
 fn build_nodes(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
-    let mut parser = Parser::new_from_str(text);
+    use libyaml_safer::{EventData, Parser, ScalarStyle};
+    let mut input: &[u8] = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
     let mut docs: Vec<Option<Node>> = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Rc<Node>> = HashMap::new();
+    let mut anchors: HashMap<String, Rc<Node>> = HashMap::new();
     let mut current: Option<Node> = None;
-    let mut in_doc = false;
     loop {
-        let (event, span): (Event, Span) = match parser.next_event() {
-            None => break,
-            Some(Ok(ev)) => ev,
-            Some(Err(e)) => {
-                let m = e.marker();
-                return Err(YamlError::at(m.line(), m.col() + 1, e.info().to_string()));
+        let event = match parser.parse() {
+            Ok(ev) => ev,
+            Err(e) => {
+                let mark = e.problem_mark();
+                let mut message = e.problem().to_string();
+                if let Some(context) = e.context() {
+                    message = format!("{context}: {message}");
+                }
+                return Err(match mark {
+                    Some(m) => YamlError::at(m.line as usize + 1, m.column as usize + 1, message),
+                    None => YamlError::bare(message),
+                });
             }
         };
-        let line = span.start.line();
-        let column = span.start.col() + 1;
-        let finished: Option<(Node, usize)> = match event {
-            Event::StreamStart | Event::Nothing => None,
-            Event::StreamEnd => break,
-            Event::DocumentStart(_) => {
-                in_doc = true;
+        let line = event.start_mark.line as usize + 1;
+        let column = event.start_mark.column as usize + 1;
+        let finished: Option<(Node, Option<String>)> = match event.data {
+            EventData::StreamStart { .. } => None,
+            EventData::StreamEnd => break,
+            EventData::DocumentStart { .. } => {
                 current = None;
                 anchors.clear();
                 None
             }
-            Event::DocumentEnd => {
-                if in_doc {
-                    docs.push(current.take());
-                }
-                in_doc = false;
+            EventData::DocumentEnd { .. } => {
+                docs.push(current.take());
                 None
             }
-            Event::Alias(id) => match anchors.get(&id) {
+            EventData::Alias { anchor } => match anchors.get(&anchor) {
                 Some(target) => Some((
                     Node {
                         kind: Kind::Alias(Rc::clone(target)),
@@ -220,65 +219,71 @@ fn build_nodes(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
                         line,
                         column,
                     },
-                    0,
+                    None,
                 )),
                 None => {
                     return Err(YamlError::at(
                         line,
                         column,
-                        "unknown anchor, or an anchor whose value contains itself",
+                        format!("unknown anchor '{anchor}' referenced"),
                     ))
                 }
             },
-            Event::Scalar(value, style, anchor, tag) => {
+            EventData::Scalar {
+                anchor,
+                tag,
+                value,
+                style,
+                ..
+            } => {
                 let style = match style {
-                    ScalarStyle::Plain => Style::Plain,
+                    ScalarStyle::Plain | ScalarStyle::Any => Style::Plain,
                     _ => Style::Quoted,
                 };
                 Some((
                     Node {
-                        kind: Kind::Scalar(value.into_owned(), style),
-                        tag: tag.map(|t| tag_name(&t)),
+                        kind: Kind::Scalar(value, style),
+                        tag: tag.as_deref().map(tag_name),
                         line,
                         column,
                     },
                     anchor,
                 ))
             }
-            Event::SequenceStart(anchor, tag) => {
+            EventData::SequenceStart { anchor, tag, .. } => {
                 if stack.len() > MAX_DEPTH {
                     return Err(YamlError::at(line, column, "exceeded max depth"));
                 }
                 let node = Node {
                     kind: Kind::Seq(Vec::new()),
-                    tag: tag.map(|t: Cow<saphyr_parser::Tag>| tag_name(&t)),
+                    tag: tag.as_deref().map(tag_name),
                     line,
                     column,
                 };
                 stack.push(Frame::Seq(node, Vec::new(), anchor));
                 None
             }
-            Event::MappingStart(anchor, tag) => {
+            EventData::MappingStart { anchor, tag, .. } => {
                 if stack.len() > MAX_DEPTH {
                     return Err(YamlError::at(line, column, "exceeded max depth"));
                 }
                 let node = Node {
                     kind: Kind::Map(Vec::new()),
-                    tag: tag.map(|t: Cow<saphyr_parser::Tag>| tag_name(&t)),
+                    tag: tag.as_deref().map(tag_name),
                     line,
                     column,
                 };
                 stack.push(Frame::Map(node, Vec::new(), None, anchor));
                 None
             }
-            Event::SequenceEnd => match stack.pop() {
+            EventData::SequenceEnd => match stack.pop() {
                 Some(Frame::Seq(mut node, items, anchor)) => {
                     node.kind = Kind::Seq(items);
                     Some((node, anchor))
                 }
                 _ => return Err(YamlError::at(line, column, "unbalanced sequence end")),
             },
-            Event::MappingEnd => match stack.pop() {
+            EventData::MappingEnd => match stack.pop() {
                 Some(Frame::Map(mut node, pairs, pending, anchor)) => {
                     if pending.is_some() {
                         return Err(YamlError::at(line, column, "mapping key without a value"));
@@ -290,7 +295,7 @@ fn build_nodes(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
             },
         };
         if let Some((node, anchor)) = finished {
-            if anchor != 0 {
+            if let Some(anchor) = anchor {
                 anchors.insert(anchor, Rc::new(node.clone()));
             }
             match stack.last_mut() {
@@ -302,9 +307,6 @@ fn build_nodes(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
                 None => current = Some(node),
             }
         }
-    }
-    if in_doc {
-        docs.push(current.take());
     }
     Ok(docs)
 }
