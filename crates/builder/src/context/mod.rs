@@ -424,3 +424,302 @@ fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn write(root: &Path, rel: &str, content: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    fn listing(ctx: &Context) -> Vec<String> {
+        let mut out = Vec::new();
+        ctx.for_each_entry(|e| {
+            out.push(match &e.kind {
+                EntryKind::Dir => format!("{}/", e.path),
+                EntryKind::Symlink { target } => format!("{} -> {}", e.path, target.display()),
+                EntryKind::Hardlink { target } => format!("{} => {target}", e.path),
+                _ => e.path.clone(),
+            });
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "Dockerfile", "FROM scratch\nCOPY . /ctx\n");
+        write(r, "b.txt", "b");
+        write(r, "a.txt", "a");
+        write(r, "docs/README.md", "readme");
+        write(r, "docs/other.md", "other");
+        write(r, "docs/deep/keep.md", "keep");
+        write(r, "node_modules/x/y.js", "y");
+        fs::create_dir_all(r.join("empty")).unwrap();
+        symlink("../../etc/passwd", r.join("escape")).unwrap();
+        fs::hard_link(r.join("a.txt"), r.join("z-hard.txt")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn walk_order_links_and_empty_folders() {
+        let dir = tree();
+        let ctx = Context::prepare(dir.path(), None, Builder::BuildKit).unwrap();
+        assert_eq!(
+            listing(&ctx),
+            [
+                "Dockerfile",
+                "a.txt",
+                "b.txt",
+                "docs/",
+                "docs/README.md",
+                "docs/deep/",
+                "docs/deep/keep.md",
+                "docs/other.md",
+                "empty/",
+                "escape -> ../../etc/passwd",
+                "node_modules/",
+                "node_modules/x/",
+                "node_modules/x/y.js",
+                "z-hard.txt => a.txt",
+            ]
+        );
+        assert_eq!(ctx.dockerfile(), "Dockerfile");
+        assert!(ctx.ignore_file().is_none());
+    }
+
+    #[test]
+    fn excluded_folder_with_reincluded_file() {
+        let dir = tree();
+        write(
+            dir.path(),
+            ".dockerignore",
+            "docs\n!docs/deep/keep.md\nnode_modules\n",
+        );
+        fs::set_permissions(dir.path().join("docs"), fs::Permissions::from_mode(0o700)).unwrap();
+        let ctx = Context::prepare(dir.path(), None, Builder::BuildKit).unwrap();
+        let l = listing(&ctx);
+        // BuildKit sends the excluded folders that hold a re-included file, with their mode.
+        assert!(l.contains(&"docs/".to_string()), "{l:?}");
+        assert!(l.contains(&"docs/deep/keep.md".to_string()));
+        assert!(!l
+            .iter()
+            .any(|p| p.starts_with("docs/other") || p.starts_with("node_modules")));
+        let mut docs_mode = 0;
+        ctx.for_each_entry(|e| {
+            if e.path == "docs" {
+                docs_mode = e.mode;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(docs_mode, 0o700);
+
+        // The classic CLI walks into `docs` but never sends the folder itself.
+        let ctx = Context::prepare(dir.path(), None, Builder::Classic).unwrap();
+        let l = listing(&ctx);
+        assert!(!l.contains(&"docs/".to_string()), "{l:?}");
+        assert!(l.contains(&"docs/deep/keep.md".to_string()));
+    }
+
+    #[test]
+    fn wildcard_exception_walks_excluded_folders() {
+        let dir = tree();
+        write(dir.path(), ".dockerignore", "docs\n!**/keep.md\n");
+        let bk = listing(&Context::prepare(dir.path(), None, Builder::BuildKit).unwrap());
+        assert!(bk.contains(&"docs/deep/keep.md".to_string()), "{bk:?}");
+        // go-archive only descends when an exception's text starts with the folder.
+        let classic = listing(&Context::prepare(dir.path(), None, Builder::Classic).unwrap());
+        assert!(
+            !classic.iter().any(|p| p.starts_with("docs")),
+            "{classic:?}"
+        );
+    }
+
+    #[test]
+    fn dockerfile_specific_ignore_wins_for_buildkit_only() {
+        let dir = tree();
+        write(dir.path(), ".dockerignore", "a.txt\n");
+        write(dir.path(), "Dockerfile.dockerignore", "b.txt\n");
+        let ctx = Context::prepare(dir.path(), None, Builder::BuildKit).unwrap();
+        assert_eq!(
+            ctx.ignore_file(),
+            Some(
+                dir.path()
+                    .canonicalize()
+                    .unwrap()
+                    .join("Dockerfile.dockerignore")
+                    .as_path()
+            )
+        );
+        let l = listing(&ctx);
+        assert!(l.contains(&"a.txt".to_string()) && !l.contains(&"b.txt".to_string()));
+        let l = listing(&Context::prepare(dir.path(), None, Builder::Classic).unwrap());
+        assert!(!l.contains(&"a.txt".to_string()) && l.contains(&"b.txt".to_string()));
+    }
+
+    #[test]
+    fn dockerfile_outside_the_context_is_added_under_a_generated_name() {
+        let dir = tree();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "Dockerfile", "FROM scratch\n");
+        let df = Dockerfile::Path(outside.path().join("Dockerfile"));
+        let ctx = Context::prepare(dir.path(), Some(&df), Builder::BuildKit).unwrap();
+        let name = ctx.dockerfile().to_string();
+        assert!(name.starts_with(".dockerfile."), "{name}");
+        assert_eq!(listing(&ctx).last(), Some(&name));
+        // Same content, same name; a file of the context with that name is never replaced.
+        write(dir.path(), &name, "mine");
+        let again = Context::prepare(dir.path(), Some(&df), Builder::BuildKit).unwrap();
+        assert_eq!(again.dockerfile(), format!("{name}-1"));
+
+        // Classic: the name is appended to the archive's .dockerignore so the daemon drops it.
+        let ctx = Context::prepare(dir.path(), Some(&df), Builder::Classic).unwrap();
+        let tar = ctx.write_tar(Vec::new(), &mut ()).unwrap();
+        let mut archive = ::tar::Archive::new(&tar[..]);
+        let mut ignore = String::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_str() == Some(".dockerignore") {
+                io::Read::read_to_string(&mut entry, &mut ignore).unwrap();
+            }
+        }
+        assert_eq!(ignore, format!(".dockerignore\n{}\n", ctx.dockerfile()));
+    }
+
+    #[test]
+    fn inline_dockerfile() {
+        let dir = tree();
+        let df = Dockerfile::Inline("FROM scratch\n".into());
+        let ctx = Context::prepare(dir.path(), Some(&df), Builder::BuildKit).unwrap();
+        assert!(ctx.dockerfile().starts_with(".dockerfile."));
+    }
+
+    #[test]
+    fn missing_dockerfile_and_bad_patterns_are_errors() {
+        let dir = tree();
+        let df = Dockerfile::Path(dir.path().join("nope/Dockerfile"));
+        assert!(matches!(
+            Context::prepare(dir.path(), Some(&df), Builder::BuildKit),
+            Err(ContextError::DockerfileNotFound { .. })
+        ));
+        write(dir.path(), ".dockerignore", "ok\n[unclosed\n");
+        let err = Context::prepare(dir.path(), None, Builder::BuildKit).unwrap_err();
+        assert!(err.to_string().contains(".dockerignore"), "{err}");
+        assert!(err.to_string().contains("[unclosed"), "{err}");
+    }
+
+    struct Count {
+        entries: usize,
+        bytes: u64,
+    }
+    impl EntrySink for Count {
+        fn entry(&mut self, _: &Entry) -> io::Result<()> {
+            self.entries += 1;
+            Ok(())
+        }
+        fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
+            self.bytes += chunk.len() as u64;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tar_holds_links_as_links_and_root_ownership() {
+        let dir = tree();
+        std::os::unix::fs::lchown(dir.path().join("b.txt"), Some(1234), Some(5678)).unwrap();
+        let ctx = Context::prepare(dir.path(), None, Builder::BuildKit).unwrap();
+        let mut count = Count {
+            entries: 0,
+            bytes: 0,
+        };
+        let tar = ctx.write_tar(Vec::new(), &mut count).unwrap();
+        assert_eq!(count.entries, 14);
+        let mut archive = ::tar::Archive::new(&tar[..]);
+        let mut file_bytes = 0;
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let h = entry.header();
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            match path.as_str() {
+                "escape" => {
+                    assert_eq!(h.entry_type(), ::tar::EntryType::Symlink);
+                    assert_eq!(h.size().unwrap(), 0);
+                    assert_eq!(
+                        entry.link_name().unwrap().unwrap().to_str(),
+                        Some("../../etc/passwd")
+                    );
+                }
+                "z-hard.txt" => assert_eq!(h.entry_type(), ::tar::EntryType::Link),
+                "empty/" => assert_eq!(h.entry_type(), ::tar::EntryType::Directory),
+                _ => {}
+            }
+            if h.entry_type() == ::tar::EntryType::Regular {
+                file_bytes += h.size().unwrap();
+            }
+        }
+        assert_eq!(count.bytes, file_bytes);
+    }
+
+    #[test]
+    fn stream_yields_the_same_archive() {
+        use futures_util::StreamExt;
+        let dir = tree();
+        write(dir.path(), "big.bin", &"x".repeat(3 * 1024 * 1024 + 17));
+        let ctx = Context::prepare(dir.path(), None, Builder::BuildKit).unwrap();
+        let whole = ctx.write_tar(Vec::new(), &mut ()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let streamed = rt.block_on(async {
+            let mut s = ctx.stream();
+            let mut out = Vec::new();
+            while let Some(chunk) = s.next().await {
+                out.extend_from_slice(&chunk.unwrap());
+            }
+            out
+        });
+        assert_eq!(streamed, whole);
+    }
+
+    #[test]
+    fn stream_ends_with_the_error() {
+        use futures_util::StreamExt;
+        let dir = tree();
+        write(dir.path(), "secret", "s");
+        fs::set_permissions(dir.path().join("secret"), fs::Permissions::from_mode(0o000)).unwrap();
+        // Root reads anything: make the file vanish instead, after the walk listed it.
+        let ctx = Context::prepare(dir.path(), None, Builder::BuildKit).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir_path = dir.path().to_path_buf();
+        let last = rt.block_on(async {
+            let mut s = ctx.stream_with(RemoveOnEntry(dir_path.join("secret")));
+            let mut last = None;
+            while let Some(chunk) = s.next().await {
+                last = Some(chunk.map(|_| ()));
+            }
+            last
+        });
+        let err = last.unwrap().unwrap_err();
+        assert!(err.to_string().contains("secret"), "{err}");
+    }
+
+    struct RemoveOnEntry(PathBuf);
+    impl EntrySink for RemoveOnEntry {
+        fn entry(&mut self, e: &Entry) -> io::Result<()> {
+            if e.path == "secret" {
+                let _ = fs::remove_file(&self.0);
+            }
+            Ok(())
+        }
+    }
+}
