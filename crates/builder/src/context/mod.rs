@@ -164,11 +164,22 @@ impl Context {
                     return Err(ContextError::DockerfileNotFound { path: p.clone() });
                 }
                 let specific = dir.join(format!("{name}.dockerignore"));
-                // Inside the context when its folder (symlinks resolved) is.
-                let in_context = fs::canonicalize(dir)
-                    .ok()
-                    .and_then(|d| d.strip_prefix(&root).ok().map(Path::to_path_buf))
-                    .and_then(|rel| rel.join(&name).to_str().map(str::to_string));
+                // Where the daemon can read it inside the archive. BuildKit's clients name it
+                // by its folder and file name; the docker CLI by its path with every symlink
+                // resolved. Either way the file it leads to must be inside the context, or the
+                // daemon could not read it from the archive.
+                let rel_of = |p: &Path| {
+                    p.strip_prefix(&root)
+                        .ok()
+                        .and_then(|r| r.to_str().map(str::to_string))
+                };
+                let in_context = match (builder, rel_of(&resolved)) {
+                    (_, None) => None,
+                    (Builder::Classic, Some(rel)) => Some(rel),
+                    (Builder::BuildKit, Some(_)) => fs::canonicalize(dir)
+                        .ok()
+                        .and_then(|d| rel_of(&d.join(&name))),
+                };
                 let at = match in_context {
                     Some(rel) => DockerfileAt::Inside(rel),
                     None => {
@@ -591,6 +602,39 @@ mod tests {
             }
         }
         assert_eq!(ignore, format!(".dockerignore\n{}\n", ctx.dockerfile()));
+    }
+
+    #[test]
+    fn symlinked_dockerfile() {
+        let dir = tree();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "real", "FROM scratch\n");
+        write(dir.path(), "docker/Real.Dockerfile", "FROM scratch\n");
+        symlink(
+            outside.path().join("real"),
+            dir.path().join("Out.Dockerfile"),
+        )
+        .unwrap();
+        symlink("docker/Real.Dockerfile", dir.path().join("In.Dockerfile")).unwrap();
+        let prep = |name: &str, b| {
+            Context::prepare(
+                dir.path(),
+                Some(&Dockerfile::Path(dir.path().join(name))),
+                b,
+            )
+            .unwrap()
+            .dockerfile()
+            .to_string()
+        };
+        // A link out of the context: its content is added, never the link.
+        assert!(prep("Out.Dockerfile", Builder::BuildKit).starts_with(".dockerfile."));
+        assert!(prep("Out.Dockerfile", Builder::Classic).starts_with(".dockerfile."));
+        // A link inside: BuildKit names the link, the docker CLI its target.
+        assert_eq!(prep("In.Dockerfile", Builder::BuildKit), "In.Dockerfile");
+        assert_eq!(
+            prep("In.Dockerfile", Builder::Classic),
+            "docker/Real.Dockerfile"
+        );
     }
 
     #[test]
