@@ -1,0 +1,426 @@
+//! `wharf build --push`, `push` and `verify` driven through the binary against the bed: private
+//! ECR (moto + TLS registry), ECR Public (its stand-in), the plain registry; missing
+//! repositories, failed builds, dirty trees, and no credential anywhere in the output.
+
+mod common;
+
+use common::{bed, unique, wharf_bin, write};
+use std::path::Path;
+use std::process::{Command, Output};
+use wharf_pusher::api::RegistryApi;
+use wharf_pusher::login::Login;
+
+/// A random-enough 40-hex commit, so each test releases under tags of its own.
+fn fake_sha() -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(unique("sha").as_bytes()))[..40].to_string()
+}
+
+fn run(dir: &Path, sha: &str, args: &[&str]) -> Output {
+    Command::new(wharf_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("GITHUB_SHA", sha)
+        .output()
+        .expect("wharf runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A project of two services building FROM the bed's base image, with images named under
+/// `prefix` (unique per test, so repositories are new).
+fn two_service_project(dir: &Path, prefix: &str, base: &str) {
+    write(
+        dir,
+        "compose.yaml",
+        &format!(
+            "services:\n  api:\n    image: {prefix}/api\n    build: ./api\n  worker:\n    image: {prefix}/worker\n    build:\n      context: ./worker\n      dockerfile_inline: |\n        FROM {base}\n        COPY . /w\n  db:\n    image: postgres:16\n"
+        ),
+    );
+    write(
+        dir,
+        "api/Dockerfile",
+        &format!("FROM {base}\nCOPY stamp /stamp\n"),
+    );
+    write(dir, "api/stamp", &unique("api"));
+    write(dir, "worker/job", &unique("worker"));
+}
+
+fn ecr_login(bed: &common::Bed) -> Login {
+    Login {
+        host: bed.ecr_registry.clone(),
+        username: "AWS".into(),
+        password: bed.ecr_password.clone().into(),
+        expires_at: None,
+    }
+}
+
+async fn served(reference: &str, login: Option<&Login>) -> Option<String> {
+    RegistryApi::new()
+        .manifest_digest(reference, login)
+        .await
+        .expect("the registry answers")
+}
+
+#[tokio::test]
+async fn private_ecr_release_with_manifest_matching_the_registry() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("rel").replace('-', "");
+    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let sha = fake_sha();
+    let out = run(
+        dir.path(),
+        &sha,
+        &[
+            "build",
+            "--push",
+            "--registry",
+            "ecr",
+            "--create-repositories",
+            "--manifest",
+            "-",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&stdout).expect("stdout is the manifest and nothing else");
+    let images = manifest["images"].as_array().unwrap();
+    assert_eq!(
+        images.len(),
+        2,
+        "db has no build section and is not released: {manifest}"
+    );
+    let login = ecr_login(&bed);
+    for image in images {
+        assert_eq!(image["registry"], bed.ecr_registry.as_str());
+        let repo = image["repository"].as_str().unwrap();
+        assert!(
+            repo == format!("{prefix}/api") || repo == format!("{prefix}/worker"),
+            "{repo}"
+        );
+        let digest = image["digest"].as_str().unwrap();
+        assert_eq!(image["tags"], serde_json::json!([sha, "latest"]));
+        assert_eq!(
+            image["uri"],
+            format!("{}/{repo}@{digest}", bed.ecr_registry)
+        );
+        for tag in [sha.as_str(), "latest"] {
+            let got = served(&format!("{}/{repo}:{tag}", bed.ecr_registry), Some(&login)).await;
+            assert_eq!(
+                got.as_deref(),
+                Some(digest),
+                "{repo}:{tag} serves the manifest's digest"
+            );
+        }
+    }
+    // Phases show in order: every identity tag before any moving tag.
+    let last_identity = stderr.rfind(&format!("pushed :{sha}")).unwrap();
+    let first_moving = stderr.find("pushing :latest").unwrap();
+    assert!(last_identity < first_moving, "{stderr}");
+
+    // verify passes for what was released, and fails naming a tag that was not.
+    let ok = run(dir.path(), &sha, &["verify", "--registry", "ecr"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok).1);
+    let other = fake_sha();
+    let missing = run(dir.path(), &other, &["verify", "--registry", "ecr"]);
+    let (_, err) = text(&missing);
+    assert_eq!(missing.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{prefix}/api:{other}"))
+            && err.contains(&format!("{prefix}/worker:{other}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_repositories_are_all_named_before_anything_is_built() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("miss").replace('-', "");
+    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let out = run(
+        dir.path(),
+        &fake_sha(),
+        &["build", "--push", "--registry", "ecr"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains(&format!("{prefix}/api")) && stderr.contains(&format!("{prefix}/worker")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--create-repositories"), "{stderr}");
+    assert!(!stderr.contains("building"), "nothing was built: {stderr}");
+    let inspect = Command::new("docker")
+        .args(["image", "inspect", &format!("{prefix}/api")])
+        .output()
+        .unwrap();
+    assert!(
+        !inspect.status.success(),
+        "the image must not have been built"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_build_pushes_nothing_and_names_the_step() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("fail").replace('-', "");
+    two_service_project(dir.path(), &prefix, &bed.base_image);
+    write(
+        dir.path(),
+        "api/Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo compiling && echo 'missing module' >&2 && exit 3\n",
+            bed.base_image
+        ),
+    );
+    let sha = fake_sha();
+    let out = run(
+        dir.path(),
+        &sha,
+        &[
+            "build",
+            "--push",
+            "--registry",
+            "ecr",
+            "--create-repositories",
+            "--keep-going",
+        ],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`api`"), "names the service: {stderr}");
+    assert!(
+        stderr.contains("exit 3") || stderr.contains("exit code: 3"),
+        "the failing step's status: {stderr}"
+    );
+    assert!(
+        stderr.contains("missing module"),
+        "the tail of the step's output: {stderr}"
+    );
+    assert!(stderr.contains("nothing was pushed"), "{stderr}");
+    let login = ecr_login(&bed);
+    for svc in ["api", "worker"] {
+        for tag in [sha.as_str(), "latest"] {
+            assert_eq!(
+                served(
+                    &format!("{}/{prefix}/{svc}:{tag}", bed.ecr_registry),
+                    Some(&login)
+                )
+                .await,
+                None
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn ecr_public_and_the_plain_registry() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("pub").replace('-', "");
+    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let sha = fake_sha();
+
+    let out = run(
+        dir.path(),
+        &sha,
+        &[
+            "build",
+            "--push",
+            "--registry",
+            &bed.public_registry,
+            "--create-repositories",
+            "--manifest",
+            "-",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let manifest: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let alias = bed.public_registry.trim_start_matches("public.ecr.aws/");
+    let public = Login {
+        host: "public.ecr.aws".into(),
+        username: "AWS".into(),
+        password: bed.public_password.clone().into(),
+        expires_at: None,
+    };
+    for image in manifest["images"].as_array().unwrap() {
+        let repo = image["repository"].as_str().unwrap();
+        assert!(repo.starts_with(&format!("{alias}/{prefix}/")), "{repo}");
+        let got = served(&format!("public.ecr.aws/{repo}:latest"), Some(&public)).await;
+        assert_eq!(got.as_deref(), image["digest"].as_str());
+    }
+
+    let out = run(
+        dir.path(),
+        &sha,
+        &[
+            "push",
+            "--registry",
+            &bed.plain_registry,
+            "--tag",
+            "{git_short_sha}",
+            "--manifest",
+            "-",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let manifest: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for image in manifest["images"].as_array().unwrap() {
+        assert_eq!(image["tags"], serde_json::json!([&sha[..7]]));
+        let got = served(
+            &format!(
+                "{}/{}:{}",
+                bed.plain_registry,
+                image["repository"].as_str().unwrap(),
+                &sha[..7]
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(got.as_deref(), image["digest"].as_str());
+    }
+}
+
+#[test]
+fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("dirty").replace('-', "");
+    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "-m",
+        "init",
+    ]);
+    write(dir.path(), "api/stamp", "changed");
+    let wharf = |args: &[&str]| {
+        Command::new(wharf_bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("GITHUB_SHA")
+            .output()
+            .unwrap()
+    };
+
+    let out = wharf(&["build", "--push", "--registry", &bed.plain_registry]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("uncommitted changes") && stderr.contains("--allow-dirty"),
+        "{stderr}"
+    );
+
+    let out = wharf(&[
+        "plan",
+        "--registry",
+        &bed.plain_registry,
+        "--allow-dirty",
+        "--format",
+        "json",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for s in plan["services"].as_array().unwrap() {
+        let tag = s["identity_tags"][0].as_str().unwrap();
+        assert!(tag.ends_with("-dirty") && tag.len() == 46, "{tag}");
+    }
+}
+
+#[tokio::test]
+async fn no_credential_in_output_or_files() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let docker_config = tempfile::tempdir().unwrap();
+    let prefix = unique("cred").replace('-', "");
+    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let manifest = dir.path().join("images.json");
+    let out = Command::new(wharf_bin())
+        .args([
+            "-vv",
+            "build",
+            "--push",
+            "--registry",
+            "ecr",
+            "--create-repositories",
+            "--manifest",
+        ])
+        .arg(&manifest)
+        .current_dir(dir.path())
+        .env("GITHUB_SHA", fake_sha())
+        .env("RUST_LOG", "trace")
+        .env("DOCKER_CONFIG", docker_config.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        &stderr[stderr.len().saturating_sub(3000)..]
+    );
+    assert!(
+        stderr.len() > 1000,
+        "trace logging produced output to search"
+    );
+    for (what, haystack) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(
+            !haystack.contains(&bed.ecr_password),
+            "the ECR password appears in {what}"
+        );
+    }
+    let mut files = vec![];
+    for root in [dir.path(), docker_config.path()] {
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    assert!(
+        files.iter().any(|f| f == &manifest),
+        "the manifest was written"
+    );
+    for f in files {
+        let content = std::fs::read(&f).unwrap();
+        let found = content
+            .windows(bed.ecr_password.len())
+            .any(|w| w == bed.ecr_password.as_bytes());
+        assert!(!found, "the ECR password was written to {}", f.display());
+    }
+}
