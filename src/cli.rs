@@ -19,8 +19,20 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Progress output on stderr: `plain` (one line per event, for CI logs) or `json` (JSON
+    /// lines, for other tools).
+    #[arg(long, global = true, value_enum, default_value_t, env = "WHARF_PROGRESS")]
+    pub progress: ProgressChoice,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProgressChoice {
+    #[default]
+    Plain,
+    Json,
 }
 
 /// The project options of docker compose, with the same meaning and environment variables.
