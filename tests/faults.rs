@@ -1,0 +1,232 @@
+//! Releases that go wrong: a registry that stops as the moving tags start, credentials from the
+//! Docker config (right and wrong), an immutable repository. Each checks through the registry
+//! API that `latest` stayed where it was.
+
+mod common;
+
+use base64::Engine;
+use common::proxy::Proxy;
+use common::{bed, unique, wharf_bin, write};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use wharf_pusher::api::RegistryApi;
+use wharf_pusher::login::Login;
+
+fn fake_sha() -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(unique("sha").as_bytes()))[..40].to_string()
+}
+
+fn project(dir: &Path, prefix: &str, base: &str) {
+    write(
+        dir,
+        "compose.yaml",
+        &format!("services:\n  a:\n    image: {prefix}/a\n    build: ./a\n  b:\n    image: {prefix}/b\n    build: ./b\n"),
+    );
+    for s in ["a", "b"] {
+        write(
+            dir,
+            &format!("{s}/Dockerfile"),
+            &format!("FROM {base}\nCOPY stamp /stamp\n"),
+        );
+    }
+    restamp(dir);
+}
+
+/// New content, so the next build is a new image.
+fn restamp(dir: &Path) {
+    for s in ["a", "b"] {
+        write(dir, &format!("{s}/stamp"), &unique(s));
+    }
+}
+
+fn wharf(dir: &Path, sha: &str, envs: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(wharf_bin());
+    cmd.args(args).current_dir(dir).env("GITHUB_SHA", sha);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("wharf runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn digest(reference: &str, login: Option<&Login>) -> Option<String> {
+    RegistryApi::new()
+        .manifest_digest(reference, login)
+        .await
+        .expect("the registry answers")
+}
+
+#[tokio::test]
+async fn a_registry_stopping_as_moving_tags_start_leaves_latest_where_it_was() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("stop").replace('-', "");
+    project(dir.path(), &prefix, &bed.base_image);
+    let plain = bed.plain_registry.as_str();
+
+    let first = fake_sha();
+    let out = wharf(
+        dir.path(),
+        &first,
+        &[],
+        &["build", "--push", "--registry", plain],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut before = Vec::new();
+    for s in ["a", "b"] {
+        before.push(
+            digest(&format!("{plain}/{prefix}/{s}:latest"), None)
+                .await
+                .expect("latest exists"),
+        );
+    }
+
+    // The same registry behind a proxy that goes away at the first write of a moving tag.
+    let trigger = Arc::new(|chunk: &str| {
+        chunk.starts_with("PUT /v2/") && chunk.contains("/manifests/latest ")
+    });
+    let proxy = Proxy::start(plain, Some(trigger));
+    restamp(dir.path());
+    let second = fake_sha();
+    let out = wharf(
+        dir.path(),
+        &second,
+        &[],
+        &["build", "--push", "--registry", &proxy.addr],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("moving tags failed"), "{err}");
+    for (i, s) in ["a", "b"].iter().enumerate() {
+        let latest = digest(&format!("{plain}/{prefix}/{s}:latest"), None).await;
+        assert_eq!(
+            latest.as_ref(),
+            Some(&before[i]),
+            "latest of {s} did not move"
+        );
+        let landed = digest(&format!("{plain}/{prefix}/{s}:{second}"), None).await;
+        assert!(
+            landed.is_some_and(|d| d != before[i]),
+            "phase 1 landed the new {s}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn docker_config_credentials_are_used_and_a_wrong_password_moves_nothing() {
+    let bed = bed();
+    // The ECR registry reached under another name, so wharf treats it as "any registry" and
+    // takes its credentials from the Docker config, as docker does.
+    let upstream = "127.0.0.2:443";
+    let proxy = Proxy::start(upstream, None);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("cfg").replace('-', "");
+    project(dir.path(), &prefix, &bed.base_image);
+    let config = tempfile::tempdir().unwrap();
+    let write_config = |password: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+        let json = serde_json::json!({ "auths": { proxy.addr.clone(): { "auth": auth } } });
+        std::fs::write(config.path().join("config.json"), json.to_string()).unwrap();
+    };
+    let docker_config = config.path().to_str().unwrap().to_string();
+    let envs = [("DOCKER_CONFIG", docker_config.as_str())];
+    let ecr = Login {
+        host: bed.ecr_registry.clone(),
+        username: "AWS".into(),
+        password: bed.ecr_password.clone().into(),
+        expires_at: None,
+    };
+
+    write_config(&bed.ecr_password);
+    let sha = fake_sha();
+    let out = wharf(
+        dir.path(),
+        &sha,
+        &envs,
+        &["build", "--push", "--registry", &proxy.addr],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let latest = digest(
+        &format!("{}/{prefix}/a:latest", bed.ecr_registry),
+        Some(&ecr),
+    )
+    .await
+    .expect("pushed with the config's credentials");
+
+    write_config("wrong-password");
+    restamp(dir.path());
+    let out = wharf(
+        dir.path(),
+        &fake_sha(),
+        &envs,
+        &["build", "--push", "--registry", &proxy.addr],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refused the credentials") && err.contains(&proxy.addr),
+        "names the registry: {err}"
+    );
+    assert!(err.contains("no moving tag was moved"), "{err}");
+    assert!(
+        !err.contains("wrong-password"),
+        "no password in messages: {err}"
+    );
+    let after = digest(
+        &format!("{}/{prefix}/a:latest", bed.ecr_registry),
+        Some(&ecr),
+    )
+    .await;
+    assert_eq!(after, Some(latest));
+}
+
+#[test]
+fn immutable_repositories_refuse_moving_tags_before_anything_is_pushed() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("immut").replace('-', "");
+    project(dir.path(), &prefix, &bed.base_image);
+    let compose = std::fs::read_to_string(dir.path().join("compose.yaml")).unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!("x-wharf:\n  tag_mutability: IMMUTABLE\n{compose}"),
+    );
+    let sha = fake_sha();
+
+    let out = wharf(
+        dir.path(),
+        &sha,
+        &[],
+        &[
+            "build",
+            "--push",
+            "--registry",
+            "ecr",
+            "--create-repositories",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("immutable") && err.contains("--tag '{git_sha}'"),
+        "says the fix: {err}"
+    );
+    assert!(!err.contains("pushing"), "nothing pushed: {err}");
+
+    // Identity tags only: accepted, and pushing the same commit again is not an error.
+    for _ in 0..2 {
+        let out = wharf(
+            dir.path(),
+            &sha,
+            &[],
+            &["build", "--push", "--registry", "ecr", "--tag", "{git_sha}"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+}
