@@ -1,0 +1,244 @@
+//! `wharf build` through the binary against the bed's engine: what compose would build, in the
+//! right order, concurrently where it can, with BuildKit and the classic builder; refusals
+//! before any build.
+
+mod common;
+
+use common::{bed, unique, wharf_bin, write};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Instant;
+
+fn wharf(dir: &Path, args: &[&str]) -> Output {
+    Command::new(wharf_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("wharf runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `cmd` in a fresh container of `image` and returns its output.
+fn run_in(image: &str, cmd: &str) -> String {
+    let out = Command::new("docker")
+        .args(["run", "--rm", image, "sh", "-c", cmd])
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker run {image} {cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn image_label(image: &str, label: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            &format!("{{{{index .Config.Labels \"{label}\"}}}}"),
+            image,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A project of three services: `base`, `app` (multi-stage, target, args, FROM base) and
+/// `tool` (inline Dockerfile, FROM base).
+/// The `never` stage fails: BuildKit skips stages the target does not need; the classic
+/// builder runs every stage, so for it the stage is harmless.
+fn shop(dir: &Path, prefix: &str, base_image: &str, never: &str) {
+    write(
+        dir,
+        "compose.yaml",
+        &format!(
+            r#"services:
+  app:
+    image: {prefix}/app
+    build:
+      context: ./app
+      target: runtime
+      args:
+        BASE: {prefix}/base
+        MESSAGE: from-compose
+      labels:
+        team: storefront
+  base:
+    image: {prefix}/base
+    build: ./base
+  tool:
+    image: {prefix}/tool
+    build:
+      context: ./tool
+      dockerfile_inline: |
+        FROM {prefix}/base
+        COPY hello /hello
+"#
+        ),
+    );
+    write(
+        dir,
+        "base/Dockerfile",
+        &format!(
+            "FROM {base_image}\nRUN echo {} > /base-id\n",
+            unique("base")
+        ),
+    );
+    write(
+        dir,
+        "app/Dockerfile",
+        &format!(
+            "ARG BASE=wrong\nFROM {base_image} AS build\nARG MESSAGE=default\nRUN echo \"$MESSAGE\" > /msg\nFROM build AS never\nRUN {never}\nFROM $BASE AS runtime\nCOPY --from=build /msg /msg\n"
+        ),
+    );
+    write(dir, "tool/hello", "hello");
+}
+
+fn builds_the_shop(builder: &str) {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique(&format!("shop{builder}")).replace('-', "");
+    let never = if builder == "buildkit" {
+        "exit 1"
+    } else {
+        "true"
+    };
+    shop(dir.path(), &prefix, &bed.base_image, never);
+    let out = wharf(dir.path(), &["build", "--builder", builder]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(out.stdout.is_empty(), "build prints results only: nothing");
+    // base builds before the two services whose Dockerfiles start FROM it.
+    let base_built = err.find("[base] built").expect("base built");
+    assert!(err.find("[app] building").unwrap() > base_built, "{err}");
+    assert!(err.find("[tool] building").unwrap() > base_built, "{err}");
+    let base_id = run_in(&format!("{prefix}/base"), "cat /base-id");
+    // The target stage, the args, and the base image from another service.
+    assert_eq!(
+        run_in(&format!("{prefix}/app"), "cat /msg /base-id"),
+        format!("from-compose\n{base_id}")
+    );
+    assert_eq!(
+        run_in(&format!("{prefix}/tool"), "cat /hello /base-id"),
+        format!("hello{base_id}")
+    );
+    assert_eq!(image_label(&format!("{prefix}/app"), "team"), "storefront");
+    assert!(!image_label(&format!("{prefix}/app"), "org.opencontainers.image.created").is_empty());
+}
+
+#[test]
+fn buildkit_builds_what_compose_describes_in_order() {
+    builds_the_shop("buildkit");
+}
+
+#[test]
+fn the_classic_builder_builds_it_too() {
+    builds_the_shop("classic");
+}
+
+#[test]
+fn independent_services_build_concurrently() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("conc").replace('-', "");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!("services:\n  one:\n    image: {prefix}/one\n    build: ./one\n  two:\n    image: {prefix}/two\n    build: ./two\n"),
+    );
+    for s in ["one", "two"] {
+        // Unique content defeats the build cache, so both really sleep.
+        write(
+            dir.path(),
+            &format!("{s}/Dockerfile"),
+            &format!(
+                "FROM {}\nRUN echo {} && sleep 2\n",
+                bed.base_image,
+                unique(s)
+            ),
+        );
+    }
+    let started = Instant::now();
+    let out = wharf(dir.path(), &["build", "--parallel", "2"]);
+    let elapsed = started.elapsed().as_secs_f64();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let first_built = err.find("] built").unwrap();
+    assert!(
+        err.find("[one] building").unwrap() < first_built
+            && err.find("[two] building").unwrap() < first_built,
+        "both start before either ends: {err}"
+    );
+    // Wall time against the services' own build times (not a fixed bound, which a loaded
+    // machine would break): run one after the other, the run would take at least their sum.
+    let each: Vec<f64> = err
+        .lines()
+        .filter_map(|l| l.split("built in ").nth(1))
+        .filter_map(|t| t.trim_end_matches('s').parse().ok())
+        .collect();
+    assert_eq!(each.len(), 2, "{err}");
+    assert!(
+        each.iter().all(|t| *t >= 2.0),
+        "each build really ran its 2 s step: {each:?}"
+    );
+    let sum: f64 = each.iter().sum();
+    assert!(
+        elapsed < sum,
+        "the two builds overlapped: {elapsed:.1}s for {sum:.1}s of builds"
+    );
+}
+
+#[test]
+fn every_missing_dockerfile_and_context_is_reported_before_any_build() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  ok:\n    build: ./ok\n  nodockerfile:\n    build: ./empty\n  nocontext:\n    build: ./missing\n  named:\n    build:\n      context: ./ok\n      dockerfile: Dockerfile.prod\n",
+    );
+    write(
+        dir.path(),
+        "ok/Dockerfile",
+        &format!("FROM {}\n", bed.base_image),
+    );
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    let out = wharf(dir.path(), &["build"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("services.nodockerfile.build.dockerfile"),
+        "{err}"
+    );
+    assert!(err.contains("services.nocontext.build.context"), "{err}");
+    assert!(
+        err.contains("services.named.build.dockerfile") && err.contains("Dockerfile.prod"),
+        "{err}"
+    );
+    assert!(!err.contains("building"), "nothing was built: {err}");
+}
+
+#[test]
+fn fields_the_daemon_cannot_honour_are_refused_by_name() {
+    bed();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  multi:\n    build:\n      context: .\n      platforms: [linux/amd64, linux/arm64]\n",
+    );
+    write(dir.path(), "Dockerfile", "FROM scratch\n");
+    let out = wharf(dir.path(), &["build"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("services.multi.build.platforms") && err.contains("buildx"),
+        "{err}"
+    );
+}
