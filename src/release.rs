@@ -10,7 +10,7 @@ use aws_config::SdkConfig;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use wharf_compose::{Project, Service};
 use wharf_pusher::git::Revision;
 use wharf_pusher::login::{self, Login};
@@ -291,19 +291,13 @@ async fn aws(sdk: &mut Option<SdkConfig>) -> &SdkConfig {
     sdk.as_ref().expect("just set")
 }
 
-/// Logs in again where a token runs out within ten minutes. A token whose expiry is already in
-/// the past is kept (emulators hand out such tokens, and a real expired token fails the push
-/// with a clear message) — so this never loops.
-pub async fn refresh_logins(
-    targets: &mut [ImageTarget],
-    logins: &mut Logins,
-    sdk: &mut Option<SdkConfig>,
-) -> Result<()> {
+/// Logs in again where a token is about to run out (see [`login::needs_refresh`]: never for a
+/// token that claims to have expired already, so this cannot loop).
+pub async fn refresh_logins(targets: &mut [ImageTarget], logins: &mut Logins, sdk: &mut Option<SdkConfig>) -> Result<()> {
     let now = SystemTime::now();
-    let soon = now + Duration::from_secs(600);
     let stale: Vec<String> = logins
         .values()
-        .filter(|l| l.expires_at.is_some_and(|t| t > now && t < soon))
+        .filter(|l| login::needs_refresh(l.expires_at, now))
         .map(|l| l.host.clone())
         .collect();
     if stale.is_empty() {

@@ -8,7 +8,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Credentials for one registry host.
 #[derive(Clone)]
@@ -49,6 +49,16 @@ impl Login {
             self.password.expose_secret().to_string(),
         )
     }
+}
+
+/// How long before its expiry a token is renewed.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(600);
+
+/// Whether a login should be renewed at `now`: its token runs out within [`REFRESH_MARGIN`].
+/// A token whose expiry is already past is not renewed — emulators hand out such tokens, and a
+/// real expired token fails with a clear registry error — so callers can never loop on it.
+pub fn needs_refresh(expires_at: Option<SystemTime>, now: SystemTime) -> bool {
+    expires_at.is_some_and(|t| t > now && t < now + REFRESH_MARGIN)
 }
 
 /// Loads AWS settings through the SDK's default chain: environment, profiles (`AWS_PROFILE`,
@@ -268,6 +278,24 @@ mod tests {
             expires_at: None,
         };
         assert!(!format!("{login:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn refresh_only_tokens_about_to_expire() {
+        let now = SystemTime::now();
+        let minute = Duration::from_secs(60);
+        assert!(needs_refresh(Some(now + 5 * minute), now));
+        assert!(
+            !needs_refresh(Some(now + 11 * 60 * minute), now),
+            "a fresh 12 h token"
+        );
+        assert!(
+            !needs_refresh(None, now),
+            "no expiry: Docker config credentials"
+        );
+        // An expiry in the past (moto says 2015) never triggers a refresh loop.
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_420_070_400);
+        assert!(!needs_refresh(Some(long_ago), now));
     }
 
     #[test]
