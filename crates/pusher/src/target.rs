@@ -298,6 +298,144 @@ mod tests {
         );
     }
 
+    fn project(services: &[(&str, Option<&str>, Option<serde_json::Value>)]) -> Project {
+        Project {
+            name: "shop".into(),
+            working_dir: "/p".into(),
+            files: vec![],
+            services: services
+                .iter()
+                .map(|(n, image, x)| {
+                    let s = Service {
+                        name: n.to_string(),
+                        image: image.map(str::to_string),
+                        build: Some(Default::default()),
+                        profiles: vec![],
+                        x_wharf: x.clone(),
+                        depends_on: vec![],
+                        extensions: Default::default(),
+                        compose: serde_json::Value::Null,
+                    };
+                    (n.to_string(), s)
+                })
+                .collect(),
+            secrets: Default::default(),
+            x_wharf: None,
+            extensions: Default::default(),
+        }
+    }
+
+    fn values() -> TagValues<'static> {
+        TagValues {
+            git_sha: Some("0123456789abcdef0123456789abcdef01234567"),
+            git_branch: Some("feature/login"),
+            timestamp: "20261122030000",
+            env: &|n| (n == "STAGE").then(|| "prod".to_string()),
+        }
+    }
+
+    fn settings(registry: &str, tags: &[&str], repository: Option<&str>) -> Settings {
+        Settings {
+            registry: Some(Registry::parse(registry).unwrap()),
+            tags: tags
+                .iter()
+                .map(|t| Template::parse(t, TAG_PLACEHOLDERS).unwrap())
+                .collect(),
+            repository: repository.map(|r| Template::parse(r, REPOSITORY_PLACEHOLDERS).unwrap()),
+        }
+    }
+
+    #[test]
+    fn repositories_follow_the_compose_image_name() {
+        let p = project(&[
+            ("codeguardians-gateway", Some("gateway:dev"), None),
+            ("backend", Some("gamepulse/backend:latest"), None),
+            ("worker", None, None),
+        ]);
+        let s = settings("123456789012.dkr.ecr.us-east-1.amazonaws.com", &[], None);
+        let repo = |name: &str| {
+            target(&p, &p.services[name], &s, &values())
+                .unwrap()
+                .repository
+        };
+        assert_eq!(repo("codeguardians-gateway"), "gateway");
+        assert_eq!(repo("backend"), "gamepulse/backend");
+        assert_eq!(repo("worker"), "shop-worker");
+    }
+
+    #[test]
+    fn templates_and_per_service_settings() {
+        let x = serde_json::json!({"repository": "special/{service}", "tags": ["{env:STAGE}-{git_short_sha}", "{env:STAGE}-latest"]});
+        let p = project(&[("parser", None, None), ("variants", None, Some(x))]);
+        let s = settings(
+            "ecr",
+            &["{git_sha}", "{git_branch}", "{compose_tag}", "latest"],
+            Some("creative-automation-{service}"),
+        );
+        let t = target(&p, &p.services["parser"], &s, &values()).unwrap();
+        assert_eq!(t.repository, "creative-automation-parser");
+        assert_eq!(
+            t.identity_tags,
+            vec!["0123456789abcdef0123456789abcdef01234567"]
+        );
+        assert_eq!(
+            t.moving_tags,
+            vec!["feature-login", "latest"],
+            "compose_tag of an untagged name is latest, deduplicated"
+        );
+        assert_eq!(t.host, None, "the caller's account is resolved at login");
+        let t = target(&p, &p.services["variants"], &s, &values()).unwrap();
+        assert_eq!(t.repository, "special/variants");
+        assert_eq!(t.identity_tags, vec!["prod-0123456"]);
+        assert_eq!(t.moving_tags, vec!["prod-latest"]);
+    }
+
+    #[test]
+    fn namespaces_and_aliases_prefix_the_repository() {
+        let p = project(&[("api", Some("shop/api:1.2"), None)]);
+        let public = target(
+            &p,
+            &p.services["api"],
+            &settings("public.ecr.aws/acme", &[], None),
+            &values(),
+        )
+        .unwrap();
+        assert_eq!(public.repository, "acme/shop/api");
+        assert_eq!(public.host.as_deref(), Some("public.ecr.aws"));
+        let other = target(
+            &p,
+            &p.services["api"],
+            &settings("ghcr.io/acme", &["{compose_tag}"], None),
+            &values(),
+        )
+        .unwrap();
+        assert_eq!(other.repository, "acme/shop/api");
+        assert_eq!(other.moving_tags, vec!["1.2"]);
+    }
+
+    #[test]
+    fn an_image_without_registry_needs_one() {
+        let p = project(&[("api", Some("shop/api"), None)]);
+        let none = Settings {
+            registry: None,
+            tags: vec![],
+            repository: None,
+        };
+        let e = target(&p, &p.services["api"], &none, &values())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--registry") && e.contains("x-wharf.registry"),
+            "{e}"
+        );
+        let p = project(&[("api", Some("localhost:5000/shop/api:1"), None)]);
+        let t = target(&p, &p.services["api"], &none, &values()).unwrap();
+        assert_eq!(
+            (t.host.as_deref(), t.repository.as_str()),
+            (Some("localhost:5000"), "shop/api")
+        );
+    }
+
     #[test]
     fn repository_names_are_checked() {
         assert!(check_repository("shop/api-v2").is_ok());
