@@ -230,3 +230,57 @@ fn immutable_repositories_refuse_moving_tags_before_anything_is_pushed() {
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
 }
+
+#[tokio::test]
+async fn credential_helpers_are_run_as_docker_runs_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let bed = bed();
+    let proxy = Proxy::start("127.0.0.2:443", None);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("helper").replace('-', "");
+    project(dir.path(), &prefix, &bed.base_image);
+    let tools = tempfile::tempdir().unwrap();
+    // A credential helper speaking docker's protocol: `get`, the server on stdin, JSON out.
+    let helper = tools.path().join("docker-credential-wharftest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"AWS\",\"Secret\":\"{}\"}}' \"$server\"\n",
+            bed.ecr_password
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let json = serde_json::json!({ "credHelpers": { proxy.addr.clone(): "wharftest" } });
+    std::fs::write(config.path().join("config.json"), json.to_string()).unwrap();
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let docker_config = config.path().to_str().unwrap().to_string();
+    let envs = [
+        ("DOCKER_CONFIG", docker_config.as_str()),
+        ("PATH", path.as_str()),
+    ];
+    let out = wharf(
+        dir.path(),
+        &fake_sha(),
+        &envs,
+        &["build", "--push", "--registry", &proxy.addr],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ecr = Login {
+        host: bed.ecr_registry.clone(),
+        username: "AWS".into(),
+        password: bed.ecr_password.clone().into(),
+        expires_at: None,
+    };
+    assert!(digest(
+        &format!("{}/{prefix}/b:latest", bed.ecr_registry),
+        Some(&ecr)
+    )
+    .await
+    .is_some());
+}
