@@ -284,3 +284,33 @@ async fn credential_helpers_are_run_as_docker_runs_them() {
     .await
     .is_some());
 }
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let bed = bed();
+    let plain = bed.plain_registry.as_str();
+    let trigger =
+        Arc::new(|chunk: &str| chunk.starts_with("PUT /v2/") && chunk.contains("/manifests/"));
+    let proxy = Proxy::start_with(plain, Some(trigger), common::proxy::OnTrigger::DropOnce);
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("retry").replace('-', "");
+    project(dir.path(), &prefix, &bed.base_image);
+    let sha = fake_sha();
+    let out = wharf(
+        dir.path(),
+        &sha,
+        &[],
+        &["build", "--push", "--registry", &proxy.addr],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("retrying"),
+        "the dropped manifest write was retried: {err}"
+    );
+    for s in ["a", "b"] {
+        assert!(digest(&format!("{plain}/{prefix}/{s}:{sha}"), None)
+            .await
+            .is_some());
+    }
+}

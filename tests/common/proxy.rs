@@ -16,11 +16,27 @@ pub struct Proxy {
 
 type Trigger = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// What the proxy does when its trigger matches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OnTrigger {
+    /// Stop: close every connection and refuse new ones (a registry that went away).
+    Stop,
+    /// Drop only the connection that carried the match, once (a dropped connection).
+    DropOnce,
+}
+
 impl Proxy {
     /// Forwards 127.0.0.1:<free port> to `upstream`. When `stop_at` matches the text of a
     /// client-to-registry chunk, that chunk is not forwarded and the proxy stops: every
     /// connection is closed and new ones are refused.
     pub fn start(upstream: &str, stop_at: Option<Trigger>) -> Proxy {
+        Proxy::start_with(upstream, stop_at, OnTrigger::Stop)
+    }
+
+    /// Like [`Proxy::start`], with the reaction to the trigger chosen.
+    pub fn start_with(upstream: &str, trigger: Option<Trigger>, on: OnTrigger) -> Proxy {
+        let stop_at = trigger;
+        let fired = Arc::new(AtomicBool::new(false));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         let addr = listener.local_addr().unwrap().to_string();
         let stopped = Arc::new(AtomicBool::new(false));
@@ -46,7 +62,10 @@ impl Proxy {
                     let (st1, st2) = (stopped.clone(), stopped.clone());
                     let (k1, k2) = (conns.clone(), conns.clone());
                     let trigger = stop_at.clone();
-                    std::thread::spawn(move || pump(client, server, st1, trigger, k1));
+                    let fired = fired.clone();
+                    std::thread::spawn(move || {
+                        pump(client, server, st1, trigger.map(|t| (t, on, fired)), k1)
+                    });
                     std::thread::spawn(move || pump(s2, c2, st2, None, k2));
                 }
             });
@@ -74,7 +93,7 @@ fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
     stopped: Arc<AtomicBool>,
-    trigger: Option<Trigger>,
+    trigger: Option<(Trigger, OnTrigger, Arc<AtomicBool>)>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
 ) {
     let _ = from.set_read_timeout(Some(Duration::from_secs(120)));
@@ -87,9 +106,12 @@ fn pump(
         if stopped.load(Ordering::SeqCst) {
             break;
         }
-        if let Some(t) = &trigger {
-            if t(&String::from_utf8_lossy(&buf[..n])) {
-                stop_all(&stopped, &conns);
+        if let Some((t, on, fired)) = &trigger {
+            if !fired.load(Ordering::SeqCst) && t(&String::from_utf8_lossy(&buf[..n])) {
+                match on {
+                    OnTrigger::Stop => stop_all(&stopped, &conns),
+                    OnTrigger::DropOnce => fired.store(true, Ordering::SeqCst),
+                }
                 break;
             }
         }
