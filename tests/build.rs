@@ -242,3 +242,59 @@ fn fields_the_daemon_cannot_honour_are_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn the_daemon_is_found_as_the_docker_cli_finds_it() {
+    use sha2::{Digest, Sha256};
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "services:\n  one:\n    image: {}\n    build: .\n",
+            unique("ctx").replace('-', "")
+        ),
+    );
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!("FROM {}\n", bed.base_image),
+    );
+    // A Docker context, selected in the config, naming the engine's socket.
+    let config = tempfile::tempdir().unwrap();
+    let id = format!("{:x}", Sha256::digest(b"bed"));
+    let meta = serde_json::json!({"Name": "bed", "Endpoints": {"docker": {"Host": "unix:///var/run/docker.sock"}}});
+    write(
+        config.path(),
+        &format!("contexts/meta/{id}/meta.json"),
+        &meta.to_string(),
+    );
+    write(config.path(), "config.json", r#"{"currentContext": "bed"}"#);
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(wharf_bin());
+        cmd.arg("build")
+            .current_dir(dir.path())
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", config.path());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // DOCKER_HOST wins over the context; an unreachable daemon is named, exit 1.
+    let out = run(&[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"),
+        "{err}"
+    );
+    // A context that does not exist is named too.
+    let out = run(&[("DOCKER_CONTEXT", "nosuch")]);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("the Docker context `nosuch`"), "{err}");
+}
