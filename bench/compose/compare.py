@@ -30,7 +30,8 @@ def timed(cmd, env, runs):
 
 
 def main():
-    reference, wharf = sys.argv[1], sys.argv[2]
+    # Both run in the project's folder: make their paths absolute.
+    reference, wharf = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 15
     with open(os.path.join(CASE, "args")) as f:
         args = shlex.split(f.read())
