@@ -261,7 +261,8 @@ def main():
             raise SystemExit(f"run.py: {corpus} is not a folder")
         for c in sorted(os.listdir(corpus)):
             d = os.path.join(corpus, c)
-            if os.path.isdir(d) and (not opts.only or any(k in c for k in opts.only)):
+            if (os.path.isdir(d) and not c.startswith(".")
+                    and (not opts.only or any(k in c for k in opts.only))):
                 cases.append(Case(os.path.abspath(d)))
     if opts.list:
         for c in cases:
