@@ -36,7 +36,10 @@ const TRANSFORMERS: &[(&[&str], T)] = &[
     (&["services", "*", "build", "secrets", "*"], T::FileMount),
     (&["services", "*", "build", "provenance"], T::StringOrX),
     (&["services", "*", "build", "sbom"], T::StringOrX),
-    (&["services", "*", "build", "additional_contexts"], T::KeyValue),
+    (
+        &["services", "*", "build", "additional_contexts"],
+        T::KeyValue,
+    ),
     (&["services", "*", "depends_on"], T::DependsOn),
     (&["services", "*", "env_file"], T::EnvFile),
     (&["services", "*", "label_file"], T::StringOrList),
@@ -69,10 +72,32 @@ const TRANSFORMERS: &[(&[&str], T)] = &[
     (&["include", "*"], T::Include),
 ];
 
-/// compose-go's `transform.Canonical`.
-pub fn canonical(model: Map) -> Result<Map, String> {
+/// compose-go's `transform.Canonical`, over the whole model or, when `services` names them,
+/// only those services (the others are canonical already: the transformation is idempotent).
+pub fn canonical(model: &mut Map, services: Option<&[String]>) -> Result<(), String> {
     let mut path = Vec::new();
-    transform_mapping(model, &mut path)
+    for (k, v) in model.iter_mut() {
+        if k == "services" {
+            if let (Some(names), Value::Map(all)) = (services, &mut *v) {
+                path.push(k.clone());
+                for name in names {
+                    if let Some(slot) = all.get_mut(name) {
+                        path.push(name.clone());
+                        let t = transform(std::mem::replace(slot, Value::Null), &mut path);
+                        path.pop();
+                        *slot = t?;
+                    }
+                }
+                path.pop();
+                continue;
+            }
+        }
+        path.push(k.clone());
+        let t = transform(std::mem::replace(v, Value::Null), &mut path);
+        path.pop();
+        *v = t?;
+    }
+    Ok(())
 }
 
 fn transform(data: Value, path: &mut Vec<String>) -> R {
@@ -240,7 +265,11 @@ fn apply(t: T, data: Value, path: &mut Vec<String>) -> R {
         T::Gpus => match data {
             Value::Seq(s) => transform_sequence(s, path).map(Value::Seq),
             Value::Str(_) => Ok(Value::Seq(vec![single("count", Value::Str("all".into()))])),
-            other => Err(format!("{}: invalid type {} for gpus", p(path), other.go_type())),
+            other => Err(format!(
+                "{}: invalid type {} for gpus",
+                p(path),
+                other.go_type()
+            )),
         },
         T::StringSliceToMap => match data {
             Value::Seq(items) => {
@@ -323,12 +352,20 @@ fn apply(t: T, data: Value, path: &mut Vec<String>) -> R {
                 }
                 Ok(Value::Seq(out))
             }
-            other => Err(format!("{}: invalid type {} for port", p(path), other.go_type())),
+            other => Err(format!(
+                "{}: invalid type {} for port",
+                p(path),
+                other.go_type()
+            )),
         },
         T::Build => match data {
             Value::Map(m) => transform_mapping(m, path).map(Value::Map),
             Value::Str(s) => Ok(single("context", Value::Str(s))),
-            other => Err(format!("{}: invalid type {} for build", p(path), other.go_type())),
+            other => Err(format!(
+                "{}: invalid type {} for build",
+                p(path),
+                other.go_type()
+            )),
         },
         T::Ssh => match data {
             Value::Map(m) => Ok(Value::Map(m)),
@@ -353,7 +390,11 @@ fn apply(t: T, data: Value, path: &mut Vec<String>) -> R {
                 }
                 Ok(Value::Map(m))
             }
-            other => Err(format!("{}: invalid type {} for ssh", p(path), other.go_type())),
+            other => Err(format!(
+                "{}: invalid type {} for ssh",
+                p(path),
+                other.go_type()
+            )),
         },
         T::Ulimits => match data {
             Value::Map(m) => Ok(Value::Map(m)),
@@ -391,7 +432,11 @@ fn apply(t: T, data: Value, path: &mut Vec<String>) -> R {
                 }
                 Ok(Value::Map(resource))
             }
-            other => Err(format!("{}: must be a mapping, got {}", p(path), other.go_type())),
+            other => Err(format!(
+                "{}: must be a mapping, got {}",
+                p(path),
+                other.go_type()
+            )),
         },
         T::Include => match data {
             Value::Map(m) => Ok(Value::Map(m)),
@@ -412,7 +457,9 @@ pub fn set_defaults(model: &mut Map) -> Result<(), String> {
         return Ok(());
     };
     for (name, service) in services.iter_mut() {
-        let Value::Map(service) = service else { continue };
+        let Value::Map(service) = service else {
+            continue;
+        };
         if let Some(Value::Map(build)) = service.get_mut("build") {
             build
                 .entry("context".to_string())
@@ -539,7 +586,9 @@ pub fn semantic_checks(model: &Map) -> Result<(), String> {
         return Ok(());
     };
     for (name, service) in services {
-        let Value::Map(service) = service else { continue };
+        let Value::Map(service) = service else {
+            continue;
+        };
         if let Some(Value::Seq(ports)) = service.get("ports") {
             for port in ports {
                 if let Value::Map(m) = port {

@@ -57,7 +57,10 @@ struct DotenvParser {
 
 /// Go's `isSpace` in the dotenv parser: white space but not a line break.
 fn is_space(c: char) -> bool {
-    matches!(c, '\t' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}')
+    matches!(
+        c,
+        '\t' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{85}' | '\u{a0}'
+    )
 }
 
 impl DotenvParser {
@@ -85,7 +88,10 @@ impl DotenvParser {
         }
     }
 
-    fn locate_key_name<'a>(&mut self, src: &'a str) -> Result<(String, &'a str, bool), DotenvError> {
+    fn locate_key_name<'a>(
+        &mut self,
+        src: &'a str,
+    ) -> Result<(String, &'a str, bool), DotenvError> {
         let mut src = src;
         if let Some(rest) = src.strip_prefix("export") {
             if rest.starts_with(|c: char| c.is_whitespace()) {
@@ -285,11 +291,13 @@ mod tests {
 
     fn parse_str(src: &str) -> Result<IndexMap<String, String>, DotenvError> {
         let mut out = IndexMap::new();
-        parse(
-            src,
-            &mut out,
-            &|k| if k == "HOST" { Some("h".into()) } else { None },
-        )?;
+        parse(src, &mut out, &|k| {
+            if k == "HOST" {
+                Some("h".into())
+            } else {
+                None
+            }
+        })?;
         Ok(out)
     }
 

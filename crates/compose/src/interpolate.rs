@@ -61,10 +61,11 @@ pub(crate) fn substitute(
     let mut out = String::with_capacity(template.len());
     let mut first_error: Option<InterpolateError> = None;
     let mut last = 0;
-    for m in re.find_iter(template) {
+    for caps in re.captures_iter(template) {
+        let Some(m) = caps.get(0) else { continue };
         out.push_str(&template[last..m.start()]);
         last = m.end();
-        match replacement(m.as_str(), lookup, unset) {
+        match replacement(m.as_str(), &caps, lookup, unset) {
             Ok(s) => out.push_str(&s),
             Err(mut e) => {
                 if let InterpolateError::Invalid { template: t } = &mut e {
@@ -158,6 +159,7 @@ fn group<'a>(caps: &'a Captures, name: &str) -> &'a str {
 
 fn replacement(
     matched: &str,
+    whole: &Captures,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut dyn FnMut(&str),
 ) -> Result<String, InterpolateError> {
@@ -166,21 +168,28 @@ fn replacement(
         Some(i) => (&matched[..=i], &matched[i + 1..]),
         None => (matched, ""),
     };
-    let caps = match pattern().captures(substring) {
-        Some(c) => c,
-        None => {
-            return Err(InterpolateError::Invalid {
-                template: String::new(),
-            })
-        }
+    // compose matches the pattern again on the text up to the first closing brace.
+    let recaptured;
+    let caps = if substring.len() == matched.len() {
+        whole
+    } else {
+        recaptured = match pattern().captures(substring) {
+            Some(c) => c,
+            None => {
+                return Err(InterpolateError::Invalid {
+                    template: String::new(),
+                })
+            }
+        };
+        &recaptured
     };
-    if !group(&caps, "escaped").is_empty() {
+    if !group(caps, "escaped").is_empty() {
         return Ok("$".to_string());
     }
-    let mut substitution = group(&caps, "named");
+    let mut substitution = group(caps, "named");
     let mut braced = false;
     if substitution.is_empty() {
-        substitution = group(&caps, "braced");
+        substitution = group(caps, "braced");
         braced = true;
     }
     if substitution.is_empty() {

@@ -13,7 +13,7 @@ use crate::paths::PathResolver;
 use crate::schema;
 use crate::tree::matches;
 use crate::value::{Map, Value};
-use crate::yaml::{parse_documents, Document};
+use crate::yaml::{parse_documents, Document, YamlError};
 use indexmap::IndexMap;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -27,6 +27,9 @@ pub(crate) struct Session {
     pub home: Option<String>,
     pub files: RefCell<Vec<(String, std::rc::Rc<str>)>>,
     pub unset: RefCell<BTreeSet<String>>,
+    /// Documents parsed ahead (for the project name), taken by the loader: each file is
+    /// parsed once.
+    parsed: RefCell<std::collections::HashMap<String, Result<Vec<Document>, YamlError>>>,
 }
 
 impl Session {
@@ -36,7 +39,39 @@ impl Session {
             home,
             files: RefCell::new(Vec::new()),
             unset: RefCell::new(BTreeSet::new()),
+            parsed: RefCell::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Looks at the parsed documents of a file (parsing it if needed, and keeping the result
+    /// for the loader).
+    pub fn peek_documents<T>(
+        &self,
+        filename: &str,
+        f: impl FnOnce(&Result<Vec<Document>, YamlError>) -> T,
+    ) -> Result<T, Error> {
+        if !self.parsed.borrow().contains_key(filename) {
+            let text = self.read(filename)?;
+            let docs = parse_documents(&text);
+            self.parsed.borrow_mut().insert(filename.to_string(), docs);
+        }
+        let parsed = self.parsed.borrow();
+        match parsed.get(filename) {
+            Some(docs) => Ok(f(docs)),
+            None => Err(Error::invalid(format!("cannot read {filename}"))),
+        }
+    }
+
+    /// The parsed documents of a file, parsed now unless they were already.
+    pub fn take_documents(
+        &self,
+        filename: &str,
+    ) -> Result<Result<Vec<Document>, YamlError>, Error> {
+        if let Some(docs) = self.parsed.borrow_mut().remove(filename) {
+            return Ok(docs);
+        }
+        let text = self.read(filename)?;
+        Ok(parse_documents(&text))
     }
 
     pub fn read(&self, filename: &str) -> Result<std::rc::Rc<str>, Error> {
@@ -153,17 +188,14 @@ impl Loader<'_> {
         mut dict: Map,
         mut included: Vec<String>,
     ) -> Result<(Map, ResetPaths), Error> {
-        let text = self.session.read(filename)?;
-        let docs: Vec<Document> = parse_documents(&text).map_err(|e| {
-            Error {
-                kind: ErrorKind::Syntax,
-                file: Some(filename.into()),
-                line: e.line,
-                column: e.column,
-                key_path: None,
-                message: format!("failed to parse: {}", e.message),
-                hint: Some("fix the YAML syntax at that position".into()),
-            }
+        let docs: Vec<Document> = self.session.take_documents(filename)?.map_err(|e| Error {
+            kind: ErrorKind::Syntax,
+            file: Some(filename.into()),
+            line: e.line,
+            column: e.column,
+            key_path: None,
+            message: format!("failed to parse: {}", e.message),
+            hint: Some("fix the YAML syntax at that position".into()),
         })?;
         let mut last_reset = Vec::new();
         for doc in docs {
@@ -186,10 +218,23 @@ impl Loader<'_> {
                 self.apply_include(working_dir, env, &mut cfg, opts, &included)
                     .map_err(|e| e.in_file(filename))?;
             }
+            // Services this document does not mention are unchanged since the previous
+            // document was validated and canonicalized: only the others are processed again.
+            let touched: Option<Vec<String>> = if dict.is_empty() {
+                None
+            } else {
+                match cfg.get("services") {
+                    None => Some(Vec::new()),
+                    Some(Value::Map(m)) => Some(m.keys().cloned().collect()),
+                    Some(_) => None,
+                }
+            };
+            let touched = touched.as_deref();
             dict = merge(dict, cfg).map_err(|e| Error::invalid(e.0).in_file(filename))?;
-            enforce_unicity(&mut dict).map_err(|e| Error::invalid(e.0).in_file(filename))?;
+            enforce_unicity(&mut dict, touched)
+                .map_err(|e| Error::invalid(e.0).in_file(filename))?;
             if !opts.skip_validation {
-                if let Err(e) = schema::validate(&dict) {
+                if let Err(e) = schema::validate(&dict, touched) {
                     return Err(self.schema_error(filename, e));
                 }
                 if dict.shift_remove("version").is_some() {
@@ -198,17 +243,21 @@ impl Loader<'_> {
                     );
                 }
             }
-            dict = canonical(dict).map_err(|e| Error::invalid(e).in_file(filename))?;
+            canonical(&mut dict, touched).map_err(|e| Error::invalid(e).in_file(filename))?;
             omit_empty(&mut dict);
-            enforce_unicity(&mut dict).map_err(|e| Error::invalid(e.0).in_file(filename))?;
+            enforce_unicity(&mut dict, touched)
+                .map_err(|e| Error::invalid(e.0).in_file(filename))?;
             last_reset = doc.reset_paths;
         }
         Ok((dict, last_reset))
     }
 
     fn schema_error(&self, filename: &str, e: schema::SchemaError) -> Error {
-        let mut err = Error::new(ErrorKind::Schema, format!("validating {filename}: {}", e.message))
-            .at_key(&e.path);
+        let mut err = Error::new(
+            ErrorKind::Schema,
+            format!("validating {filename}: {}", e.message),
+        )
+        .at_key(&e.path);
         err.key_path = Some(e.path.join("."));
         let hint = if e.message.contains("additional properties") {
             "remove the key or fix its spelling; custom keys must start with x-".to_string()
@@ -246,9 +295,18 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn interpolate_value(&self, v: &mut Value, path: &mut Vec<String>, env: &Env) -> Result<(), Error> {
+    fn interpolate_value(
+        &self,
+        v: &mut Value,
+        path: &mut Vec<String>,
+        env: &Env,
+    ) -> Result<(), Error> {
         match v {
             Value::Str(s) => {
+                let cast = cast_for(path);
+                if cast.is_none() && !s.contains('$') {
+                    return Ok(());
+                }
                 let lookup = |k: &str| env.get(k).cloned();
                 let mut unset = |k: &str| {
                     self.session.unset.borrow_mut().insert(k.to_string());
@@ -276,7 +334,7 @@ impl Loader<'_> {
                     }
                     err
                 })?;
-                match cast_for(path) {
+                match cast {
                     None => *s = out,
                     Some(cast) => match cast_value(cast, &out) {
                         Ok(val) => *v = val,
@@ -332,9 +390,15 @@ impl Loader<'_> {
         let Value::Map(services) = services else {
             return Err(Error::invalid("services must be a mapping").in_file(filename));
         };
-        let names: Vec<String> = services.keys().cloned().collect();
+        // Only services with `extends` change; the others are left in place.
+        let names: Vec<String> = services
+            .iter()
+            .filter(|(_, s)| s.as_map().is_some_and(|m| m.contains_key("extends")))
+            .map(|(k, _)| k.clone())
+            .collect();
         for name in names {
-            let merged = self.apply_service_extends(filename, &name, services, opts, tracker, post)?;
+            let merged =
+                self.apply_service_extends(filename, &name, services, opts, tracker, post)?;
             services.insert(name, merged);
         }
         Ok(())
@@ -351,10 +415,14 @@ impl Loader<'_> {
     ) -> Result<Value, Error> {
         let service = match services.get(name) {
             None | Some(Value::Null) => return Ok(Value::Null),
+            Some(Value::Map(m)) if !m.contains_key("extends") => {
+                return Ok(Value::Map(m.clone()));
+            }
             Some(Value::Map(m)) => m.clone(),
             Some(_) => {
-                return Err(Error::invalid(format!("services.{name} must be a mapping"))
-                    .in_file(ctx_file))
+                return Err(
+                    Error::invalid(format!("services.{name} must be a mapping")).in_file(ctx_file)
+                )
             }
         };
         let Some(extends) = service.get("extends") else {
@@ -563,7 +631,8 @@ impl Loader<'_> {
         };
         for (index, entry) in entries.into_iter().enumerate() {
             let at = vec!["include".to_string(), index.to_string()];
-            let mut r = IncludeConfig::from_value(entry).map_err(|m| Error::invalid(m).at_key(&at))?;
+            let mut r =
+                IncludeConfig::from_value(entry).map_err(|m| Error::invalid(m).at_key(&at))?;
             let mut rel_working_dir = String::new();
             let mut inner_included = included.to_vec();
             for i in 0..r.path.len() {
@@ -657,7 +726,9 @@ pub(crate) fn local_abs(working_dir: &str, p: &str) -> String {
 /// loader's folder when possible.
 fn local_loader_dir(working_dir: &str, original: &str) -> String {
     let mut path = local_abs(working_dir, original);
-    let is_dir = std::fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
+    let is_dir = std::fs::metadata(&path)
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
     if !is_dir {
         path = local_abs(working_dir, &dir(original));
     }
@@ -725,7 +796,9 @@ impl IncludeConfig {
 
 fn import_resources(source: Map, target: &mut Map) -> Result<(), Error> {
     let mut source = source;
-    for key in ["services", "volumes", "networks", "secrets", "configs", "models"] {
+    for key in [
+        "services", "volumes", "networks", "secrets", "configs", "models",
+    ] {
         let Some(from) = source.shift_remove(key) else {
             continue;
         };
@@ -875,7 +948,13 @@ const CASTS: &[(&[&str], Cast)] = &[
         Cast::Int,
     ),
     (
-        &["services", "*", "deploy", "update_config", "max_failure_ratio"],
+        &[
+            "services",
+            "*",
+            "deploy",
+            "update_config",
+            "max_failure_ratio",
+        ],
         Cast::Float,
     ),
     (
@@ -883,7 +962,13 @@ const CASTS: &[(&[&str], Cast)] = &[
         Cast::Int,
     ),
     (
-        &["services", "*", "deploy", "rollback_config", "max_failure_ratio"],
+        &[
+            "services",
+            "*",
+            "deploy",
+            "rollback_config",
+            "max_failure_ratio",
+        ],
         Cast::Float,
     ),
     (
@@ -891,7 +976,13 @@ const CASTS: &[(&[&str], Cast)] = &[
         Cast::Int,
     ),
     (
-        &["services", "*", "deploy", "placement", "max_replicas_per_node"],
+        &[
+            "services",
+            "*",
+            "deploy",
+            "placement",
+            "max_replicas_per_node",
+        ],
         Cast::Int,
     ),
     (&["services", "*", "healthcheck", "retries"], Cast::Int),
@@ -924,6 +1015,19 @@ const CASTS: &[(&[&str], Cast)] = &[
 ];
 
 fn cast_for(path: &[String]) -> Option<Cast> {
+    const LAST: &[&str] = &[
+        "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
+        "cpu_rt_runtime", "cpus", "cpu_shares", "init", "replicas", "parallelism",
+        "max_failure_ratio", "max_attempts", "max_replicas_per_node", "retries", "disable",
+        "oom_kill_disable", "oom_score_adj", "pids_limit", "target", "privileged", "read_only",
+        "scale", "stdin_open", "tty", "hard", "soft", "nocopy", "external", "internal",
+        "attachable", "enable_ipv4", "enable_ipv6",
+    ];
+    let last = path.last().map(String::as_str).unwrap_or("");
+    let under_ulimits = path.len() == 4 && path[2] == "ulimits";
+    if !under_ulimits && !LAST.contains(&last) {
+        return None;
+    }
     if path.first().map(String::as_str) == Some("services") || path.len() == 3 {
         CASTS
             .iter()
@@ -955,7 +1059,9 @@ pub(crate) fn go_bool(value: &str) -> Result<bool, String> {
 pub(crate) fn go_atoi(value: &str) -> Result<i64, String> {
     let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("strconv.ParseInt: parsing {value:?}: invalid syntax"));
+        return Err(format!(
+            "strconv.ParseInt: parsing {value:?}: invalid syntax"
+        ));
     }
     value
         .parse::<i64>()

@@ -202,7 +202,11 @@ fn apply_rule(rule: Rule, e: Value, o: Value, path: &mut Vec<String>) -> Result<
     }
 }
 
-fn merge_opt(right: Option<Map>, left: Option<Map>, path: &mut Vec<String>) -> Result<Value, MergeError> {
+fn merge_opt(
+    right: Option<Map>,
+    left: Option<Map>,
+    path: &mut Vec<String>,
+) -> Result<Value, MergeError> {
     match (right, left) {
         (Some(r), Some(l)) => merge_mappings(r, l, path).map(Value::Map),
         (Some(r), None) => Ok(Value::Map(r)),
@@ -236,10 +240,7 @@ pub(crate) fn into_sequence(v: Value) -> Vec<Value> {
     }
 }
 
-fn into_mapping(
-    v: Value,
-    defaults: Option<&dyn Fn() -> Map>,
-) -> Result<Option<Map>, MergeError> {
+fn into_mapping(v: Value, defaults: Option<&dyn Fn() -> Map>) -> Result<Option<Map>, MergeError> {
     match v {
         Value::Map(m) => Ok(Some(m)),
         Value::Seq(items) => {
@@ -347,14 +348,20 @@ const UNIQUE: &[(&[&str], Indexer)] = &[
     (&["services", "*", "expose"], Indexer::Expose),
     (&["services", "*", "labels"], Indexer::KeyValue),
     (&["services", "*", "links"], Indexer::KeyValue),
-    (&["services", "*", "networks", "*", "aliases"], Indexer::KeyValue),
+    (
+        &["services", "*", "networks", "*", "aliases"],
+        Indexer::KeyValue,
+    ),
     (
         &["services", "*", "networks", "*", "link_local_ips"],
         Indexer::KeyValue,
     ),
     (&["services", "*", "ports"], Indexer::Port),
     (&["services", "*", "profiles"], Indexer::KeyValue),
-    (&["services", "*", "secrets"], Indexer::Mount("/run/secrets")),
+    (
+        &["services", "*", "secrets"],
+        Indexer::Mount("/run/secrets"),
+    ),
     (&["services", "*", "sysctls"], Indexer::KeyValue),
     (&["services", "*", "tmpfs"], Indexer::KeyValue),
     (&["services", "*", "volumes"], Indexer::Volume),
@@ -363,11 +370,24 @@ const UNIQUE: &[(&[&str], Indexer)] = &[
 
 /// Removes redefinitions from the sequences compose keys (`environment` entries by name,
 /// volumes by target, ports by mapping…): a later entry replaces an earlier one in place.
-pub fn enforce_unicity(model: &mut Map) -> Result<(), MergeError> {
+/// When `services` names them, only those services are looked at (the others were already).
+pub fn enforce_unicity(model: &mut Map, services: Option<&[String]>) -> Result<(), MergeError> {
     let mut path = Vec::new();
     for (k, v) in model.iter_mut() {
         path.push(k.clone());
-        unicity(v, &mut path)?;
+        match (k.as_str(), services, &mut *v) {
+            ("services", Some(names), Value::Map(all)) => {
+                for name in names {
+                    if let Some(s) = all.get_mut(name) {
+                        path.push(name.clone());
+                        let r = unicity(s, &mut path);
+                        path.pop();
+                        r?;
+                    }
+                }
+            }
+            _ => unicity(v, &mut path)?,
+        }
         path.pop();
     }
     Ok(())
@@ -411,7 +431,12 @@ fn unicity(value: &mut Value, path: &mut Vec<String>) -> Result<(), MergeError> 
     }
 }
 
-fn index_of(indexer: Indexer, entry: &Value, path: &[String], i: usize) -> Result<String, MergeError> {
+fn index_of(
+    indexer: Indexer,
+    entry: &Value,
+    path: &[String],
+    i: usize,
+) -> Result<String, MergeError> {
     let at = || format!("{}.[{i}]", path.join("."));
     match indexer {
         Indexer::KeyValue => match entry {
@@ -464,7 +489,9 @@ fn index_of(indexer: Indexer, entry: &Value, path: &[String], i: usize) -> Resul
                 Some(t) => Ok(t.go_sprint()),
                 None => Ok(format!(
                     "{default}/{}",
-                    m.get("source").map(|s| s.go_sprint()).unwrap_or_else(|| "%!s(<nil>)".into())
+                    m.get("source")
+                        .map(|s| s.go_sprint())
+                        .unwrap_or_else(|| "%!s(<nil>)".into())
                 )),
             },
             other => Err(MergeError(format!(
@@ -492,7 +519,10 @@ fn index_of(indexer: Indexer, entry: &Value, path: &[String], i: usize) -> Resul
                     .get("protocol")
                     .map(|p| p.go_sprint())
                     .unwrap_or_else(|| "tcp".into());
-                Ok(format!("{host}:{published}:{}/{protocol}", target.go_sprint()))
+                Ok(format!(
+                    "{host}:{published}:{}/{protocol}",
+                    target.go_sprint()
+                ))
             }
             _ => Ok(String::new()),
         },
@@ -527,13 +557,10 @@ mod tests {
         let base = map("services:\n  a:\n    build: ./x\n    command: [a, b]\n    environment: {A: '1', B: '2'}\n    ports: ['80']\n");
         let over = map("services:\n  a:\n    build: {dockerfile: D}\n    command: [c]\n    environment: [B=3]\n    ports: ['81']\n");
         let mut merged = merge(base, over).unwrap();
-        enforce_unicity(&mut merged).unwrap();
+        enforce_unicity(&mut merged, None).unwrap();
         let a = &merged["services"].as_map().unwrap()["a"];
         let a = a.as_map().unwrap();
-        assert_eq!(
-            a["build"],
-            Value::Map(map("context: ./x\ndockerfile: D\n"))
-        );
+        assert_eq!(a["build"], Value::Map(map("context: ./x\ndockerfile: D\n")));
         assert_eq!(a["command"], Value::Seq(vec![Value::Str("c".into())]));
         assert_eq!(
             a["environment"],

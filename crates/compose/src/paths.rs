@@ -53,9 +53,16 @@ pub fn expand_user(p: &str, home: Option<&str>) -> String {
 pub fn is_remote_context(v: &str) -> bool {
     v.contains("://")
         || v.starts_with("service:")
-        || ["https://", "http://", "git://", "ssh://", "github.com/", "git@"]
-            .iter()
-            .any(|p| v.starts_with(p))
+        || [
+            "https://",
+            "http://",
+            "git://",
+            "ssh://",
+            "github.com/",
+            "git@",
+        ]
+        .iter()
+        .any(|p| v.starts_with(p))
 }
 
 pub struct PathResolver<'a> {

@@ -7,7 +7,7 @@ use crate::gopath::{abs, base, dir, join};
 use crate::loader::{env_from_files, ConfigDetails, Env, Loader, Opts, Session};
 use crate::model::{Project, Service};
 use crate::value::{Map, Value};
-use crate::yaml::parse_documents;
+use crate::yaml::{Document, YamlError};
 use crate::ProjectOptions;
 use indexmap::IndexMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -139,7 +139,9 @@ impl Setup {
                     ErrorKind::NoConfigFile,
                     format!("stat {p}: no such file or directory"),
                 )
-                .hint("fix COMPOSE_FILE (paths separated by COMPOSE_PATH_SEPARATOR, default ':')"));
+                .hint(
+                    "fix COMPOSE_FILE (paths separated by COMPOSE_PATH_SEPARATOR, default ':')",
+                ));
             }
             paths.push(p);
         }
@@ -282,11 +284,7 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
         )));
     }
     let working_dir = setup.working_dir();
-    let files: Vec<String> = setup
-        .config_paths
-        .iter()
-        .map(|p| abs(p, &cwd))
-        .collect();
+    let files: Vec<String> = setup.config_paths.iter().map(|p| abs(p, &cwd)).collect();
     for f in &files {
         session.read(f)?;
     }
@@ -295,8 +293,7 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
     let mut named_in_yaml = false;
     if opts.project_name.as_deref().unwrap_or("").is_empty() {
         for f in &files {
-            let text = session.read(f)?;
-            match first_doc_name(&text) {
+            match session.peek_documents(f, first_doc_name)? {
                 Ok(n) if !n.is_empty() => {
                     named_in_yaml = true;
                     break;
@@ -322,23 +319,29 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
     } else {
         let mut from_files = String::new();
         for f in &files {
-            let text = session.read(f)?;
-            if let Ok(docs) = parse_documents(&text) {
-                let mut current = String::new();
-                for doc in docs {
-                    match doc.value {
-                        Some(Value::Map(m)) => match m.get("name") {
-                            Some(Value::Seq(_)) | Some(Value::Map(_)) => break,
-                            Some(Value::Null) | None => {}
-                            Some(v) => current = v.go_sprint(),
-                        },
-                        None => {}
-                        Some(_) => break,
-                    }
-                    if !current.is_empty() {
-                        from_files = current.clone();
+            let found = session.peek_documents(f, |parsed| {
+                let mut found = None;
+                if let Ok(docs) = parsed {
+                    let mut current = String::new();
+                    for doc in docs {
+                        match &doc.value {
+                            Some(Value::Map(m)) => match m.get("name") {
+                                Some(Value::Seq(_)) | Some(Value::Map(_)) => break,
+                                Some(Value::Null) | None => {}
+                                Some(v) => current = v.go_sprint(),
+                            },
+                            None => {}
+                            Some(_) => break,
+                        }
+                        if !current.is_empty() {
+                            found = Some(current.clone());
+                        }
                     }
                 }
+                found
+            })?;
+            if let Some(n) = found {
+                from_files = n;
             }
         }
         let lookup = |k: &str| env.get(k).cloned();
@@ -368,8 +371,8 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
 }
 
 /// The `name:` of a file's first document, as compose's pre-check reads it.
-fn first_doc_name(text: &str) -> Result<String, Error> {
-    let docs = parse_documents(text).map_err(|e| Error {
+fn first_doc_name(parsed: &Result<Vec<Document>, YamlError>) -> Result<String, Error> {
+    let docs = parsed.as_ref().map_err(|e| Error {
         kind: ErrorKind::Syntax,
         file: None,
         line: e.line,
@@ -378,10 +381,10 @@ fn first_doc_name(text: &str) -> Result<String, Error> {
         message: format!("yaml: {}", e.message),
         hint: Some("fix the YAML syntax at that position".into()),
     })?;
-    let Some(doc) = docs.into_iter().next() else {
+    let Some(doc) = docs.first() else {
         return Ok(String::new());
     };
-    match doc.value {
+    match &doc.value {
         None => Ok(String::new()),
         Some(Value::Map(m)) => match m.get("name") {
             None | Some(Value::Null) => Ok(String::new()),
@@ -474,7 +477,11 @@ fn normalize(dict: &mut Map, env: &Env) {
                 for l in links {
                     let link = l.go_sprint();
                     let parts: Vec<&str> = link.split(':').collect();
-                    let link = if parts.len() == 2 { parts[0].to_string() } else { link.clone() };
+                    let link = if parts.len() == 2 {
+                        parts[0].to_string()
+                    } else {
+                        link.clone()
+                    };
                     depends_on.entry(link).or_insert_with(|| implicit(true));
                 }
             }
@@ -664,7 +671,11 @@ fn locate(mut e: Error, session: &Session) -> Error {
     e
 }
 
-fn load_in(opts: &ProjectOptions, selected: &[String], session: &Session) -> Result<Project, Error> {
+fn load_in(
+    opts: &ProjectOptions,
+    selected: &[String],
+    session: &Session,
+) -> Result<Project, Error> {
     let prepared = prepare(opts, session)?;
     let env = Rc::new(prepared.env.clone());
     let loader = Loader { session };
@@ -712,7 +723,10 @@ fn build_project(
         .collect();
     let secrets = crate::typed::secret_defs(&dict);
     let empty = Map::new();
-    let services_map = dict.get("services").and_then(Value::as_map).unwrap_or(&empty);
+    let services_map = dict
+        .get("services")
+        .and_then(Value::as_map)
+        .unwrap_or(&empty);
     let mut typed: BTreeMap<String, Service> = BTreeMap::new();
     for (name, s) in services_map {
         let s = match s {
@@ -771,8 +785,9 @@ fn build_project(
                 .collect();
             if matched.is_empty() {
                 if required {
-                    return Err(Error::invalid(format!("no such service: {pattern}"))
-                        .hint("name a service defined in the project (and enabled by its profiles)"));
+                    return Err(Error::invalid(format!("no such service: {pattern}")).hint(
+                        "name a service defined in the project (and enabled by its profiles)",
+                    ));
                 }
                 continue;
             }
@@ -831,7 +846,8 @@ fn resolve_env_files(name: &str, s: &Map, env: &Env) -> Result<(), Error> {
             .iter()
             .filter_map(|i| {
                 let s = i.go_sprint();
-                s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+                s.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
             })
             .collect(),
         _ => Env::new(),
@@ -854,7 +870,9 @@ fn resolve_env_files(name: &str, s: &Map, env: &Env) -> Result<(), Error> {
             continue;
         }
         if !format.is_empty() && format != ".env" {
-            return Err(Error::invalid(format!("unsupported env_file format {format:?}")));
+            return Err(Error::invalid(format!(
+                "unsupported env_file format {format:?}"
+            )));
         }
         let text = std::fs::read(&path).map_err(|e| Error::io(&path, &e))?;
         let text = String::from_utf8_lossy(&text);

@@ -2,7 +2,7 @@
 //! embeds), with compose-go's choice of the error to report: the most specific one, preferring
 //! unexpected properties.
 
-use crate::value::{Map, Value, TIME_MARKER};
+use crate::value::{map_to_json, Map, TIME_MARKER};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, ValidationError, Validator};
 use std::sync::OnceLock;
@@ -33,14 +33,38 @@ fn validator() -> Result<&'static Validator, String> {
         .map_err(Clone::clone)
 }
 
-/// Validates a model (the merged files so far).
-pub fn validate(model: &Map) -> Result<(), SchemaError> {
+/// Validates a model (the merged files so far). When `services` names them, only those
+/// services are validated with the rest of the model (the others were already, and the schema
+/// checks each service on its own).
+pub fn validate(model: &Map, services: Option<&[String]>) -> Result<(), SchemaError> {
     let validator = validator().map_err(|message| SchemaError {
         path: Vec::new(),
         message,
         unexpected: Vec::new(),
     })?;
-    let json = Value::Map(model.clone()).to_json();
+    let json = match services {
+        None => map_to_json(model),
+        Some(names) => {
+            let mut root = serde_json::Map::new();
+            for (k, v) in model {
+                match (k.as_str(), v) {
+                    ("services", crate::value::Value::Map(all)) => {
+                        let mut svcs = serde_json::Map::new();
+                        for name in names {
+                            if let Some(s) = all.get(name) {
+                                svcs.insert(name.clone(), s.to_json());
+                            }
+                        }
+                        root.insert(k.clone(), serde_json::Value::Object(svcs));
+                    }
+                    _ => {
+                        root.insert(k.clone(), v.to_json());
+                    }
+                }
+            }
+            serde_json::Value::Object(root)
+        }
+    };
     let mut best: Option<(usize, SchemaError)> = None;
     for error in validator.iter_errors(&json) {
         consider(&error, &mut best);
@@ -61,8 +85,9 @@ fn specificity(error: &ValidationError) -> usize {
 
 fn consider(error: &ValidationError, best: &mut Option<(usize, SchemaError)>) {
     let context = match error.kind() {
-        ValidationErrorKind::OneOfNotValid { context }
-        | ValidationErrorKind::AnyOf { context } => Some(context),
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            Some(context)
+        }
         _ => None,
     };
     if let Some(context) = context {
@@ -116,7 +141,10 @@ fn describe(error: &ValidationError) -> SchemaError {
             }
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let quoted: Vec<String> = unexpected.iter().map(|u| format!("'{u}'")).collect();
-                format!("{at} additional properties {} not allowed", quoted.join(", "))
+                format!(
+                    "{at} additional properties {} not allowed",
+                    quoted.join(", ")
+                )
             }
             ValidationErrorKind::Required { property } => {
                 format!("{at} missing property {property}")
@@ -166,11 +194,12 @@ fn type_name(t: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
     use crate::yaml::parse_documents;
 
     fn check(text: &str) -> Result<(), SchemaError> {
         match parse_documents(text).unwrap().remove(0).value {
-            Some(Value::Map(m)) => validate(&m),
+            Some(Value::Map(m)) => validate(&m, None),
             _ => panic!("not a map"),
         }
     }
@@ -186,6 +215,9 @@ mod tests {
         assert_eq!(e.path, vec!["services", "a", "build", "args", "0"]);
         let e = check("services:\n  a:\n    build:\n      args: {T: 2001-12-14}\n").unwrap_err();
         assert!(e.message.contains("time.Time"), "{}", e.message);
-        assert!(check("x-anything: {a: 1}\nservices:\n  a:\n    image: x\n    x-mine: 2001-12-14\n").is_ok());
+        assert!(check(
+            "x-anything: {a: 1}\nservices:\n  a:\n    image: x\n    x-mine: 2001-12-14\n"
+        )
+        .is_ok());
     }
 }

@@ -38,7 +38,11 @@ pub(crate) fn ram_in_bytes(s: &str) -> Result<i64, String> {
     };
     let size: f64 = match crate::yaml::go_parse_float(num) {
         Some(f) => f,
-        None => return Err(format!("strconv.ParseFloat: parsing {num:?}: invalid syntax")),
+        None => {
+            return Err(format!(
+                "strconv.ParseFloat: parsing {num:?}: invalid syntax"
+            ))
+        }
     };
     if size < 0.0 {
         return Err(format!("invalid size: '{s}'"));
@@ -111,7 +115,10 @@ pub(crate) fn parse_duration(s: &str) -> Result<(), String> {
         if unit.is_empty() {
             return Err(format!("time: missing unit in duration {s:?}"));
         }
-        if !matches!(unit, "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h" | "d" | "w") {
+        if !matches!(
+            unit,
+            "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h" | "d" | "w"
+        ) {
             return Err(format!("time: unknown unit {unit:?} in duration {s:?}"));
         }
         rest = &rest[unit_len..];
@@ -172,11 +179,9 @@ fn decode_int(v: &Value) -> Result<i64, String> {
 /// compose's `HostsList`: `host=ip` or `host:ip` strings, or a mapping of host to IP(s).
 fn extra_hosts(v: &Value) -> Result<Vec<(String, String)>, String> {
     let mut list: Vec<(String, Vec<String>)> = Vec::new();
-    let mut add = |host: String, ips: Vec<String>| {
-        match list.iter_mut().find(|(h, _)| *h == host) {
-            Some((_, existing)) => existing.extend(ips),
-            None => list.push((host, ips)),
-        }
+    let mut add = |host: String, ips: Vec<String>| match list.iter_mut().find(|(h, _)| *h == host) {
+        Some((_, existing)) => existing.extend(ips),
+        None => list.push((host, ips)),
     };
     match v {
         Value::Map(m) => {
@@ -253,7 +258,12 @@ fn ulimits(v: &Value) -> Result<BTreeMap<String, (i64, i64, i64)>, String> {
                 };
                 (0, get("soft")?, get("hard")?)
             }
-            other => return Err(format!("unexpected value type {} for ulimit", other.go_type())),
+            other => {
+                return Err(format!(
+                    "unexpected value type {} for ulimit",
+                    other.go_type()
+                ))
+            }
         };
         out.insert(name.clone(), parsed);
     }
@@ -436,7 +446,10 @@ fn file_mode(v: &Value) -> Result<i64, String> {
         Value::Str(s) => i64::from_str_radix(s, 8)
             .map_err(|_| format!("strconv.ParseInt: parsing {s:?}: invalid syntax")),
         Value::Int(i) => Ok(*i),
-        other => Err(format!("unexpected value type {} for mode", other.go_type())),
+        other => Err(format!(
+            "unexpected value type {} for mode",
+            other.go_type()
+        )),
     }
 }
 
@@ -853,7 +866,10 @@ pub(crate) fn check_consistency(
     disabled: &BTreeMap<String, Vec<String>>,
 ) -> Result<(), Error> {
     let empty = Map::new();
-    let services = model.get("services").and_then(Value::as_map).unwrap_or(&empty);
+    let services = model
+        .get("services")
+        .and_then(Value::as_map)
+        .unwrap_or(&empty);
     let top = |k: &str| -> BTreeSet<String> {
         model
             .get(k)
@@ -922,7 +938,10 @@ pub(crate) fn check_consistency(
             }
             if let Some(Value::Seq(items)) = b.get("secrets") {
                 for item in items {
-                    let source = item.as_map().and_then(|m| str_field(m, "source")).unwrap_or_default();
+                    let source = item
+                        .as_map()
+                        .and_then(|m| str_field(m, "source"))
+                        .unwrap_or_default();
                     if !secrets.contains(&source) {
                         return Err(err_at(
                             name,
@@ -947,7 +966,9 @@ pub(crate) fn check_consistency(
                 return Err(err_at(
                     name,
                     "networks",
-                    format!("service {name:?} refers to undefined network {n}: invalid compose project"),
+                    format!(
+                        "service {name:?} refers to undefined network {n}: invalid compose project"
+                    ),
                 )
                 .hint(format!("define {n} under the top-level `networks:`")));
             }
@@ -1011,7 +1032,9 @@ pub(crate) fn check_consistency(
             let loc = format!("services.{name}.tmpfs[{i}]");
             let path = t.split(':').next().unwrap_or("").to_string();
             if let Some(prev) = mounts.get(&path) {
-                return Err(Error::invalid(format!("{loc}: target {path} already mounted as {prev}")));
+                return Err(Error::invalid(format!(
+                    "{loc}: target {path} already mounted as {prev}"
+                )));
             }
             mounts.insert(path, loc);
         }
@@ -1046,7 +1069,10 @@ pub(crate) fn check_consistency(
         ] {
             if let Some(Value::Seq(items)) = s.get(key) {
                 for item in items {
-                    let source = item.as_map().and_then(|m| str_field(m, "source")).unwrap_or_default();
+                    let source = item
+                        .as_map()
+                        .and_then(|m| str_field(m, "source"))
+                        .unwrap_or_default();
                     if !defined.contains(&source) {
                         return Err(err_at(
                             name,
@@ -1063,7 +1089,9 @@ pub(crate) fn check_consistency(
                 return Err(err_at(
                     name,
                     "models",
-                    format!("service {name:?} refers to undefined model {m}: invalid compose project"),
+                    format!(
+                        "service {name:?} refers to undefined model {m}: invalid compose project"
+                    ),
                 ));
             }
         }
@@ -1083,7 +1111,11 @@ pub(crate) fn check_consistency(
             }
         }
         if scale.is_some_and(|s| s < 0) {
-            return Err(err_at(name, "scale", format!("services.{name}.scale: must be greater than or equal to 0")));
+            return Err(err_at(
+                name,
+                "scale",
+                format!("services.{name}.scale: must be greater than or equal to 0"),
+            ));
         }
         if replicas.is_some_and(|r| r < 0) {
             return Err(err_at(
@@ -1120,11 +1152,18 @@ pub(crate) fn check_consistency(
         }
         for (field, sect, what) in [
             ("mem_limit", "limits", "deploy.resources.limits.memory"),
-            ("mem_reservation", "reservations", "deploy.resources.reservations.memory"),
+            (
+                "mem_reservation",
+                "reservations",
+                "deploy.resources.reservations.memory",
+            ),
         ] {
             if let (Some(v), Some(l)) = (s.get(field), section(sect)) {
                 let a = unit_bytes(v).unwrap_or(0);
-                let b = l.get("memory").map(|m| unit_bytes(m).unwrap_or(0)).unwrap_or(0);
+                let b = l
+                    .get("memory")
+                    .map(|m| unit_bytes(m).unwrap_or(0))
+                    .unwrap_or(0);
                 if a != 0 && a != b {
                     return Err(err_at(
                         name,
@@ -1136,7 +1175,10 @@ pub(crate) fn check_consistency(
         }
         if let (Some(v), Some(l)) = (s.get("pids_limit"), section("limits")) {
             let a = decode_int(v).unwrap_or(0);
-            let b = l.get("pids").map(|m| decode_int(m).unwrap_or(0)).unwrap_or(0);
+            let b = l
+                .get("pids")
+                .map(|m| decode_int(m).unwrap_or(0))
+                .unwrap_or(0);
             if a != 0 && a != b {
                 return Err(err_at(
                     name,
@@ -1147,7 +1189,11 @@ pub(crate) fn check_consistency(
         }
         let effective = scale.or(replicas).unwrap_or(1);
         if effective > 1 && str_field(s, "container_name").is_some() {
-            let attr = if scale.is_some() { "scale" } else { "deploy.replicas" };
+            let attr = if scale.is_some() {
+                "scale"
+            } else {
+                "deploy.replicas"
+            };
             return Err(err_at(
                 name,
                 "container_name",

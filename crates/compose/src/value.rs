@@ -149,11 +149,9 @@ impl Value {
                 J::Object(m)
             }
             Value::Seq(items) => J::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(map) => J::Object(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
-                    .collect(),
-            ),
+            Value::Map(map) => {
+                J::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 
@@ -173,6 +171,15 @@ impl Value {
     }
 }
 
+/// The JSON form of a mapping (see [`Value::to_json`]).
+pub fn map_to_json(map: &Map) -> serde_json::Value {
+    serde_json::Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+    )
+}
+
 /// The key standing for a `time.Time` in the JSON handed to schema validation.
 pub(crate) const TIME_MARKER: &str = "\u{0}time.Time";
 
@@ -182,7 +189,11 @@ pub fn go_float(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits, like Go's shortest formatting.
     let e = format!("{:e}", f);

@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn volumes() {
         let v = parse_volume("./src:/app:ro").unwrap();
-        assert_eq!((v.kind, v.source.as_str(), v.target.as_str(), v.read_only), ("bind", "./src", "/app", true));
+        assert_eq!(
+            (v.kind, v.source.as_str(), v.target.as_str(), v.read_only),
+            ("bind", "./src", "/app", true)
+        );
         let v = parse_volume("data:/var/lib").unwrap();
         assert_eq!(v.kind, "volume");
         let v = parse_volume("/anon").unwrap();
@@ -305,7 +308,10 @@ mod tests {
     fn ports() {
         assert_eq!(parse_port("80").unwrap()[0].target, 80);
         assert_eq!(parse_port("8080-8081:80-81/udp").unwrap().len(), 2);
-        assert_eq!(parse_port("127.0.0.1:8080:80").unwrap()[0].host_ip, "127.0.0.1");
+        assert_eq!(
+            parse_port("127.0.0.1:8080:80").unwrap()[0].host_ip,
+            "127.0.0.1"
+        );
         assert_eq!(parse_port("[::1]:8080:80").unwrap()[0].host_ip, "::1");
         assert!(parse_port("abc").is_err());
         assert!(parse_port("80/xyz").is_err());

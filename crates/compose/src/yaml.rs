@@ -415,10 +415,7 @@ impl Decoder {
                     return Err(YamlError::at(
                         k.line,
                         k.column,
-                        format!(
-                            "mapping key {:?} already defined at line {}",
-                            text, first
-                        ),
+                        format!("mapping key {:?} already defined at line {}", text, first),
                     ));
                 }
                 seen.insert(text, k.line);
@@ -515,10 +512,10 @@ fn check_merge_source(node: &Node, merged: &Value) -> Result<(), YamlError> {
         Value::Seq(items) => {
             let n = deref(node);
             match &n.kind {
-                Kind::Seq(nodes) => nodes
-                    .iter()
-                    .all(|i| matches!(deref(i).kind, Kind::Map(_)))
-                    && items.iter().all(|i| matches!(i, Value::Map(_))),
+                Kind::Seq(nodes) => {
+                    nodes.iter().all(|i| matches!(deref(i).kind, Kind::Map(_)))
+                        && items.iter().all(|i| matches!(i, Value::Map(_)))
+                }
                 _ => false,
             }
         }
@@ -557,9 +554,9 @@ fn resolve_scalar(
     match tag {
         None => Ok(resolve_plain(text, true)),
         Some("!!str") => Ok(Value::Str(text.to_string())),
-        Some("!!binary") => decode_base64(text)
-            .map(Value::Str)
-            .ok_or_else(|| YamlError::at(line, column, "!!binary value contains invalid base64 data")),
+        Some("!!binary") => decode_base64(text).map(Value::Str).ok_or_else(|| {
+            YamlError::at(line, column, "!!binary value contains invalid base64 data")
+        }),
         Some(t @ ("!!int" | "!!float" | "!!bool" | "!!null" | "!!timestamp")) => {
             let resolved = resolve_plain(text, t == "!!timestamp");
             let ok = match (t, &resolved) {
@@ -761,7 +758,10 @@ fn looks_like_timestamp(s: &str) -> bool {
 }
 
 fn parse_timestamp(s: &str) -> bool {
-    let mut p = Cursor { b: s.as_bytes(), i: 0 };
+    let mut p = Cursor {
+        b: s.as_bytes(),
+        i: 0,
+    };
     let year = match p.fixed(4) {
         Some(y) => y,
         None => return false,
@@ -888,7 +888,10 @@ impl Cursor<'_> {
         if self.i == start {
             return None;
         }
-        std::str::from_utf8(&self.b[start..self.i]).ok()?.parse().ok()
+        std::str::from_utf8(&self.b[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
     }
 }
 
@@ -962,7 +965,10 @@ mod tests {
 
     #[test]
     fn reset_and_override_are_recorded() {
-        let docs = parse_documents("services:\n  a:\n    ports: !reset []\n    build: !override {context: x}\n").unwrap();
+        let docs = parse_documents(
+            "services:\n  a:\n    ports: !reset []\n    build: !override {context: x}\n",
+        )
+        .unwrap();
         let d = &docs[0];
         assert_eq!(d.reset_paths.len(), 2);
         let a = get(get(d.value.as_ref().unwrap(), "services"), "a");
