@@ -19,9 +19,10 @@
 //! replaced by a placeholder before file contents are compared.
 //!
 //! The wharf side reads the service's context and Dockerfile from `docker compose config` and
-//! streams wharf's context archive to the daemon through wharf-builder. Each case is checked
-//! twice: with BuildKit (compose's default) and with the classic builder (`DOCKER_BUILDKIT=0`
-//! for compose). `WHARF_CONTEXT_CASE=name` runs a single case.
+//! builds through wharf-builder: with BuildKit, the daemon reads the context through a session;
+//! with the classic builder, wharf streams its context archive. Each case is checked twice:
+//! with BuildKit (compose's default) and with the classic builder (`DOCKER_BUILDKIT=0` for
+//! compose). `WHARF_CONTEXT_CASE=name` runs a single case.
 
 mod common;
 
@@ -278,7 +279,7 @@ fn wharf_build(
             ..Default::default()
         };
         let mut log = Vec::new();
-        wharf_builder::build::build(&docker, &request, ctx.stream(), |l| log.push(l.to_string()))
+        wharf_builder::build::build(&docker, &request, &ctx, |l| log.push(l.to_string()))
             .await
             .map_err(|e| format!("wharf build failed: {e}\n{}", log.join("\n")))
     })

@@ -1,11 +1,22 @@
-//! One image build through the daemon: the request, the streamed context, and the daemon's
-//! answer turned into progress lines and a typed outcome.
+//! One image build through the daemon: the request, the context, and the daemon's answer
+//! turned into progress lines and a typed outcome.
+//!
+//! The classic builder gets a local context as a tar archive in the request body. BuildKit
+//! reads it through a session ([`crate::session`]), as it does for the docker clients: the
+//! build is started with `remote=client-session` and no body, and the daemon asks the session
+//! for the context, the Dockerfile, registry credentials and secrets as it needs them. A
+//! BuildKit build always has a session, so that credentials and secrets reach it whatever the
+//! context is.
 
+use crate::context::{Context, TarStream};
+use crate::session::{Attachments, Session};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
-use bollard::{body_try_stream, Docker};
+use bollard::{body_full, body_try_stream, BollardRequest, Docker};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::collections::HashMap;
+use std::pin::Pin;
+use wharf_compose::BuildSecret;
 
 /// Which of the daemon's builders runs the build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -17,12 +28,13 @@ pub enum BuilderKind {
     Classic,
 }
 
-/// What the daemon is asked to build. The context itself travels separately, as a stream.
+/// What the daemon is asked to build. The context itself travels separately ([`Input`]).
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
     /// The image reference the result is tagged with.
     pub tag: String,
-    /// The Dockerfile's path inside the context tar.
+    /// The Dockerfile's path inside a remote context or an uploaded archive. For a local
+    /// [`Context`], the context names its Dockerfile itself and this is not used.
     pub dockerfile: String,
     pub args: HashMap<String, String>,
     pub target: Option<String>,
@@ -40,6 +52,8 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     /// A remote context (git URL, tarball URL) the daemon fetches itself; no body is sent.
     pub remote: Option<String>,
+    /// Secrets `RUN --mount=type=secret` can read (BuildKit only; served by the session).
+    pub secrets: Vec<BuildSecret>,
 }
 
 /// A failed build, with what the daemon said.
@@ -52,16 +66,72 @@ pub enum BuildError {
     },
 }
 
-/// Builds the image, streaming `context` (a tar) as the request body. `on_line` receives the
-/// daemon's output line by line.
+impl BuildError {
+    fn early(message: String) -> Self {
+        BuildError::Daemon {
+            message,
+            log_tail: Vec::new(),
+        }
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// Where a build's context comes from.
+pub enum Input {
+    /// A local context folder: read by BuildKit through the session, sent to the classic
+    /// builder as an archive. It must have been prepared for the request's builder.
+    Local(Context),
+    /// A tar archive, sent as the request body as it is. (BuildKit applies no ignore file to
+    /// an uploaded archive and reads the Dockerfile from it: prefer [`Input::Local`].)
+    Tar(ByteStream),
+    /// No context of wharf's: [`BuildRequest::remote`] names one the daemon fetches.
+    Remote,
+}
+
+impl From<Context> for Input {
+    fn from(ctx: Context) -> Self {
+        Input::Local(ctx)
+    }
+}
+
+impl From<&Context> for Input {
+    fn from(ctx: &Context) -> Self {
+        Input::Local(ctx.clone())
+    }
+}
+
+impl From<TarStream> for Input {
+    fn from(tar: TarStream) -> Self {
+        Input::Tar(Box::pin(tar))
+    }
+}
+
+/// Builds the image from `input`. `on_line` receives the daemon's output line by line.
 pub async fn build(
     docker: &Docker,
     request: &BuildRequest,
-    context: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    input: impl Into<Input>,
     mut on_line: impl FnMut(&str),
 ) -> Result<(), BuildError> {
+    let input = input.into();
     let buildkit = request.builder == BuilderKind::BuildKit;
-    let options = BuildImageOptions {
+    if let Input::Local(ctx) = &input {
+        if ctx.builder() != request.builder {
+            return Err(BuildError::early(format!(
+                "internal error: the context of {} was prepared for the {:?} builder, not {:?}",
+                request.tag,
+                ctx.builder(),
+                request.builder
+            )));
+        }
+    }
+    if !buildkit && !request.secrets.is_empty() {
+        return Err(BuildError::early(
+            "build secrets need BuildKit; the classic builder cannot mount them".into(),
+        ));
+    }
+    let mut options = BuildImageOptions {
         dockerfile: request.dockerfile.clone(),
         t: Some(request.tag.clone()),
         buildargs: Some(request.args.clone()),
@@ -77,14 +147,104 @@ pub async fn build(
         cachefrom: (!request.cache_from.is_empty()).then(|| request.cache_from.clone()),
         platform: request.platform.clone().unwrap_or_default(),
         remote: request.remote.clone(),
-        version: if buildkit {
-            BuilderVersion::BuilderBuildKit
-        } else {
-            BuilderVersion::BuilderV1
-        },
-        session: buildkit.then(|| uuid::Uuid::new_v4().to_string()),
+        // BuildKit builds are asked for below (see `session_build`); bollard must not see it.
+        version: BuilderVersion::BuilderV1,
         ..Default::default()
     };
+
+    let empty = || Some(body_full(Bytes::new()));
+    let (client, body, session) = if buildkit {
+        let (context, body) = match input {
+            Input::Local(ctx) => {
+                options.dockerfile = ctx.session_dockerfile().to_string();
+                options.remote = Some("client-session".into());
+                (Some(ctx), empty())
+            }
+            Input::Tar(tar) => (None, Some(body_try_stream(tar))),
+            Input::Remote => (None, empty()),
+        };
+        let host = crate::daemon::endpoint()
+            .map_err(|e| BuildError::early(e.to_string()))?
+            .host;
+        let v = docker.client_version();
+        let attachments = Attachments {
+            context,
+            secrets: request.secrets.clone(),
+        };
+        let session = Session::open(
+            &host,
+            &format!("{}.{}", v.major_version, v.minor_version),
+            attachments,
+        )
+        .await
+        .map_err(|e| BuildError::early(e.to_string()))?;
+        options.session = Some(session.id().to_string());
+        (session_build(docker), body, Some(session))
+    } else {
+        let body = match input {
+            Input::Local(ctx) => {
+                options.dockerfile = ctx.dockerfile().to_string();
+                Some(body_try_stream(ctx.stream()))
+            }
+            Input::Tar(tar) => Some(body_try_stream(tar)),
+            Input::Remote => empty(),
+        };
+        (docker.clone(), body, None)
+    };
+
+    let result = follow(client.build_image(options, None, body), &mut on_line).await;
+    if let Some(session) = session {
+        session.close().await;
+    }
+    result
+}
+
+/// A client whose `/build` requests ask for BuildKit (`version=2`).
+///
+/// bollard's `build_image` starts a session of its own for every BuildKit build, serving only
+/// registry credentials: the daemon would read the context from the request body and apply no
+/// ignore file. So the request is made as a classic one, which bollard sends as it is, and
+/// this hook — bollard's public way to adjust a request before it goes out — switches the
+/// builder. The session parameter is already in the query: bollard passes it through.
+fn session_build(docker: &Docker) -> Docker {
+    docker
+        .clone()
+        .with_request_modifier(|mut req: BollardRequest| {
+            if req.uri().path().ends_with("/build") {
+                if let Some(uri) = with_query_value(req.uri(), "version", "2") {
+                    *req.uri_mut() = uri;
+                }
+            }
+            req
+        })
+}
+
+/// `uri` with the query parameter `key` set to `value`.
+fn with_query_value(uri: &hyper::Uri, key: &str, value: &str) -> Option<hyper::Uri> {
+    let query = uri.query().unwrap_or("");
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    let mut seen = false;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == key {
+            seen = true;
+            out.append_pair(key, value);
+        } else {
+            out.append_pair(&k, &v);
+        }
+    }
+    if !seen {
+        out.append_pair(key, value);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(format!("{}?{}", uri.path(), out.finish()).parse().ok()?);
+    hyper::Uri::from_parts(parts).ok()
+}
+
+/// Sends the build request and turns the daemon's answer into lines and an outcome.
+async fn follow(
+    stream: impl Stream<Item = Result<bollard::models::BuildInfo, bollard::errors::Error>>,
+    on_line: &mut impl FnMut(&str),
+) -> Result<(), BuildError> {
     let mut tail: Vec<String> = Vec::new();
     let mut remember = |line: &str, tail: &mut Vec<String>| {
         if tail.len() == 40 {
@@ -93,7 +253,7 @@ pub async fn build(
         tail.push(line.to_string());
         on_line(line);
     };
-    let mut stream = docker.build_image(options, None, Some(body_try_stream(context)));
+    let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         match item {
             Ok(info) => {
@@ -132,4 +292,26 @@ pub async fn build(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_version_is_switched_in_the_query() {
+        let uri: hyper::Uri = "http://localhost/v1.41/build?dockerfile=Dockerfile&version=1&session=abc&buildargs=%7B%7D"
+            .parse()
+            .unwrap();
+        let out = with_query_value(&uri, "version", "2").unwrap();
+        assert_eq!(
+            out.to_string(),
+            "http://localhost/v1.41/build?dockerfile=Dockerfile&version=2&session=abc&buildargs=%7B%7D"
+        );
+        let bare: hyper::Uri = "/v1.41/build".parse().unwrap();
+        assert_eq!(
+            with_query_value(&bare, "version", "2").unwrap().to_string(),
+            "/v1.41/build?version=2"
+        );
+    }
 }

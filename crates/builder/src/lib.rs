@@ -3,12 +3,15 @@
 //! How the pieces fit:
 //! - [`daemon`] finds and connects to the daemon the docker CLI would use.
 //! - [`context`] assembles a local build context exactly as Docker would (`.dockerignore`,
-//!   links, modes) and streams it as a tar, never holding it whole in memory.
+//!   links, modes), as a session serves it or as a tar stream, never holding it whole in
+//!   memory.
 //! - [`service`] turns a compose service into a build request, checking every build field
 //!   (all services at once, before anything is built) and finding which services' images
 //!   others build `FROM`.
-//! - [`build`] sends one build request (BuildKit or classic) with the context streamed as its
-//!   body and reports the daemon's output.
+//! - [`session`] serves a BuildKit build's context, Dockerfile, registry credentials and
+//!   secrets to the daemon over a session, as the docker clients do.
+//! - [`build`] sends one build request (BuildKit through a session, or classic with the
+//!   context streamed as its body) and reports the daemon's output.
 //! - [`schedule`] builds many services: dependencies first, independent ones concurrently.
 
 pub mod build;
@@ -16,3 +19,4 @@ pub mod context;
 pub mod daemon;
 pub mod schedule;
 pub mod service;
+pub mod session;

@@ -2,10 +2,9 @@
 //! service whose `FROM` names another service's image after that one. A failure stops new
 //! builds unless `keep_going`; every service ends with an [`Outcome`].
 
-use crate::build::{build, BuildError};
+use crate::build::{build, BuildError, Input};
 use crate::service::{ServiceBuild, Source};
 use bollard::Docker;
-use futures_util::stream;
 use indexmap::IndexMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -181,8 +180,8 @@ async fn build_one(
         })
     };
     match &b.source {
-        Source::Local(ctx) => build(docker, &b.request, ctx.stream(), on_line).await?,
-        Source::Remote(_) => build(docker, &b.request, stream::empty(), on_line).await?,
+        Source::Local(ctx) => build(docker, &b.request, ctx, on_line).await?,
+        Source::Remote(_) => build(docker, &b.request, Input::Remote, on_line).await?,
     }
     for extra in &b.extra_tags {
         let (repo, tag) = match extra.rsplit_once(':') {

@@ -1,8 +1,8 @@
 //! Streams a context folder the way `wharf build` does, for measuring peak memory.
 //!
 //! `stream-context DIR null` reads the archive stream and drops it (the context module alone);
-//! `stream-context DIR daemon TAG` sends it to the daemon as a BuildKit build of DIR's
-//! Dockerfile, tagged TAG.
+//! `stream-context DIR daemon TAG` builds DIR's Dockerfile with BuildKit, tagged TAG: the daemon
+//! reads the context through wharf's BuildKit session, as with `wharf build`.
 
 use futures_util::StreamExt;
 use std::path::PathBuf;
@@ -61,7 +61,7 @@ async fn main() -> ExitCode {
                 ..Default::default()
             };
             if let Err(e) =
-                wharf_builder::build::build(&docker, &request, ctx.stream(), |_| {}).await
+                wharf_builder::build::build(&docker, &request, &ctx, |l| eprintln!("{l}")).await
             {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);

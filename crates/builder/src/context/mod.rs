@@ -1,9 +1,12 @@
 //! The build context: which files of a context folder the daemon gets, and how.
 //!
-//! wharf assembles local contexts itself, as the docker clients do, and streams them to the
-//! daemon as a tar archive:
+//! wharf assembles local contexts itself, as the docker clients do. The classic builder gets
+//! the context as a tar archive; BuildKit reads it, and the Dockerfile, through a session
+//! (see [`crate::session`]), asking for what it needs with filters:
 //!
 //! - [`ignore`] reads `.dockerignore` files and matches paths exactly as Docker does.
+//! - [`filter`] turns what BuildKit asks for (include/exclude patterns, follow paths) into
+//!   matchers, as BuildKit's client does.
 //! - [`walk`] lists the folder the way BuildKit (or, for the classic builder, the docker CLI)
 //!   does, applying those patterns.
 //! - [`tar`] writes the entries as an archive, streamed through a bounded channel.
@@ -12,7 +15,10 @@
 //! reads `<Dockerfile>.dockerignore` beside the Dockerfile in place of the context's
 //! `.dockerignore`), decides where the Dockerfile goes in the archive and what name to give the
 //! daemon for it, and then serves the archive ([`Context::stream`]), or the list of entries
-//! ([`Context::for_each_entry`]), or both at once to a sink ([`Context::stream_with`]).
+//! ([`Context::for_each_entry`]), or both at once to a sink ([`Context::stream_with`]). For a
+//! session it serves the two folders BuildKit reads: the context folder itself
+//! ([`Context::walk_context_dir`]) and a folder holding only the Dockerfile
+//! ([`Context::walk_dockerfile_dir`]).
 //!
 //! # How the daemon reads an uploaded context
 //!
@@ -27,14 +33,25 @@
 //! - BuildKit (API 1.41 engines and later) unpacks the archive as the context and does not
 //!   apply any ignore file to it, so the archive is filtered here, and a Dockerfile that has to
 //!   be added is visible to `COPY . …` in the image. docker compose avoids that by sending the
-//!   Dockerfile through the BuildKit session rather than in the context.
+//!   Dockerfile through the BuildKit session rather than in the context, and so does wharf: the
+//!   archive is only what a BuildKit build gets when the caller asks for a plain upload.
+//!
+//! # How BuildKit reads a context through a session
+//!
+//! The daemon asks for the `dockerfile` folder (the Dockerfile and `<Dockerfile>.dockerignore`,
+//! by name), then for `.dockerignore` in the `context` folder, reads the ignore file that
+//! applies and asks for the `context` folder again with its patterns as exclude patterns, which
+//! the client applies while walking. The Dockerfile never travels in the context, whatever the
+//! patterns say.
 
+pub mod filter;
 pub mod ignore;
 pub mod tar;
 pub mod walk;
 
 mod goregex;
 
+pub use self::filter::Filter;
 pub use self::ignore::{PatternError, PatternMatcher};
 pub use self::tar::{EntrySink, TarStream};
 pub use self::walk::{Entry, EntryKind, WalkRules};
@@ -106,6 +123,28 @@ struct Inner {
     /// Entries the archive must hold whatever the patterns say, in place of what the walk
     /// finds at the same path (or added at the end when the walk has none there).
     forced: Vec<walk::Entry>,
+    /// The Dockerfile as a BuildKit session serves it, in a folder of its own.
+    session_dockerfile: SessionDockerfile,
+}
+
+/// The `dockerfile` folder of a BuildKit session.
+#[derive(Debug)]
+struct SessionDockerfile {
+    /// The file's name there: the `dockerfile` build option of a session build.
+    name: String,
+    content: DockerfileContent,
+    /// `<name>.dockerignore`, when it is the ignore file that applies (BuildKit reads it from
+    /// this folder).
+    ignore_file: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+enum DockerfileContent {
+    /// The file on disk (symlinks resolved).
+    Disk(PathBuf),
+    /// `dockerfile_inline`, and when it was made (its modification time for the daemon, which
+    /// compares times to tell whether a file changed since the last build).
+    Inline(Arc<[u8]>, SystemTime),
 }
 
 impl Context {
@@ -137,8 +176,16 @@ impl Context {
         };
 
         // Where the Dockerfile is, and where the BuildKit-specific ignore file would be.
+        let session_name;
+        let session_content;
         let (location, specific_ignore) = match dockerfile {
-            Dockerfile::Inline(text) => (DockerfileAt::Outside(Arc::from(text.as_bytes())), None),
+            Dockerfile::Inline(text) => {
+                let content: Arc<[u8]> = Arc::from(text.as_bytes());
+                // The name buildx gives an inline Dockerfile.
+                session_name = "Dockerfile".to_string();
+                session_content = DockerfileContent::Inline(content.clone(), SystemTime::now());
+                (DockerfileAt::Outside(content), None)
+            }
             Dockerfile::Path(p) => {
                 let p = if p.is_absolute() {
                     p.clone()
@@ -164,6 +211,7 @@ impl Context {
                     return Err(ContextError::DockerfileNotFound { path: p.clone() });
                 }
                 let specific = dir.join(format!("{name}.dockerignore"));
+                session_content = DockerfileContent::Disk(resolved.clone());
                 // Where the daemon can read it inside the archive. BuildKit's clients name it
                 // by its folder and file name; the docker CLI by its path with every symlink
                 // resolved. Either way the file it leads to must be inside the context, or the
@@ -188,16 +236,22 @@ impl Context {
                         DockerfileAt::Outside(Arc::from(content))
                     }
                 };
+                session_name = name;
                 (at, Some(specific))
             }
         };
 
         // The ignore file: BuildKit lets `<Dockerfile>.dockerignore` replace `.dockerignore`.
         let context_ignore = root.join(DOCKERIGNORE);
-        let ignore_file = match (builder, specific_ignore) {
-            (Builder::BuildKit, Some(s)) if s.is_file() => Some(s),
+        let ignore_file = match (builder, &specific_ignore) {
+            (Builder::BuildKit, Some(s)) if s.is_file() => Some(s.clone()),
             _ if context_ignore.is_file() => Some(context_ignore.clone()),
             _ => None,
+        };
+        let session_dockerfile = SessionDockerfile {
+            name: session_name,
+            content: session_content,
+            ignore_file: specific_ignore.filter(|s| s.is_file()),
         };
         let mut patterns = match &ignore_file {
             Some(f) => {
@@ -291,8 +345,14 @@ impl Context {
                 ignore_file,
                 dockerfile_name,
                 forced,
+                session_dockerfile,
             }),
         })
+    }
+
+    /// The builder this context was prepared for.
+    pub fn builder(&self) -> Builder {
+        self.inner.builder
     }
 
     /// The context folder (symlinks resolved).
@@ -303,6 +363,12 @@ impl Context {
     /// The Dockerfile's path inside the archive: the `dockerfile` build option.
     pub fn dockerfile(&self) -> &str {
         &self.inner.dockerfile_name
+    }
+
+    /// The Dockerfile's name in the `dockerfile` folder of a BuildKit session: the
+    /// `dockerfile` build option of a session build.
+    pub fn session_dockerfile(&self) -> &str {
+        &self.inner.session_dockerfile.name
     }
 
     /// The ignore file whose patterns apply, if any.
@@ -350,6 +416,55 @@ impl Context {
             .filter(|f| !done.contains(f.path.as_str()))
         {
             visit(f.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Calls `visit` with every entry of the context folder a BuildKit session sends when the
+    /// daemon asks for it with `filter` (blocking; no file is read).
+    pub fn walk_context_dir<F>(&self, filter: &Filter, visit: F) -> Result<(), ContextError>
+    where
+        F: FnMut(Entry) -> Result<(), ContextError>,
+    {
+        walk::Walker::new(
+            &self.inner.root,
+            &filter.exclude,
+            WalkRules::BuildKit,
+            visit,
+        )
+        .with_includes(filter.include.as_ref())
+        .run()
+    }
+
+    /// Calls `visit` with every entry of the session's `dockerfile` folder that `filter`
+    /// admits: the Dockerfile under [`Context::session_dockerfile`], and its own ignore file
+    /// when it has one. Nothing else from the Dockerfile's folder is ever sent.
+    pub fn walk_dockerfile_dir<F>(&self, filter: &Filter, mut visit: F) -> Result<(), ContextError>
+    where
+        F: FnMut(Entry) -> Result<(), ContextError>,
+    {
+        let df = &self.inner.session_dockerfile;
+        let mut entries = vec![match &df.content {
+            DockerfileContent::Disk(path) => file_entry(&df.name, path)?,
+            DockerfileContent::Inline(content, made) => {
+                let since = made.duration_since(UNIX_EPOCH).unwrap_or_default();
+                let mut e = Entry::in_memory(&df.name, content.clone(), 0o600, 0);
+                e.mtime = since.as_secs() as i64;
+                e.mtime_nsec = since.subsec_nanos();
+                e
+            }
+        }];
+        if let Some(ignore) = &df.ignore_file {
+            entries.push(file_entry(&format!("{}.dockerignore", df.name), ignore)?);
+        }
+        entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        for e in entries {
+            let admitted = filter
+                .admits(&e.path)
+                .map_err(|source| ContextError::Pattern { file: None, source })?;
+            if admitted {
+                visit(e)?;
+            }
         }
         Ok(())
     }
@@ -405,11 +520,29 @@ fn disk_entry(root: &Path, rel: &str) -> Result<Entry, ContextError> {
         gid: 0,
         size: if is_file { meta.len() } else { 0 },
         mtime: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec() as u32,
         source: if is_file {
             walk::Source::Disk(abs)
         } else {
             walk::Source::Empty
         },
+    })
+}
+
+/// A regular file named `name`, with the content and metadata of `path` (symlinks followed).
+fn file_entry(name: &str, path: &Path) -> Result<Entry, ContextError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).map_err(|e| ContextError::io(path, e))?;
+    Ok(Entry {
+        path: name.to_string(),
+        kind: EntryKind::File,
+        mode: meta.mode() & 0o7777,
+        uid: 0,
+        gid: 0,
+        size: meta.len(),
+        mtime: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec() as u32,
+        source: walk::Source::Disk(path.to_path_buf()),
     })
 }
 

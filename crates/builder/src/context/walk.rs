@@ -14,6 +14,10 @@
 //!
 //! Both visit each folder's entries sorted by name (bytes), parents before children, never
 //! follow symlinks, and report a hard link to a file seen earlier in the walk as a link to it.
+//!
+//! BuildKit's walk also takes include patterns (what the daemon asks for when it wants only a
+//! few files, such as the `.dockerignore`): a path must match one of them to be sent, and a
+//! folder no include pattern can reach into is not walked.
 
 use super::ignore::{MatchInfo, PatternMatcher};
 use super::ContextError;
@@ -69,7 +73,7 @@ pub(crate) enum Source {
 /// One entry of the context as it is sent to the daemon.
 ///
 /// Ownership is what Docker sends: root (0:0) for everything — the CLI's tar forces it and
-/// BuildKit's receiver resets it — so the owner on disk never reaches the image.
+/// BuildKit's client resets it before sending — so the owner on disk never reaches the image.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// Slash-separated, relative to the context root, without a trailing slash.
@@ -83,6 +87,8 @@ pub struct Entry {
     pub size: u64,
     /// Modification time, seconds since the epoch.
     pub mtime: i64,
+    /// The sub-second part of the modification time, in nanoseconds.
+    pub mtime_nsec: u32,
     pub(crate) source: Source,
 }
 
@@ -96,6 +102,7 @@ impl Entry {
             gid: 0,
             size: content.len() as u64,
             mtime,
+            mtime_nsec: 0,
             source: Source::Memory(content),
         }
     }
@@ -106,13 +113,24 @@ struct Pending {
     sent: bool,
 }
 
+/// Match results of a folder, handed down to its entries.
+#[derive(Default)]
+struct ParentInfo {
+    exclude: MatchInfo,
+    include: MatchInfo,
+}
+
 pub(crate) struct Walker<'a, F> {
     root: &'a Path,
     matcher: &'a PatternMatcher,
+    /// BuildKit only: when set, only paths matching these patterns are sent.
+    include: Option<&'a PatternMatcher>,
     rules: WalkRules,
     /// BuildKit: no exception has glob characters beyond a trailing `/*` or `/**`, so an
     /// excluded folder can be skipped unless an exception names a path under it.
     only_prefix_exceptions: bool,
+    /// BuildKit: likewise for include patterns and folders none of them matches.
+    only_prefix_includes: bool,
     seen_inodes: HashMap<(u64, u64), String>,
     visit: F,
 }
@@ -127,40 +145,53 @@ where
         rules: WalkRules,
         visit: F,
     ) -> Self {
-        let only_prefix_exceptions = matcher.patterns().iter().all(|p| {
-            !p.exclusion()
-                || !without_trailing_glob(p.as_str()).contains(['*', '[', ']', '?', '^', '\\'])
-        });
+        let only_prefix_exceptions = matcher
+            .patterns()
+            .iter()
+            .all(|p| !p.exclusion() || !has_glob(p.as_str()));
         Walker {
             root,
             matcher,
+            include: None,
             rules,
             only_prefix_exceptions,
+            only_prefix_includes: true,
             seen_inodes: HashMap::new(),
             visit,
         }
     }
 
+    /// Sends only the paths matching `include` (fsutil's include patterns; BuildKit rules).
+    pub(crate) fn with_includes(mut self, include: Option<&'a PatternMatcher>) -> Self {
+        self.only_prefix_includes = include.is_none_or(|m| {
+            m.patterns()
+                .iter()
+                .all(|p| p.exclusion() || !has_glob(p.as_str()))
+        });
+        self.include = include;
+        self
+    }
+
     pub(crate) fn run(mut self) -> Result<(), ContextError> {
         let mut pending = Vec::new();
         let root = self.root.to_path_buf();
-        self.walk_dir(&root, "", &MatchInfo::default(), false, &mut pending)
+        self.walk_dir(&root, "", &ParentInfo::default(), false, &mut pending)
     }
 
     fn walk_dir(
         &mut self,
         dir: &Path,
         rel: &str,
-        parent_info: &MatchInfo,
-        dir_excluded: bool,
+        parent_info: &ParentInfo,
+        dir_skipped: bool,
         pending: &mut Vec<Pending>,
     ) -> Result<(), ContextError> {
         let read = match fs::read_dir(dir) {
             Ok(r) => r,
             // A folder that vanished since it was listed; fsutil skips it.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            // fsutil ignores a permission error on a folder that is excluded anyway.
-            Err(e) if dir_excluded && e.kind() == io::ErrorKind::PermissionDenied => return Ok(()),
+            // fsutil ignores a permission error on a folder that is not sent anyway.
+            Err(e) if dir_skipped && e.kind() == io::ErrorKind::PermissionDenied => return Ok(()),
             Err(e) => return Err(ContextError::io(dir, e)),
         };
         let mut names = Vec::new();
@@ -186,17 +217,38 @@ where
                 Err(e) => return Err(ContextError::io(&abs, e)),
             };
             let is_dir = meta.is_dir();
+            let pattern_err = |source| ContextError::Pattern { file: None, source };
 
-            let (excluded, info) = if self.matcher.is_empty() {
-                (false, MatchInfo::default())
-            } else {
-                self.matcher
-                    .matches_using_parent_results(&path, parent_info)
-                    .map_err(|source| ContextError::Pattern { file: None, source })?
-            };
+            // fsutil's filterFS: a path is skipped when no include pattern matches it or an
+            // exclude pattern does; a skipped folder is still walked when something under it
+            // could be sent.
+            let mut skip = false;
+            let mut descend = is_dir;
+            let mut info = ParentInfo::default();
+            if let Some(include) = self.include {
+                let (included, inc_info) = include
+                    .matches_using_parent_results(&path, &parent_info.include)
+                    .map_err(pattern_err)?;
+                info.include = inc_info;
+                if !included {
+                    skip = true;
+                    descend &= self.may_include_under(include, &path);
+                }
+            }
+            if !self.matcher.is_empty() {
+                let (excluded, exc_info) = self
+                    .matcher
+                    .matches_using_parent_results(&path, &parent_info.exclude)
+                    .map_err(pattern_err)?;
+                info.exclude = exc_info;
+                if excluded {
+                    skip = true;
+                    descend &= self.may_reinclude_under(&path);
+                }
+            }
 
-            if excluded {
-                if !is_dir || !self.may_reinclude_under(&path) {
+            if skip {
+                if !descend {
                     continue;
                 }
                 if self.rules == WalkRules::BuildKit {
@@ -213,7 +265,7 @@ where
             let Some(entry) = self.kept_entry(&abs, path.clone(), &meta)? else {
                 continue;
             };
-            // A re-included entry under excluded folders: send those folders first (BuildKit).
+            // A kept entry under skipped folders: send those folders first (BuildKit).
             for p in pending.iter_mut().filter(|p| !p.sent) {
                 p.sent = true;
                 (self.visit)(p.entry.clone())?;
@@ -228,6 +280,19 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Whether a folder no include pattern matches must still be walked because one may match
+    /// something under it (fsutil).
+    fn may_include_under(&self, include: &PatternMatcher, path: &str) -> bool {
+        if !self.only_prefix_includes {
+            return true;
+        }
+        let dir_slash = format!("{path}/");
+        include.patterns().iter().any(|p| {
+            !p.exclusion()
+                && format!("{}/", without_trailing_glob(p.as_str())).starts_with(&dir_slash)
+        })
     }
 
     /// Whether an excluded folder must still be walked because an exception may re-include
@@ -264,6 +329,12 @@ where
     ) -> Result<Option<Entry>, ContextError> {
         let ft = meta.file_type();
         if ft.is_socket() {
+            if self.rules == WalkRules::BuildKit {
+                // fsutil clears the socket bit: the receiver gets an empty regular file.
+                let mut entry = self.entry(abs, path, meta)?;
+                entry.kind = EntryKind::File;
+                return Ok(Some(entry));
+            }
             tracing::warn!(path = %path, "skipping a socket in the build context");
             return Ok(None);
         }
@@ -317,9 +388,15 @@ where
             gid: 0,
             size,
             mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec() as u32,
             source,
         })
     }
+}
+
+/// Whether a pattern has glob characters beyond a trailing `/*` or `/**` (fsutil's check).
+fn has_glob(pattern: &str) -> bool {
+    without_trailing_glob(pattern).contains(['*', '[', ']', '?', '^', '\\'])
 }
 
 /// fsutil's `patternWithoutTrailingGlob`.
