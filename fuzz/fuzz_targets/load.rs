@@ -10,7 +10,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use wharf_compose::ProjectOptions;
 
-const FILES: [&str; 4] = ["compose.yaml", "compose.override.yaml", ".env", "common.yml"];
+const FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.override.yaml",
+    ".env",
+    "common.yml",
+];
 
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

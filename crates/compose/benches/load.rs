@@ -14,13 +14,22 @@ fn options() -> ProjectOptions {
         .join("../../bench/compose/corpus/platform-200")
         .canonicalize()
         .expect("bench/compose/corpus/platform-200 is missing: run bench/compose/generate.py");
-    let files = ["compose.yaml", "compose.b.yaml", "compose.c.yaml", "compose.d.yaml", "compose.e.yaml"]
-        .iter()
-        .map(|f| dir.join(f))
-        .collect();
+    let files = [
+        "compose.yaml",
+        "compose.b.yaml",
+        "compose.c.yaml",
+        "compose.d.yaml",
+        "compose.e.yaml",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect();
     let mut environment = IndexMap::new();
     environment.insert("TAG".to_string(), "1.4.2".to_string());
-    environment.insert("GIT_SHA".to_string(), "0123456789abcdef0123456789abcdef01234567".to_string());
+    environment.insert(
+        "GIT_SHA".to_string(),
+        "0123456789abcdef0123456789abcdef01234567".to_string(),
+    );
     ProjectOptions {
         files,
         project_name: None,
@@ -35,10 +44,15 @@ fn options() -> ProjectOptions {
 fn load_200_services(c: &mut Criterion) {
     let options = options();
     let project = wharf_compose::load(&options).expect("the benchmark project loads");
-    assert_eq!(project.services.len(), 200, "the benchmark project has 200 services");
-    c.benchmark_group("compose").bench_function("load_200_services", |b| {
-        b.iter(|| wharf_compose::load(black_box(&options)).expect("loads"))
-    });
+    assert_eq!(
+        project.services.len(),
+        200,
+        "the benchmark project has 200 services"
+    );
+    c.benchmark_group("compose")
+        .bench_function("load_200_services", |b| {
+            b.iter(|| wharf_compose::load(black_box(&options)).expect("loads"))
+        });
 }
 
 criterion_group!(benches, load_200_services);

@@ -19,7 +19,9 @@ fn lookup(name: &str) -> Option<String> {
     }
 }
 
-const NAMES: &[&str] = &["SET", "EMPTY", "UNSET", "TEMPLATE", "DOLLARS", "_x1", "1BAD", ""];
+const NAMES: &[&str] = &[
+    "SET", "EMPTY", "UNSET", "TEMPLATE", "DOLLARS", "_x1", "1BAD", "",
+];
 const OPERATORS: &[&str] = &[":-", "-", ":?", "?", ":+", "+", ":=", ":", "/", ""];
 
 /// Templates made of the pieces interpolation cares about, nested, well-formed or not.
@@ -80,7 +82,12 @@ fn scratch(test: &str) -> PathBuf {
 }
 
 fn write_project(dir: &Path, files: &[(&str, &[u8])]) {
-    for name in ["compose.yaml", "compose.override.yaml", ".env", "common.yml"] {
+    for name in [
+        "compose.yaml",
+        "compose.override.yaml",
+        ".env",
+        "common.yml",
+    ] {
         let _ = std::fs::remove_file(dir.join(name));
     }
     for (name, content) in files {
@@ -126,14 +133,46 @@ fn scalar() -> impl Strategy<Value = String> {
 }
 
 const SERVICE_KEYS: &[&str] = &[
-    "image", "build", "profiles", "extends", "depends_on", "environment", "ports", "x-wharf",
-    "<<", "bogus", "container_name", "restart",
+    "image",
+    "build",
+    "profiles",
+    "extends",
+    "depends_on",
+    "environment",
+    "ports",
+    "x-wharf",
+    "<<",
+    "bogus",
+    "container_name",
+    "restart",
 ];
 const BUILD_KEYS: &[&str] = &[
-    "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
-    "cache_to", "no_cache", "pull", "network", "extra_hosts", "shm_size", "secrets", "ssh", "tags",
-    "platforms", "additional_contexts", "entitlements", "privileged", "ulimits", "isolation",
-    "provenance", "sbom", "x-build", "bogus",
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "args",
+    "target",
+    "labels",
+    "cache_from",
+    "cache_to",
+    "no_cache",
+    "pull",
+    "network",
+    "extra_hosts",
+    "shm_size",
+    "secrets",
+    "ssh",
+    "tags",
+    "platforms",
+    "additional_contexts",
+    "entitlements",
+    "privileged",
+    "ulimits",
+    "isolation",
+    "provenance",
+    "sbom",
+    "x-build",
+    "bogus",
 ];
 
 /// One `key: value` or nested block at `indent`, from `keys`.
@@ -183,8 +222,14 @@ fn compose_file() -> impl Strategy<Value = String> {
     (
         prop::option::of(scalar()),
         prop::collection::vec(service(), 0..4),
-        prop::option::of(prop::collection::vec(entry(&["path", "env_file", "project_directory"], 4), 0..3)),
-        prop::option::of(prop::collection::vec(entry(&["file", "environment"], 4), 0..2)),
+        prop::option::of(prop::collection::vec(
+            entry(&["path", "env_file", "project_directory"], 4),
+            0..3,
+        )),
+        prop::option::of(prop::collection::vec(
+            entry(&["file", "environment"], 4),
+            0..2,
+        )),
     )
         .prop_map(|(name, services, include, secrets)| {
             let mut s = String::new();
@@ -253,7 +298,9 @@ fn corpus_files() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -280,8 +327,27 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     let snippets = prop::sample::select(vec![
-        &b"$"[..], b"${", b"}", b":", b"- ", b"\n", b"  ", b"\t", b"*anchor", b"&a ", b"<<: ",
-        b"!reset ", b"!override ", b"\"", b"'", b"[", b"]", b"{", b"#", b"\xff", b"\x00",
+        &b"$"[..],
+        b"${",
+        b"}",
+        b":",
+        b"- ",
+        b"\n",
+        b"  ",
+        b"\t",
+        b"*anchor",
+        b"&a ",
+        b"<<: ",
+        b"!reset ",
+        b"!override ",
+        b"\"",
+        b"'",
+        b"[",
+        b"]",
+        b"{",
+        b"#",
+        b"\xff",
+        b"\x00",
     ]);
     prop_oneof![
         (any::<usize>(), 1..8usize).prop_map(|(at, n)| Edit::Delete(at, n)),
