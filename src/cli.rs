@@ -4,24 +4,48 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The version with the commit it was built from, when the build knew it (see build.rs).
+const VERSION: &str = env!("WHARF_VERSION");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wharf",
-    version,
+    version = VERSION,
     about = "Build every docker compose service and push it to ECR or any registry, all or nothing.",
+    long_about = "Build every docker compose service and push it to ECR or any registry, all or nothing.\n\n\
+        wharf reads the compose project exactly as docker compose does, builds each service with a \
+        build section through the Docker daemon, and pushes it under its git SHA and `latest`: \
+        `latest` moves only when every service's SHA tag has landed.",
+    after_help = "Examples:\n  \
+        wharf plan --registry ecr                  what would be pushed, no daemon, no AWS call\n  \
+        wharf build                                build every service with a build section\n  \
+        wharf build --push --registry ecr          build, then push {git_sha} and latest to ECR\n  \
+        wharf verify --registry ecr                every expected image exists (the deploy gate)\n  \
+        wharf completions bash > /etc/bash_completion.d/wharf\n\n\
+        Environment: WHARF_REGISTRY, WHARF_TAGS, WHARF_PROGRESS, RUST_LOG, and docker compose's \
+        COMPOSE_FILE, COMPOSE_PROJECT_NAME, COMPOSE_PROFILES, COMPOSE_PATH_SEPARATOR.\n\
+        Exit status: 0 success, 1 a build, push or verification failed, 2 usage or configuration \
+        error (nothing was built or pushed), 130 interrupted.",
     propagate_version = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub project: ProjectArgs,
 
-    /// More output (-v: build logs, -vv: debug traces). RUST_LOG overrides.
+    /// More output (-v: build logs in full, -vv: debug traces). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Progress output on stderr: `plain` (one line per event, for CI logs) or `json` (JSON
-    /// lines, for other tools).
-    #[arg(long, global = true, value_enum, default_value_t, env = "WHARF_PROGRESS")]
+    /// Progress on stderr: `auto` (a live display on a terminal outside CI, else plain),
+    /// `tty`, `plain` (one line per event, for CI logs) or `json` (JSON lines, for other tools).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "WHARF_PROGRESS",
+        value_name = "MODE"
+    )]
     pub progress: ProgressChoice,
 
     #[command(subcommand)]
@@ -30,8 +54,14 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ProgressChoice {
+    /// `tty` when stderr is a terminal and CI is not set, else `plain`.
     #[default]
+    Auto,
+    /// A live display: one line per service and an overall line.
+    Tty,
+    /// One line per event, each naming its service.
     Plain,
+    /// One JSON object per line.
     Json,
 }
 
@@ -87,6 +117,18 @@ pub enum Command {
         after_help = "Exit status: 0 all present, 1 some missing (each named), 2 usage or configuration error.\n\nExamples:\n  wharf verify --registry ecr\n  GITHUB_SHA=$SHA wharf verify --tag 'prod-{git_sha}' --tag prod-latest"
     )]
     Verify(VerifyArgs),
+    /// Print a shell completion script to stdout.
+    #[command(
+        after_help = "Examples:\n  wharf completions bash > /etc/bash_completion.d/wharf\n  wharf completions zsh > \"${fpath[1]}/_wharf\"\n  wharf completions fish > ~/.config/fish/completions/wharf.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -1,17 +1,21 @@
 //! wharf: build every docker compose service and push it, all or nothing.
 //!
 //! The binary is thin: `cli` parses the command line, each `commands::*` module runs one
-//! command on top of the wharf-compose, wharf-builder and wharf-pusher libraries, and `error`
-//! renders failures with their context and exit code.
+//! command on top of the wharf-compose, wharf-builder and wharf-pusher libraries, `progress`
+//! shows what happens (a live display, plain lines or JSON lines on stderr), `github` adds
+//! GitHub Actions' groups, annotations, job summary and step outputs, and `error` renders
+//! failures with their context and exit code.
 
 mod cli;
 mod commands;
 mod error;
+mod github;
 mod progress;
 mod release;
 
 use clap::Parser;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -22,17 +26,30 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    init_tracing(cli.verbose);
-    match commands::run(cli) {
+    let (mode, downgraded) = progress::choose(cli.progress);
+    let reporter = Arc::new(progress::Reporter::new(
+        mode,
+        cli.verbose > 0,
+        github::Actions::from_env(),
+    ));
+    init_tracing(cli.verbose, &reporter);
+    if let Some(why) = downgraded {
+        reporter.warn(why);
+    }
+    progress::exit_on_interrupt(reporter.clone());
+    let result = commands::run(cli, reporter.clone());
+    reporter.finish(result.as_ref().err());
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            e.report();
+            reporter.failure(&e);
             ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, reporter: &progress::Reporter) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -40,9 +57,13 @@ fn init_tracing(verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = reporter.mode() != progress::Mode::Json
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(reporter.log_writer())
+        .with_ansi(ansi)
         .with_target(false)
         .without_time()
         .init();

@@ -1,80 +1,1423 @@
-//! What the user sees while wharf works: one line per event on stderr, each naming its service,
-//! so CI logs read top to bottom (`--progress plain`), or JSON lines for other tools
-//! (`--progress json`). stdout is kept for results.
+//! What the user sees while wharf works, always on stderr (stdout is kept for results).
+//!
+//! Three renderings of the same events, chosen by `--progress` (`WHARF_PROGRESS`):
+//! - `tty`: a live display (indicatif) with one line per service — waiting, building (with the
+//!   step when the daemon reports one, else its last output line), pushing (layers done of the
+//!   image's layers, the daemon's status), done with its digest, or failed — each with its
+//!   elapsed time, and an overall line at the bottom. Logs and warnings scroll above it.
+//! - `plain`: one line per event, each naming its service, so CI logs read top to bottom.
+//! - `json`: one JSON object per line (`event`, `service`, `message`, and per-event fields),
+//!   for other tools.
+//!
+//! `auto` (the default) is `tty` when stderr is a terminal outside CI, else `plain`.
+//!
+//! Inside GitHub Actions the reporter also folds each service's log into a `::group::`, writes
+//! the job summary and the step outputs, and turns the final error into an `::error::`
+//! annotation (see [`crate::github`]). On Ctrl-C it stops the display, restores the terminal and
+//! says what was and was not pushed.
 
-use std::io::Write;
-use std::sync::Mutex;
+use crate::cli::ProgressChoice;
+use crate::error::Failure;
+use crate::github::{self, Actions, Location};
+use crate::release::ManifestImage;
+use indexmap::IndexMap;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    Tty,
     Plain,
     Json,
 }
 
-/// Writes progress events to stderr.
+/// Whether this process runs under a CI system (which sets `CI`), where nobody watches a
+/// terminal even when the runner allocates one.
+fn in_ci() -> bool {
+    let set = |n: &str| {
+        std::env::var(n)
+            .map(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+            .unwrap_or(false)
+    };
+    set("CI") || set("GITHUB_ACTIONS")
+}
+
+fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal() && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+}
+
+/// The mode `--progress` asks for, and a warning when it cannot be had.
+pub fn choose(choice: ProgressChoice) -> (Mode, Option<&'static str>) {
+    match choice {
+        ProgressChoice::Auto if stderr_is_terminal() && !in_ci() => (Mode::Tty, None),
+        ProgressChoice::Auto | ProgressChoice::Plain => (Mode::Plain, None),
+        ProgressChoice::Json => (Mode::Json, None),
+        ProgressChoice::Tty if stderr_is_terminal() => (Mode::Tty, None),
+        ProgressChoice::Tty => (
+            Mode::Plain,
+            Some("--progress tty needs a terminal on stderr: showing plain progress"),
+        ),
+    }
+}
+
+/// Where lines go: above the live display in `tty` mode (while it is up), else straight to
+/// stderr. Shared with the tracing subscriber so its messages do not tear the display.
+struct Sink {
+    mode: Mode,
+    multi: Mutex<Option<MultiProgress>>,
+    /// Lines kept in memory instead of written (the unit tests read them).
+    memory: Option<Mutex<Vec<String>>>,
+}
+
+impl Sink {
+    fn multi(&self) -> MutexGuard<'_, Option<MultiProgress>> {
+        self.multi.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn line(&self, text: &str) {
+        if let Some(memory) = &self.memory {
+            memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(text.lines().map(str::to_string));
+            return;
+        }
+        let multi = self.multi();
+        match multi.as_ref() {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{text}");
+            }
+        }
+    }
+
+    fn lines<'a>(&self, lines: impl IntoIterator<Item = &'a str>) {
+        let text: Vec<&str> = lines.into_iter().collect();
+        if !text.is_empty() {
+            self.line(&text.join("\n"));
+        }
+    }
+}
+
+/// The `MakeWriter` of the tracing subscriber: each message becomes one line of the progress
+/// output (a `log` event in `json` mode).
+#[derive(Clone)]
+pub struct LogWriter(Arc<Sink>);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine {
+            sink: self.0.clone(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// One tracing message, written out when the subscriber drops it.
+pub struct LogLine {
+    sink: Arc<Sink>,
+    buf: Vec<u8>,
+}
+
+impl Write for LogLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        let text = text.trim_end();
+        if text.is_empty() {
+            return;
+        }
+        if self.sink.mode == Mode::Json {
+            let event = serde_json::json!({"event": "log", "message": text.trim_start()});
+            self.sink.line(&event.to_string());
+        } else {
+            self.sink.line(text);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Waiting,
+    Building,
+    Built,
+    Failed,
+    NotBuilt,
+    Pushing,
+    Pushed,
+    Present,
+    Missing,
+}
+
+impl Status {
+    fn active(self) -> bool {
+        matches!(self, Status::Building | Status::Pushing)
+    }
+}
+
+/// One service, as far as the user is told.
+struct Svc {
+    status: Status,
+    image: Option<String>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    /// `step k/n …` of the build, when the daemon says.
+    step: Option<String>,
+    last_line: Option<String>,
+    /// Layers of the tag being pushed: (done, seen).
+    layers: (usize, usize),
+    push_status: Option<String>,
+    /// The failure or reason it was not built.
+    problem: Option<String>,
+    /// Build output kept for a GitHub Actions log group.
+    build_log: Vec<String>,
+    push_log: Vec<String>,
+    /// Tags the release will push, those that landed, and the one under way.
+    expected: Vec<String>,
+    landed: Vec<String>,
+    in_flight: Option<String>,
+    digest: Option<String>,
+    /// `registry/repository` once released or verified.
+    repository: Option<String>,
+    bar: Option<ProgressBar>,
+}
+
+impl Svc {
+    fn new() -> Svc {
+        Svc {
+            status: Status::Waiting,
+            image: None,
+            first: None,
+            last: None,
+            step: None,
+            last_line: None,
+            layers: (0, 0),
+            push_status: None,
+            problem: None,
+            build_log: Vec::new(),
+            push_log: Vec::new(),
+            expected: Vec::new(),
+            landed: Vec::new(),
+            in_flight: None,
+            digest: None,
+            repository: None,
+            bar: None,
+        }
+    }
+
+    fn elapsed(&self) -> Option<Duration> {
+        Some(self.last?.duration_since(self.first?))
+    }
+
+    fn start(&mut self, now: Instant) {
+        if self.first.is_none() {
+            self.first = Some(now);
+            if let Some(bar) = &self.bar {
+                bar.reset_elapsed();
+            }
+        }
+        self.last = Some(now);
+    }
+}
+
+struct Inner {
+    project: Option<String>,
+    services: IndexMap<String, Svc>,
+    /// The command pushes (build --push, push): an interruption must say what landed.
+    pushes: bool,
+    phase: Option<String>,
+    summary: Option<String>,
+    width: usize,
+    overall: Option<ProgressBar>,
+    closed: bool,
+}
+
+/// Reports progress events on stderr in the chosen mode.
 pub struct Reporter {
     mode: Mode,
     /// Show every line of build output (`-v`), not only on failure.
     verbose: bool,
-    out: Mutex<std::io::Stderr>,
+    github: Option<Actions>,
+    started: Instant,
+    sink: Arc<Sink>,
+    inner: Mutex<Inner>,
+}
+
+fn short_digest(d: &str) -> &str {
+    // `sha256:` and 12 hex digits, as docker shows image IDs.
+    d.get(..19).unwrap_or(d)
+}
+
+pub fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let whole = d.as_secs();
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    }
+}
+
+/// A line of daemon output as one clean display line: no escape sequences, no control
+/// characters.
+fn clean(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequences end at a letter; others are a single character.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+        } else if c == '\t' {
+            out.push(' ');
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
+
+/// The build step a line of daemon output announces: the classic builder's
+/// `Step 2/5 : RUN make`, or a BuildKit vertex name `[2/5] RUN make` / `[build 2/4] COPY . .`.
+fn step_of(line: &str) -> Option<String> {
+    let fraction = |s: &str| {
+        let (k, n) = s.split_once('/')?;
+        (k.parse::<u32>().is_ok() && n.parse::<u32>().is_ok()).then(|| format!("{k}/{n}"))
+    };
+    if let Some(rest) = line.strip_prefix("Step ") {
+        let (frac, instruction) = rest.split_once(" : ")?;
+        return Some(format!("step {} {instruction}", fraction(frac)?));
+    }
+    let rest = line.strip_prefix('[')?;
+    let (inside, instruction) = rest.split_once("] ")?;
+    let (stage, frac) = match inside.rsplit_once(' ') {
+        Some((stage, frac)) => (Some(stage), frac),
+        None => (None, inside),
+    };
+    let frac = fraction(frac)?;
+    Some(match stage {
+        Some(stage) => format!("step {frac} ({stage}) {instruction}"),
+        None => format!("step {frac} {instruction}"),
+    })
+}
+
+/// Whether a push status line is the end of one layer.
+fn layer_done(status: &str) -> bool {
+    status == "Pushed" || status == "Layer already exists" || status.starts_with("Mounted from")
+}
+
+fn styled(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+        .with_key("secs", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}", fmt_duration(s.elapsed()));
+        })
+}
+
+fn active_style() -> ProgressStyle {
+    styled("{spinner:.cyan} {prefix:.bold} {wide_msg} {secs:>7.dim}")
+}
+
+/// A line that no longer moves: an icon, and the time it took.
+fn still_style(icon: &str, took: Option<Duration>) -> ProgressStyle {
+    still_template("{icon} {prefix:.bold} {wide_msg} {took:>7.dim}", icon, took)
+}
+
+fn still_template(template: &str, icon: &str, took: Option<Duration>) -> ProgressStyle {
+    let icon = icon.to_string();
+    let took = took.map(fmt_duration).unwrap_or_default();
+    styled(template)
+        .with_key(
+            "icon",
+            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{icon}");
+            },
+        )
+        .with_key(
+            "took",
+            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{took}");
+            },
+        )
+}
+
+const TICK: Duration = Duration::from_millis(100);
+
+fn ok_icon() -> String {
+    console::style("✔").green().to_string()
+}
+
+fn fail_icon() -> String {
+    console::style("✘").red().to_string()
+}
+
+fn idle_icon() -> String {
+    console::style("·").dim().to_string()
+}
+
+/// Keeps typed keys and the `^C` the terminal echoes on Ctrl-C out of the live display while it
+/// is up: indicatif fills each line to the terminal's width, so any echo would land on a new
+/// line and throw its line count off (the display would then redraw one line too low).
+#[cfg(unix)]
+mod echo {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg, Termios};
+    use std::sync::Mutex;
+
+    static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
+
+    pub fn off() {
+        let Ok(saved) = tcgetattr(std::io::stderr()) else {
+            return;
+        };
+        let mut quiet = saved.clone();
+        quiet
+            .local_flags
+            .remove(LocalFlags::ECHO | LocalFlags::ECHOCTL);
+        if tcsetattr(std::io::stderr(), SetArg::TCSANOW, &quiet).is_ok() {
+            *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
+        }
+    }
+
+    /// Puts the terminal back as it was (idempotent).
+    pub fn restore() {
+        if let Some(saved) = SAVED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tcsetattr(std::io::stderr(), SetArg::TCSANOW, &saved);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod echo {
+    pub fn off() {}
+    pub fn restore() {}
+}
+
+/// Restores the terminal if wharf panics while the live display is up (a bug, but the user's
+/// shell must not pay for it).
+fn restore_terminal_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        echo::restore();
+        let _ = console::Term::stderr().show_cursor();
+        previous(info);
+    }));
 }
 
 impl Reporter {
-    pub fn new(mode: Mode, verbose: bool) -> Reporter {
+    pub fn new(mode: Mode, verbose: bool, github: Option<Actions>) -> Reporter {
+        let multi = (mode == Mode::Tty).then(|| {
+            echo::off();
+            restore_terminal_on_panic();
+            MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15))
+        });
         Reporter {
             mode,
             verbose,
-            out: Mutex::new(std::io::stderr()),
+            github,
+            started: Instant::now(),
+            sink: Arc::new(Sink {
+                mode,
+                multi: Mutex::new(multi),
+                memory: None,
+            }),
+            inner: Mutex::new(Inner {
+                project: None,
+                services: IndexMap::new(),
+                pushes: false,
+                phase: None,
+                summary: None,
+                width: 0,
+                overall: None,
+                closed: false,
+            }),
         }
     }
 
-    pub fn verbose(&self) -> bool {
-        self.verbose
+    /// The writer for the tracing subscriber.
+    pub fn log_writer(&self) -> LogWriter {
+        LogWriter(self.sink.clone())
     }
 
-    fn emit(&self, service: Option<&str>, event: &str, text: &str, extra: &[(&str, &str)]) {
-        let line = match self.mode {
-            Mode::Plain => match service {
-                Some(s) => format!("[{s}] {text}"),
-                None => text.to_string(),
-            },
-            Mode::Json => {
-                let mut m = serde_json::Map::new();
-                m.insert("event".into(), event.into());
-                if let Some(s) = service {
-                    m.insert("service".into(), s.into());
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn grouped(&self) -> bool {
+        self.mode == Mode::Plain && self.github.is_some()
+    }
+
+    fn json(&self, service: Option<&str>, event: &str, text: &str, extra: &[(&str, &str)]) {
+        let mut m = serde_json::Map::new();
+        m.insert("event".into(), event.into());
+        if let Some(s) = service {
+            m.insert("service".into(), s.into());
+        }
+        m.insert("message".into(), text.into());
+        for (k, v) in extra {
+            m.insert((*k).into(), (*v).into());
+        }
+        self.sink.line(&serde_json::Value::Object(m).to_string());
+    }
+
+    /// The services the command works on, with their local image names, before anything
+    /// happens: the live display shows them waiting. `pushes`: the command releases them.
+    pub fn begin<'a>(
+        &self,
+        project: &str,
+        services: impl IntoIterator<Item = (&'a str, &'a str)>,
+        pushes: bool,
+    ) {
+        let mut inner = self.lock();
+        inner.project = Some(project.to_string());
+        inner.pushes = pushes;
+        let services: Vec<(&str, &str)> = services.into_iter().collect();
+        inner.width = services
+            .iter()
+            .map(|(s, _)| s.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (name, image) in services {
+            self.svc(&mut inner, name).image = Some(image.to_string());
+            if self.mode == Mode::Json {
+                self.json(Some(name), "waiting", "waiting", &[("image", image)]);
+            }
+        }
+        self.refresh_overall(&mut inner);
+    }
+
+    /// The tags each service's release will push (for the account of an interruption).
+    pub fn expect_pushes<'a>(&self, pushes: impl IntoIterator<Item = (&'a str, Vec<String>)>) {
+        let mut inner = self.lock();
+        inner.pushes = true;
+        for (service, tags) in pushes {
+            self.svc(&mut inner, service).expected = tags;
+        }
+    }
+
+    /// The service's entry, created (with its display line) on first mention.
+    fn svc<'i>(&self, inner: &'i mut Inner, name: &str) -> &'i mut Svc {
+        if !inner.services.contains_key(name) {
+            let mut svc = Svc::new();
+            if let Some(multi) = self.sink.multi().as_ref() {
+                let width = inner.width.max(name.chars().count());
+                let bar = ProgressBar::new_spinner()
+                    .with_style(still_style(&idle_icon(), None))
+                    .with_prefix(format!("{name:<width$}"))
+                    .with_message(console::style("waiting").dim().to_string());
+                let bar = match &inner.overall {
+                    Some(overall) => multi.insert_before(overall, bar),
+                    None => multi.add(bar),
+                };
+                svc.bar = Some(bar);
+            }
+            inner.services.insert(name.to_string(), svc);
+            if inner.overall.is_none() {
+                if let Some(multi) = self.sink.multi().as_ref() {
+                    let bar = multi.add(
+                        ProgressBar::new_spinner()
+                            .with_style(styled("{spinner:.green} {wide_msg} {secs:>7.dim}")),
+                    );
+                    bar.enable_steady_tick(TICK);
+                    inner.overall = Some(bar);
                 }
-                m.insert("message".into(), text.into());
-                for (k, v) in extra {
-                    m.insert((*k).into(), (*v).into());
+            }
+        }
+        inner.services.get_mut(name).expect("just inserted")
+    }
+
+    /// The overall line: what phase wharf is in and how far it got.
+    fn refresh_overall(&self, inner: &mut Inner) {
+        let Some(bar) = &inner.overall else { return };
+        let total = inner.services.len();
+        let count = |f: &dyn Fn(&Svc) -> bool| inner.services.values().filter(|s| f(s)).count();
+        let failed = count(&|s| matches!(s.status, Status::Failed | Status::NotBuilt));
+        let msg = match &inner.phase {
+            Some(phase) => {
+                let landed = count(&|s| s.status == Status::Pushed);
+                format!("{phase} · {landed}/{total} service(s)")
+            }
+            None => {
+                let built = count(&|s| {
+                    matches!(
+                        s.status,
+                        Status::Built | Status::Pushed | Status::Present | Status::Missing
+                    )
+                });
+                let waiting = count(&|s| s.status == Status::Waiting);
+                let mut m = format!("{built}/{total} done");
+                if waiting < total && failed == 0 && built < total {
+                    m = format!("building · {m}");
                 }
-                serde_json::Value::Object(m).to_string()
+                if failed > 0 {
+                    m.push_str(&format!(", {failed} failed"));
+                }
+                m
             }
         };
-        if let Ok(mut out) = self.out.lock() {
-            let _ = writeln!(out, "{line}");
+        let msg = match &inner.summary {
+            Some(s) => format!("{s} · {msg}"),
+            None => msg,
+        };
+        bar.set_message(msg);
+    }
+
+    /// Redraws a service's line from its state (`pushes`: a push follows the build).
+    fn refresh(&self, svc: &Svc, pushes: bool) {
+        let Some(bar) = &svc.bar else { return };
+        let took = svc.elapsed();
+        let (style, active, msg) = match svc.status {
+            Status::Waiting => (
+                still_style(&idle_icon(), None),
+                false,
+                console::style("waiting").dim().to_string(),
+            ),
+            Status::Building => {
+                let detail = match (&svc.step, &svc.last_line) {
+                    (Some(step), Some(line)) if !step.ends_with(line.as_str()) => {
+                        format!(" · {step} · {line}")
+                    }
+                    (Some(step), _) => format!(" · {step}"),
+                    (None, Some(line)) => format!(" · {line}"),
+                    (None, None) => String::new(),
+                };
+                (active_style(), true, format!("building{detail}"))
+            }
+            Status::Pushing => {
+                let tag = svc.in_flight.clone().unwrap_or_default();
+                let mut m = format!("pushing :{tag}");
+                if svc.layers.1 > 0 {
+                    m.push_str(&format!(" · {}/{} layers", svc.layers.0, svc.layers.1));
+                }
+                if let Some(s) = &svc.push_status {
+                    m.push_str(&format!(" · {s}"));
+                }
+                (active_style(), true, m)
+            }
+            Status::Built => (
+                still_style(&ok_icon(), took),
+                false,
+                match (&svc.image, pushes) {
+                    (Some(image), false) => format!("built {image}"),
+                    (Some(image), true) => format!("built {image} · waiting to push"),
+                    (None, _) => "built".to_string(),
+                },
+            ),
+            Status::Failed => (
+                still_style(&fail_icon(), took),
+                false,
+                console::style(format!("failed: {}", svc.problem.as_deref().unwrap_or("")))
+                    .red()
+                    .to_string(),
+            ),
+            Status::NotBuilt => (
+                still_style(&console::style("–").dim().to_string(), None),
+                false,
+                format!("not built: {}", svc.problem.as_deref().unwrap_or("")),
+            ),
+            Status::Pushed | Status::Present => {
+                let verb = if svc.status == Status::Pushed {
+                    "pushed"
+                } else {
+                    "present"
+                };
+                let tags: Vec<String> = svc.landed.iter().map(|t| format!(":{t}")).collect();
+                let digest = svc.digest.as_deref().map(short_digest).unwrap_or("");
+                (
+                    still_style(&ok_icon(), took),
+                    false,
+                    format!("{verb} {} {digest}", tags.join(", ")),
+                )
+            }
+            Status::Missing => (
+                still_style(&fail_icon(), took),
+                false,
+                console::style(format!("missing: {}", svc.problem.as_deref().unwrap_or("")))
+                    .red()
+                    .to_string(),
+            ),
+        };
+        bar.set_style(style);
+        bar.set_message(msg);
+        if active {
+            bar.enable_steady_tick(TICK);
+        } else {
+            bar.disable_steady_tick();
+            bar.tick();
         }
     }
 
-    /// A service-level event (`building`, `built`, `pushing`, `pushed`, `failed` …).
+    /// A service-level event: `building`, `built`, `failed`, `not-built`, `pushing`, `pushed`,
+    /// `create-repository`, `present`, `missing`… (the `event` of the JSON lines).
     pub fn service(&self, service: &str, event: &str, text: &str, extra: &[(&str, &str)]) {
-        self.emit(Some(service), event, text, extra);
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let get = |k: &str| extra.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let svc = self.svc(&mut inner, service);
+        svc.start(now);
+        let mut group: Option<(String, Vec<String>)> = None;
+        match event {
+            "building" => {
+                svc.status = Status::Building;
+            }
+            "built" => {
+                svc.status = Status::Built;
+                group = Some((
+                    format!("{service}: build log"),
+                    std::mem::take(&mut svc.build_log),
+                ));
+            }
+            "failed" | "not-built" => {
+                svc.status = if event == "failed" {
+                    Status::Failed
+                } else {
+                    Status::NotBuilt
+                };
+                svc.problem = Some(
+                    text.trim_start_matches("build failed: ")
+                        .trim_start_matches("not built: ")
+                        .to_string(),
+                );
+            }
+            "pushing" => {
+                svc.status = Status::Pushing;
+                svc.in_flight = get("tag").map(str::to_string);
+                svc.layers = (0, 0);
+                svc.push_status = None;
+            }
+            "pushed" => {
+                if let Some(tag) = get("tag") {
+                    if !svc.landed.iter().any(|t| t == tag) {
+                        svc.landed.push(tag.to_string());
+                    }
+                    group = Some((
+                        format!("{service}: push :{tag}"),
+                        std::mem::take(&mut svc.push_log),
+                    ));
+                }
+                svc.in_flight = None;
+                svc.digest = get("digest").map(str::to_string);
+                svc.status = Status::Pushed;
+            }
+            "present" => {
+                if let Some(tag) = get("reference").and_then(|r| r.rsplit_once(':')) {
+                    svc.landed.push(tag.1.to_string());
+                }
+                svc.digest = get("digest").map(str::to_string);
+                if svc.status != Status::Missing {
+                    svc.status = Status::Present;
+                }
+            }
+            "missing" => {
+                svc.status = Status::Missing;
+                let reference = get("reference").unwrap_or(text);
+                svc.problem = Some(match svc.problem.take() {
+                    Some(p) => format!("{p}, {reference}"),
+                    None => reference.to_string(),
+                });
+            }
+            _ => {}
+        }
+        match self.mode {
+            Mode::Json => self.json(Some(service), event, text, extra),
+            Mode::Plain => {
+                if let Some((title, lines)) = group.filter(|(_, l)| self.grouped() && !l.is_empty())
+                {
+                    let mut out = vec![Actions::group(&title)];
+                    out.extend(lines);
+                    out.push(Actions::end_group().to_string());
+                    self.sink.lines(out.iter().map(String::as_str));
+                }
+                self.sink.line(&format!("[{service}] {text}"));
+            }
+            Mode::Tty => {
+                let known = matches!(
+                    event,
+                    "building"
+                        | "built"
+                        | "failed"
+                        | "not-built"
+                        | "pushing"
+                        | "pushed"
+                        | "present"
+                        | "missing"
+                );
+                if !known {
+                    self.sink.line(&format!("[{service}] {text}"));
+                }
+                let svc = &inner.services[service];
+                self.refresh(svc, inner.pushes);
+            }
+        }
+        self.refresh_overall(&mut inner);
+    }
+
+    /// A service's build failed: the tail of its output (all of it with `-v`, which already
+    /// showed it), then the failure.
+    pub fn build_failed(&self, service: &str, message: &str, log_tail: &[String]) {
+        {
+            let mut inner = self.lock();
+            let svc = self.svc(&mut inner, service);
+            let full = std::mem::take(&mut svc.build_log);
+            match self.mode {
+                Mode::Plain if self.grouped() => {
+                    // The whole log folds into a group; its tail stays in view.
+                    let mut out = vec![Actions::group(&format!("{service}: build log"))];
+                    out.extend(full);
+                    out.push(Actions::end_group().to_string());
+                    if !self.verbose {
+                        out.extend(log_tail.iter().map(|l| format!("[{service}] {l}")));
+                    }
+                    self.sink.lines(out.iter().map(String::as_str));
+                }
+                _ if self.verbose => {}
+                Mode::Json => {
+                    for line in log_tail {
+                        self.json(Some(service), "output", line, &[]);
+                    }
+                }
+                Mode::Plain | Mode::Tty => {
+                    let out: Vec<String> = log_tail
+                        .iter()
+                        .map(|l| format!("[{service}] {l}"))
+                        .collect();
+                    self.sink.lines(out.iter().map(String::as_str));
+                }
+            }
+        }
+        self.service(service, "failed", &format!("build failed: {message}"), &[]);
     }
 
     /// A line of a service's build or push output: shown with `-v` (the tail is shown anyway
-    /// when the build fails).
+    /// when the build fails); in GitHub Actions kept for the service's log group.
     pub fn output(&self, service: &str, line: &str) {
-        if self.verbose {
-            self.emit(Some(service), "output", line, &[]);
+        let mut inner = self.lock();
+        let grouped = self.grouped();
+        let svc = self.svc(&mut inner, service);
+        let pushing = svc.status == Status::Pushing;
+        if grouped {
+            let log = if pushing {
+                &mut svc.push_log
+            } else {
+                &mut svc.build_log
+            };
+            if !pushing || self.verbose {
+                log.push(line.to_string());
+            }
+        }
+        if self.mode == Mode::Tty {
+            let shown = clean(line);
+            if pushing {
+                if shown == "Preparing" {
+                    svc.layers.1 += 1;
+                } else if layer_done(&shown) {
+                    svc.layers.0 += 1;
+                }
+                if !shown.is_empty() {
+                    svc.push_status = Some(shown);
+                }
+            } else if let Some(step) = step_of(&shown) {
+                svc.step = Some(step);
+                svc.last_line = None;
+            } else if !shown.is_empty() {
+                svc.last_line = Some(shown);
+            }
+            let svc = &inner.services[service];
+            self.refresh(svc, inner.pushes);
+        }
+        if self.verbose && !grouped {
+            match self.mode {
+                Mode::Json => self.json(Some(service), "output", line, &[]),
+                Mode::Plain | Mode::Tty => self.sink.line(&format!("[{service}] {line}")),
+            }
         }
     }
 
-    /// A project-level line (phases, summary).
+    /// A project-level line: `phase` (the release's phases) or `summary`.
     pub fn note(&self, event: &str, text: &str) {
-        self.emit(None, event, text, &[]);
+        let mut inner = self.lock();
+        match event {
+            "phase" => inner.phase = Some(text.to_string()),
+            "summary" => inner.summary = Some(text.to_string()),
+            _ => {}
+        }
+        match self.mode {
+            Mode::Json => self.json(None, event, text, &[]),
+            Mode::Plain => self.sink.line(text),
+            // The overall line shows phases and the summary.
+            Mode::Tty => {}
+        }
+        self.refresh_overall(&mut inner);
     }
 
     pub fn warn(&self, text: &str) {
-        self.emit(None, "warning", &format!("warning: {text}"), &[]);
+        match self.mode {
+            Mode::Json => self.json(None, "warning", &format!("warning: {text}"), &[]),
+            Mode::Plain if self.github.is_some() => self.sink.line(&Actions::warning(text)),
+            _ => self.sink.line(&format!(
+                "{} {text}",
+                console::style("warning:").yellow().bold()
+            )),
+        }
+    }
+
+    /// The images of a release (or of a verification): their digests for the summary, and
+    /// in GitHub Actions the step outputs `manifest` and `image-<service>`.
+    pub fn released(&self, project: &str, images: &[ManifestImage]) -> Result<(), Failure> {
+        {
+            let mut inner = self.lock();
+            for image in images {
+                let svc = self.svc(&mut inner, &image.service);
+                svc.digest = Some(image.digest.clone());
+                svc.repository = Some(format!("{}/{}", image.registry, image.repository));
+                svc.landed = image.tags.clone();
+            }
+        }
+        let Some(actions) = &self.github else {
+            return Ok(());
+        };
+        let mut outputs = vec![(
+            "manifest".to_string(),
+            crate::release::manifest_json(project, images)?,
+        )];
+        for image in images {
+            outputs.push((format!("image-{}", image.service), image.uri.clone()));
+        }
+        actions.set_outputs(&outputs).map_err(|e| {
+            Failure::failed(anyhow::anyhow!(
+                "cannot write the step outputs to $GITHUB_OUTPUT: {e}"
+            ))
+        })
+    }
+
+    /// Ends the display once the command is done (`failure`: why it stopped): every line
+    /// settles, the terminal is left as it was, and in GitHub Actions the job summary is
+    /// written.
+    pub fn finish(&self, failure: Option<&Failure>) {
+        let mut inner = self.lock();
+        if inner.closed {
+            return;
+        }
+        inner.closed = true;
+        let outcome = match failure {
+            None => inner.summary.clone().unwrap_or_else(|| "done".into()),
+            Some(f) => first_line(&f.to_string())
+                .trim_start_matches("error: ")
+                .trim_end_matches(':')
+                .to_string(),
+        };
+        self.settle(&mut inner, failure.is_none(), &outcome, "not started");
+        if self.grouped() {
+            // Output not yet shown (a push that failed mid-way) still belongs in the log.
+            let mut out = Vec::new();
+            for (name, svc) in inner.services.iter_mut() {
+                for (what, log) in [
+                    ("build log", &mut svc.build_log),
+                    ("push", &mut svc.push_log),
+                ] {
+                    if !log.is_empty() {
+                        out.push(Actions::group(&format!("{name}: {what}")));
+                        out.append(log);
+                        out.push(Actions::end_group().to_string());
+                    }
+                }
+            }
+            self.sink.lines(out.iter().map(String::as_str));
+        }
+        let heading = match failure {
+            None => outcome,
+            Some(_) => format!("failed: {outcome}"),
+        };
+        self.write_summary(&inner, &heading);
+    }
+
+    /// Settles the live display: every line still; the overall line says how it ended.
+    fn settle(&self, inner: &mut Inner, ok: bool, outcome: &str, idle: &str) {
+        let took = self.started.elapsed();
+        for svc in inner.services.values_mut() {
+            if svc.status.active() {
+                svc.last = Some(Instant::now());
+                if let Some(bar) = &svc.bar {
+                    bar.set_style(still_style(&fail_icon(), svc.elapsed()));
+                    bar.set_message(console::style("stopped").red().to_string());
+                    bar.disable_steady_tick();
+                }
+            } else if svc.status == Status::Waiting {
+                if let Some(bar) = &svc.bar {
+                    bar.set_message(console::style(idle).dim().to_string());
+                }
+            }
+            if let Some(bar) = &svc.bar {
+                bar.finish();
+            }
+        }
+        if let Some(bar) = &inner.overall {
+            let icon = if ok { ok_icon() } else { fail_icon() };
+            bar.set_style(still_template(
+                "{icon} {wide_msg} {took:>7.dim}",
+                &icon,
+                Some(took),
+            ));
+            bar.finish_with_message(outcome.to_string());
+        }
+        // Later lines (the error) go below the settled display.
+        drop(self.sink.multi().take());
+        if self.mode == Mode::Tty {
+            echo::restore();
+            let _ = console::Term::stderr().show_cursor();
+        }
+    }
+
+    /// Reports the error that stopped wharf: text on stderr (a JSON `error` event in `json`
+    /// mode), and in GitHub Actions an `::error::` annotation pointing at the compose file
+    /// when the error names one.
+    pub fn failure(&self, failure: &Failure) {
+        let text = failure.to_string();
+        if self.mode == Mode::Json {
+            let event = serde_json::json!({
+                "event": "error",
+                "message": text.trim_start_matches("error: "),
+                "exit_code": failure.exit_code(),
+            });
+            self.sink.line(&event.to_string());
+        } else {
+            failure.report();
+        }
+        if let Some(actions) = &self.github {
+            if self.mode != Mode::Json {
+                let title = match failure.exit_code() {
+                    2 => "wharf: configuration error",
+                    _ => "wharf: failed",
+                };
+                let message = text.trim_start_matches("error: ");
+                self.sink
+                    .line(&actions.error(title, message, location(failure).as_ref()));
+            }
+        }
+    }
+
+    /// Ctrl-C: stop the display, restore the terminal, and say what the release did so far.
+    /// The caller exits right after.
+    pub fn interrupt(&self) {
+        let mut inner = self.lock();
+        if inner.closed {
+            return;
+        }
+        inner.closed = true;
+        self.settle(&mut inner, false, "interrupted", "not started");
+        let lines = account(&inner);
+        match self.mode {
+            Mode::Json => {
+                let list = |f: &dyn Fn(&Svc) -> Vec<String>| -> serde_json::Value {
+                    inner
+                        .services
+                        .iter()
+                        .flat_map(|(n, s)| f(s).into_iter().map(move |t| format!("{n}:{t}")))
+                        .collect::<Vec<_>>()
+                        .into()
+                };
+                let event = serde_json::json!({
+                    "event": "interrupted",
+                    "message": lines.join("\n"),
+                    "landed": list(&|s| s.landed.clone()),
+                    "in_flight": list(&|s| s.in_flight.iter().cloned().collect()),
+                    "not_pushed": list(&not_pushed),
+                    "exit_code": 130,
+                });
+                self.sink.line(&event.to_string());
+            }
+            _ => self.sink.lines(lines.iter().map(String::as_str)),
+        }
+        if let Some(actions) = &self.github {
+            if self.mode != Mode::Json {
+                self.sink
+                    .line(&actions.error("wharf: interrupted", &lines.join("\n"), None));
+            }
+        }
+        self.write_summary(&inner, &lines[0]);
+    }
+
+    /// The job summary in GitHub Actions: a table of service, image, tags, digest, duration.
+    fn write_summary(&self, inner: &Inner, heading: &str) {
+        let Some(actions) = &self.github else { return };
+        if inner.services.is_empty() {
+            return;
+        }
+        let project = inner.project.as_deref().unwrap_or("");
+        let mut md = format!(
+            "### wharf · `{}`\n\n{}\n\n",
+            github::cell(project),
+            github::cell(heading)
+        );
+        md.push_str("| service | image | tags | digest | duration |\n|---|---|---|---|---|\n");
+        for (name, svc) in &inner.services {
+            let image = svc
+                .repository
+                .clone()
+                .or_else(|| svc.image.clone())
+                .unwrap_or_default();
+            let tags = if svc.landed.is_empty() {
+                "—".to_string()
+            } else {
+                svc.landed
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let digest = match (svc.status, &svc.digest) {
+                (Status::Failed, _) => {
+                    format!("❌ build failed: {}", svc.problem.as_deref().unwrap_or(""))
+                }
+                (Status::NotBuilt, _) => {
+                    format!("⏭️ not built: {}", svc.problem.as_deref().unwrap_or(""))
+                }
+                (Status::Missing, _) => {
+                    format!("❌ missing: {}", svc.problem.as_deref().unwrap_or(""))
+                }
+                (Status::Building | Status::Pushing, _) => "⏹️ stopped".to_string(),
+                (Status::Waiting, _) => "not started".to_string(),
+                (_, Some(d)) => format!("`{d}`"),
+                (Status::Built, None) => "built (not pushed)".to_string(),
+                (_, None) => "—".to_string(),
+            };
+            let took = svc.elapsed().map(fmt_duration).unwrap_or_default();
+            md.push_str(&format!(
+                "| {} | `{}` | {} | {} | {} |\n",
+                github::cell(name),
+                github::cell(&image),
+                github::cell(&tags),
+                github::cell(&digest),
+                took
+            ));
+        }
+        md.push('\n');
+        if let Err(e) = actions.append_summary(&md) {
+            self.sink.line(&format!(
+                "warning: cannot write the job summary to $GITHUB_STEP_SUMMARY: {e}"
+            ));
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn not_pushed(s: &Svc) -> Vec<String> {
+    s.expected
+        .iter()
+        .filter(|t| !s.landed.contains(t) && s.in_flight.as_ref() != Some(*t))
+        .cloned()
+        .collect()
+}
+
+/// What an interruption leaves behind, in words: which tags landed, which were under way
+/// (they may or may not have landed), and which were never pushed.
+fn account(inner: &Inner) -> Vec<String> {
+    let mut lines = Vec::new();
+    let landed: Vec<String> = inner
+        .services
+        .iter()
+        .filter(|(_, s)| !s.landed.is_empty())
+        .map(|(n, s)| {
+            let tags: Vec<String> = s.landed.iter().map(|t| format!(":{t}")).collect();
+            format!("{n} ({})", tags.join(", "))
+        })
+        .collect();
+    if !inner.pushes {
+        lines.push("interrupted: nothing was pushed".to_string());
+        return lines;
+    }
+    if landed.is_empty() && inner.services.values().all(|s| s.in_flight.is_none()) {
+        lines.push("interrupted before anything was pushed: nothing was pushed".to_string());
+        return lines;
+    }
+    lines.push("interrupted: the release is incomplete".to_string());
+    lines.push(format!(
+        "  pushed: {}",
+        if landed.is_empty() {
+            "nothing".to_string()
+        } else {
+            landed.join(", ")
+        }
+    ));
+    let in_flight: Vec<String> = inner
+        .services
+        .iter()
+        .filter_map(|(n, s)| s.in_flight.as_ref().map(|t| format!("{n} (:{t})")))
+        .collect();
+    if !in_flight.is_empty() {
+        lines.push(format!(
+            "  under way (may or may not have landed): {}",
+            in_flight.join(", ")
+        ));
+    }
+    let missing: Vec<String> = inner
+        .services
+        .iter()
+        .filter_map(|(n, s)| {
+            let tags = not_pushed(s);
+            (!tags.is_empty()).then(|| {
+                let tags: Vec<String> = tags.iter().map(|t| format!(":{t}")).collect();
+                format!("{n} ({})", tags.join(", "))
+            })
+        })
+        .collect();
+    if !missing.is_empty() {
+        lines.push(format!("  not pushed: {}", missing.join(", ")));
+    }
+    lines.push("  run the same command again to finish the release".to_string());
+    lines
+}
+
+/// The compose file (and line) an error is about, for the annotation.
+fn location(failure: &Failure) -> Option<Location> {
+    let (Failure::Config(e) | Failure::Failed(e)) = failure;
+    let compose = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<wharf_compose::Error>())?;
+    Some(Location {
+        file: compose.file.as_ref()?.display().to_string(),
+        line: compose.line,
+        column: compose.column,
+    })
+}
+
+/// Installs the Ctrl-C handler: the reporter settles the display and accounts for the
+/// release, then wharf exits with 130 (128 + SIGINT), as shells expect.
+pub fn exit_on_interrupt(reporter: Arc<Reporter>) {
+    let result = ctrlc::set_handler(move || {
+        reporter.interrupt();
+        std::process::exit(130);
+    });
+    if let Err(e) = result {
+        tracing::debug!("no Ctrl-C handler: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_of_both_builders() {
+        assert_eq!(
+            step_of("Step 2/5 : RUN make").as_deref(),
+            Some("step 2/5 RUN make")
+        );
+        assert_eq!(
+            step_of("[2/3] RUN echo hi").as_deref(),
+            Some("step 2/3 RUN echo hi")
+        );
+        assert_eq!(
+            step_of("[build 2/4] COPY . .").as_deref(),
+            Some("step 2/4 (build) COPY . .")
+        );
+        assert_eq!(step_of("[internal] load build definition"), None);
+        assert_eq!(step_of("Step right up"), None);
+        assert_eq!(step_of("hello"), None);
+    }
+
+    #[test]
+    fn output_is_cleaned_for_one_line() {
+        assert_eq!(clean("\u{1b}[31mred\u{1b}[0m\ttext\r"), "red text");
+    }
+
+    #[test]
+    fn durations_read_like_cargo() {
+        assert_eq!(fmt_duration(Duration::from_millis(3240)), "3.2s");
+        assert_eq!(fmt_duration(Duration::from_secs(64)), "1m04s");
+    }
+
+    /// A reporter that keeps its lines for the test to read.
+    fn in_memory(mode: Mode, verbose: bool, github: Option<Actions>) -> Reporter {
+        let mut r = Reporter::new(mode, verbose, github);
+        r.sink = Arc::new(Sink {
+            mode,
+            multi: Mutex::new(None),
+            memory: Some(Mutex::new(Vec::new())),
+        });
+        r
+    }
+
+    fn lines(r: &Reporter) -> Vec<String> {
+        r.sink.memory.as_ref().unwrap().lock().unwrap().clone()
+    }
+
+    fn reporter_with_release() -> Reporter {
+        let r = in_memory(Mode::Json, false, None);
+        r.begin(
+            "shop",
+            [("api", "shop/api"), ("worker", "shop/worker")],
+            true,
+        );
+        r.expect_pushes([
+            ("api", vec!["abc".to_string(), "latest".to_string()]),
+            ("worker", vec!["abc".to_string(), "latest".to_string()]),
+        ]);
+        r
+    }
+
+    #[test]
+    fn an_interruption_accounts_for_every_tag() {
+        let r = reporter_with_release();
+        r.service("api", "pushing", "pushing :abc", &[("tag", "abc")]);
+        r.service(
+            "api",
+            "pushed",
+            "pushed :abc sha256:1",
+            &[("tag", "abc"), ("digest", "sha256:1")],
+        );
+        r.service("worker", "pushing", "pushing :abc", &[("tag", "abc")]);
+        let inner = r.lock();
+        assert_eq!(
+            account(&inner),
+            vec![
+                "interrupted: the release is incomplete",
+                "  pushed: api (:abc)",
+                "  under way (may or may not have landed): worker (:abc)",
+                "  not pushed: api (:latest), worker (:latest)",
+                "  run the same command again to finish the release",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interruption_before_pushing_says_nothing_was_pushed() {
+        let r = reporter_with_release();
+        r.service("api", "building", "building", &[]);
+        assert_eq!(
+            account(&r.lock()),
+            vec!["interrupted before anything was pushed: nothing was pushed"]
+        );
+        let build_only = in_memory(Mode::Json, false, None);
+        build_only.begin("shop", [("api", "shop/api")], false);
+        assert_eq!(
+            account(&build_only.lock()),
+            vec!["interrupted: nothing was pushed"]
+        );
+    }
+
+    fn two_builds(r: &Reporter) {
+        r.begin(
+            "shop",
+            [("api", "shop/api"), ("worker", "shop/worker")],
+            false,
+        );
+        r.service("api", "building", "building", &[]);
+        r.service("worker", "building", "building", &[]);
+        r.output("api", "api line 1");
+        r.output("worker", "worker line 1");
+        r.output("api", "api line 2");
+        r.service("worker", "built", "built in 1.0s", &[("seconds", "1.0")]);
+        r.build_failed("api", "exit code: 3", &["api line 2".to_string()]);
+    }
+
+    #[test]
+    fn plain_lines_name_their_service_and_show_output_with_verbose() {
+        let quiet = in_memory(Mode::Plain, false, None);
+        two_builds(&quiet);
+        assert_eq!(
+            lines(&quiet),
+            vec![
+                "[api] building",
+                "[worker] building",
+                "[worker] built in 1.0s",
+                "[api] api line 2",
+                "[api] build failed: exit code: 3",
+            ]
+        );
+        let verbose = in_memory(Mode::Plain, true, None);
+        two_builds(&verbose);
+        let shown = lines(&verbose);
+        assert!(
+            shown.contains(&"[worker] worker line 1".to_string()),
+            "{shown:?}"
+        );
+        assert_eq!(
+            shown.iter().filter(|l| *l == "[api] api line 2").count(),
+            1,
+            "with -v the tail is not repeated: {shown:?}"
+        );
+    }
+
+    #[test]
+    fn github_groups_hold_one_service_each_and_never_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let actions = Actions::for_files(dir.path().join("summary.md"), dir.path().join("out"));
+        let r = in_memory(Mode::Plain, false, Some(actions));
+        two_builds(&r);
+        let shown = lines(&r);
+        assert_eq!(
+            shown,
+            vec![
+                "[api] building",
+                "[worker] building",
+                "::group::worker: build log",
+                "worker line 1",
+                "::endgroup::",
+                "[worker] built in 1.0s",
+                "::group::api: build log",
+                "api line 1",
+                "api line 2",
+                "::endgroup::",
+                "[api] api line 2",
+                "[api] build failed: exit code: 3",
+            ]
+        );
+        r.finish(None);
+        let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+        assert!(
+            summary.contains("| service | image | tags | digest | duration |"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("| worker | `shop/worker` | — | built (not pushed) |"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("| api | `shop/api` | — | ❌ build failed: exit code: 3 |"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn json_lines_are_objects_with_event_and_service() {
+        let r = in_memory(Mode::Json, false, None);
+        two_builds(&r);
+        for line in lines(&r) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert!(v["event"].is_string() && v["service"].is_string(), "{line}");
+        }
     }
 }

@@ -51,7 +51,11 @@ pub fn select<'p>(project: &'p Project, names: &[String]) -> Result<Vec<&'p Serv
         match project.services.get(name) {
             None => {
                 let known: Vec<&str> = project.services.keys().map(String::as_str).collect();
-                problems.push(format!("no such service: `{name}` (services: {})", known.join(", ")));
+                problems.push(format!(
+                    "no such service: `{name}`{} (services: {})",
+                    did_you_mean(name, &known),
+                    known.join(", ")
+                ));
             }
             Some(s) if s.build.is_none() => {
                 problems.push(format!("service `{name}` has no build section: wharf builds and pushes only images the project builds"))
@@ -68,6 +72,18 @@ pub fn select<'p>(project: &'p Project, names: &[String]) -> Result<Vec<&'p Serv
     } else {
         Err(Failure::config(anyhow!(problems.join("\n  "))))
     }
+}
+
+/// `, did you mean `api`?` when a known name is close to the one given (as clap suggests
+/// subcommands).
+fn did_you_mean(given: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::jaro(given, k), k))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(", did you mean `{k}`?"))
+        .unwrap_or_default()
 }
 
 fn x_wharf_str<'a>(project: &'a Project, key: &str) -> Option<&'a serde_json::Value> {
@@ -293,7 +309,11 @@ async fn aws(sdk: &mut Option<SdkConfig>) -> &SdkConfig {
 
 /// Logs in again where a token is about to run out (see [`login::needs_refresh`]: never for a
 /// token that claims to have expired already, so this cannot loop).
-pub async fn refresh_logins(targets: &mut [ImageTarget], logins: &mut Logins, sdk: &mut Option<SdkConfig>) -> Result<()> {
+pub async fn refresh_logins(
+    targets: &mut [ImageTarget],
+    logins: &mut Logins,
+    sdk: &mut Option<SdkConfig>,
+) -> Result<()> {
     let now = SystemTime::now();
     let stale: Vec<String> = logins
         .values()
@@ -481,12 +501,16 @@ pub fn manifest_image(t: &ImageTarget, digest: &str) -> ManifestImage {
     }
 }
 
+/// The manifest document (also the `manifest` step output in GitHub Actions).
+pub fn manifest_json(project: &str, images: &[ManifestImage]) -> Result<String> {
+    let doc = serde_json::json!({ "project": project, "images": images });
+    serde_json::to_string_pretty(&doc)
+        .map_err(|e| Failure::failed(anyhow!("cannot render the manifest: {e}")))
+}
+
 /// Writes the manifest to FILE, or stdout for `-`.
 pub fn write_manifest(path: &Path, project: &Project, images: &[ManifestImage]) -> Result<()> {
-    let doc = serde_json::json!({ "project": project.name, "images": images });
-    let text = serde_json::to_string_pretty(&doc)
-        .map_err(|e| Failure::failed(anyhow!("cannot render the manifest: {e}")))?
-        + "\n";
+    let text = manifest_json(&project.name, images)? + "\n";
     if path == Path::new("-") {
         print!("{text}");
         Ok(())
@@ -530,6 +554,11 @@ pub async fn push_all(
             ),
         })
     };
+    reporter.expect_pushes(
+        targets
+            .iter()
+            .map(|t| (t.service.as_str(), t.all_tags().cloned().collect())),
+    );
     reporter.note("phase", "phase 1: identity tags");
     let first = wharf_pusher::release::phase(
         docker,

@@ -110,6 +110,14 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
         )));
     }
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
+    reporter.begin(
+        &project.name,
+        prepared
+            .builds
+            .iter()
+            .map(|b| (b.service.as_str(), b.image.as_str())),
+        args.push,
+    );
 
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
@@ -149,12 +157,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
                         )
                     }
                     Outcome::Failed { message, log_tail } => {
-                        if !r.verbose() {
-                            for line in log_tail {
-                                r.service(service, "output", line, &[]);
-                            }
-                        }
-                        r.service(service, "failed", &format!("build failed: {message}"), &[])
+                        r.build_failed(service, message, log_tail)
                     }
                     Outcome::NotBuilt { reason } => {
                         r.service(service, "not-built", &format!("not built: {reason}"), &[])
@@ -190,6 +193,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
             release::refresh_logins(targets, logins, &mut sdk).await?;
             let images = release::push_all(&docker, targets, logins, parallel, &reporter).await?;
             reporter.note("summary", &format!("released {} image(s)", images.len()));
+            reporter.released(&project.name, &images)?;
             if let Some(path) = &args.manifest {
                 release::write_manifest(path, &project, &images)?;
             }

@@ -18,6 +18,13 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, reporter: Arc<Reporter>)
     }
     let (mut targets, _) = release::targets(&project, &services, &args.target)?;
     let parallel = args.parallel.unwrap_or(4);
+    reporter.begin(
+        &project.name,
+        targets
+            .iter()
+            .map(|t| (t.service.as_str(), t.local_image.as_str())),
+        true,
+    );
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
@@ -39,6 +46,7 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, reporter: Arc<Reporter>)
         }
         let images = release::push_all(&docker, &targets, &logins, parallel, &reporter).await?;
         reporter.note("summary", &format!("released {} image(s)", images.len()));
+        reporter.released(&project.name, &images)?;
         if let Some(path) = &args.manifest {
             release::write_manifest(path, &project, &images)?;
         }

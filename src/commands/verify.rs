@@ -14,6 +14,13 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter
     let services = release::select(&project, &args.services)?;
     let (mut targets, _) = release::targets(&project, &services, &args.target)?;
     targets.retain(|t| t.required || !args.services.is_empty());
+    reporter.begin(
+        &project.name,
+        targets
+            .iter()
+            .map(|t| (t.service.as_str(), t.local_image.as_str())),
+        false,
+    );
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
@@ -79,6 +86,7 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter
             "summary",
             &format!("all {} image(s) present", targets.len()),
         );
+        reporter.released(&project.name, &images)?;
         if let Some(path) = &args.manifest {
             release::write_manifest(path, &project, &images)?;
         }
