@@ -6,9 +6,8 @@ use std::io::Write;
 
 /// The project options of the command line, with the process's folder and environment.
 pub fn project_options(project: &ProjectArgs) -> Result<wharf_compose::ProjectOptions> {
-    let working_dir = std::env::current_dir().map_err(|e| {
-        Failure::config(anyhow::anyhow!("cannot read the current folder: {e}"))
-    })?;
+    let working_dir = std::env::current_dir()
+        .map_err(|e| Failure::config(anyhow::anyhow!("cannot read the current folder: {e}")))?;
     Ok(wharf_compose::ProjectOptions {
         files: project.files.clone(),
         project_name: project.project_name.clone(),

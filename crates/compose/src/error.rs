@@ -22,9 +22,14 @@ pub enum ErrorKind {
     Invalid,
 }
 
-/// A loading error. `Display` is the whole human message.
+/// A loading error. `Display` is the whole human message; the parts are fields of
+/// [`ErrorDetails`] (reached through `Deref`: `error.kind`, `error.file`…).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<ErrorDetails>);
+
+/// The parts of an [`Error`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetails {
     pub kind: ErrorKind,
     /// The file the problem is in, when known.
     pub file: Option<PathBuf>,
@@ -40,6 +45,19 @@ pub struct Error {
 }
 
 impl std::error::Error for Error {}
+
+impl std::ops::Deref for Error {
+    type Target = ErrorDetails;
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut ErrorDetails {
+        &mut self.0
+    }
+}
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,7 +86,7 @@ impl fmt::Display for Error {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(ErrorDetails {
             kind,
             file: None,
             line: None,
@@ -76,7 +94,36 @@ impl Error {
             key_path: None,
             message: message.into(),
             hint: None,
-        }
+        }))
+    }
+
+    /// A YAML error, with the fix that fits it.
+    pub(crate) fn syntax(
+        file: Option<&str>,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    ) -> Self {
+        let hint = if message.contains("already defined") {
+            "remove or rename one of the duplicate keys"
+        } else if message.contains("non-string key") {
+            "quote the key to make it a string"
+        } else if message.contains("map merge") {
+            "`<<` must refer to a mapping, or a list of mappings"
+        } else if message.contains("anchor") {
+            "define the anchor (&name) before its aliases (*name), and not inside itself"
+        } else if message.contains("aliasing") {
+            "expand fewer aliases"
+        } else if message.contains("cannot decode") {
+            "remove the explicit tag or fix the value"
+        } else {
+            "fix the YAML syntax at that position"
+        };
+        let mut e = Error::new(ErrorKind::Syntax, message).hint(hint);
+        e.file = file.map(PathBuf::from);
+        e.line = line;
+        e.column = column;
+        e
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {

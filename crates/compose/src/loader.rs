@@ -135,10 +135,6 @@ pub(crate) struct Loader<'s> {
     pub session: &'s Session,
 }
 
-fn located(e: Error, file: &str, path: &[String]) -> Error {
-    e.in_file(file).at_key(path)
-}
-
 impl Loader<'_> {
     pub fn load_yaml_model(
         &self,
@@ -184,18 +180,17 @@ impl Loader<'_> {
         opts: &Opts,
         working_dir: &str,
         env: &std::rc::Rc<Env>,
-        tracker: &mut Vec<(String, String)>,
+        tracker: &mut [(String, String)],
         mut dict: Map,
         mut included: Vec<String>,
     ) -> Result<(Map, ResetPaths), Error> {
-        let docs: Vec<Document> = self.session.take_documents(filename)?.map_err(|e| Error {
-            kind: ErrorKind::Syntax,
-            file: Some(filename.into()),
-            line: e.line,
-            column: e.column,
-            key_path: None,
-            message: format!("failed to parse: {}", e.message),
-            hint: Some("fix the YAML syntax at that position".into()),
+        let docs: Vec<Document> = self.session.take_documents(filename)?.map_err(|e| {
+            Error::syntax(
+                Some(filename),
+                e.line,
+                e.column,
+                format!("yaml: {}", e.message),
+            )
         })?;
         let mut last_reset = Vec::new();
         for doc in docs {
@@ -381,7 +376,7 @@ impl Loader<'_> {
         cfg: &mut Map,
         filename: &str,
         opts: &Opts,
-        tracker: &mut Vec<(String, String)>,
+        tracker: &mut [(String, String)],
         post: &[&ResetPaths],
     ) -> Result<(), Error> {
         let Some(services) = cfg.get_mut("services") else {
@@ -1016,12 +1011,39 @@ const CASTS: &[(&[&str], Cast)] = &[
 
 fn cast_for(path: &[String]) -> Option<Cast> {
     const LAST: &[&str] = &[
-        "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
-        "cpu_rt_runtime", "cpus", "cpu_shares", "init", "replicas", "parallelism",
-        "max_failure_ratio", "max_attempts", "max_replicas_per_node", "retries", "disable",
-        "oom_kill_disable", "oom_score_adj", "pids_limit", "target", "privileged", "read_only",
-        "scale", "stdin_open", "tty", "hard", "soft", "nocopy", "external", "internal",
-        "attachable", "enable_ipv4", "enable_ipv6",
+        "cpu_count",
+        "cpu_percent",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpus",
+        "cpu_shares",
+        "init",
+        "replicas",
+        "parallelism",
+        "max_failure_ratio",
+        "max_attempts",
+        "max_replicas_per_node",
+        "retries",
+        "disable",
+        "oom_kill_disable",
+        "oom_score_adj",
+        "pids_limit",
+        "target",
+        "privileged",
+        "read_only",
+        "scale",
+        "stdin_open",
+        "tty",
+        "hard",
+        "soft",
+        "nocopy",
+        "external",
+        "internal",
+        "attachable",
+        "enable_ipv4",
+        "enable_ipv6",
     ];
     let last = path.last().map(String::as_str).unwrap_or("");
     let under_ulimits = path.len() == 4 && path[2] == "ulimits";

@@ -297,11 +297,10 @@ fn merge_ipam(e: Value, o: Value, path: &mut Vec<String>) -> Result<Value, Merge
         };
         for over in &overrides {
             let left = into_mapping(over.clone(), None)?.unwrap_or_default();
-            if subnet(&left) != subnet(&right) {
-                if !result.iter().any(|m| subnet(m) == subnet(&left)) {
-                    result.push(left);
-                    continue;
-                }
+            if subnet(&left) != subnet(&right) && !result.iter().any(|m| subnet(m) == subnet(&left))
+            {
+                result.push(left);
+                continue;
             }
             let merged = merge_mappings(right.clone(), left, path)?;
             match result.iter().position(|m| subnet(m) == subnet(&merged)) {

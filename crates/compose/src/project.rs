@@ -372,15 +372,9 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
 
 /// The `name:` of a file's first document, as compose's pre-check reads it.
 fn first_doc_name(parsed: &Result<Vec<Document>, YamlError>) -> Result<String, Error> {
-    let docs = parsed.as_ref().map_err(|e| Error {
-        kind: ErrorKind::Syntax,
-        file: None,
-        line: e.line,
-        column: e.column,
-        key_path: None,
-        message: format!("yaml: {}", e.message),
-        hint: Some("fix the YAML syntax at that position".into()),
-    })?;
+    let docs = parsed
+        .as_ref()
+        .map_err(|e| Error::syntax(None, e.line, e.column, format!("yaml: {}", e.message)))?;
     let Some(doc) = docs.first() else {
         return Ok(String::new());
     };
@@ -421,11 +415,7 @@ fn normalize(dict: &mut Map, env: &Env) {
                     s.insert("networks".into(), Value::Map(m));
                     uses_default = true;
                 }
-                Some(Value::Map(n)) => {
-                    if n.contains_key("default") {
-                        uses_default = true;
-                    }
-                }
+                Some(Value::Map(n)) if n.contains_key("default") => uses_default = true,
                 _ => {}
             }
         }
@@ -524,17 +514,14 @@ fn resolve_bare(v: Value, env: &Env, keep_empty: bool) -> Value {
         Value::Seq(items) => {
             let mut out = Vec::new();
             for item in items {
-                match item {
-                    Value::Str(s) => {
-                        if s.contains('=') {
-                            out.push(Value::Str(s));
-                        } else if let Some(val) = env.get(&s) {
-                            out.push(Value::Str(format!("{s}={val}")));
-                        } else if keep_empty {
-                            out.push(Value::Str(s));
-                        }
+                if let Value::Str(s) = item {
+                    if s.contains('=') {
+                        out.push(Value::Str(s));
+                    } else if let Some(val) = env.get(&s) {
+                        out.push(Value::Str(format!("{s}={val}")));
+                    } else if keep_empty {
+                        out.push(Value::Str(s));
                     }
-                    _ => {}
                 }
             }
             Value::Seq(out)

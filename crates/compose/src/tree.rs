@@ -9,13 +9,3 @@ pub fn matches(path: &[String], pattern: &[&str]) -> bool {
             .zip(pattern)
             .all(|(p, pat)| *pat == "*" || p == pat)
 }
-
-/// Splits a dotted pattern once, at compile time of each table.
-pub fn pattern(p: &'static str) -> Vec<&'static str> {
-    p.split('.').collect()
-}
-
-/// A path as compose prints it in messages.
-pub fn display(path: &[String]) -> String {
-    path.join(".")
-}

@@ -473,7 +473,6 @@ fn device_count(v: &Value) -> Result<(), String> {
 pub(crate) struct BuildOut {
     pub model: Build,
     pub json: J,
-    pub secret_sources: Vec<String>,
 }
 
 pub(crate) fn build(
@@ -674,7 +673,6 @@ pub(crate) fn build(
             }
         }
     }
-    let mut secret_sources = Vec::new();
     if let Some(Value::Seq(items)) = b.get("secrets") {
         let mut list = Vec::new();
         for item in items {
@@ -692,7 +690,6 @@ pub(crate) fn build(
                 entry.insert("mode".into(), J::String(format!("0{mode:o}")));
             }
             list.push(J::Object(entry));
-            secret_sources.push(source.clone());
             if let Some(def) = secrets.get(&source) {
                 let src = if let Some(f) = &def.file {
                     Some(SecretSource::File(f.clone()))
@@ -772,15 +769,12 @@ pub(crate) fn build(
     Ok(BuildOut {
         model,
         json: J::Object(json),
-        secret_sources,
     })
 }
 
 /// One service after typed decoding.
 pub(crate) struct TypedService {
     pub service: Service,
-    pub json: J,
-    pub build_secret_sources: Vec<String>,
 }
 
 pub(crate) fn service(
@@ -795,11 +789,9 @@ pub(crate) fn service(
         json.insert("profiles".into(), json!(profiles));
     }
     let mut out_build = None;
-    let mut build_secret_sources = Vec::new();
     if let Some(Value::Map(b)) = s.get("build") {
         let b = build(name, b, secrets)?;
         json.insert("build".into(), b.json);
-        build_secret_sources = b.secret_sources;
         out_build = Some(b.model);
     }
     let image = str_field(s, "image");
@@ -826,10 +818,8 @@ pub(crate) fn service(
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
             extensions,
-            compose: json.clone(),
+            compose: json,
         },
-        json,
-        build_secret_sources,
     })
 }
 

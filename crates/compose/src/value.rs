@@ -173,11 +173,7 @@ impl Value {
 
 /// The JSON form of a mapping (see [`Value::to_json`]).
 pub fn map_to_json(map: &Map) -> serde_json::Value {
-    serde_json::Value::Object(
-        map.iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect(),
-    )
+    serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
 /// The key standing for a `time.Time` in the JSON handed to schema validation.
@@ -211,7 +207,7 @@ pub fn go_float(f: f64) -> String {
     if neg {
         out.push('-');
     }
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         // %e form: d.ddde±XX
         let mut chars = digits.chars();
         if let Some(first) = chars.next() {

@@ -559,14 +559,14 @@ fn resolve_scalar(
         }),
         Some(t @ ("!!int" | "!!float" | "!!bool" | "!!null" | "!!timestamp")) => {
             let resolved = resolve_plain(text, t == "!!timestamp");
-            let ok = match (t, &resolved) {
-                ("!!int", Value::Int(_) | Value::Uint(_)) => true,
-                ("!!float", Value::Float(_)) => true,
-                ("!!bool", Value::Bool(_)) => true,
-                ("!!null", Value::Null) => true,
-                ("!!timestamp", Value::Time(_)) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (t, &resolved),
+                ("!!int", Value::Int(_) | Value::Uint(_))
+                    | ("!!float", Value::Float(_))
+                    | ("!!bool", Value::Bool(_))
+                    | ("!!null", Value::Null)
+                    | ("!!timestamp", Value::Time(_))
+            );
             if ok {
                 return Ok(resolved);
             }
