@@ -28,7 +28,7 @@ async fn build_unique_image(docker: &bollard::Docker, image: &str, base: &str) {
         builder: BuilderKind::BuildKit,
         ..Default::default()
     };
-    build(docker, &request, ctx.stream(), |_| {})
+    build(docker, &request, &ctx, |_| {})
         .await
         .expect("the build succeeds");
 }

@@ -160,7 +160,11 @@ fn prepare_one(
             } else {
                 match LocalContext::prepare(dir, dockerfile.as_ref(), options.builder) {
                     Ok(ctx) => {
-                        request.dockerfile = ctx.dockerfile().to_string();
+                        request.dockerfile = match options.builder {
+                            BuilderKind::BuildKit => ctx.session_dockerfile(),
+                            BuilderKind::Classic => ctx.dockerfile(),
+                        }
+                        .to_string();
                         Some(Source::Local(ctx))
                     }
                     Err(crate::context::ContextError::DockerfileNotFound { path }) => {
@@ -213,8 +217,9 @@ fn prepare_one(
             ),
         )),
     }
+    request.secrets = build.secrets.clone();
     let unsupported: [(&str, bool, &str); 7] = [
-        ("secrets", !build.secrets.is_empty(), "build secrets need a BuildKit session with a secrets provider, which wharf's daemon connection does not offer yet; use a build arg only for non-secret values, or build this service with docker compose"),
+        ("secrets", !build.secrets.is_empty() && options.builder == BuilderKind::Classic, "the classic builder cannot mount build secrets; build with BuildKit (the default)"),
         ("ssh", !build.ssh.is_empty(), "SSH forwarding needs a BuildKit session with an SSH agent provider, which wharf's daemon connection does not offer yet"),
         ("additional_contexts", !build.additional_contexts.is_empty(), "named build contexts are not accepted by the daemon's build endpoint (they need buildx)"),
         ("entitlements", !build.entitlements.is_empty(), "entitlements are not accepted by the daemon's build endpoint"),
