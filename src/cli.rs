@@ -33,7 +33,7 @@ pub struct Cli {
     pub project: ProjectArgs,
 
     /// More output (-v: build logs in full, -vv: debug traces). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Output options")]
     pub verbose: u8,
 
     /// Progress on stderr: `auto` (a live display on a terminal outside CI, else plain),
@@ -44,7 +44,8 @@ pub struct Cli {
         value_enum,
         default_value_t,
         env = "WHARF_PROGRESS",
-        value_name = "MODE"
+        value_name = "MODE",
+        help_heading = "Output options"
     )]
     pub progress: ProgressChoice,
 
@@ -67,6 +68,7 @@ pub enum ProgressChoice {
 
 /// The project options of docker compose, with the same meaning and environment variables.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Project options (as docker compose)")]
 pub struct ProjectArgs {
     /// Compose configuration files, merged in order (default: compose.yaml or docker-compose.yml
     /// and its override file). Env: COMPOSE_FILE, separated by COMPOSE_PATH_SEPARATOR.
@@ -93,34 +95,47 @@ pub struct ProjectArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the resolved project, as `docker compose config` does.
-    #[command(
-        after_help = "Examples:\n  wharf config --format json\n  wharf -f compose.yaml -f compose.prod.yaml config --images"
-    )]
+    #[command(after_help = "Examples:\n  \
+            wharf config                                        the project as YAML\n  \
+            wharf config --format json                          … as JSON\n  \
+            wharf -f compose.yaml -f compose.prod.yaml config --images\n  \
+            wharf --profile tools config --services            the services of a profile")]
     Config(ConfigArgs),
     /// Show what build and push would do, with no daemon and no AWS call.
-    #[command(
-        after_help = "Examples:\n  wharf plan --registry ecr\n  wharf plan --format json --tag '{git_sha}' --tag latest"
-    )]
+    #[command(after_help = "Examples:\n  \
+            wharf plan                                          images where their compose names say\n  \
+            wharf plan --registry ecr                           to the caller's private ECR\n  \
+            wharf plan --registry public.ecr.aws/my-alias       to ECR Public\n  \
+            wharf plan --format json --tag '{git_sha}' --tag latest   for a review or a script")]
     Plan(PlanArgs),
     /// Build the services through the Docker daemon (with --push: push them too).
-    #[command(
-        after_help = "Examples:\n  wharf build\n  wharf build api worker\n  wharf build --push --registry ecr --manifest images.json"
-    )]
+    #[command(after_help = "Examples:\n  \
+            wharf build                                         every service with a build section\n  \
+            wharf build api worker                              only these (and nothing else)\n  \
+            wharf build -v api                                  with the build output in full\n  \
+            wharf build --push --registry ecr --manifest images.json   the CI one-liner\n  \
+            wharf build --push --registry ecr --create-repositories    first release to a new account\n\n\
+            Exit status: 0 built (and pushed), 1 a build or push failed (each failing service named), \
+            2 usage or configuration error (nothing was built or pushed), 130 interrupted.")]
     Build(BuildArgs),
     /// Push images already built, identity tags first, then the moving tags.
-    #[command(
-        after_help = "Examples:\n  wharf push --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    )]
+    #[command(after_help = "Examples:\n  \
+            wharf push --registry ecr                           images built earlier by `wharf build`\n  \
+            wharf push --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com api\n  \
+            wharf push --registry 127.0.0.1:5000 --tag dev     any registry, one moving tag")]
     Push(PushArgs),
     /// Check that every expected image reference exists in its registry (the pre-deploy gate).
-    #[command(
-        after_help = "Exit status: 0 all present, 1 some missing (each named), 2 usage or configuration error.\n\nExamples:\n  wharf verify --registry ecr\n  GITHUB_SHA=$SHA wharf verify --tag 'prod-{git_sha}' --tag prod-latest"
-    )]
+    #[command(after_help = "Examples:\n  \
+            wharf verify --registry ecr                         this commit's images are all there\n  \
+            GITHUB_SHA=$SHA wharf verify --tag 'prod-{git_sha}' --tag prod-latest\n  \
+            wharf verify --registry ecr --manifest -            … and print their digests\n\n\
+            Exit status: 0 all present, 1 some missing (each named), 2 usage or configuration error.")]
     Verify(VerifyArgs),
     /// Print a shell completion script to stdout.
-    #[command(
-        after_help = "Examples:\n  wharf completions bash > /etc/bash_completion.d/wharf\n  wharf completions zsh > \"${fpath[1]}/_wharf\"\n  wharf completions fish > ~/.config/fish/completions/wharf.fish"
-    )]
+    #[command(after_help = "Examples:\n  \
+            wharf completions bash > /etc/bash_completion.d/wharf\n  \
+            wharf completions zsh > \"${fpath[1]}/_wharf\"\n  \
+            wharf completions fish > ~/.config/fish/completions/wharf.fish")]
     Completions(CompletionsArgs),
 }
 
@@ -140,6 +155,7 @@ pub enum PlanFormat {
 
 /// Where images go and under which tags.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Target options")]
 pub struct TargetArgs {
     /// Registry: `ecr` (private ECR of the caller's account), ACCOUNT.dkr.ecr.REGION.amazonaws.com,
     /// public.ecr.aws/ALIAS, or HOST[:PORT][/NAMESPACE]. Default: the registry in each image name.
@@ -168,14 +184,14 @@ pub struct TargetArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: PlanFormat,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -192,8 +208,6 @@ pub struct BuildArgs {
     /// Push the images after building them (the CI one-liner).
     #[arg(long)]
     pub push: bool,
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// Write the manifest of pushed images (JSON) to FILE, or `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
@@ -209,12 +223,12 @@ pub struct BuildArgs {
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// Write the manifest of pushed images (JSON) to FILE, or `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
@@ -224,18 +238,20 @@ pub struct PushArgs {
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// Write the manifest of the verified images (JSON) to FILE, or `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -1110,7 +1110,10 @@ impl Reporter {
                 (Status::Built, None) => "built (not pushed)".to_string(),
                 (_, None) => "—".to_string(),
             };
-            let took = svc.elapsed().map(fmt_duration).unwrap_or_default();
+            let took = match svc.status {
+                Status::Waiting | Status::NotBuilt => String::new(),
+                _ => svc.elapsed().map(fmt_duration).unwrap_or_default(),
+            };
             md.push_str(&format!(
                 "| {} | `{}` | {} | {} | {} |\n",
                 github::cell(name),
