@@ -97,17 +97,16 @@ pub fn bed_var(name: &str) -> String {
     }
 }
 
-/// A project of two services built FROM the bed's base image, each with a step that takes
-/// `seconds` and a build argument that defeats the daemon's cache. Images are `prefix/api`
-/// and `prefix/worker`.
-pub fn two_service_project(dir: &Path, prefix: &str, seconds: u32) {
-    let base = bed_var("WHARF_TEST_BASE_IMAGE");
+/// A project of two services built FROM `base`, each with a step that takes `seconds` and a
+/// build argument that defeats the daemon's cache. Images are `prefix/api` and
+/// `prefix/worker`.
+pub fn two_service_project(dir: &Path, prefix: &str, seconds: u32, base: &str) {
     let stamp = unique("run");
     write(
         dir,
         "compose.yaml",
         &format!(
-            "name: duo\nservices:\n  api:\n    image: {prefix}/api\n    build:\n      context: ./api\n      args:\n        STAMP: {stamp}\n  worker:\n    image: {prefix}/worker\n    build:\n      context: ./worker\n      args:\n        STAMP: {stamp}\n      dockerfile_inline: |\n        FROM {base}\n        ARG STAMP\n        RUN echo worker $STAMP && sleep {seconds}\n        COPY job /job\n"
+            "name: duo\nservices:\n  api:\n    image: {prefix}/api\n    build:\n      context: ./api\n      args:\n        STAMP: {stamp}\n  worker:\n    image: {prefix}/worker\n    build:\n      context: ./worker\n      args:\n        STAMP: {stamp}\n      dockerfile_inline: |\n        FROM {base}\n        ARG STAMP\n        RUN echo worker $$STAMP && sleep {seconds}\n        COPY job /job\n"
         ),
     );
     write(
