@@ -35,6 +35,7 @@ mod typed;
 mod value;
 mod volume;
 mod yaml;
+mod yaml_out;
 
 pub use error::{Error, ErrorKind};
 pub use model::*;
@@ -86,7 +87,11 @@ impl Project {
         root.insert("name".into(), serde_json::Value::String(self.name.clone()));
         let mut services = serde_json::Map::new();
         for (name, s) in &self.services {
-            services.insert(name.clone(), s.compose.clone());
+            let mut entry = s.compose.clone();
+            if let Some(build) = entry.get_mut("build").and_then(|b| b.as_object_mut()) {
+                build.retain(|k, _| !k.starts_with("x-"));
+            }
+            services.insert(name.clone(), entry);
         }
         root.insert("services".into(), serde_json::Value::Object(services));
         let mut ext: Vec<(&String, &serde_json::Value)> = self.extensions.iter().collect();
@@ -108,6 +113,22 @@ impl Project {
                 serde_json::Value::Object(m) => m.clone(),
                 _ => serde_json::Map::new(),
             };
+            // In YAML compose prints both limits of a ulimit, zeros included.
+            if let Some(serde_json::Value::Object(limits)) = entry
+                .get_mut("build")
+                .and_then(|b| b.as_object_mut())
+                .and_then(|b| b.get_mut("ulimits"))
+            {
+                for limit in limits.values_mut() {
+                    if let serde_json::Value::Object(l) = limit {
+                        let soft = l.get("soft").cloned().unwrap_or(serde_json::json!(0));
+                        let hard = l.get("hard").cloned().unwrap_or(serde_json::json!(0));
+                        l.clear();
+                        l.insert("soft".into(), soft);
+                        l.insert("hard".into(), hard);
+                    }
+                }
+            }
             let mut ext: Vec<(&String, &serde_json::Value)> = s.extensions.iter().collect();
             ext.sort_by(|a, b| a.0.cmp(b.0));
             for (k, v) in ext {
@@ -121,7 +142,7 @@ impl Project {
         for (k, v) in ext {
             root.insert(k.clone(), v.clone());
         }
-        serde_yaml_ng::to_string(&serde_json::Value::Object(root)).unwrap_or_default()
+        yaml_out::to_yaml(&serde_json::Value::Object(root))
     }
 
     /// The image name of every service, as `config --images` prints them.

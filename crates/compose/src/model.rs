@@ -41,8 +41,9 @@ pub struct Service {
     pub depends_on: Vec<String>,
     /// Every `x-…` extension field of the service (including `x-wharf`), as JSON.
     pub extensions: IndexMap<String, serde_json::Value>,
-    /// This service as `docker compose config --format json` prints it (`profiles`, `build`,
-    /// `image`; paths and values exactly as compose renders them, e.g. `dockerfile` as written).
+    /// This service as `docker compose config` prints it (`profiles`, `build`, `image`; paths
+    /// and values exactly as compose renders them, e.g. `dockerfile` as written). The build
+    /// section keeps its `x-` fields, which compose shows in YAML but not in JSON.
     pub compose: serde_json::Value,
 }
 

@@ -565,7 +565,10 @@ pub(crate) fn build(
     }
     if let Some(Value::Map(ssh)) = b.get("ssh") {
         let mut keys: Vec<J> = Vec::new();
-        for (id, path) in ssh {
+        // compose's order is a Go map's (random); wharf's is the ids' order.
+        let mut sorted: Vec<(&String, &Value)> = ssh.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (id, path) in sorted {
             let path = match path {
                 Value::Null => String::new(),
                 other => other.go_sprint(),
@@ -764,6 +767,12 @@ pub(crate) fn build(
         model.privileged = decode_bool(v).map_err(|e| at("privileged", e))?;
         if model.privileged {
             json.insert("privileged".into(), J::Bool(true));
+        }
+    }
+    // Extension fields of the build section: compose shows them in YAML only.
+    for (k, v) in b {
+        if k.starts_with("x-") {
+            json.insert(k.clone(), v.to_output_json());
         }
     }
     Ok(BuildOut {

@@ -155,11 +155,11 @@ impl Value {
         }
     }
 
-    /// The JSON form for output: timestamps print as written.
+    /// The JSON form for output: timestamps print as Go prints a `time.Time` (RFC 3339).
     pub fn to_output_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
-            Value::Time(s) => J::String(s.clone()),
+            Value::Time(s) => J::String(rfc3339(s)),
             Value::Seq(items) => J::Array(items.iter().map(Value::to_output_json).collect()),
             Value::Map(map) => J::Object(
                 map.iter()
@@ -174,6 +174,53 @@ impl Value {
 /// The JSON form of a mapping (see [`Value::to_json`]).
 pub fn map_to_json(map: &Map) -> serde_json::Value {
     serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+}
+
+/// A YAML timestamp as Go's `time.Time` marshals to JSON (`2001-12-14T00:00:00Z`).
+fn rfc3339(s: &str) -> String {
+    let (date, rest) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    };
+    let mut parts = date.splitn(3, '-');
+    let (y, m, d) = (
+        parts.next().unwrap_or("0"),
+        parts.next().unwrap_or("1"),
+        parts.next().unwrap_or("1"),
+    );
+    let two = |p: &str| format!("{:0>2}", p);
+    if rest.is_empty() {
+        return format!("{y}-{}-{}T00:00:00Z", two(m), two(d));
+    }
+    let zone_at = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
+    let (time, zone) = rest.split_at(zone_at);
+    let (clock, frac) = match time.split_once('.') {
+        Some((c, f)) => (c, f.trim_end_matches('0')),
+        None => (time, ""),
+    };
+    let mut hms = clock.splitn(3, ':');
+    let (h, mi, se) = (
+        hms.next().unwrap_or("0"),
+        hms.next().unwrap_or("0"),
+        hms.next().unwrap_or("0"),
+    );
+    let zone = match zone {
+        "" | "Z" | "+00:00" | "-00:00" => "Z",
+        z => z,
+    };
+    let frac = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
+    format!(
+        "{y}-{}-{}T{}:{}:{}{frac}{zone}",
+        two(m),
+        two(d),
+        two(h),
+        two(mi),
+        two(se)
+    )
 }
 
 /// The key standing for a `time.Time` in the JSON handed to schema validation.
