@@ -27,15 +27,6 @@ fn indent(out: &mut String, n: usize) {
     }
 }
 
-fn is_block(v: &J) -> bool {
-    match v {
-        J::Object(m) => !m.is_empty(),
-        J::Array(a) => !a.is_empty(),
-        J::String(s) => s.contains('\n'),
-        _ => false,
-    }
-}
-
 fn write_map(m: &serde_json::Map<String, J>, level: usize, out: &mut String) {
     for (k, v) in m {
         indent(out, level);
