@@ -15,13 +15,20 @@
 //! the job summary and the step outputs, and turns the final error into an `::error::`
 //! annotation (see [`crate::github`]). On Ctrl-C it stops the display, restores the terminal and
 //! says what was and was not pushed.
+//!
+//! This module keeps each service's state and routes events to the chosen rendering;
+//! `terminal` draws the live display, `summary` words the job summary and the account of an
+//! interrupted release.
+
+mod summary;
+mod terminal;
 
 use crate::cli::ProgressChoice;
 use crate::error::Failure;
-use crate::github::{self, Actions, Location};
+use crate::github::{Actions, Location};
 use crate::release::ManifestImage;
 use indexmap::IndexMap;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -260,11 +267,6 @@ pub struct Reporter {
     inner: Mutex<Inner>,
 }
 
-fn short_digest(d: &str) -> &str {
-    // `sha256:` and 12 hex digits, as docker shows image IDs.
-    d.get(..19).unwrap_or(d)
-}
-
 pub fn fmt_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 60.0 {
@@ -275,165 +277,11 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// A line of daemon output as one clean display line: no escape sequences, no control
-/// characters.
-fn clean(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI sequences end at a letter; others are a single character.
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                chars.next();
-            }
-        } else if c == '\t' {
-            out.push(' ');
-        } else if !c.is_control() {
-            out.push(c);
-        }
-    }
-    out.trim().to_string()
-}
-
-/// The build step a line of daemon output announces: the classic builder's
-/// `Step 2/5 : RUN make`, or a BuildKit vertex name `[2/5] RUN make` / `[build 2/4] COPY . .`.
-fn step_of(line: &str) -> Option<String> {
-    let fraction = |s: &str| {
-        let (k, n) = s.split_once('/')?;
-        (k.parse::<u32>().is_ok() && n.parse::<u32>().is_ok()).then(|| format!("{k}/{n}"))
-    };
-    if let Some(rest) = line.strip_prefix("Step ") {
-        let (frac, instruction) = rest.split_once(" : ")?;
-        return Some(format!("step {} {instruction}", fraction(frac)?));
-    }
-    let rest = line.strip_prefix('[')?;
-    let (inside, instruction) = rest.split_once("] ")?;
-    let (stage, frac) = match inside.rsplit_once(' ') {
-        Some((stage, frac)) => (Some(stage), frac),
-        None => (None, inside),
-    };
-    let frac = fraction(frac)?;
-    Some(match stage {
-        Some(stage) => format!("step {frac} ({stage}) {instruction}"),
-        None => format!("step {frac} {instruction}"),
-    })
-}
-
-/// Whether a push status line is the end of one layer.
-fn layer_done(status: &str) -> bool {
-    status == "Pushed" || status == "Layer already exists" || status.starts_with("Mounted from")
-}
-
-fn styled(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template)
-        .unwrap_or_else(|_| ProgressStyle::default_spinner())
-        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
-        .with_key("secs", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-            let _ = write!(w, "{}", fmt_duration(s.elapsed()));
-        })
-}
-
-fn active_style() -> ProgressStyle {
-    styled("{spinner:.cyan} {prefix:.bold} {wide_msg} {secs:>7.dim}")
-}
-
-/// A line that no longer moves: an icon, and the time it took.
-fn still_style(icon: &str, took: Option<Duration>) -> ProgressStyle {
-    still_template("{icon} {prefix:.bold} {wide_msg} {took:>7.dim}", icon, took)
-}
-
-fn still_template(template: &str, icon: &str, took: Option<Duration>) -> ProgressStyle {
-    let icon = icon.to_string();
-    let took = took.map(fmt_duration).unwrap_or_default();
-    styled(template)
-        .with_key(
-            "icon",
-            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{icon}");
-            },
-        )
-        .with_key(
-            "took",
-            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{took}");
-            },
-        )
-}
-
-const TICK: Duration = Duration::from_millis(100);
-
-fn ok_icon() -> String {
-    console::style("✔").green().to_string()
-}
-
-fn fail_icon() -> String {
-    console::style("✘").red().to_string()
-}
-
-fn idle_icon() -> String {
-    console::style("·").dim().to_string()
-}
-
-/// Keeps typed keys and the `^C` the terminal echoes on Ctrl-C out of the live display while it
-/// is up: indicatif fills each line to the terminal's width, so any echo would land on a new
-/// line and throw its line count off (the display would then redraw one line too low).
-#[cfg(unix)]
-mod echo {
-    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg, Termios};
-    use std::sync::Mutex;
-
-    static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
-
-    pub fn off() {
-        let Ok(saved) = tcgetattr(std::io::stderr()) else {
-            return;
-        };
-        let mut quiet = saved.clone();
-        quiet
-            .local_flags
-            .remove(LocalFlags::ECHO | LocalFlags::ECHOCTL);
-        if tcsetattr(std::io::stderr(), SetArg::TCSANOW, &quiet).is_ok() {
-            *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
-        }
-    }
-
-    /// Puts the terminal back as it was (idempotent).
-    pub fn restore() {
-        if let Some(saved) = SAVED.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = tcsetattr(std::io::stderr(), SetArg::TCSANOW, &saved);
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod echo {
-    pub fn off() {}
-    pub fn restore() {}
-}
-
-/// Restores the terminal if wharf panics while the live display is up (a bug, but the user's
-/// shell must not pay for it).
-fn restore_terminal_on_panic() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        echo::restore();
-        let _ = console::Term::stderr().show_cursor();
-        previous(info);
-    }));
-}
-
 impl Reporter {
     pub fn new(mode: Mode, verbose: bool, github: Option<Actions>) -> Reporter {
         let multi = (mode == Mode::Tty).then(|| {
-            echo::off();
-            restore_terminal_on_panic();
+            terminal::echo::off();
+            terminal::restore_terminal_on_panic();
             MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15))
         });
         Reporter {
@@ -512,7 +360,7 @@ impl Reporter {
                 self.json(Some(name), "waiting", "waiting", &[("image", image)]);
             }
         }
-        self.refresh_overall(&mut inner);
+        terminal::overall(&inner);
     }
 
     /// The tags each service's release will push (for the account of an interruption).
@@ -531,7 +379,7 @@ impl Reporter {
             if let Some(multi) = self.sink.multi().as_ref() {
                 let width = inner.width.max(name.chars().count());
                 let bar = ProgressBar::new_spinner()
-                    .with_style(still_style(&idle_icon(), None))
+                    .with_style(terminal::still_style(&terminal::idle_icon(), None))
                     .with_prefix(format!("{name:<width$}"))
                     .with_message(console::style("waiting").dim().to_string());
                 let bar = match &inner.overall {
@@ -543,137 +391,15 @@ impl Reporter {
             inner.services.insert(name.to_string(), svc);
             if inner.overall.is_none() {
                 if let Some(multi) = self.sink.multi().as_ref() {
-                    let bar = multi.add(
-                        ProgressBar::new_spinner()
-                            .with_style(styled("{spinner:.green} {wide_msg} {secs:>7.dim}")),
-                    );
-                    bar.enable_steady_tick(TICK);
+                    let bar = multi.add(ProgressBar::new_spinner().with_style(terminal::styled(
+                        "{spinner:.green} {wide_msg} {secs:>7.dim}",
+                    )));
+                    bar.enable_steady_tick(terminal::TICK);
                     inner.overall = Some(bar);
                 }
             }
         }
         inner.services.get_mut(name).expect("just inserted")
-    }
-
-    /// The overall line: what phase wharf is in and how far it got.
-    fn refresh_overall(&self, inner: &mut Inner) {
-        let Some(bar) = &inner.overall else { return };
-        let total = inner.services.len();
-        let count = |f: &dyn Fn(&Svc) -> bool| inner.services.values().filter(|s| f(s)).count();
-        let failed = count(&|s| matches!(s.status, Status::Failed | Status::NotBuilt));
-        let msg = match &inner.phase {
-            Some(phase) => {
-                let landed = count(&|s| s.status == Status::Pushed);
-                format!("{phase} · {landed}/{total} service(s)")
-            }
-            None => {
-                let built = count(&|s| {
-                    matches!(
-                        s.status,
-                        Status::Built | Status::Pushed | Status::Present | Status::Missing
-                    )
-                });
-                let waiting = count(&|s| s.status == Status::Waiting);
-                let mut m = format!("{built}/{total} done");
-                if waiting < total && failed == 0 && built < total {
-                    m = format!("building · {m}");
-                }
-                if failed > 0 {
-                    m.push_str(&format!(", {failed} failed"));
-                }
-                m
-            }
-        };
-        let msg = match &inner.summary {
-            Some(s) => format!("{s} · {msg}"),
-            None => msg,
-        };
-        bar.set_message(msg);
-    }
-
-    /// Redraws a service's line from its state (`pushes`: a push follows the build).
-    fn refresh(&self, svc: &Svc, pushes: bool) {
-        let Some(bar) = &svc.bar else { return };
-        let took = svc.elapsed();
-        let (style, active, msg) = match svc.status {
-            Status::Waiting => (
-                still_style(&idle_icon(), None),
-                false,
-                console::style("waiting").dim().to_string(),
-            ),
-            Status::Building => {
-                let detail = match (&svc.step, &svc.last_line) {
-                    (Some(step), Some(line)) if !step.ends_with(line.as_str()) => {
-                        format!(" · {step} · {line}")
-                    }
-                    (Some(step), _) => format!(" · {step}"),
-                    (None, Some(line)) => format!(" · {line}"),
-                    (None, None) => String::new(),
-                };
-                (active_style(), true, format!("building{detail}"))
-            }
-            Status::Pushing => {
-                let tag = svc.in_flight.clone().unwrap_or_default();
-                let mut m = format!("pushing :{tag}");
-                if svc.layers.1 > 0 {
-                    m.push_str(&format!(" · {}/{} layers", svc.layers.0, svc.layers.1));
-                }
-                if let Some(s) = &svc.push_status {
-                    m.push_str(&format!(" · {s}"));
-                }
-                (active_style(), true, m)
-            }
-            Status::Built => (
-                still_style(&ok_icon(), took),
-                false,
-                match (&svc.image, pushes) {
-                    (Some(image), false) => format!("built {image}"),
-                    (Some(image), true) => format!("built {image} · waiting to push"),
-                    (None, _) => "built".to_string(),
-                },
-            ),
-            Status::Failed => (
-                still_style(&fail_icon(), took),
-                false,
-                console::style(format!("failed: {}", svc.problem.as_deref().unwrap_or("")))
-                    .red()
-                    .to_string(),
-            ),
-            Status::NotBuilt => (
-                still_style(&console::style("–").dim().to_string(), None),
-                false,
-                format!("not built: {}", svc.problem.as_deref().unwrap_or("")),
-            ),
-            Status::Pushed | Status::Present => {
-                let verb = if svc.status == Status::Pushed {
-                    "pushed"
-                } else {
-                    "present"
-                };
-                let tags: Vec<String> = svc.landed.iter().map(|t| format!(":{t}")).collect();
-                let digest = svc.digest.as_deref().map(short_digest).unwrap_or("");
-                (
-                    still_style(&ok_icon(), took),
-                    false,
-                    format!("{verb} {} {digest}", tags.join(", ")),
-                )
-            }
-            Status::Missing => (
-                still_style(&fail_icon(), took),
-                false,
-                console::style(format!("missing: {}", svc.problem.as_deref().unwrap_or("")))
-                    .red()
-                    .to_string(),
-            ),
-        };
-        bar.set_style(style);
-        bar.set_message(msg);
-        if active {
-            bar.enable_steady_tick(TICK);
-        } else {
-            bar.disable_steady_tick();
-            bar.tick();
-        }
     }
 
     /// A service-level event: `building`, `built`, `failed`, `not-built`, `pushing`, `pushed`,
@@ -775,10 +501,10 @@ impl Reporter {
                     self.sink.line(&format!("[{service}] {text}"));
                 }
                 let svc = &inner.services[service];
-                self.refresh(svc, inner.pushes);
+                terminal::redraw(svc, inner.pushes);
             }
         }
-        self.refresh_overall(&mut inner);
+        terminal::overall(&inner);
     }
 
     /// A service's build failed: the tail of its output (all of it with `-v`, which already
@@ -835,24 +561,24 @@ impl Reporter {
             }
         }
         if self.mode == Mode::Tty {
-            let shown = clean(line);
+            let shown = terminal::clean(line);
             if pushing {
                 if shown == "Preparing" {
                     svc.layers.1 += 1;
-                } else if layer_done(&shown) {
+                } else if terminal::layer_done(&shown) {
                     svc.layers.0 += 1;
                 }
                 if !shown.is_empty() {
                     svc.push_status = Some(shown);
                 }
-            } else if let Some(step) = step_of(&shown) {
+            } else if let Some(step) = terminal::step_of(&shown) {
                 svc.step = Some(step);
                 svc.last_line = None;
             } else if !shown.is_empty() {
                 svc.last_line = Some(shown);
             }
             let svc = &inner.services[service];
-            self.refresh(svc, inner.pushes);
+            terminal::redraw(svc, inner.pushes);
         }
         if self.verbose && !grouped {
             match self.mode {
@@ -876,7 +602,7 @@ impl Reporter {
             // The overall line shows phases and the summary.
             Mode::Tty => {}
         }
-        self.refresh_overall(&mut inner);
+        terminal::overall(&inner);
     }
 
     pub fn warn(&self, text: &str) {
@@ -967,7 +693,7 @@ impl Reporter {
             if svc.status.active() {
                 svc.last = Some(Instant::now());
                 if let Some(bar) = &svc.bar {
-                    bar.set_style(still_style(&fail_icon(), svc.elapsed()));
+                    bar.set_style(terminal::still_style(&terminal::fail_icon(), svc.elapsed()));
                     bar.set_message(console::style("stopped").red().to_string());
                     bar.disable_steady_tick();
                 }
@@ -981,8 +707,12 @@ impl Reporter {
             }
         }
         if let Some(bar) = &inner.overall {
-            let icon = if ok { ok_icon() } else { fail_icon() };
-            bar.set_style(still_template(
+            let icon = if ok {
+                terminal::ok_icon()
+            } else {
+                terminal::fail_icon()
+            };
+            bar.set_style(terminal::still_template(
                 "{icon} {wide_msg} {took:>7.dim}",
                 &icon,
                 Some(took),
@@ -992,7 +722,7 @@ impl Reporter {
         // Later lines (the error) go below the settled display.
         drop(self.sink.multi().take());
         if self.mode == Mode::Tty {
-            echo::restore();
+            terminal::echo::restore();
             let _ = console::Term::stderr().show_cursor();
         }
     }
@@ -1025,6 +755,19 @@ impl Reporter {
         }
     }
 
+    /// Appends the job summary in GitHub Actions.
+    fn write_summary(&self, inner: &Inner, heading: &str) {
+        let Some(actions) = &self.github else { return };
+        let Some(md) = summary::markdown(inner, heading) else {
+            return;
+        };
+        if let Err(e) = actions.append_summary(&md) {
+            self.sink.line(&format!(
+                "warning: cannot write the job summary to $GITHUB_STEP_SUMMARY: {e}"
+            ));
+        }
+    }
+
     /// Ctrl-C: stop the display, restore the terminal, and say what the release did so far.
     /// The caller exits right after.
     pub fn interrupt(&self) {
@@ -1034,7 +777,7 @@ impl Reporter {
         }
         inner.closed = true;
         self.settle(&mut inner, false, "interrupted", "not started");
-        let lines = account(&inner);
+        let lines = summary::account(&inner);
         match self.mode {
             Mode::Json => {
                 let list = |f: &dyn Fn(&Svc) -> Vec<String>| -> serde_json::Value {
@@ -1050,7 +793,7 @@ impl Reporter {
                     "message": lines.join("\n"),
                     "landed": list(&|s| s.landed.clone()),
                     "in_flight": list(&|s| s.in_flight.iter().cloned().collect()),
-                    "not_pushed": list(&not_pushed),
+                    "not_pushed": list(&summary::not_pushed),
                     "exit_code": 130,
                 });
                 self.sink.line(&event.to_string());
@@ -1065,142 +808,10 @@ impl Reporter {
         }
         self.write_summary(&inner, &lines[0]);
     }
-
-    /// The job summary in GitHub Actions: a table of service, image, tags, digest, duration.
-    fn write_summary(&self, inner: &Inner, heading: &str) {
-        let Some(actions) = &self.github else { return };
-        if inner.services.is_empty() {
-            return;
-        }
-        let project = inner.project.as_deref().unwrap_or("");
-        let mut md = format!(
-            "### wharf · `{}`\n\n{}\n\n",
-            github::cell(project),
-            github::cell(heading)
-        );
-        md.push_str("| service | image | tags | digest | duration |\n|---|---|---|---|---|\n");
-        for (name, svc) in &inner.services {
-            let image = svc
-                .repository
-                .clone()
-                .or_else(|| svc.image.clone())
-                .unwrap_or_default();
-            let tags = if svc.landed.is_empty() {
-                "—".to_string()
-            } else {
-                svc.landed
-                    .iter()
-                    .map(|t| format!("`{t}`"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            let digest = match (svc.status, &svc.digest) {
-                (Status::Failed, _) => {
-                    format!("❌ build failed: {}", svc.problem.as_deref().unwrap_or(""))
-                }
-                (Status::NotBuilt, _) => {
-                    format!("⏭️ not built: {}", svc.problem.as_deref().unwrap_or(""))
-                }
-                (Status::Missing, _) => {
-                    format!("❌ missing: {}", svc.problem.as_deref().unwrap_or(""))
-                }
-                (Status::Building | Status::Pushing, _) => "⏹️ stopped".to_string(),
-                (Status::Waiting, _) => "not started".to_string(),
-                (_, Some(d)) => format!("`{d}`"),
-                (Status::Built, None) => "built (not pushed)".to_string(),
-                (_, None) => "—".to_string(),
-            };
-            let took = match svc.status {
-                Status::Waiting | Status::NotBuilt => String::new(),
-                _ => svc.elapsed().map(fmt_duration).unwrap_or_default(),
-            };
-            md.push_str(&format!(
-                "| {} | `{}` | {} | {} | {} |\n",
-                github::cell(name),
-                github::cell(&image),
-                github::cell(&tags),
-                github::cell(&digest),
-                took
-            ));
-        }
-        md.push('\n');
-        if let Err(e) = actions.append_summary(&md) {
-            self.sink.line(&format!(
-                "warning: cannot write the job summary to $GITHUB_STEP_SUMMARY: {e}"
-            ));
-        }
-    }
 }
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
-}
-
-fn not_pushed(s: &Svc) -> Vec<String> {
-    s.expected
-        .iter()
-        .filter(|t| !s.landed.contains(t) && s.in_flight.as_ref() != Some(*t))
-        .cloned()
-        .collect()
-}
-
-/// What an interruption leaves behind, in words: which tags landed, which were under way
-/// (they may or may not have landed), and which were never pushed.
-fn account(inner: &Inner) -> Vec<String> {
-    let mut lines = Vec::new();
-    let landed: Vec<String> = inner
-        .services
-        .iter()
-        .filter(|(_, s)| !s.landed.is_empty())
-        .map(|(n, s)| {
-            let tags: Vec<String> = s.landed.iter().map(|t| format!(":{t}")).collect();
-            format!("{n} ({})", tags.join(", "))
-        })
-        .collect();
-    if !inner.pushes {
-        lines.push("interrupted: nothing was pushed".to_string());
-        return lines;
-    }
-    if landed.is_empty() && inner.services.values().all(|s| s.in_flight.is_none()) {
-        lines.push("interrupted before anything was pushed: nothing was pushed".to_string());
-        return lines;
-    }
-    lines.push("interrupted: the release is incomplete".to_string());
-    lines.push(format!(
-        "  pushed: {}",
-        if landed.is_empty() {
-            "nothing".to_string()
-        } else {
-            landed.join(", ")
-        }
-    ));
-    let in_flight: Vec<String> = inner
-        .services
-        .iter()
-        .filter_map(|(n, s)| s.in_flight.as_ref().map(|t| format!("{n} (:{t})")))
-        .collect();
-    if !in_flight.is_empty() {
-        lines.push(format!(
-            "  under way (may or may not have landed): {}",
-            in_flight.join(", ")
-        ));
-    }
-    let missing: Vec<String> = inner
-        .services
-        .iter()
-        .filter_map(|(n, s)| {
-            let tags = not_pushed(s);
-            (!tags.is_empty()).then(|| {
-                let tags: Vec<String> = tags.iter().map(|t| format!(":{t}")).collect();
-                format!("{n} ({})", tags.join(", "))
-            })
-        })
-        .collect();
-    if !missing.is_empty() {
-        lines.push(format!("  not pushed: {}", missing.join(", ")));
-    }
-    lines.push("  run the same command again to finish the release".to_string());
-    lines
 }
 
 /// The compose file (and line) an error is about, for the annotation.
@@ -1231,30 +842,6 @@ pub fn exit_on_interrupt(reporter: Arc<Reporter>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn steps_of_both_builders() {
-        assert_eq!(
-            step_of("Step 2/5 : RUN make").as_deref(),
-            Some("step 2/5 RUN make")
-        );
-        assert_eq!(
-            step_of("[2/3] RUN echo hi").as_deref(),
-            Some("step 2/3 RUN echo hi")
-        );
-        assert_eq!(
-            step_of("[build 2/4] COPY . .").as_deref(),
-            Some("step 2/4 (build) COPY . .")
-        );
-        assert_eq!(step_of("[internal] load build definition"), None);
-        assert_eq!(step_of("Step right up"), None);
-        assert_eq!(step_of("hello"), None);
-    }
-
-    #[test]
-    fn output_is_cleaned_for_one_line() {
-        assert_eq!(clean("\u{1b}[31mred\u{1b}[0m\ttext\r"), "red text");
-    }
 
     #[test]
     fn durations_read_like_cargo() {
@@ -1304,7 +891,7 @@ mod tests {
         r.service("worker", "pushing", "pushing :abc", &[("tag", "abc")]);
         let inner = r.lock();
         assert_eq!(
-            account(&inner),
+            summary::account(&inner),
             vec![
                 "interrupted: the release is incomplete",
                 "  pushed: api (:abc)",
@@ -1320,13 +907,13 @@ mod tests {
         let r = reporter_with_release();
         r.service("api", "building", "building", &[]);
         assert_eq!(
-            account(&r.lock()),
+            summary::account(&r.lock()),
             vec!["interrupted before anything was pushed: nothing was pushed"]
         );
         let build_only = in_memory(Mode::Json, false, None);
         build_only.begin("shop", [("api", "shop/api")], false);
         assert_eq!(
-            account(&build_only.lock()),
+            summary::account(&build_only.lock()),
             vec!["interrupted: nothing was pushed"]
         );
     }
