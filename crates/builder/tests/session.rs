@@ -43,6 +43,9 @@ async fn build_dir(
     tag: &str,
     secrets: Vec<BuildSecret>,
 ) -> Result<Vec<String>, BuildError> {
+    // Secrets are not part of BuildKit's cache keys: a build that reads them must not reuse an
+    // earlier run's steps.
+    let no_cache = !secrets.is_empty();
     let (docker, _) = wharf_builder::daemon::connect()
         .await
         .expect("the daemon answers: run scripts/testbed up");
@@ -51,6 +54,7 @@ async fn build_dir(
         tag: tag.to_string(),
         builder: BuilderKind::BuildKit,
         secrets,
+        no_cache,
         ..Default::default()
     };
     let mut lines = Vec::new();
