@@ -231,14 +231,16 @@ pub fn targets(
 /// anything is built, so a missing permission costs seconds, not a build.
 pub async fn login_all(targets: &mut [ImageTarget], sdk: &mut Option<SdkConfig>) -> Result<Logins> {
     let mut logins: Logins = HashMap::new();
-    for i in 0..targets.len() {
-        let registry = targets[i].registry.clone();
+    // `--registry ecr` resolves once to the caller's own registry host.
+    let mut caller_host: Option<String> = None;
+    for target in targets.iter_mut() {
+        let registry = target.registry.clone();
         match &registry {
             Registry::EcrOfCaller => {
-                let sdk = aws(sdk).await;
-                let host = match logins.values().find(|l| l.host.contains(".dkr.ecr.")) {
-                    Some(l) => l.host.clone(),
+                let host = match &caller_host {
+                    Some(h) => h.clone(),
                     None => {
+                        let sdk = aws(sdk).await;
                         let account = login::caller_account(sdk).await.map_err(Failure::config)?;
                         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
                             Failure::config(anyhow!("--registry ecr needs an AWS region: set AWS_REGION (or a profile's region)"))
@@ -258,34 +260,33 @@ pub async fn login_all(targets: &mut [ImageTarget], sdk: &mut Option<SdkConfig>)
                                 ..l
                             },
                         );
+                        caller_host = Some(host.clone());
                         host
                     }
                 };
-                targets[i].host = Some(host);
+                target.host = Some(host);
             }
             Registry::Ecr { region, host, .. } => {
-                if !logins.contains_key(host) {
-                    let sdk = aws(sdk).await;
-                    let l = login::ecr(sdk, Some(region))
+                if let std::collections::hash_map::Entry::Vacant(slot) = logins.entry(host.clone())
+                {
+                    let l = login::ecr(aws(sdk).await, Some(region))
                         .await
                         .map_err(Failure::config)?;
                     // The token opens every registry of the region the caller may use.
-                    logins.insert(
-                        host.clone(),
-                        Login {
-                            host: host.clone(),
-                            ..l
-                        },
-                    );
+                    slot.insert(Login {
+                        host: host.clone(),
+                        ..l
+                    });
                 }
             }
             Registry::EcrPublic { .. } => {
                 let host = wharf_pusher::registry::ECR_PUBLIC_HOST.to_string();
-                if !logins.contains_key(&host) {
-                    let l = login::ecr_public(aws(sdk).await)
-                        .await
-                        .map_err(Failure::config)?;
-                    logins.insert(host, l);
+                if let std::collections::hash_map::Entry::Vacant(slot) = logins.entry(host) {
+                    slot.insert(
+                        login::ecr_public(aws(sdk).await)
+                            .await
+                            .map_err(Failure::config)?,
+                    );
                 }
             }
             Registry::Other { host, .. } => {
