@@ -108,6 +108,9 @@ impl From<TarStream> for Input {
 }
 
 /// Builds the image from `input`. `on_line` receives the daemon's output line by line.
+///
+/// A BuildKit build's session is opened on the daemon [`crate::daemon::endpoint`] names, so
+/// `docker` must be connected to that daemon (as [`crate::daemon::connect`] does).
 pub async fn build(
     docker: &Docker,
     request: &BuildRequest,

@@ -220,7 +220,7 @@ fn prepare_one(
     request.secrets = build.secrets.clone();
     let unsupported: [(&str, bool, &str); 7] = [
         ("secrets", !build.secrets.is_empty() && options.builder == BuilderKind::Classic, "the classic builder cannot mount build secrets; build with BuildKit (the default)"),
-        ("ssh", !build.ssh.is_empty(), "SSH forwarding needs a BuildKit session with an SSH agent provider, which wharf's daemon connection does not offer yet"),
+        ("ssh", !build.ssh.is_empty(), "SSH forwarding needs an SSH agent served through the BuildKit session, which wharf's session does not offer yet"),
         ("additional_contexts", !build.additional_contexts.is_empty(), "named build contexts are not accepted by the daemon's build endpoint (they need buildx)"),
         ("entitlements", !build.entitlements.is_empty(), "entitlements are not accepted by the daemon's build endpoint"),
         ("privileged", build.privileged, "privileged builds are not accepted by the daemon's build endpoint"),

@@ -792,6 +792,100 @@ mod tests {
         assert!(err.to_string().contains("[unclosed"), "{err}");
     }
 
+    fn session_listing(ctx: &Context, filter: &Filter, dockerfile_dir: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let visit = |e: Entry| {
+            out.push(match &e.kind {
+                EntryKind::Dir => format!("{}/", e.path),
+                EntryKind::Symlink { target } => format!("{} -> {}", e.path, target.display()),
+                _ => e.path.clone(),
+            });
+            Ok(())
+        };
+        if dockerfile_dir {
+            ctx.walk_dockerfile_dir(filter, visit).unwrap();
+        } else {
+            ctx.walk_context_dir(filter, visit).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn session_context_folder_as_the_daemon_asks_for_it() {
+        let dir = tree();
+        write(dir.path(), "ignores/real", "docs\n!docs/deep\n");
+        symlink("ignores/real", dir.path().join(".dockerignore")).unwrap();
+        let ctx = Context::prepare(dir.path(), None, Builder::BuildKit).unwrap();
+        let root = ctx.root().to_path_buf();
+
+        // Loading `.dockerignore`: the link and what it points to, nothing else.
+        let f = Filter::new(Some(&root), &[], &[], &[".dockerignore".into()]).unwrap();
+        assert_eq!(
+            session_listing(&ctx, &f, false),
+            [".dockerignore -> ignores/real", "ignores/", "ignores/real"]
+        );
+
+        // The context with the ignore file's patterns: the Dockerfile is not forced in.
+        let excludes = vec![
+            "docs".to_string(),
+            "!docs/deep".into(),
+            "Dockerfile".into(),
+            "ignores".into(),
+        ];
+        let f = Filter::new(Some(&root), &[], &excludes, &[]).unwrap();
+        let l = session_listing(&ctx, &f, false);
+        assert!(!l.contains(&"Dockerfile".to_string()), "{l:?}");
+        assert!(!l.iter().any(|p| p.starts_with("ignores")), "{l:?}");
+        assert!(l.contains(&"docs/".to_string()), "{l:?}");
+        assert!(l.contains(&"docs/deep/keep.md".to_string()), "{l:?}");
+        assert!(!l.contains(&"docs/other.md".to_string()), "{l:?}");
+
+        // Include patterns: folders on the way to a match are sent, others not walked.
+        let f = Filter::new(Some(&root), &["docs/deep/*.md".into()], &[], &[]).unwrap();
+        assert_eq!(
+            session_listing(&ctx, &f, false),
+            ["docs/", "docs/deep/", "docs/deep/keep.md"]
+        );
+    }
+
+    #[test]
+    fn session_dockerfile_folder_holds_only_the_dockerfile_and_its_ignore_file() {
+        let dir = tree();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "app.Dockerfile", "FROM scratch\n");
+        write(outside.path(), "app.Dockerfile.dockerignore", "b.txt\n");
+        write(outside.path(), "unrelated", "x");
+        let df = Dockerfile::Path(outside.path().join("app.Dockerfile"));
+        let ctx = Context::prepare(dir.path(), Some(&df), Builder::BuildKit).unwrap();
+        assert_eq!(ctx.session_dockerfile(), "app.Dockerfile");
+        let all = Filter::default();
+        assert_eq!(
+            session_listing(&ctx, &all, true),
+            ["app.Dockerfile", "app.Dockerfile.dockerignore"]
+        );
+        let follow = [
+            "app.Dockerfile".to_string(),
+            "app.Dockerfile.dockerignore".into(),
+        ];
+        let f = Filter::new(None, &[], &[], &follow[..1]).unwrap();
+        assert_eq!(session_listing(&ctx, &f, true), ["app.Dockerfile"]);
+        let f = Filter::new(None, &[], &[], &follow).unwrap();
+        assert_eq!(session_listing(&ctx, &f, true).len(), 2);
+
+        // Inline: `Dockerfile`, dated when it was made (the daemon compares times).
+        let df = Dockerfile::Inline("FROM scratch\n".into());
+        let ctx = Context::prepare(dir.path(), Some(&df), Builder::BuildKit).unwrap();
+        let mut seen = Vec::new();
+        ctx.walk_dockerfile_dir(&all, |e| {
+            seen.push((e.path.clone(), e.size, e.mtime));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!((seen[0].0.as_str(), seen[0].1), ("Dockerfile", 13));
+        assert!(seen[0].2 > 1_600_000_000);
+    }
+
     struct Count {
         entries: usize,
         bytes: u64,
