@@ -305,3 +305,101 @@ async fn compose_build_secrets_match_docker_compose() {
     assert_eq!(cat(&wharf_image, "/seen"), cat(&reference_image, "/seen"));
     remove(&[&wharf_image, &reference_image]);
 }
+
+#[tokio::test]
+async fn pulls_use_the_docker_config_credentials_through_the_session() {
+    use base64::Engine as _;
+    use futures_util::StreamExt;
+    let base = base_image();
+    let var = |name: &str| match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("{name} is not set: run scripts/testbed up and its env"),
+    };
+    let registry = var("WHARF_TEST_ECR_REGISTRY");
+    let username = var("WHARF_TEST_ECR_USERNAME");
+    let password = var("WHARF_TEST_ECR_PASSWORD");
+    let (docker, _) = wharf_builder::daemon::connect()
+        .await
+        .expect("the daemon answers: run scripts/testbed up");
+
+    // A base image only the registry has, behind its password.
+    let repository = format!("{registry}/wharf-session/base");
+    let tag = unique("t").replace("wharf-test/", "");
+    let pushed = format!("{repository}:{tag}");
+    docker
+        .tag_image(
+            &base,
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some(repository.clone()),
+                tag: Some(tag.clone()),
+            }),
+        )
+        .await
+        .expect("tag");
+    let credentials = bollard::auth::DockerCredentials {
+        username: Some(username.clone()),
+        password: Some(password.clone()),
+        ..Default::default()
+    };
+    let mut push = docker.push_image(
+        &repository,
+        Some(bollard::query_parameters::PushImageOptions {
+            tag: Some(tag.clone()),
+            ..Default::default()
+        }),
+        Some(credentials),
+    );
+    while let Some(item) = push.next().await {
+        item.expect("the push succeeds");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!("FROM {pushed}\nRUN echo pulled > /pulled\n"),
+    );
+    let config = tempfile::tempdir().unwrap();
+    let build_from_registry = |tag: String| {
+        let dir = dir.path().to_path_buf();
+        let docker = docker.clone();
+        async move {
+            let ctx = Context::prepare(&dir, None, BuilderKind::BuildKit).unwrap();
+            let request = BuildRequest {
+                tag,
+                builder: BuilderKind::BuildKit,
+                // Resolve the base image in the registry even though the daemon has it.
+                pull: true,
+                no_cache: true,
+                ..Default::default()
+            };
+            build(&docker, &request, &ctx, |_| {}).await
+        }
+    };
+
+    // No credentials in the Docker config: the registry refuses the pull.
+    fs::write(config.path().join("config.json"), "{}").unwrap();
+    std::env::set_var("DOCKER_CONFIG", config.path());
+    let refused = build_from_registry(unique("session-anonymous")).await;
+    let err = refused.expect_err("the registry wants credentials");
+    assert!(
+        err.to_string().contains("401") || err.to_string().contains("authoriz"),
+        "{err}"
+    );
+
+    // With them, the daemon gets them from the session and pulls.
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    fs::write(
+        config.path().join("config.json"),
+        format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{encoded}\"}}}}}}"),
+    )
+    .unwrap();
+    let image = unique("session-pulled");
+    build_from_registry(image.clone())
+        .await
+        .expect("the pull with the Docker config's credentials succeeds");
+    std::env::remove_var("DOCKER_CONFIG");
+    assert_eq!(cat(&image, "/pulled"), "pulled\n");
+    remove(&[&image, &pushed]);
+}
