@@ -8,7 +8,7 @@
 //! classify lines. So the matcher is written by hand, following moby's code step by step: a
 //! pattern is cleaned like Go's `filepath.Clean`, checked like Go's `filepath.Match`, classified
 //! as exact, prefix, suffix or regex match, and in the last case turned into the same Go regular
-//! expression moby builds, which [`super::goregex`] restates for the `regex` crate.
+//! expression moby builds, which `goregex` restates for the `regex` crate.
 
 use regex::Regex;
 use std::fmt;

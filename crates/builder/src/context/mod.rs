@@ -41,8 +41,8 @@
 //! The daemon asks for the `dockerfile` folder (the Dockerfile and `<Dockerfile>.dockerignore`,
 //! by name), then for `.dockerignore` in the `context` folder, reads the ignore file that
 //! applies and asks for the `context` folder again with its patterns as exclude patterns, which
-//! the client applies while walking. The Dockerfile never travels in the context, whatever the
-//! patterns say.
+//! the client applies while walking. The Dockerfile travels in its own folder: it is in the
+//! context only when the context folder holds it and the patterns keep it, as with compose.
 
 pub mod filter;
 pub mod ignore;

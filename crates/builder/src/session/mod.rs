@@ -6,10 +6,10 @@
 //! daemon then reads the context and the Dockerfile from the session, asks it for registry
 //! credentials and for build secrets. wharf does the same:
 //!
-//! - [`dial`] opens `POST /session` on the daemon's endpoint and takes over the connection;
-//! - [`filesync`] serves the `context` and `dockerfile` folders (fsutil's packet protocol);
-//! - [`auth`] answers registry credentials from the Docker config;
-//! - [`secrets`] serves build secrets from files and the environment;
+//! - `dial` opens `POST /session` on the daemon's endpoint and takes over the connection;
+//! - `filesync` serves the `context` and `dockerfile` folders (fsutil's packet protocol);
+//! - `auth` answers registry credentials from the Docker config;
+//! - `secrets` serves build secrets from files and the environment;
 //! - the health service tells the daemon the session is alive (it drops sessions that do not
 //!   answer).
 //!
