@@ -244,7 +244,9 @@ fn compose_build(
         "0"
     };
     let out = Command::new(compose)
-        .args(["-p", project, "build", "--progress", "plain"])
+        // Never from the cache: BuildKit's cache keys leave out some of what is compared
+        // (owners), so a cached layer could hide a difference.
+        .args(["-p", project, "build", "--progress", "plain", "--no-cache"])
         .env("DOCKER_BUILDKIT", buildkit)
         .current_dir(project_dir)
         .output()
@@ -276,6 +278,7 @@ fn wharf_build(
             tag: tag.to_string(),
             dockerfile: ctx.dockerfile().to_string(),
             builder,
+            no_cache: true,
             ..Default::default()
         };
         let mut log = Vec::new();
