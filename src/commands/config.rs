@@ -22,6 +22,25 @@ pub fn project_options(project: &ProjectArgs) -> Result<wharf_compose::ProjectOp
 }
 
 pub fn run(project: &ProjectArgs, args: &ConfigArgs) -> Result<()> {
+    // Rendering and dropping a deeply nested project recurses as deep as the document (up to
+    // 10000 levels): a large stack keeps that from overflowing.
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("config".into())
+            .stack_size(512 << 20)
+            .spawn_scoped(scope, || render(project, args));
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(Failure::config(anyhow::anyhow!(
+                    "wharf config failed unexpectedly"
+                )))
+            }),
+            Err(_) => render(project, args),
+        }
+    })
+}
+
+fn render(project: &ProjectArgs, args: &ConfigArgs) -> Result<()> {
     let options = project_options(project)?;
     // `--services` lists every active service, whatever services are named.
     let selected: &[String] = if args.services { &[] } else { &args.service };

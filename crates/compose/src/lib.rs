@@ -74,8 +74,27 @@ pub fn load(opts: &ProjectOptions) -> Result<Project, Error> {
 /// `docker compose config SERVICE…` takes them) and what they depend on; naming a service
 /// enables its profiles. An empty list keeps every active service.
 pub fn load_services(opts: &ProjectOptions, services: &[String]) -> Result<Project, Error> {
-    let _span = tracing::debug_span!("compose.load").entered();
-    project::load_project(opts, services)
+    // Loading recurses along the document's nesting, which YAML allows to be thousands of
+    // levels deep (go-yaml stops at 10000): a thread with a large stack keeps that an error or
+    // a result instead of a stack overflow.
+    const STACK: usize = 512 << 20;
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("compose-load".into())
+            .stack_size(STACK)
+            .spawn_scoped(scope, || {
+                let _span = tracing::debug_span!("compose.load").entered();
+                project::load_project(opts, services)
+            });
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(Error::invalid(
+                    "the compose loader failed unexpectedly on this project",
+                ))
+            }),
+            Err(_) => project::load_project(opts, services),
+        }
+    })
 }
 
 impl Project {

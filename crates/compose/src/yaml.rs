@@ -68,7 +68,8 @@ struct Node {
     column: usize,
 }
 
-const MAX_DEPTH: usize = 2000;
+/// go-yaml's nesting limit.
+const MAX_DEPTH: usize = 10000;
 
 /// Parses every document of a compose file.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
@@ -252,7 +253,7 @@ fn build_nodes(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
             }
             EventData::SequenceStart { anchor, tag, .. } => {
                 if stack.len() > MAX_DEPTH {
-                    return Err(YamlError::at(line, column, "exceeded max depth"));
+                    return Err(YamlError::at(line, column, "exceeded max depth of 10000"));
                 }
                 let node = Node {
                     kind: Kind::Seq(Vec::new()),
@@ -265,7 +266,7 @@ fn build_nodes(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
             }
             EventData::MappingStart { anchor, tag, .. } => {
                 if stack.len() > MAX_DEPTH {
-                    return Err(YamlError::at(line, column, "exceeded max depth"));
+                    return Err(YamlError::at(line, column, "exceeded max depth of 10000"));
                 }
                 let node = Node {
                     kind: Kind::Map(Vec::new()),
@@ -354,7 +355,11 @@ impl Decoder {
             return Err(YamlError::bare("document contains excessive aliasing"));
         }
         if path.len() > MAX_DEPTH {
-            return Err(YamlError::at(node.line, node.column, "exceeded max depth"));
+            return Err(YamlError::at(
+                node.line,
+                node.column,
+                "exceeded max depth of 10000",
+            ));
         }
         if let Kind::Alias(target) = &node.kind {
             let ptr = Rc::as_ptr(target);
