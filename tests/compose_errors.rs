@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A compose project in a scratch folder under the target directory (no compose file in any
 /// parent folder, so parent-folder discovery finds nothing unexpected).
@@ -55,18 +55,20 @@ impl Project {
             .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start wharf");
-        let started = Instant::now();
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
+        // Read the output while waiting: a large document fills the pipe, and a child blocked
+        // on a full pipe never exits.
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(out) => out.unwrap(),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
                 panic!("wharf config took over 20 s in {}", self.dir.display());
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let out = child.wait_with_output().unwrap();
+        };
         Outcome {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -565,7 +565,13 @@ impl Loader<'_> {
                 Vec::new(),
             )
             .map_err(|e| {
-                e.hint(format!(
+                e.at_key(&[
+                    "services".into(),
+                    name.into(),
+                    "extends".into(),
+                    "file".into(),
+                ])
+                .hint(format!(
                     "`extends.file` of service {name} is resolved against the project folder"
                 ))
             })?;

@@ -37,11 +37,14 @@ pub fn normalize_project_name(s: &str) -> String {
     kept.trim_start_matches(['_', '-']).to_string()
 }
 
-fn invalid_project_name(v: &str) -> Error {
+/// `source` says where the name came from (`-p`, `COMPOSE_PROJECT_NAME`), so the fix is findable.
+fn invalid_project_name(v: &str, source: &str) -> Error {
     Error::invalid(format!(
         "invalid project name {v:?}: must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"
     ))
-    .hint("use lowercase letters, digits, '-' and '_' (e.g. the folder name in lowercase)")
+    .hint(format!(
+        "the name comes from {source}: use lowercase letters, digits, '-' and '_' (e.g. the folder name in lowercase)"
+    ))
 }
 
 fn path_str(p: &std::path::Path) -> String {
@@ -270,7 +273,7 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
     };
     if let Some(name) = &opts.project_name {
         if !name.is_empty() && normalize_project_name(name) != *name {
-            return Err(invalid_project_name(name));
+            return Err(invalid_project_name(name, "-p/--project-name"));
         }
     }
     if setup.config_paths.is_empty() {
@@ -314,7 +317,12 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
     };
     if imperative {
         if normalize_project_name(&name) != name {
-            return Err(invalid_project_name(&name));
+            let source = if opts.project_name.as_deref().is_some_and(|n| !n.is_empty()) {
+                "-p/--project-name"
+            } else {
+                "COMPOSE_PROJECT_NAME"
+            };
+            return Err(invalid_project_name(&name, source));
         }
     } else {
         let mut from_files = String::new();
@@ -634,8 +642,77 @@ pub fn load_project(opts: &ProjectOptions, selected: &[String]) -> Result<Projec
     result.map_err(|e| locate(e, &session))
 }
 
-/// Adds the file and position of the error's key path when the message lacks them.
+/// What to do about errors whose cause did not say.
+fn default_hint(message: &str) -> Option<&'static str> {
+    let rules: &[(&str, &str)] = &[
+        (
+            "cannot extend service",
+            "check `extends.service` (and `extends.file`, relative to the project folder)",
+        ),
+        (
+            "healthcheck.test must start",
+            "start the test with \"CMD\", \"CMD-SHELL\" or \"NONE\"",
+        ),
+        ("duration", "write a duration such as 30s, 1m30s or 2h"),
+        (
+            "invalid suffix",
+            "write a size such as 512m, 2g or a number of bytes",
+        ),
+        (
+            "invalid size",
+            "write a size such as 512m, 2g or a number of bytes",
+        ),
+        (
+            "invalid command line string",
+            "close the quotes of the command, or write it as a list",
+        ),
+        ("invalid boolean", "write true or false"),
+        ("strconv.Parse", "write a number"),
+        ("strconv.Atoi", "write a whole number"),
+        (
+            "invalid spec",
+            "write volumes as SOURCE:TARGET[:MODE] or use the long syntax",
+        ),
+        (
+            "port",
+            "write ports as [HOST:]CONTAINER[/PROTOCOL] or use the long syntax",
+        ),
+        ("extra_hosts", "write extra hosts as host=ip (or host:ip)"),
+        (
+            "additional host",
+            "write extra hosts as host=ip (or host:ip)",
+        ),
+        (
+            "include",
+            "check the include entry: path, project_directory and env_file",
+        ),
+        ("env file", "create the file, or mark it `required: false`"),
+        ("label file", "create the label file or fix its path"),
+        ("conflicts with", "rename one of the two definitions"),
+        ("mutually exclusive", "keep only one of the two"),
+        (
+            "must be a mapping",
+            "write this entry as a mapping (key: value)",
+        ),
+        (
+            "ulimit",
+            "write a ulimit as a number or as {soft: N, hard: N}",
+        ),
+    ];
+    rules
+        .iter()
+        .find(|(needle, _)| message.contains(needle))
+        .map(|(_, hint)| *hint)
+}
+
+/// Adds the file and position of the error's key path when the message lacks them, and a
+/// hint when the cause gave none.
 fn locate(mut e: Error, session: &Session) -> Error {
+    if e.hint.is_none() {
+        if let Some(h) = default_hint(&e.message) {
+            e.hint = Some(h.to_string());
+        }
+    }
     if e.line.is_some() {
         return e;
     }
