@@ -43,7 +43,7 @@ impl Project {
     }
 
     fn config_env(&self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .args(args)
             .args(["config", "--format", "json"])
             .current_dir(&self.dir)
