@@ -202,3 +202,191 @@ impl Project {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A scratch project folder with the given files.
+    fn project(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir()
+            .join(format!("wharf-compose-unit-{}", std::process::id()))
+            .join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, text) in files {
+            let p = dir.join(path);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).expect("scratch folder");
+            }
+            std::fs::write(p, text).expect("scratch file");
+        }
+        dir
+    }
+
+    fn options(dir: &Path, env: &[(&str, &str)]) -> ProjectOptions {
+        ProjectOptions {
+            working_dir: dir.to_path_buf(),
+            environment: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_model_holds_what_the_builder_needs() {
+        let dir = project(
+            "model",
+            &[(
+                "compose.yaml",
+                "name: Shop\nx-wharf: {registry: ecr}\nservices:\n  api:\n    build:\n      context: ./api\n      dockerfile: docker/Dockerfile\n      args: [TAG, UNSET, X=1]\n      secrets: [npm]\n      shm_size: 1g\n      extra_hosts: [\"db:10.0.0.1\"]\n    x-wharf: {repository: shop/api}\n  web:\n    build: https://github.com/org/web.git#main\n    image: web:${TAG}\nsecrets:\n  npm: {environment: NPM_TOKEN}\n",
+            )],
+        );
+        let p = load(&options(&dir, &[("TAG", "1.0")])).expect("loads");
+        assert_eq!(p.name, "shop");
+        assert_eq!(p.x_wharf, Some(serde_json::json!({"registry": "ecr"})));
+        let api = &p.services["api"];
+        let build = api.build.as_ref().expect("build");
+        assert_eq!(build.context, Some(Context::Dir(dir.join("api"))));
+        assert_eq!(
+            build.dockerfile,
+            Some(Dockerfile::Path(dir.join("api/docker/Dockerfile")))
+        );
+        assert_eq!(build.args.get("TAG"), Some(&Some("1.0".to_string())));
+        assert_eq!(build.args.get("X"), Some(&Some("1".to_string())));
+        assert!(!build.args.contains_key("UNSET"));
+        assert_eq!(build.shm_size, Some(1 << 30));
+        assert_eq!(build.extra_hosts, vec![("db".into(), "10.0.0.1".into())]);
+        assert_eq!(
+            build.secrets,
+            vec![BuildSecret {
+                id: "npm".into(),
+                source: SecretSource::Environment("NPM_TOKEN".into())
+            }]
+        );
+        assert_eq!(api.image_name(&p.name), "shop-api");
+        assert_eq!(
+            api.x_wharf,
+            Some(serde_json::json!({"repository": "shop/api"}))
+        );
+        let web = &p.services["web"];
+        assert_eq!(
+            web.build.as_ref().and_then(|b| b.context.clone()),
+            Some(Context::Remote(
+                "https://github.com/org/web.git#main".into()
+            ))
+        );
+        assert_eq!(web.image.as_deref(), Some("web:1.0"));
+        let json = p.to_compose_json();
+        assert_eq!(
+            json["services"]["api"]["build"]["dockerfile"],
+            "docker/Dockerfile"
+        );
+        assert_eq!(json["services"]["api"]["build"]["shm_size"], "1073741824");
+    }
+
+    #[test]
+    fn discovery_env_files_and_profiles() {
+        let dir = project(
+            "discovery",
+            &[
+                (
+                    "docker-compose.yml",
+                    "services:\n  a: {image: \"a:${V}\"}\n  b: {image: b, profiles: [extra]}\n",
+                ),
+                (
+                    "docker-compose.override.yml",
+                    "services:\n  a: {build: .}\n",
+                ),
+                (".env", "V=dotenv\nCOMPOSE_PROFILES=extra\n"),
+                ("sub/.keep", ""),
+            ],
+        );
+        // From a subfolder: the files are found in the parent, the process environment wins
+        // over .env, and COMPOSE_PROFILES may come from .env.
+        let p = load(&options(&dir.join("sub"), &[("V", "process")])).expect("loads");
+        assert_eq!(p.name, "discovery");
+        assert_eq!(p.services["a"].image.as_deref(), Some("a:process"));
+        assert!(p.services["a"].build.is_some());
+        assert!(p.services.contains_key("b"));
+        let p = load(&ProjectOptions {
+            profiles: vec!["other".into()],
+            ..options(&dir, &[])
+        })
+        .expect("loads");
+        assert_eq!(p.services["a"].image.as_deref(), Some("a:dotenv"));
+        assert!(!p.services.contains_key("b"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let dir = project(
+            "errors",
+            &[(
+                "compose.yaml",
+                "services:\n  api:\n    build:\n      context: .\n      args:\n        TAG: ${TAG:?set TAG}\n",
+            )],
+        );
+        let e = load(&options(&dir, &[])).expect_err("refused");
+        assert_eq!(e.kind, ErrorKind::Interpolation);
+        assert_eq!(e.line, Some(6));
+        let text = e.to_string();
+        assert!(text.contains("compose.yaml:6:"), "{text}");
+        assert!(text.contains("services.api.build.args.TAG"), "{text}");
+        assert!(
+            text.contains("required variable TAG is missing a value: set TAG"),
+            "{text}"
+        );
+        assert!(text.contains("hint:"), "{text}");
+
+        let dir = project(
+            "unknown-key",
+            &[(
+                "compose.yaml",
+                "services:\n  api:\n    image: x\n    biuld: .\n",
+            )],
+        );
+        let e = load(&options(&dir, &[])).expect_err("refused");
+        assert_eq!(e.kind, ErrorKind::Schema);
+        assert_eq!(e.line, Some(4));
+        assert!(e.to_string().contains("'biuld'"), "{e}");
+    }
+
+    #[test]
+    fn extends_and_include_resolve_paths_against_their_files() {
+        let dir = project(
+            "paths",
+            &[
+                (
+                    "compose.yaml",
+                    "include: [lib/compose.yaml]\nservices:\n  app:\n    extends: {file: common/base.yml, service: base}\n",
+                ),
+                ("common/base.yml", "services:\n  base:\n    build: ./ctx\n"),
+                ("lib/compose.yaml", "services:\n  worker:\n    build: ./w\n"),
+            ],
+        );
+        let p = load(&options(&dir, &[])).expect("loads");
+        let ctx = |s: &str| p.services[s].build.as_ref().and_then(|b| b.context.clone());
+        assert_eq!(ctx("app"), Some(Context::Dir(dir.join("common/ctx"))));
+        assert_eq!(ctx("worker"), Some(Context::Dir(dir.join("lib/w"))));
+    }
+
+    #[test]
+    fn selected_services_bring_their_dependencies() {
+        let dir = project(
+            "select",
+            &[(
+                "compose.yaml",
+                "services:\n  web: {image: web, depends_on: [api]}\n  api: {build: .}\n  tool: {image: t, profiles: [tools]}\n",
+            )],
+        );
+        let p = load_services(&options(&dir, &[]), &["web".into()]).expect("loads");
+        assert_eq!(p.services.keys().collect::<Vec<_>>(), vec!["api", "web"]);
+        assert_eq!(p.service_names_in_dependency_order(), vec!["api", "web"]);
+        let p = load_services(&options(&dir, &[]), &["tool".into()]).expect("loads");
+        assert_eq!(p.services.keys().collect::<Vec<_>>(), vec!["tool"]);
+        assert!(load_services(&options(&dir, &[]), &["nope".into()]).is_err());
+    }
+}

@@ -1282,7 +1282,9 @@ fn check_cycles(services: &Map, active: &BTreeSet<String>) -> Result<(), Error> 
         }
         let mut path = vec![name.clone()];
         search(&mut path, &deps, &mut done).map_err(|e| {
-            Error::invalid(e).hint("remove one of the depends_on links of the cycle")
+            Error::invalid(e)
+                .at_key(&["services".into(), name.clone(), "depends_on".into()])
+                .hint("remove one of the depends_on links of the cycle")
         })?;
         done.insert(name.clone());
     }
