@@ -70,6 +70,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 
 struct Setup {
     cwd: String,
+    process_env: Env,
     project_dir: Option<String>,
     config_paths: Vec<String>,
     env: Env,
@@ -92,7 +93,8 @@ impl Setup {
             self.env_files = explicit.to_vec();
             return Ok(());
         }
-        if let Some(v) = self.env.get("COMPOSE_DISABLE_ENV_FILE") {
+        // compose reads this one from the process environment only, never from .env.
+        if let Some(v) = self.process_env.get("COMPOSE_DISABLE_ENV_FILE") {
             match parse_bool(v) {
                 Some(true) => return Ok(()),
                 Some(false) => {}
@@ -239,6 +241,7 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
     }
     let mut setup = Setup {
         cwd: cwd.clone(),
+        process_env: opts.environment.clone(),
         project_dir: opts
             .project_directory
             .as_ref()
@@ -247,6 +250,21 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
         env,
         env_files: Vec::new(),
     };
+    // Before anything else docker compose copies the COMPOSE_* variables of the project's
+    // .env (or --env-file) into its own process environment, unless already set there; they
+    // then count as process variables everywhere (COMPOSE_DISABLE_ENV_FILE included). Any
+    // error here is ignored, as compose does: the real pass below reports it.
+    if setup.with_env_files(&explicit_env_files).is_ok() {
+        if let Ok(from_files) = env_from_files(&setup.env, &setup.env_files, &cwd) {
+            for (k, v) in from_files {
+                if k.starts_with("COMPOSE_") && !setup.process_env.contains_key(&k) {
+                    setup.process_env.insert(k.clone(), v.clone());
+                    setup.env.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
+    setup.env_files = Vec::new();
     setup.with_env_files(&explicit_env_files)?;
     setup.with_dot_env()?;
     setup.with_config_file_env()?;
