@@ -272,6 +272,9 @@ pub struct ConfigArgs {
     /// Print the service names, one per line.
     #[arg(long)]
     pub services: bool,
+    /// Only validate the configuration, don't print anything.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Services to print (default: all).
     #[arg(value_name = "SERVICE")]
     pub service: Vec<String>,

@@ -46,6 +46,9 @@ fn render(project: &ProjectArgs, args: &ConfigArgs) -> Result<()> {
     let selected: &[String] = if args.services { &[] } else { &args.service };
     let loaded = wharf_compose::load_services(&options, selected).map_err(Failure::config)?;
     let mut out = String::new();
+    if args.quiet {
+        return Ok(());
+    }
     if args.services {
         for name in loaded.service_names_in_dependency_order() {
             out.push_str(&name);
