@@ -2,19 +2,20 @@
 //!
 //! docker compose is built on compose-go; every step here mirrors one of its steps, quirks
 //! included, because a project read differently is an image built from something else than
-//! `docker compose build` would build:
+//! `docker compose build` would build. [`load`] runs them in order:
 //!
-//! - [`project`](crate::load) finds the files (`compose.yaml` … in the folder or its parents,
-//!   the override file, `-f`, `COMPOSE_FILE`), reads `.env` / `--env-file`, picks the project
-//!   name and the profiles;
-//! - `yaml` parses each file as go-yaml does (scalar types, merge keys, `!reset`/`!override`);
-//! - [`interpolate`] substitutes `${VAR}` forms, `dotenv` reads env files;
-//! - `loader` runs compose-go's per-file pipeline: `extends`, `include`, merging (`merge`),
-//!   schema validation (`schema`, the compose specification's JSON schema), canonical forms
-//!   (`canonical`), relative paths (`paths`);
-//! - `typed` checks field types as compose's typed decoding does, applies profiles and the
-//!   consistency checks, and produces the [`model`] the builder and the pusher consume, plus
-//!   the JSON `docker compose config` prints ([`Project::to_compose_json`]).
+//! - `project`: finds the files (`compose.yaml` … in the folder or its parents, the override
+//!   file, `-f`, `COMPOSE_FILE`), reads `.env` / `--env-file` (`dotenv`), picks the project name
+//!   and the profiles, then selects services;
+//! - `yaml`: parses each file as go-yaml does (libyaml's parser; go-yaml's scalar types, merge
+//!   keys, anchors, `!reset` / `!override`) into the untyped model of `value`;
+//! - [`interpolate`]: `${VAR}` substitution in every value;
+//! - `loader`: compose-go's per-file pipeline: `extends`, `include`, merging (`merge`), schema
+//!   validation (`schema`, the compose specification's JSON schema), canonical forms
+//!   (`canonical`, `volume`), absolute paths (`paths`, `gopath`);
+//! - `typed`: the checks of compose's typed decoding, profiles and consistency checks, and the
+//!   [`model`] the builder and the pusher consume, with each service's build section as
+//!   `docker compose config` prints it ([`Project::to_compose_json`]; `yaml_out` for YAML).
 //!
 //! Loading reads files only: it never talks to the Docker daemon or the network, and it reads
 //! the environment only from [`ProjectOptions::environment`].
@@ -37,7 +38,7 @@ mod volume;
 mod yaml;
 mod yaml_out;
 
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorDetails, ErrorKind};
 pub use model::*;
 pub use project::normalize_project_name;
 
