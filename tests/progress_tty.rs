@@ -138,7 +138,17 @@ fn lines_of<'a>(screen: &'a str, service: &str) -> Vec<&'a str> {
 }
 
 fn echo_restored(dir: &Path) {
-    let stty = std::fs::read_to_string(dir.join("stty.txt")).expect("stty ran after wharf");
+    // The shell runs `stty -a > stty.txt` after printing wharf's exit status, so the file may
+    // still be empty when the screen shows that status: wait for stty to write it.
+    let path = dir.join("stty.txt");
+    let mut stty = String::new();
+    for _ in 0..100 {
+        stty = std::fs::read_to_string(&path).unwrap_or_default();
+        if !stty.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let flags: Vec<&str> = stty.split_whitespace().collect();
     assert!(
         flags.contains(&"echo") && flags.contains(&"echoctl"),
