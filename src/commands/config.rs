@@ -4,10 +4,29 @@ use crate::cli::{ConfigArgs, ConfigFormat, ProjectArgs};
 use crate::error::{Failure, Result};
 use std::io::Write;
 
+/// The current folder as Go's `os.Getwd` gives it to docker compose: `$PWD` when it names
+/// this folder (so a folder reached through a symbolic link keeps that name, which the default
+/// project name comes from), else the physical path.
+fn current_dir() -> Result<std::path::PathBuf> {
+    let physical = std::env::current_dir()
+        .map_err(|e| Failure::config(anyhow::anyhow!("cannot read the current folder: {e}")))?;
+    #[cfg(unix)]
+    if let Some(pwd) = std::env::var_os("PWD").map(std::path::PathBuf::from) {
+        use std::os::unix::fs::MetadataExt;
+        if pwd.is_absolute() {
+            if let (Ok(a), Ok(b)) = (std::fs::metadata(&pwd), std::fs::metadata(".")) {
+                if a.dev() == b.dev() && a.ino() == b.ino() {
+                    return Ok(pwd);
+                }
+            }
+        }
+    }
+    Ok(physical)
+}
+
 /// The project options of the command line, with the process's folder and environment.
 pub fn project_options(project: &ProjectArgs) -> Result<wharf_compose::ProjectOptions> {
-    let working_dir = std::env::current_dir()
-        .map_err(|e| Failure::config(anyhow::anyhow!("cannot read the current folder: {e}")))?;
+    let working_dir = current_dir()?;
     Ok(wharf_compose::ProjectOptions {
         files: project.files.clone(),
         project_name: project.project_name.clone(),

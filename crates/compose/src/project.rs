@@ -329,7 +329,19 @@ fn prepare(opts: &ProjectOptions, session: &Session) -> Result<Prepared, Error> 
         Some(n) if !n.is_empty() => (n.to_string(), true),
         _ => match env.get("COMPOSE_PROJECT_NAME") {
             Some(n) if !n.is_empty() => (n.clone(), true),
-            _ if !named_in_yaml => (normalize_project_name(&base(&working_dir)), false),
+            _ if !named_in_yaml => {
+                let dirname = base(&working_dir);
+                if let Ok(real) = std::fs::canonicalize(&working_dir) {
+                    if real.file_name().map(|n| n.to_string_lossy().into_owned())
+                        != Some(dirname.clone())
+                    {
+                        tracing::warn!(
+                            "project has been loaded without an explicit name from a symlink. Using name {dirname:?}"
+                        );
+                    }
+                }
+                (normalize_project_name(&dirname), false)
+            }
             _ => (String::new(), false),
         },
     };
