@@ -6,17 +6,12 @@ mod common;
 
 use base64::Engine;
 use common::proxy::Proxy;
-use common::{bed, unique, wharf_bin, write};
+use common::{bed, fake_sha, unique, wharf_bin, write};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use wharf_pusher::api::RegistryApi;
 use wharf_pusher::login::Login;
-
-fn fake_sha() -> String {
-    use sha2::{Digest, Sha256};
-    format!("{:x}", Sha256::digest(unique("sha").as_bytes()))[..40].to_string()
-}
 
 fn project(dir: &Path, prefix: &str, base: &str) {
     write(

@@ -4,18 +4,13 @@
 
 mod common;
 
-use common::{bed, unique, wharf_bin, write};
+use common::{bed, fake_sha, unique, wharf_bin, write};
 use std::path::Path;
 use std::process::{Command, Output};
 use wharf_pusher::api::RegistryApi;
 use wharf_pusher::login::Login;
 
 /// A random-enough 40-hex commit, so each test releases under tags of its own.
-fn fake_sha() -> String {
-    use sha2::{Digest, Sha256};
-    format!("{:x}", Sha256::digest(unique("sha").as_bytes()))[..40].to_string()
-}
-
 fn run(dir: &Path, sha: &str, args: &[&str]) -> Output {
     Command::new(wharf_bin())
         .args(args)

@@ -74,6 +74,12 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// A random-enough 40-hex commit, so each test releases under tags of its own.
+pub fn fake_sha() -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(unique("sha").as_bytes()))[..40].to_string()
+}
+
 /// Writes `contents` to `rel` under `dir`, creating parents.
 pub fn write(dir: &Path, rel: &str, contents: &str) -> PathBuf {
     let p = dir.join(rel);
