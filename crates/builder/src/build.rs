@@ -9,7 +9,7 @@
 //! context is.
 
 use crate::context::{Context, TarStream};
-use crate::session::{Attachments, Session};
+use crate::session::{Attachments, Session, SshAgent};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
 use bollard::{body_full, body_try_stream, BollardRequest, Docker};
 use bytes::Bytes;
@@ -54,6 +54,8 @@ pub struct BuildRequest {
     pub remote: Option<String>,
     /// Secrets `RUN --mount=type=secret` can read (BuildKit only; served by the session).
     pub secrets: Vec<BuildSecret>,
+    /// SSH agents `RUN --mount=type=ssh` can use (BuildKit only; served by the session).
+    pub ssh: Vec<SshAgent>,
 }
 
 /// A failed build, with what the daemon said.
@@ -134,6 +136,11 @@ pub async fn build(
             "build secrets need BuildKit; the classic builder cannot mount them".into(),
         ));
     }
+    if !buildkit && !request.ssh.is_empty() {
+        return Err(BuildError::early(
+            "SSH forwarding needs BuildKit; the classic builder cannot mount an agent".into(),
+        ));
+    }
     let mut options = BuildImageOptions {
         dockerfile: request.dockerfile.clone(),
         t: Some(request.tag.clone()),
@@ -173,6 +180,7 @@ pub async fn build(
         let attachments = Attachments {
             context,
             secrets: request.secrets.clone(),
+            ssh: request.ssh.clone(),
         };
         let session = Session::open(
             &host,

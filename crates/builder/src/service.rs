@@ -4,6 +4,7 @@
 
 use crate::build::{BuildRequest, BuilderKind};
 use crate::context::Context as LocalContext;
+use crate::session::SshAgent;
 use std::collections::HashMap;
 use wharf_compose::{Build, Context, Dockerfile, Project, Service};
 
@@ -218,9 +219,28 @@ fn prepare_one(
         )),
     }
     request.secrets = build.secrets.clone();
-    let unsupported: [(&str, bool, &str); 7] = [
+    if !build.ssh.is_empty() {
+        if options.builder == BuilderKind::Classic {
+            problems.push(problem(
+                "ssh",
+                "is set, but the classic builder cannot forward an SSH agent; build with BuildKit (the default)".into(),
+            ));
+        } else {
+            for key in &build.ssh {
+                let paths: Vec<std::path::PathBuf> =
+                    key.paths.iter().map(std::path::PathBuf::from).collect();
+                match SshAgent::resolve(&key.id, &paths) {
+                    Ok(agent) if request.ssh.iter().any(|a| a.id() == agent.id()) => problems.push(
+                        problem("ssh", format!("`{}` is listed more than once", agent.id())),
+                    ),
+                    Ok(agent) => request.ssh.push(agent),
+                    Err(e) => problems.push(problem("ssh", e.to_string())),
+                }
+            }
+        }
+    }
+    let unsupported: [(&str, bool, &str); 6] = [
         ("secrets", !build.secrets.is_empty() && options.builder == BuilderKind::Classic, "the classic builder cannot mount build secrets; build with BuildKit (the default)"),
-        ("ssh", !build.ssh.is_empty(), "SSH forwarding needs an SSH agent served through the BuildKit session, which wharf's session does not offer yet"),
         ("additional_contexts", !build.additional_contexts.is_empty(), "named build contexts are not accepted by the daemon's build endpoint (they need buildx)"),
         ("entitlements", !build.entitlements.is_empty(), "entitlements are not accepted by the daemon's build endpoint"),
         ("privileged", build.privileged, "privileged builds are not accepted by the daemon's build endpoint"),
