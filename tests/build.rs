@@ -298,3 +298,56 @@ fn the_daemon_is_found_as_the_docker_cli_finds_it() {
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("the Docker context `nosuch`"), "{err}");
 }
+
+/// Runs the docker compose reference binary in `dir`.
+fn compose(dir: &Path, args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Output {
+    let mut cmd = Command::new(bed().compose);
+    cmd.args(args).current_dir(dir);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("docker compose runs")
+}
+
+#[test]
+fn several_extra_hosts_reach_both_builders_as_with_docker_compose() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let image = unique("hosts").replace('-', "");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: {image}\n    build:\n      context: .\n      extra_hosts:\n        - \"db.internal:10.11.12.13\"\n        - \"cache.internal=10.11.12.14\"\n"
+        ),
+    );
+    // The unique echo keeps each builder from reusing another run's step.
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo {} && grep '\\.internal' /etc/hosts | sed 's/[[:space:]]\\+/ /g' | sort > /hosts-seen\n",
+            bed.base_image,
+            unique("run")
+        ),
+    );
+    let mut seen = Vec::new();
+    for builder in ["buildkit", "classic"] {
+        let out = wharf(dir.path(), &["build", "--builder", builder]);
+        assert_eq!(out.status.code(), Some(0), "{builder}: {}", stderr(&out));
+        seen.push(run_in(&image, "cat /hosts-seen"));
+    }
+    let out = compose(dir.path(), &["build", "--no-cache"], &[]);
+    assert!(
+        out.status.success(),
+        "docker compose build: {}",
+        stderr(&out)
+    );
+    let reference = run_in(&image, "cat /hosts-seen");
+    assert_eq!(
+        reference, "10.11.12.13 db.internal\n10.11.12.14 cache.internal",
+        "docker compose's build sees both"
+    );
+    assert_eq!(seen, [reference.clone(), reference]);
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+}

@@ -44,8 +44,8 @@ pub struct BuildRequest {
     /// Always try to pull newer base images.
     pub pull: bool,
     pub network: Option<String>,
-    /// `host:ip`; the engine's build endpoint takes one entry through this API client.
-    pub extra_host: Option<String>,
+    /// `host:ip` entries for the build's `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
     /// Bytes.
     pub shm_size: Option<i32>,
     pub cache_from: Vec<String>,
@@ -152,12 +152,13 @@ pub async fn build(
         nocache: request.no_cache,
         pull: request.pull.then(|| "1".to_string()),
         networkmode: request.network.clone(),
-        extrahosts: request.extra_host.clone(),
+        // Sent by `with_build_query` below: the endpoint takes one parameter per host.
+        extrahosts: None,
         shmsize: request.shm_size,
         cachefrom: (!request.cache_from.is_empty()).then(|| request.cache_from.clone()),
         platform: request.platform.clone().unwrap_or_default(),
         remote: request.remote.clone(),
-        // BuildKit builds are asked for below (see `session_build`); bollard must not see it.
+        // BuildKit builds are asked for below (see `with_build_query`); bollard must not see it.
         version: BuilderVersion::BuilderV1,
         ..Default::default()
     };
@@ -190,7 +191,11 @@ pub async fn build(
         .await
         .map_err(|e| BuildError::early(e.to_string()))?;
         options.session = Some(session.id().to_string());
-        (session_build(docker), body, Some(session))
+        (
+            with_build_query(docker, true, &request.extra_hosts),
+            body,
+            Some(session),
+        )
     } else {
         let body = match input {
             Input::Local(ctx) => {
@@ -200,7 +205,11 @@ pub async fn build(
             Input::Tar(tar) => Some(body_try_stream(tar)),
             Input::Remote => empty(),
         };
-        (docker.clone(), body, None)
+        (
+            with_build_query(docker, false, &request.extra_hosts),
+            body,
+            None,
+        )
     };
 
     let result = follow(client.build_image(options, None, body), &mut on_line).await;
@@ -210,24 +219,50 @@ pub async fn build(
     result
 }
 
-/// A client whose `/build` requests ask for BuildKit (`version=2`).
+/// A client whose `/build` requests carry what bollard's options cannot express.
 ///
-/// bollard's `build_image` starts a session of its own for every BuildKit build, serving only
-/// registry credentials: the daemon would read the context from the request body and apply no
-/// ignore file. So the request is made as a classic one, which bollard sends as it is, and
-/// this hook — bollard's public way to adjust a request before it goes out — switches the
-/// builder. The session parameter is already in the query: bollard passes it through.
-fn session_build(docker: &Docker) -> Docker {
+/// - BuildKit (`version=2`): bollard's `build_image` starts a session of its own for every
+///   BuildKit build, serving only registry credentials: the daemon would read the context from
+///   the request body and apply no ignore file. So the request is made as a classic one, which
+///   bollard sends as it is, and this hook — bollard's public way to adjust a request before it
+///   goes out — switches the builder. The session parameter is already in the query: bollard
+///   passes it through.
+/// - Extra hosts: the daemon reads every `extrahosts` parameter of the query (one `host:ip`
+///   each, as the docker CLI sends them), while bollard's options hold a single string.
+fn with_build_query(docker: &Docker, buildkit: bool, extra_hosts: &[String]) -> Docker {
+    if !buildkit && extra_hosts.is_empty() {
+        return docker.clone();
+    }
+    let extra_hosts = extra_hosts.to_vec();
     docker
         .clone()
-        .with_request_modifier(|mut req: BollardRequest| {
+        .with_request_modifier(move |mut req: BollardRequest| {
             if req.uri().path().ends_with("/build") {
-                if let Some(uri) = with_query_value(req.uri(), "version", "2") {
+                let mut uri = Some(req.uri().clone());
+                if buildkit {
+                    uri = uri.and_then(|u| with_query_value(&u, "version", "2"));
+                }
+                for host in &extra_hosts {
+                    uri = uri.and_then(|u| with_query_added(&u, "extrahosts", host));
+                }
+                if let Some(uri) = uri {
                     *req.uri_mut() = uri;
                 }
             }
             req
         })
+}
+
+/// `uri` with `key=value` added to its query (after any values the key already has).
+fn with_query_added(uri: &hyper::Uri, key: &str, value: &str) -> Option<hyper::Uri> {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        out.append_pair(&k, &v);
+    }
+    out.append_pair(key, value);
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(format!("{}?{}", uri.path(), out.finish()).parse().ok()?);
+    hyper::Uri::from_parts(parts).ok()
 }
 
 /// `uri` with the query parameter `key` set to `value`.
@@ -319,6 +354,13 @@ mod tests {
             out.to_string(),
             "http://localhost/v1.41/build?dockerfile=Dockerfile&version=2&session=abc&buildargs=%7B%7D"
         );
+        let hosts = with_query_added(&out, "extrahosts", "db:10.0.0.2").unwrap();
+        let hosts = with_query_added(&hosts, "extrahosts", "cache:10.0.0.3").unwrap();
+        let values: Vec<String> = form_urlencoded::parse(hosts.query().unwrap().as_bytes())
+            .filter(|(k, _)| k == "extrahosts")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(values, ["db:10.0.0.2", "cache:10.0.0.3"]);
         let bare: hyper::Uri = "/v1.41/build".parse().unwrap();
         assert_eq!(
             with_query_value(&bare, "version", "2").unwrap().to_string(),

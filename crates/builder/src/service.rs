@@ -188,14 +188,11 @@ fn prepare_one(
         }
     };
 
-    match build.extra_hosts.as_slice() {
-        [] => {}
-        [(host, ip)] => request.extra_host = Some(format!("{host}:{ip}")),
-        _ => problems.push(problem(
-            "extra_hosts",
-            "the daemon's build endpoint takes one extra host through wharf's client; list one, or add the others in the Dockerfile".into(),
-        )),
-    }
+    request.extra_hosts = build
+        .extra_hosts
+        .iter()
+        .map(|(host, ip)| format!("{host}:{ip}"))
+        .collect();
     match build.shm_size {
         None => {}
         Some(n) => match i32::try_from(n) {
