@@ -187,6 +187,11 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: PlanFormat,
+    /// Log in and ask the registry which services' inputs it already holds (those `build
+    /// --push` tags instead of building); without it, a plan talks to no daemon, AWS or
+    /// registry.
+    #[arg(long)]
+    pub check_registry: bool,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -220,6 +225,10 @@ pub struct BuildArgs {
     /// Which builder of the daemon runs the builds.
     #[arg(long, value_enum, default_value_t)]
     pub builder: BuilderChoice,
+    /// With --push: build every service, even those whose inputs match an image already in
+    /// the registry (which are otherwise only tagged there, not rebuilt).
+    #[arg(long, env = "WHARF_NO_SKIP")]
+    pub no_skip: bool,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,

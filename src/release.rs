@@ -7,15 +7,18 @@ use crate::error::{Failure, Result};
 use crate::progress::Reporter;
 use anyhow::anyhow;
 use aws_config::SdkConfig;
+use indexmap::IndexMap;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
+use wharf_builder::inputs::Inputs;
 use wharf_compose::{Project, Service};
+use wharf_pusher::api::RawManifest;
 use wharf_pusher::git::Revision;
 use wharf_pusher::login::{self, Login};
 use wharf_pusher::registry::Registry;
-use wharf_pusher::release::{Landing, Logins, PushEvent};
+use wharf_pusher::release::{Landing, Logins, Origin, PushEvent, PushEvents, Pusher};
 use wharf_pusher::repositories::{CreateSettings, Ecr, EcrPublic};
 use wharf_pusher::target::{self, ImageTarget, Settings, TagValues};
 use wharf_pusher::template::{Template, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS};
@@ -525,7 +528,49 @@ pub fn write_manifest(path: &Path, project: &Project, images: &[ManifestImage]) 
     }
 }
 
-/// Pushes every target, all or nothing, and returns the manifest entries.
+/// The push events, shown by the reporter.
+pub fn push_events(reporter: &Arc<Reporter>) -> PushEvents {
+    let r = reporter.clone();
+    Arc::new(move |e: PushEvent| match e {
+        PushEvent::Started { service, tag } => r.service(
+            service,
+            "pushing",
+            &format!("pushing :{tag}"),
+            &[("tag", tag)],
+        ),
+        PushEvent::Status { service, line } => r.output(service, line),
+        PushEvent::Layer {
+            service,
+            current,
+            total,
+        } => r.upload(service, current, total),
+        PushEvent::Landed {
+            service,
+            tag,
+            digest,
+        } => r.service(
+            service,
+            "pushed",
+            &format!("pushed :{tag} {digest}"),
+            &[("tag", tag), ("digest", digest)],
+        ),
+        PushEvent::Warning { service, message } => r.warn(&format!("`{service}`: {message}")),
+    })
+}
+
+/// The input digest a local image carries in its label, as the tag that names it.
+pub async fn inputs_tag_of_local(docker: &bollard::Docker, image: &str) -> Option<String> {
+    let inspect = docker.inspect_image(image).await.ok()?;
+    let hex = inspect
+        .config?
+        .labels?
+        .remove(wharf_builder::inputs::LABEL)?;
+    let valid = hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_hexdigit());
+    valid.then(|| format!("{}{hex}", wharf_builder::inputs::TAG_PREFIX))
+}
+
+/// Pushes every target's local image, all or nothing, and returns the manifest entries
+/// (`wharf push`).
 pub async fn push_all(
     docker: &bollard::Docker,
     targets: &[ImageTarget],
@@ -533,94 +578,86 @@ pub async fn push_all(
     parallel: usize,
     reporter: &Arc<Reporter>,
 ) -> Result<Vec<ManifestImage>> {
-    let events: wharf_pusher::release::PushEvents = {
-        let r = reporter.clone();
-        Arc::new(move |e: PushEvent| match e {
-            PushEvent::Started { service, tag } => r.service(
-                service,
-                "pushing",
-                &format!("pushing :{tag}"),
-                &[("tag", tag)],
-            ),
-            PushEvent::Status { service, line } => r.output(service, line),
-            PushEvent::Landed {
-                service,
-                tag,
-                digest,
-            } => r.service(
-                service,
-                "pushed",
-                &format!("pushed :{tag} {digest}"),
-                &[("tag", tag), ("digest", digest)],
-            ),
+    let pusher = Pusher::new(docker, logins, push_events(reporter));
+    expect_pushes(targets, reporter);
+    reporter.note("phase", "phase 1: identity tags");
+    let first = wharf_pusher::release::for_each(targets, parallel, |t| {
+        let pusher = &pusher;
+        Some(async move {
+            let extra: Vec<String> = inputs_tag_of_local(docker, &t.local_image)
+                .await
+                .into_iter()
+                .collect();
+            pusher.identity(t, &Origin::Daemon, &extra).await
         })
-    };
+    })
+    .await;
+    let digests = check_first_phase(first, &[])?;
+    second_phase(&pusher, targets, digests, parallel, reporter).await
+}
+
+/// Tells the reporter which tags each service's release pushes.
+pub fn expect_pushes(targets: &[ImageTarget], reporter: &Reporter) {
     reporter.expect_pushes(
         targets
             .iter()
             .map(|t| (t.service.as_str(), t.all_tags().cloned().collect())),
     );
-    reporter.note("phase", "phase 1: identity tags");
-    let first = wharf_pusher::release::phase(
-        docker,
-        targets,
-        wharf_pusher::release::identity_tags,
-        logins,
-        parallel,
-        events.clone(),
-    )
-    .await;
-    let failed: Vec<(&String, &wharf_pusher::Error)> = first
-        .iter()
-        .filter_map(|(s, l)| match l {
-            Landing::Failed(e) => Some((s, e)),
-            Landing::Landed { .. } => None,
-        })
-        .collect();
-    if !failed.is_empty() {
-        let landed: Vec<&str> = first
-            .iter()
-            .filter(|(_, l)| matches!(l, Landing::Landed { .. }))
-            .map(|(s, _)| s.as_str())
-            .collect();
-        let lines: Vec<String> = failed.iter().map(|(s, e)| format!("`{s}`: {e}")).collect();
-        return Err(Failure::failed(anyhow!(
-            "the release failed; no moving tag was moved.\n  failed: {}\n  landed (identity tags only): {}",
-            lines.join("\n          "),
-            if landed.is_empty() { "none".to_string() } else { landed.join(", ") }
-        )));
+}
+
+/// The digests phase 1 landed, or the failed release described: which services failed (in
+/// the build or the push) and which landed their identity tags only.
+pub fn check_first_phase(
+    first: IndexMap<String, Landing>,
+    failed_builds: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let mut failed: Vec<String> = failed_builds.to_vec();
+    let mut landed = Vec::new();
+    let mut digests = BTreeMap::new();
+    for (service, l) in first {
+        match l {
+            Landing::Failed(e) => failed.push(format!("`{service}`: {e}")),
+            Landing::Landed { digest } => {
+                landed.push(service.clone());
+                digests.insert(service, digest);
+            }
+        }
     }
-    let mut digests: BTreeMap<String, String> = first
-        .into_iter()
-        .filter_map(|(s, l)| match l {
-            Landing::Landed { digest } => Some((s, digest)),
-            Landing::Failed(_) => None,
-        })
-        .collect();
+    if failed.is_empty() {
+        return Ok(digests);
+    }
+    Err(Failure::failed(anyhow!(
+        "the release failed; no moving tag was moved.\n  failed: {}\n  landed (identity tags only): {}",
+        failed.join("\n          "),
+        if landed.is_empty() { "none".to_string() } else { landed.join(", ") }
+    )))
+}
+
+/// Phase 2: moves every moving tag onto the image phase 1 landed, then returns the manifest
+/// entries.
+pub async fn second_phase(
+    pusher: &Pusher<'_>,
+    targets: &[ImageTarget],
+    digests: BTreeMap<String, String>,
+    parallel: usize,
+    reporter: &Arc<Reporter>,
+) -> Result<Vec<ManifestImage>> {
     if targets.iter().any(|t| !t.moving_tags.is_empty()) {
         reporter.note("phase", "phase 2: moving tags");
-        let second = wharf_pusher::release::phase(
-            docker,
-            targets,
-            wharf_pusher::release::moving_tags,
-            logins,
-            parallel,
-            events,
-        )
+        let second = wharf_pusher::release::for_each(targets, parallel, |t| {
+            let digest = digests.get(&t.service)?.clone();
+            (!t.moving_tags.is_empty()).then_some(async move { pusher.moving(t, &digest).await })
+        })
         .await;
         let mut problems = Vec::new();
         for (s, l) in &second {
             match l {
                 Landing::Failed(e) => problems.push(format!("`{s}`: {e}")),
-                Landing::Landed { digest } => match digests.get(s) {
-                    Some(d) if d != digest => problems.push(format!(
-                        "`{s}`: moving tags landed as {digest}, identity tags as {d}"
-                    )),
-                    Some(_) => {}
-                    None => {
-                        digests.insert(s.clone(), digest.clone());
+                Landing::Landed { digest } => {
+                    if digests.get(s) != Some(digest) {
+                        problems.push(format!("`{s}`: moving tags landed as {digest}"));
                     }
-                },
+                }
             }
         }
         if !problems.is_empty() {
@@ -630,10 +667,81 @@ pub async fn push_all(
             )));
         }
     }
-    let mut images = Vec::new();
-    for t in targets {
-        let digest = digests.get(&t.service).cloned().unwrap_or_default();
-        images.push(manifest_image(t, &digest));
+    Ok(targets
+        .iter()
+        .map(|t| manifest_image(t, digests.get(&t.service).map_or("", String::as_str)))
+        .collect())
+}
+
+/// Every service's input digest (reading every context once), or why it cannot be known.
+pub fn input_digests(
+    project: &Project,
+    builds: &[wharf_builder::service::ServiceBuild],
+    parallel: usize,
+) -> Result<HashMap<String, Inputs>> {
+    let compose: HashMap<String, &wharf_compose::Build> = project
+        .services
+        .values()
+        .filter_map(|s| Some((s.name.clone(), s.build.as_ref()?)))
+        .collect();
+    wharf_builder::inputs::digest_all(builds, &compose, parallel)
+        .map_err(|e| Failure::config(anyhow!(e)))
+}
+
+/// The services whose image, by input digest, the target registry already holds: these are
+/// tagged there instead of built. A service another one builds `FROM` is built anyway when
+/// that one must be built (the daemon needs the base image), and so is one the registry
+/// cannot be asked about.
+pub async fn unchanged(
+    pusher: &Pusher<'_>,
+    targets: &[ImageTarget],
+    builds: &[wharf_builder::service::ServiceBuild],
+    inputs: &HashMap<String, Inputs>,
+    reporter: &Reporter,
+) -> HashMap<String, RawManifest> {
+    let lookups = targets.iter().filter_map(|t| {
+        let tag = match inputs.get(&t.service)? {
+            Inputs::Known(d) => d.tag(),
+            Inputs::Unknown { reason } => {
+                tracing::info!(service = %t.service, "always built: {reason}");
+                return None;
+            }
+        };
+        Some(async move { (t, pusher.find(t, &tag).await) })
+    });
+    let found = futures_util::future::join_all(lookups).await;
+    let mut unchanged = HashMap::new();
+    for (t, r) in found {
+        match r {
+            Ok(Some(m)) => {
+                unchanged.insert(t.service.clone(), m);
+            }
+            Ok(None) => {}
+            Err(e) => reporter.warn(&format!(
+                "`{}`: cannot look for an image of the same inputs ({e}); building it",
+                t.service
+            )),
+        }
     }
-    Ok(images)
+    loop {
+        let needed: Vec<(String, String)> = builds
+            .iter()
+            .filter(|b| !unchanged.contains_key(&b.service))
+            .flat_map(|b| {
+                b.after
+                    .iter()
+                    .filter(|a| unchanged.contains_key(*a))
+                    .map(|a| (a.clone(), b.service.clone()))
+            })
+            .collect();
+        if needed.is_empty() {
+            break;
+        }
+        for (base, user) in needed {
+            if unchanged.remove(&base).is_some() {
+                tracing::info!(service = %base, "built although unchanged: `{user}` builds FROM its image");
+            }
+        }
+    }
+    unchanged
 }

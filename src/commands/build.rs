@@ -7,11 +7,19 @@ use crate::error::{Failure, Result};
 use crate::progress::Reporter;
 use crate::release;
 use anyhow::anyhow;
+use futures_util::StreamExt;
+use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::Instrument;
 use wharf_builder::build::BuilderKind;
+use wharf_builder::inputs::Inputs;
 use wharf_builder::schedule::{self, Event, Outcome};
 use wharf_builder::service::{self, Options};
+use wharf_pusher::api::RawManifest;
+use wharf_pusher::release::{Landing, Origin, Pusher};
+use wharf_pusher::target::ImageTarget;
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
 /// was built. Compose's own labels win on a clash.
@@ -81,7 +89,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
         BuilderChoice::Buildkit => BuilderKind::BuildKit,
         BuilderChoice::Classic => BuilderKind::Classic,
     };
-    let prepared = service::prepare(
+    let mut prepared = service::prepare(
         &project,
         &services,
         &Options {
@@ -109,7 +117,20 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
             "--manifest describes pushed images: use it with --push"
         )));
     }
+    if args.no_skip && !args.push {
+        return Err(Failure::config(anyhow!(
+            "--no-skip applies to --push (a build without --push never skips)"
+        )));
+    }
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
+    let inputs = release::input_digests(&project, &prepared.builds, parallel)?;
+    for b in &mut prepared.builds {
+        if let Some(d) = inputs.get(&b.service).and_then(Inputs::digest) {
+            b.request
+                .labels
+                .insert(wharf_builder::inputs::LABEL.into(), d.hex.clone());
+        }
+    }
     reporter.begin(
         &project.name,
         prepared
@@ -123,7 +144,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let mut sdk = None;
-        let mut pushing = match targets {
+        let pushing = match targets {
             Some(mut targets) => {
                 let logins = release::login_all(&mut targets, &mut sdk).await?;
                 release::check_repositories(
@@ -141,63 +162,207 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
         let (docker, _) = wharf_builder::daemon::connect()
             .await
             .map_err(Failure::failed)?;
-        let events: schedule::EventSink = {
-            let r = reporter.clone();
-            Arc::new(move |e: Event| match e {
-                Event::Started { service } => r.service(service, "building", "building", &[]),
-                Event::Line { service, line } => r.output(service, line),
-                Event::Finished { service, outcome } => match outcome {
-                    Outcome::Built { elapsed } => {
-                        let secs = format!("{:.1}", elapsed.as_secs_f64());
-                        r.service(
-                            service,
-                            "built",
-                            &format!("built in {secs}s"),
-                            &[("seconds", &secs)],
-                        )
+        match pushing {
+            None => {
+                let outcomes =
+                    build_all(&docker, prepared.builds, parallel, args, &reporter, None).await;
+                let failed = failures(&outcomes);
+                if !failed.is_empty() {
+                    return Err(Failure::failed(anyhow!(
+                        "{} of {} service(s) did not build:\n  {}",
+                        failed.len(),
+                        outcomes.len(),
+                        failed.join("\n  ")
+                    )));
+                }
+                reporter.note("summary", &format!("built {} service(s)", outcomes.len()));
+                Ok(())
+            }
+            Some((mut targets, mut logins)) => {
+                let (digests, ()) = {
+                    let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
+                    let unchanged = if args.no_skip {
+                        HashMap::new()
+                    } else {
+                        release::unchanged(&pusher, &targets, &prepared.builds, &inputs, &reporter)
+                            .await
+                    };
+                    let (builds, skipped): (Vec<_>, Vec<_>) = prepared
+                        .builds
+                        .into_iter()
+                        .partition(|b| !unchanged.contains_key(&b.service));
+                    for b in &skipped {
+                        reporter.service(
+                            &b.service,
+                            "unchanged",
+                            "unchanged: the registry holds an image of the same inputs",
+                            &[],
+                        );
                     }
-                    Outcome::Failed { message, log_tail } => {
-                        r.build_failed(service, message, log_tail)
-                    }
-                    Outcome::NotBuilt { reason } => {
-                        r.service(service, "not-built", &format!("not built: {reason}"), &[])
-                    }
-                },
-            })
-        };
-        let outcomes =
-            schedule::run(&docker, prepared.builds, parallel, args.keep_going, events).await;
-        let failed: Vec<String> = outcomes
-            .iter()
-            .filter_map(|(s, o)| match o {
-                Outcome::Built { .. } => None,
-                Outcome::Failed { message, .. } => Some(format!("`{s}`: {message}")),
-                Outcome::NotBuilt { reason } => Some(format!("`{s}`: not built ({reason})")),
-            })
-            .collect();
-        if !failed.is_empty() {
-            let suffix = if args.push {
-                "\n  nothing was pushed"
-            } else {
-                ""
-            };
-            return Err(Failure::failed(anyhow!(
-                "{} of {} service(s) did not build:\n  {}{suffix}",
-                failed.len(),
-                outcomes.len(),
-                failed.join("\n  ")
-            )));
-        }
-        reporter.note("summary", &format!("built {} service(s)", outcomes.len()));
-        if let Some((targets, logins)) = pushing.as_mut() {
-            release::refresh_logins(targets, logins, &mut sdk).await?;
-            let images = release::push_all(&docker, targets, logins, parallel, &reporter).await?;
-            reporter.note("summary", &format!("released {} image(s)", images.len()));
-            reporter.released(&project.name, &images)?;
-            if let Some(path) = &args.manifest {
-                release::write_manifest(path, &project, &images)?;
+                    release::expect_pushes(&targets, &reporter);
+                    reporter.note(
+                        "phase",
+                        "phase 1: identity tags, each as its image is ready",
+                    );
+                    let (outcomes, first) = build_and_push(
+                        &docker, &pusher, builds, &targets, &unchanged, &inputs, parallel, args,
+                        &reporter,
+                    )
+                    .await;
+                    let built = outcomes.len();
+                    let digests = release::check_first_phase(first, &failures(&outcomes))?;
+                    reporter.note(
+                        "summary",
+                        &format!("built {built} service(s), {} unchanged", skipped.len()),
+                    );
+                    (digests, ())
+                };
+                // ECR tokens last hours, but a long build may outlive one: renew before the
+                // moving tags.
+                release::refresh_logins(&mut targets, &mut logins, &mut sdk).await?;
+                let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
+                let images =
+                    release::second_phase(&pusher, &targets, digests, parallel, &reporter).await?;
+                reporter.note("summary", &format!("released {} image(s)", images.len()));
+                reporter.released(&project.name, &images)?;
+                if let Some(path) = &args.manifest {
+                    release::write_manifest(path, &project, &images)?;
+                }
+                Ok(())
             }
         }
-        Ok(())
     })
+}
+
+fn failures(outcomes: &IndexMap<String, Outcome>) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|(s, o)| match o {
+            Outcome::Built { .. } => None,
+            Outcome::Failed { message, .. } => Some(format!("`{s}`: {message}")),
+            Outcome::NotBuilt { reason } => Some(format!("`{s}`: not built ({reason})")),
+        })
+        .collect()
+}
+
+/// Builds `builds`, reporting each; `done` hears of each service built.
+async fn build_all(
+    docker: &bollard::Docker,
+    builds: Vec<wharf_builder::service::ServiceBuild>,
+    parallel: usize,
+    args: &BuildArgs,
+    reporter: &Arc<Reporter>,
+    done: Option<mpsc::UnboundedSender<String>>,
+) -> IndexMap<String, Outcome> {
+    let events: schedule::EventSink = {
+        let r = reporter.clone();
+        Arc::new(move |e: Event| match e {
+            Event::Started { service } => r.service(service, "building", "building", &[]),
+            Event::Line { service, line } => r.output(service, line),
+            Event::Finished { service, outcome } => match outcome {
+                Outcome::Built { elapsed } => {
+                    let secs = format!("{:.1}", elapsed.as_secs_f64());
+                    r.service(
+                        service,
+                        "built",
+                        &format!("built in {secs}s"),
+                        &[("seconds", &secs)],
+                    );
+                    if let Some(done) = &done {
+                        let _ = done.send(service.to_string());
+                    }
+                }
+                Outcome::Failed { message, log_tail } => r.build_failed(service, message, log_tail),
+                Outcome::NotBuilt { reason } => {
+                    r.service(service, "not-built", &format!("not built: {reason}"), &[])
+                }
+            },
+        })
+    };
+    schedule::run(docker, builds, parallel, args.keep_going, events).await
+}
+
+/// Builds the services that changed while phase 1 runs: an unchanged service is tagged in
+/// the registry at once, a built one is pushed as soon as its build is done, while others
+/// still build.
+#[allow(clippy::too_many_arguments)]
+async fn build_and_push(
+    docker: &bollard::Docker,
+    pusher: &Pusher<'_>,
+    builds: Vec<wharf_builder::service::ServiceBuild>,
+    targets: &[ImageTarget],
+    unchanged: &HashMap<String, RawManifest>,
+    inputs: &HashMap<String, Inputs>,
+    parallel: usize,
+    args: &BuildArgs,
+    reporter: &Arc<Reporter>,
+) -> (IndexMap<String, Outcome>, IndexMap<String, Landing>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let building = build_all(docker, builds, parallel, args, reporter, Some(tx));
+    let slots = tokio::sync::Semaphore::new(parallel.max(1));
+    let by_service: HashMap<&str, usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.service.as_str(), i))
+        .collect();
+    let push = |i: usize, origin: Origin| {
+        let t = &targets[i];
+        let slots = &slots;
+        let extra: Vec<String> = match origin {
+            Origin::Daemon => inputs
+                .get(&t.service)
+                .and_then(Inputs::digest)
+                .map(|d| d.tag())
+                .into_iter()
+                .collect(),
+            Origin::Registry(_) => Vec::new(),
+        };
+        let span = tracing::info_span!("push", service = %t.service);
+        async move {
+            let _slot = slots.acquire().await;
+            (t.service.clone(), pusher.identity(t, &origin, &extra).await)
+        }
+        .instrument(span)
+    };
+    let mut pushes = futures_util::stream::FuturesUnordered::new();
+    for (i, t) in targets.iter().enumerate() {
+        if let Some(m) = unchanged.get(&t.service) {
+            pushes.push(push(i, Origin::Registry(m.clone())));
+        }
+    }
+    let mut results = HashMap::new();
+    let pushing = async {
+        let mut open = true;
+        loop {
+            tokio::select! {
+                next = rx.recv(), if open => match next {
+                    Some(service) => {
+                        if let Some(&i) = by_service.get(service.as_str()) {
+                            pushes.push(push(i, Origin::Daemon));
+                        }
+                    }
+                    None => open = false,
+                },
+                Some((service, r)) = pushes.next(), if !pushes.is_empty() => {
+                    results.insert(service, r);
+                }
+                else => break,
+            }
+        }
+    };
+    let (outcomes, ()) = tokio::join!(building, pushing);
+    let first = targets
+        .iter()
+        .filter_map(|t| {
+            let r = results.remove(&t.service)?;
+            Some((
+                t.service.clone(),
+                match r {
+                    Ok(digest) => Landing::Landed { digest },
+                    Err(e) => Landing::Failed(e),
+                },
+            ))
+        })
+        .collect();
+    (outcomes, first)
 }

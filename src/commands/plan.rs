@@ -5,7 +5,13 @@ use crate::cli::{PlanArgs, PlanFormat, ProjectArgs};
 use crate::error::{Failure, Result};
 use crate::release;
 use anyhow::anyhow;
+use std::collections::HashMap;
+use wharf_builder::build::BuilderKind;
+use wharf_builder::inputs::Inputs;
+use wharf_builder::schedule;
+use wharf_builder::service::{self, Options};
 use wharf_compose::{Context, Dockerfile, Project, Service};
+use wharf_pusher::api::RegistryApi;
 use wharf_pusher::registry::Registry;
 use wharf_pusher::target::ImageTarget;
 
@@ -24,6 +30,67 @@ struct PlannedService {
     /// ECR and ECR Public repositories are checked (and created with --create-repositories)
     /// before anything is pushed; other registries create repositories on push.
     repository_checked: bool,
+    inputs: PlannedInputs,
+}
+
+/// What `build --push` would do with the service: build it, or only tag the image of the
+/// same inputs the registry holds.
+#[derive(serde::Serialize, Default)]
+struct PlannedInputs {
+    /// BLAKE3 of the service's inputs (see `wharf_builder::inputs`).
+    digest: Option<String>,
+    /// The registry tag that marks an image of these inputs.
+    tag: Option<String>,
+    files: Option<u64>,
+    bytes: Option<u64>,
+    /// `build` or `skip` (with --check-registry: whether the registry holds the image), else
+    /// `build if the tag is missing`.
+    action: String,
+    reason: String,
+}
+
+fn plan_inputs(
+    inputs: Option<&Inputs>,
+    found: Option<bool>,
+    problem: Option<&str>,
+) -> PlannedInputs {
+    match (inputs, problem) {
+        (_, Some(p)) => PlannedInputs {
+            action: "build".into(),
+            reason: format!("the build settings have problems: {p}"),
+            ..Default::default()
+        },
+        (Some(Inputs::Known(d)), None) => PlannedInputs {
+            digest: Some(d.hex.clone()),
+            tag: Some(d.tag()),
+            files: Some(d.entries),
+            bytes: Some(d.bytes),
+            action: match found {
+                Some(true) => "skip",
+                Some(false) => "build",
+                None => "build unless the registry holds the tag",
+            }
+            .into(),
+            reason: match found {
+                Some(true) => {
+                    "the registry holds an image of the same inputs; it is tagged, not rebuilt"
+                        .into()
+                }
+                Some(false) => "no image of these inputs in the registry".into(),
+                None => "run with --check-registry to look".into(),
+            },
+        },
+        (Some(Inputs::Unknown { reason }), None) => PlannedInputs {
+            action: "build".into(),
+            reason: reason.clone(),
+            ..Default::default()
+        },
+        (None, None) => PlannedInputs {
+            action: "build".into(),
+            reason: "its inputs are not known".into(),
+            ..Default::default()
+        },
+    }
 }
 
 fn relative(project: &Project, p: &std::path::Path) -> String {
@@ -47,7 +114,12 @@ fn registry_label(t: &ImageTarget) -> String {
     }
 }
 
-fn plan_one(project: &Project, s: &Service, t: &ImageTarget) -> PlannedService {
+fn plan_one(
+    project: &Project,
+    s: &Service,
+    t: &ImageTarget,
+    inputs: PlannedInputs,
+) -> PlannedService {
     let build = s.build.as_ref();
     let context = build.and_then(|b| b.context.as_ref()).map(|c| match c {
         Context::Dir(d) => relative(project, d),
@@ -78,6 +150,7 @@ fn plan_one(project: &Project, s: &Service, t: &ImageTarget) -> PlannedService {
         identity_tags: t.identity_tags.clone(),
         moving_tags: t.moving_tags.clone(),
         references,
+        inputs,
     }
 }
 
@@ -89,10 +162,46 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
     let refuses_dirty = !target_args.allow_dirty;
     target_args.allow_dirty = true;
     let (targets, revision) = release::targets(&project, &services, &target_args)?;
+    let prepared = service::prepare(
+        &project,
+        &services,
+        &Options {
+            builder: BuilderKind::BuildKit,
+            labels: Default::default(),
+        },
+    );
+    let (inputs, problem) = match prepared {
+        Ok(p) => (
+            release::input_digests(&project, &p.builds, schedule::default_parallelism())?,
+            None,
+        ),
+        Err(problems) => (
+            HashMap::new(),
+            Some(
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        ),
+    };
+    let found = if args.check_registry {
+        check_registry(&targets, &inputs)?
+    } else {
+        HashMap::new()
+    };
     let planned: Vec<PlannedService> = services
         .iter()
         .zip(&targets)
-        .map(|(s, t)| plan_one(&project, s, t))
+        .map(|(s, t)| {
+            let i = plan_inputs(
+                inputs.get(&s.name),
+                found.get(&s.name).copied(),
+                problem.as_deref(),
+            );
+            plan_one(&project, s, t, i)
+        })
         .collect();
     let dirty_note = revision.as_ref().filter(|r| r.dirty && refuses_dirty).map(|r| {
         format!("the work tree has uncommitted changes: build --push would refuse (commit {}, or pass --allow-dirty)", &r.sha[..12])
@@ -146,6 +255,19 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
                 if !p.moving_tags.is_empty() {
                     row("then move", &p.moving_tags.join(", "));
                 }
+                let i = &p.inputs;
+                if let (Some(d), Some(files), Some(bytes)) = (&i.digest, i.files, i.bytes) {
+                    row(
+                        "inputs",
+                        &format!(
+                            "{}… ({files} {}, {})",
+                            &d[..16],
+                            if files == 1 { "entry" } else { "entries" },
+                            human_bytes(bytes)
+                        ),
+                    );
+                }
+                row("release", &format!("{} ({})", i.action, i.reason));
             }
             if let Some(n) = &dirty_note {
                 o.push_str(&format!("\nwarning: {n}\n"));
@@ -155,4 +277,50 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
     };
     print!("{out}");
     Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let n = n as f64;
+    if n < KIB {
+        format!("{n} B")
+    } else if n < KIB * KIB {
+        format!("{:.1} KiB", n / KIB)
+    } else if n < KIB * KIB * KIB {
+        format!("{:.1} MiB", n / KIB / KIB)
+    } else {
+        format!("{:.1} GiB", n / KIB / KIB / KIB)
+    }
+}
+
+/// Whether the registry holds an image of each service's inputs (logging in as a release
+/// would; this is the one part of a plan that talks to AWS and the registry).
+fn check_registry(
+    targets: &[ImageTarget],
+    inputs: &HashMap<String, Inputs>,
+) -> Result<HashMap<String, bool>> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let mut targets = targets.to_vec();
+        let mut sdk = None;
+        let logins = release::login_all(&mut targets, &mut sdk).await?;
+        let api = RegistryApi::new();
+        let mut found = HashMap::new();
+        for t in &targets {
+            let (Some(Inputs::Known(d)), Some(repository)) =
+                (inputs.get(&t.service), t.repository_ref())
+            else {
+                continue;
+            };
+            let login = t.host.as_ref().and_then(|h| logins.get(h));
+            let reference = format!("{repository}:{}", d.tag());
+            let present = api
+                .manifest_digest(&reference, login)
+                .await
+                .map_err(|e| Failure::failed(anyhow!("{e}")))?;
+            found.insert(t.service.clone(), present.is_some());
+        }
+        Ok(found)
+    })
 }

@@ -190,6 +190,9 @@ struct Svc {
     last_line: Option<String>,
     /// Layers of the tag being pushed: (done, seen).
     layers: (usize, usize),
+    /// Bytes uploaded per layer of the tag being pushed, by layer size (the daemon's push
+    /// progress names no layer through the API client).
+    uploads: std::collections::BTreeMap<u64, u64>,
     push_status: Option<String>,
     /// The failure or reason it was not built.
     problem: Option<String>,
@@ -216,6 +219,7 @@ impl Svc {
             step: None,
             last_line: None,
             layers: (0, 0),
+            uploads: std::collections::BTreeMap::new(),
             push_status: None,
             problem: None,
             build_log: Vec::new(),
@@ -438,6 +442,7 @@ impl Reporter {
                 svc.status = Status::Pushing;
                 svc.in_flight = get("tag").map(str::to_string);
                 svc.layers = (0, 0);
+                svc.uploads.clear();
                 svc.push_status = None;
             }
             "pushed" => {
@@ -586,6 +591,23 @@ impl Reporter {
                 Mode::Plain | Mode::Tty => self.sink.line(&format!("[{service}] {line}")),
             }
         }
+    }
+
+    /// Bytes of a layer uploaded so far (`total`: the layer's size): the live display shows
+    /// the service's upload in MiB; the line modes stay quiet (the push's status lines and
+    /// its outcome say what matters there).
+    pub fn upload(&self, service: &str, current: u64, total: u64) {
+        if self.mode != Mode::Tty {
+            return;
+        }
+        let mut inner = self.lock();
+        let svc = self.svc(&mut inner, service);
+        if svc.status != Status::Pushing {
+            return;
+        }
+        svc.uploads.insert(total, current.min(total));
+        let svc = &inner.services[service];
+        terminal::redraw(svc, inner.pushes);
     }
 
     /// A project-level line: `phase` (the release's phases) or `summary`.

@@ -49,6 +49,8 @@ pub(super) fn step_of(line: &str) -> Option<String> {
         let (frac, instruction) = rest.split_once(" : ")?;
         return Some(format!("step {} {instruction}", fraction(frac)?));
     }
+    // BuildKit names a step again, prefixed, when its result comes from the cache.
+    let line = line.strip_prefix("CACHED ").unwrap_or(line);
     let rest = line.strip_prefix('[')?;
     let (inside, instruction) = rest.split_once("] ")?;
     let (stage, frac) = match inside.rsplit_once(' ') {
@@ -60,6 +62,12 @@ pub(super) fn step_of(line: &str) -> Option<String> {
         Some(stage) => format!("step {frac} ({stage}) {instruction}"),
         None => format!("step {frac} {instruction}"),
     })
+}
+
+/// `x/y MiB` of an upload.
+pub(super) fn mib(done: u64, total: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    format!("{:.1}/{:.1} MiB", done as f64 / MIB, total as f64 / MIB)
 }
 
 /// Whether a push status line is the end of one layer.
@@ -228,6 +236,13 @@ pub(super) fn redraw(svc: &Svc, pushes: bool) {
             if svc.layers.1 > 0 {
                 m.push_str(&format!(" · {}/{} layers", svc.layers.0, svc.layers.1));
             }
+            if !svc.uploads.is_empty() {
+                let (done, total) = svc
+                    .uploads
+                    .iter()
+                    .fold((0u64, 0u64), |(d, t), (size, cur)| (d + cur, t + size));
+                m.push_str(&format!(" · {}", mib(done, total)));
+            }
             if let Some(s) = &svc.push_status {
                 m.push_str(&format!(" · {s}"));
             }
@@ -289,6 +304,19 @@ pub(super) fn redraw(svc: &Svc, pushes: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploads_in_mib() {
+        assert_eq!(mib(3 * 1024 * 1024 / 2, 8 * 1024 * 1024), "1.5/8.0 MiB");
+    }
+
+    #[test]
+    fn cached_steps_count_too() {
+        assert_eq!(
+            step_of("CACHED [2/3] COPY . /app").as_deref(),
+            Some("step 2/3 COPY . /app")
+        );
+    }
 
     #[test]
     fn steps_of_both_builders() {

@@ -299,6 +299,9 @@ async fn follow(
         tail.push(line.to_string());
         on_line(line);
     };
+    // BuildKit reports each step (vertex) many times as it progresses; its name ("[2/5] RUN
+    // make") is shown once, when it starts, as docker's plain progress does.
+    let mut announced: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         match item {
@@ -309,6 +312,19 @@ async fn follow(
                     }
                 }
                 if let Some(bollard::models::BuildInfoAux::BuildKit(status)) = &info.aux {
+                    for v in &status.vertexes {
+                        if (v.started.is_some() || v.cached)
+                            && !v.name.is_empty()
+                            && announced.insert(v.digest.clone())
+                        {
+                            let line = if v.cached {
+                                format!("CACHED {}", v.name)
+                            } else {
+                                v.name.clone()
+                            };
+                            remember(&line, &mut tail);
+                        }
+                    }
                     for log in &status.logs {
                         for line in String::from_utf8_lossy(&log.msg)
                             .lines()

@@ -12,11 +12,14 @@
 //!   secrets to the daemon over a session, as the docker clients do.
 //! - [`build`] sends one build request (BuildKit through a session, or classic with the
 //!   context streamed as its body) and reports the daemon's output.
+//! - [`inputs`] digests everything that decides a service's image, so that a release can
+//!   skip services whose inputs did not change.
 //! - [`schedule`] builds many services: dependencies first, independent ones concurrently.
 
 pub mod build;
 pub mod context;
 pub mod daemon;
+pub mod inputs;
 pub mod schedule;
 pub mod service;
 pub mod session;

@@ -75,6 +75,106 @@ impl RegistryApi {
     }
 }
 
+/// The manifest media types wharf copies between tags: Docker's and OCI's, single images and
+/// lists/indexes, so that a retag serves exactly the bytes (and digest) that were pushed.
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// A manifest exactly as the registry serves it.
+#[derive(Debug, Clone)]
+pub struct RawManifest {
+    pub bytes: bytes::Bytes,
+    pub media_type: String,
+    /// `sha256:…` of `bytes`.
+    pub digest: String,
+}
+
+fn parse_reference(reference: &str) -> Result<Reference, Error> {
+    reference.parse().map_err(|e| Error::Registry {
+        registry: reference.to_string(),
+        message: format!("not an image reference: {e}"),
+    })
+}
+
+impl RegistryApi {
+    /// The manifest `reference` names, byte for byte, or `Ok(None)` when it does not exist.
+    pub async fn manifest(
+        &self,
+        reference: &str,
+        login: Option<&Login>,
+    ) -> Result<Option<RawManifest>, Error> {
+        let parsed = parse_reference(reference)?;
+        let host = parsed.resolve_registry().to_string();
+        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let client = self.client_for(&host);
+        match client
+            .pull_manifest_raw(&parsed, &auth, MANIFEST_TYPES)
+            .await
+        {
+            Ok((bytes, digest)) => {
+                let media_type = media_type_of(&bytes).ok_or_else(|| Error::Registry {
+                    registry: host.clone(),
+                    message: format!(
+                        "{reference}: the manifest names no media type wharf can copy"
+                    ),
+                })?;
+                Ok(Some(RawManifest {
+                    bytes,
+                    media_type,
+                    digest,
+                }))
+            }
+            Err(e) => classify(e, &host, reference).map(|_| None),
+        }
+    }
+
+    /// Stores `manifest` under `tag` of `repository` (`host/repo`): a new tag for an image
+    /// the registry already holds, with no layer moving. Returns the digest the tag names.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifest: &RawManifest,
+        login: Option<&Login>,
+    ) -> Result<String, Error> {
+        let reference = format!("{repository}:{tag}");
+        let parsed = parse_reference(&reference)?;
+        let host = parsed.resolve_registry().to_string();
+        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let client = self.client_for(&host);
+        client.store_auth_if_needed(&host, &auth).await;
+        let content_type = manifest.media_type.parse().map_err(|_| Error::Registry {
+            registry: host.clone(),
+            message: format!("invalid media type {}", manifest.media_type),
+        })?;
+        client
+            .push_manifest_raw(&parsed, manifest.bytes.clone(), content_type)
+            .await
+            .map_err(|e| match classify(e, &host, &reference) {
+                Err(e) => e,
+                Ok(_) => Error::Registry {
+                    registry: host.clone(),
+                    message: format!("{reference}: the repository does not exist"),
+                },
+            })?;
+        Ok(manifest.digest.clone())
+    }
+}
+
+/// The `mediaType` a manifest declares (every manifest Docker and ECR store declares one).
+fn media_type_of(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<Head>(bytes).ok()?.media_type
+}
+
 fn classify(e: OciDistributionError, host: &str, reference: &str) -> Result<Option<String>, Error> {
     use OciDistributionError as O;
     match e {

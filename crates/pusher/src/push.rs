@@ -16,14 +16,24 @@ pub struct Pushed {
     pub digest: Option<String>,
 }
 
+/// What the daemon says while it pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// A status line ("Pushed", "Layer already exists", the final digest line…).
+    Status(&'a str),
+    /// Bytes of one layer uploaded so far. bollard's push item carries no layer id, so a
+    /// layer is known by its size (two layers of the very same size share a line).
+    Layer { current: u64, total: u64 },
+}
+
 /// Pushes `repository:tag` (the repository including its registry host), calling `progress`
-/// with each status line of the daemon.
+/// with what the daemon reports.
 pub async fn push_tag(
     docker: &Docker,
     repository: &str,
     tag: &str,
     login: Option<&Login>,
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(Progress),
 ) -> Result<Pushed, Error> {
     let reference = format!("{repository}:{tag}");
     let options = PushImageOptions {
@@ -38,12 +48,23 @@ pub async fn push_tag(
     let mut digest = None;
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| push_error(&reference, repository, daemon_message(&e)))?;
+        if let Some(detail) = info.progress_detail.as_ref() {
+            if let (Some(current), Some(total)) = (detail.current, detail.total) {
+                if total > 0 {
+                    progress(Progress::Layer {
+                        current: current.max(0) as u64,
+                        total: total as u64,
+                    });
+                    continue;
+                }
+            }
+        }
         if let Some(status) = info.status.as_deref() {
             // The last status of a push is "<tag>: digest: sha256:… size: N".
             if let Some(rest) = status.split("digest: ").nth(1) {
                 digest = rest.split_whitespace().next().map(str::to_string);
             }
-            progress(status);
+            progress(Progress::Status(status));
         }
     }
     Ok(Pushed { digest })

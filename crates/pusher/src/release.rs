@@ -2,8 +2,9 @@
 //! across services); phase 2 moves the moving tags (`latest`) only when phase 1 landed for
 //! every service, so a failed release never leaves `latest` pointing at a mixed set.
 
+use crate::api::{RawManifest, RegistryApi};
 use crate::login::Login;
-use crate::push::push_tag;
+use crate::push::{push_tag, Progress};
 use crate::target::ImageTarget;
 use crate::Error;
 use backon::{ExponentialBuilder, Retryable};
@@ -26,10 +27,22 @@ pub enum PushEvent<'a> {
         service: &'a str,
         line: &'a str,
     },
+    /// Bytes of one layer uploaded so far, as the daemon reports them (a layer is known by
+    /// its size: see [`Progress::Layer`]).
+    Layer {
+        service: &'a str,
+        current: u64,
+        total: u64,
+    },
     Landed {
         service: &'a str,
         tag: &'a str,
         digest: &'a str,
+    },
+    /// Something the user should know that does not fail the release.
+    Warning {
+        service: &'a str,
+        message: &'a str,
     },
 }
 
@@ -46,6 +59,15 @@ pub enum Landing {
         digest: String,
     },
     Failed(Error),
+}
+
+/// Where a service's image comes from when its identity tags are pushed.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// The image the daemon just built: its layers are uploaded by the daemon.
+    Daemon,
+    /// An image the target repository already holds (same inputs): only tags are added.
+    Registry(RawManifest),
 }
 
 /// Whether a push error is worth another try: server errors, throttling, dropped connections.
@@ -83,115 +105,241 @@ fn is_immutable_refusal(e: &Error) -> bool {
     m.contains("immutable") || (m.contains("tag invalid") && m.contains("already exists"))
 }
 
-/// Tags the local image as `repository:tag` and pushes it, retrying transient failures.
-async fn push_one(
-    docker: &Docker,
-    target: &ImageTarget,
-    repository: &str,
-    tag: &str,
-    login: Option<&Login>,
-    events: &PushEvents,
-) -> Result<String, Error> {
-    let reference = format!("{repository}:{tag}");
-    let options = bollard::query_parameters::TagImageOptions {
-        repo: Some(repository.to_string()),
-        tag: Some(tag.to_string()),
-    };
-    docker
-        .tag_image(&target.local_image, Some(options))
-        .await
-        .map_err(|e| Error::Push {
-            reference: reference.clone(),
-            message: format!(
-                "the local image {} cannot be tagged ({e}); was it built? (wharf build)",
-                target.local_image
-            ),
-        })?;
-    events(PushEvent::Started {
-        service: &target.service,
-        tag,
-    });
-    let attempt = || async {
-        push_tag(docker, repository, tag, login, |line| {
-            events(PushEvent::Status {
-                service: &target.service,
-                line,
-            })
-        })
-        .await
-    };
-    let pushed = attempt
-        .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_times(3))
-        .when(is_transient)
-        .notify(|e, wait| tracing::warn!(service = %target.service, "retrying {reference} in {wait:?}: {e}"))
-        .await?;
-    pushed.digest.ok_or_else(|| Error::Push {
-        reference,
-        message: "the daemon reported no digest".into(),
-    })
+fn retry_policy() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_times(3)
 }
 
-/// Pushes `tags` of one service; all must land with the same digest.
-async fn push_tags(
-    docker: &Docker,
-    api: &crate::api::RegistryApi,
-    target: &ImageTarget,
-    tags: &[String],
-    logins: &Logins,
-    events: &PushEvents,
-) -> Result<String, Error> {
-    let host = target.host.as_deref().ok_or_else(|| Error::Registry {
-        registry: format!("{:?}", target.registry),
-        message: "the registry host is not resolved".into(),
-    })?;
-    let repository = format!("{host}/{}", target.repository);
-    let login = logins.get(host);
-    let mut digest: Option<String> = None;
-    for tag in tags {
-        let landed = match push_one(docker, target, &repository, tag, login, events).await {
-            Ok(d) => d,
+/// Pushes a service's images and tags: layers through the Docker daemon (which holds them
+/// after the build), every further tag through the registry's API as a manifest copy, so
+/// that all tags of a release name the very same manifest bytes.
+pub struct Pusher<'a> {
+    docker: &'a Docker,
+    api: RegistryApi,
+    logins: &'a Logins,
+    events: PushEvents,
+}
+
+impl<'a> Pusher<'a> {
+    pub fn new(docker: &'a Docker, logins: &'a Logins, events: PushEvents) -> Self {
+        Pusher {
+            docker,
+            api: RegistryApi::new(),
+            logins,
+            events,
+        }
+    }
+
+    fn repository(&self, target: &ImageTarget) -> Result<(String, Option<&'a Login>), Error> {
+        let host = target.host.as_deref().ok_or_else(|| Error::Registry {
+            registry: format!("{:?}", target.registry),
+            message: "the registry host is not resolved".into(),
+        })?;
+        Ok((
+            format!("{host}/{}", target.repository),
+            self.logins.get(host),
+        ))
+    }
+
+    /// The manifest `tag` names in the target's repository, if any.
+    pub async fn find(
+        &self,
+        target: &ImageTarget,
+        tag: &str,
+    ) -> Result<Option<RawManifest>, Error> {
+        let (repository, login) = self.repository(target)?;
+        let reference = format!("{repository}:{tag}");
+        (|| self.api.manifest(&reference, login))
+            .retry(retry_policy())
+            .when(is_transient)
+            .await
+    }
+
+    /// Phase 1 for one service: its identity tags, then `extra` tags that describe the image
+    /// (the inputs tag). Returns the manifest digest every identity tag names.
+    pub async fn identity(
+        &self,
+        target: &ImageTarget,
+        origin: &Origin,
+        extra: &[String],
+    ) -> Result<String, Error> {
+        let (repository, login) = self.repository(target)?;
+        let mut tags = target.identity_tags.iter();
+        let manifest = match origin {
+            Origin::Registry(m) => m.clone(),
+            Origin::Daemon => {
+                let first = tags.next().ok_or_else(|| Error::Push {
+                    reference: repository.clone(),
+                    message: "no identity tag to push".into(),
+                })?;
+                let digest = self
+                    .push_from_daemon(target, &repository, first, login)
+                    .await?;
+                self.landed(target, first, &digest);
+                let by_digest = format!("{repository}@{digest}");
+                (|| self.api.manifest(&by_digest, login))
+                    .retry(retry_policy())
+                    .when(is_transient)
+                    .await?
+                    .ok_or_else(|| Error::Push {
+                        reference: by_digest.clone(),
+                        message: "the registry does not serve the manifest it just accepted".into(),
+                    })?
+            }
+        };
+        for tag in tags {
+            self.copy(target, &repository, tag, &manifest, login)
+                .await?;
+        }
+        for tag in extra {
+            if let Err(e) = self.copy(target, &repository, tag, &manifest, login).await {
+                let message = format!("the tag {tag} was not stored ({e}); the next release of the same inputs will build again");
+                (self.events)(PushEvent::Warning {
+                    service: &target.service,
+                    message: &message,
+                });
+            }
+        }
+        Ok(manifest.digest)
+    }
+
+    /// Phase 2 for one service: its moving tags, on the manifest phase 1 landed.
+    pub async fn moving(&self, target: &ImageTarget, digest: &str) -> Result<String, Error> {
+        let (repository, login) = self.repository(target)?;
+        let by_digest = format!("{repository}@{digest}");
+        let manifest = (|| self.api.manifest(&by_digest, login))
+            .retry(retry_policy())
+            .when(is_transient)
+            .await?
+            .ok_or_else(|| Error::Push {
+                reference: by_digest.clone(),
+                message: "the image phase 1 pushed is gone from the registry".into(),
+            })?;
+        for tag in &target.moving_tags {
+            self.copy(target, &repository, tag, &manifest, login)
+                .await?;
+        }
+        Ok(manifest.digest)
+    }
+
+    fn landed(&self, target: &ImageTarget, tag: &str, digest: &str) {
+        (self.events)(PushEvent::Landed {
+            service: &target.service,
+            tag,
+            digest,
+        });
+    }
+
+    /// Points `tag` at `manifest` through the registry API (retrying transient failures).
+    /// An immutable repository refuses to re-point a tag; when the tag already names this
+    /// very manifest, it is where it should be.
+    async fn copy(
+        &self,
+        target: &ImageTarget,
+        repository: &str,
+        tag: &str,
+        manifest: &RawManifest,
+        login: Option<&Login>,
+    ) -> Result<(), Error> {
+        (self.events)(PushEvent::Started {
+            service: &target.service,
+            tag,
+        });
+        let put = || self.api.put_manifest(repository, tag, manifest, login);
+        match put.retry(retry_policy()).when(is_transient).await {
+            Ok(_) => {}
+            Err(e) if is_immutable_refusal(&e) => {
+                let served = self
+                    .api
+                    .manifest_digest(&format!("{repository}:{tag}"), login)
+                    .await?;
+                if served.as_deref() != Some(manifest.digest.as_str()) {
+                    return Err(immutable_clash(repository, tag));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.landed(target, tag, &manifest.digest);
+        Ok(())
+    }
+
+    /// Tags the local image as `repository:tag` and pushes it through the daemon, retrying
+    /// transient failures.
+    async fn push_from_daemon(
+        &self,
+        target: &ImageTarget,
+        repository: &str,
+        tag: &str,
+        login: Option<&Login>,
+    ) -> Result<String, Error> {
+        let reference = format!("{repository}:{tag}");
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repository.to_string()),
+            tag: Some(tag.to_string()),
+        };
+        self.docker
+            .tag_image(&target.local_image, Some(options))
+            .await
+            .map_err(|e| Error::Push {
+                reference: reference.clone(),
+                message: format!(
+                    "the local image {} cannot be tagged ({e}); was it built? (wharf build)",
+                    target.local_image
+                ),
+            })?;
+        (self.events)(PushEvent::Started {
+            service: &target.service,
+            tag,
+        });
+        let events = &self.events;
+        let attempt = || async {
+            push_tag(self.docker, repository, tag, login, |p| match p {
+                Progress::Status(line) => events(PushEvent::Status {
+                    service: &target.service,
+                    line,
+                }),
+                Progress::Layer { current, total } => events(PushEvent::Layer {
+                    service: &target.service,
+                    current,
+                    total,
+                }),
+            })
+            .await
+        };
+        let pushed = attempt
+            .retry(retry_policy())
+            .when(is_transient)
+            .notify(|e, wait| tracing::warn!(service = %target.service, "retrying {reference} in {wait:?}: {e}"))
+            .await;
+        let digest = match pushed {
+            Ok(p) => p.digest.ok_or_else(|| Error::Push {
+                reference: reference.clone(),
+                message: "the daemon reported no digest".into(),
+            })?,
             // An immutable repository refuses a tag that already exists. When the registry
             // already serves this very image under it, the tag is where it should be.
             Err(e) if is_immutable_refusal(&e) => {
-                let served = api
-                    .manifest_digest(&format!("{repository}:{tag}"), login)
-                    .await?;
-                let ours = local_digest(docker, &target.local_image, &repository).await;
+                let served = self.api.manifest_digest(&reference, login).await?;
+                let ours = local_digest(self.docker, &target.local_image, repository).await;
                 match (served, ours) {
                     (Some(s), Some(o)) if s == o => s,
-                    _ => {
-                        return Err(Error::Push {
-                            reference: format!("{repository}:{tag}"),
-                            message: format!(
-                                "the repository's tags are immutable and `{tag}` already names a different image; identity tags are never overwritten — build from a new commit, or delete the old tag on purpose"
-                            ),
-                        })
-                    }
+                    _ => return Err(immutable_clash(repository, tag)),
                 }
             }
             Err(e) => return Err(e),
         };
-        events(PushEvent::Landed {
-            service: &target.service,
-            tag,
-            digest: &landed,
-        });
-        match &digest {
-            Some(d) if d != &landed => {
-                return Err(Error::Push {
-                    reference: format!("{repository}:{tag}"),
-                    message: format!(
-                        "landed as {landed}, but the other tags of this release are {d}"
-                    ),
-                })
-            }
-            _ => digest = Some(landed),
-        }
+        Ok(digest)
     }
-    digest.ok_or_else(|| Error::Push {
-        reference: repository,
-        message: "no tag to push".into(),
-    })
+}
+
+fn immutable_clash(repository: &str, tag: &str) -> Error {
+    Error::Push {
+        reference: format!("{repository}:{tag}"),
+        message: format!(
+            "the repository's tags are immutable and `{tag}` already names a different image; identity tags are never overwritten — build from a new commit, or delete the old tag on purpose"
+        ),
+    }
 }
 
 /// The digest the daemon knows for `image` in `repository` (from an earlier push).
@@ -203,31 +351,24 @@ async fn local_digest(docker: &Docker, image: &str, repository: &str) -> Option<
     })
 }
 
-/// Runs one phase for every target: `tags_of` picks the phase's tags. Services run
-/// concurrently, at most `parallel` at a time.
-pub async fn phase(
-    docker: &Docker,
-    targets: &[ImageTarget],
-    tags_of: fn(&ImageTarget) -> &[String],
-    logins: &Logins,
+/// Runs `work` for every target concurrently, at most `parallel` at a time, each in a `push`
+/// span, and returns each service's landing in the targets' order.
+pub async fn for_each<'t, F, Fut>(
+    targets: &'t [ImageTarget],
     parallel: usize,
-    events: PushEvents,
-) -> IndexMap<String, Landing> {
-    let api = crate::api::RegistryApi::new();
-    let results = stream::iter(targets.iter().filter(|t| !tags_of(t).is_empty()))
-        .map(|t| {
-            let events = events.clone();
-            let api = &api;
-            let span = tracing::info_span!("push", service = %t.service);
-            async move {
-                let r = push_tags(docker, api, t, tags_of(t), logins, &events).await;
-                (t.service.clone(), r)
-            }
-            .instrument(span)
-        })
-        .buffer_unordered(parallel.max(1))
-        .collect::<Vec<_>>()
-        .await;
+    work: F,
+) -> IndexMap<String, Landing>
+where
+    F: Fn(&'t ImageTarget) -> Option<Fut>,
+    Fut: std::future::Future<Output = Result<String, Error>> + 't,
+{
+    let results = stream::iter(targets.iter().filter_map(|t| {
+        let span = tracing::info_span!("push", service = %t.service);
+        work(t).map(|f| async move { (t.service.clone(), f.await) }.instrument(span))
+    }))
+    .buffer_unordered(parallel.max(1))
+    .collect::<Vec<_>>()
+    .await;
     let mut by_service: HashMap<String, Result<String, Error>> = results.into_iter().collect();
     targets
         .iter()
@@ -242,16 +383,6 @@ pub async fn phase(
             ))
         })
         .collect()
-}
-
-/// The identity tags of a target (phase 1).
-pub fn identity_tags(t: &ImageTarget) -> &[String] {
-    &t.identity_tags
-}
-
-/// The moving tags of a target (phase 2).
-pub fn moving_tags(t: &ImageTarget) -> &[String] {
-    &t.moving_tags
 }
 
 #[cfg(test)]

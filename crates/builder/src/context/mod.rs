@@ -381,6 +381,14 @@ impl Context {
         &self.inner.matcher
     }
 
+    /// The Dockerfile's bytes, as the build reads them.
+    pub fn dockerfile_content(&self) -> Result<Vec<u8>, ContextError> {
+        match &self.inner.session_dockerfile.content {
+            DockerfileContent::Disk(path) => fs::read(path).map_err(|e| ContextError::io(path, e)),
+            DockerfileContent::Inline(bytes, _) => Ok(bytes.to_vec()),
+        }
+    }
+
     /// Calls `visit` with every entry of the archive, in archive order, without reading any
     /// file's content.
     pub fn for_each_entry<F>(&self, mut visit: F) -> Result<(), ContextError>

@@ -1,0 +1,442 @@
+//! Input digests: one BLAKE3 digest per service of everything that decides its image, so that
+//! a release can tell a service whose inputs did not change from one that must be built.
+//!
+//! The digest covers:
+//! - the build context exactly as wharf sends it (after `.dockerignore`): each entry's path,
+//!   type, permission bits, link target, size and content; the Dockerfile (or inline text)
+//!   and which builder reads it;
+//! - the build fields that change the image: args, target, labels, network, extra hosts,
+//!   shm size, platforms, secret and SSH ids (not their values), additional contexts;
+//! - the input digests of the project's services whose images this one builds `FROM`;
+//! - base images only as the Dockerfile names them: a `FROM image@sha256:…` pins its base,
+//!   a tag (`FROM debian:12`) is covered by its name alone.
+//!
+//! It does not cover modification times and owners (the daemon's own build cache ignores
+//! them too: a fresh checkout must not look changed), cache settings, the secrets' values, or
+//! the OCI labels wharf adds per build (commit, creation time).
+//!
+//! Services whose inputs cannot be known before the build are never matched: `no_cache` and
+//! `pull` ask for a fresh build, a remote context is fetched by the daemon (unless its URL
+//! pins a full commit id).
+
+use crate::build::BuilderKind;
+use crate::context::{ContextError, EntryKind};
+use crate::service::{ServiceBuild, Source};
+use std::collections::HashMap;
+use std::io::Read;
+use wharf_compose::{Build, Dockerfile, SecretSource};
+
+/// The tag that marks an image by its inputs in a registry: `wharf-inputs-<digest>`.
+pub const TAG_PREFIX: &str = "wharf-inputs-";
+
+/// The image label that carries the input digest.
+pub const LABEL: &str = "dev.wharf.inputs";
+
+/// Bumped whenever what the digest covers changes, so old tags are never matched wrongly.
+const FORMAT: &str = "wharf-inputs/1";
+
+/// What is known of a service's inputs before its build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    Known(Digest),
+    /// Why the inputs cannot be told before building.
+    Unknown {
+        reason: String,
+    },
+}
+
+impl Inputs {
+    pub fn digest(&self) -> Option<&Digest> {
+        match self {
+            Inputs::Known(d) => Some(d),
+            Inputs::Unknown { .. } => None,
+        }
+    }
+}
+
+/// A service's input digest, with what went into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    /// 64 lowercase hex digits.
+    pub hex: String,
+    /// Context entries hashed.
+    pub entries: u64,
+    /// Bytes of file content hashed.
+    pub bytes: u64,
+}
+
+impl Digest {
+    /// The registry tag naming an image built from these inputs.
+    pub fn tag(&self) -> String {
+        format!("{TAG_PREFIX}{}", self.hex)
+    }
+}
+
+/// Why hashing failed: the context could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("service `{service}`: cannot read its build inputs: {source}")]
+pub struct InputsError {
+    pub service: String,
+    #[source]
+    pub source: ContextError,
+}
+
+/// The input digests of `builds` (one thread per service, at most `parallel` at a time),
+/// keyed by service. `compose` gives each service's compose build section.
+pub fn digest_all(
+    builds: &[ServiceBuild],
+    compose: &HashMap<String, &Build>,
+    parallel: usize,
+) -> Result<HashMap<String, Inputs>, InputsError> {
+    // Each service's own part first (the expensive part: reading its context), concurrently.
+    let own: Vec<Result<Own, InputsError>> = {
+        let queue = std::sync::Mutex::new(builds.iter().enumerate());
+        let results = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..parallel.clamp(1, builds.len().max(1)) {
+                scope.spawn(|| loop {
+                    let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                    let Some((i, b)) = next else { break };
+                    let r = own_digest(b, compose.get(&b.service).copied());
+                    if let Ok(mut out) = results.lock() {
+                        out.push((i, r));
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_default();
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    };
+    let mut own_by_service = HashMap::new();
+    for (b, r) in builds.iter().zip(own) {
+        own_by_service.insert(b.service.as_str(), (b, r?));
+    }
+    let mut done: HashMap<String, Inputs> = HashMap::new();
+    for b in builds {
+        combine(&b.service, &own_by_service, &mut done, &mut Vec::new());
+    }
+    Ok(done)
+}
+
+/// A service's digest: its own part and the digests of the services it builds `FROM`.
+fn combine(
+    service: &str,
+    own: &HashMap<&str, (&ServiceBuild, Own)>,
+    done: &mut HashMap<String, Inputs>,
+    path: &mut Vec<String>,
+) -> Inputs {
+    if let Some(d) = done.get(service) {
+        return d.clone();
+    }
+    let Some((build, mine)) = own.get(service) else {
+        return Inputs::Unknown {
+            reason: format!("`{service}` is not built in this run"),
+        };
+    };
+    if path.iter().any(|p| p == service) {
+        return Inputs::Unknown {
+            reason: "its image depends on itself".into(),
+        };
+    }
+    path.push(service.to_string());
+    let result = match mine {
+        Own::Unknown(reason) => Inputs::Unknown {
+            reason: reason.clone(),
+        },
+        Own::Known {
+            hasher,
+            entries,
+            bytes,
+        } => {
+            let mut hasher = (**hasher).clone();
+            let mut after = build.after.clone();
+            after.sort();
+            let mut unknown = None;
+            for base in &after {
+                match combine(base, own, done, path) {
+                    Inputs::Known(d) => field(&mut hasher, "after", &format!("{base}={}", d.hex)),
+                    Inputs::Unknown { .. } => {
+                        unknown = Some(format!(
+                            "it builds FROM `{base}`, whose inputs are not known before its build"
+                        ));
+                        break;
+                    }
+                }
+            }
+            match unknown {
+                Some(reason) => Inputs::Unknown { reason },
+                None => Inputs::Known(Digest {
+                    hex: hasher.finalize().to_hex().to_string(),
+                    entries: *entries,
+                    bytes: *bytes,
+                }),
+            }
+        }
+    };
+    path.pop();
+    done.insert(service.to_string(), result.clone());
+    result
+}
+
+enum Own {
+    Known {
+        hasher: Box<blake3::Hasher>,
+        entries: u64,
+        bytes: u64,
+    },
+    Unknown(String),
+}
+
+/// Adds a named, length-prefixed field, so that no two different inputs hash alike by
+/// running into each other.
+fn field(h: &mut blake3::Hasher, name: &str, value: &str) {
+    h.update(name.as_bytes());
+    h.update(&[0]);
+    h.update(&(value.len() as u64).to_le_bytes());
+    h.update(value.as_bytes());
+}
+
+fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsError> {
+    let Some(compose) = compose else {
+        return Ok(Own::Unknown("it has no build section".into()));
+    };
+    if compose.no_cache {
+        return Ok(Own::Unknown(
+            "`no_cache: true` asks for a fresh build every time".into(),
+        ));
+    }
+    if compose.pull {
+        return Ok(Own::Unknown(
+            "`pull: true` asks for the newest base image on every build".into(),
+        ));
+    }
+    let mut h = blake3::Hasher::new();
+    field(&mut h, "format", FORMAT);
+    field(
+        &mut h,
+        "builder",
+        match b.request.builder {
+            BuilderKind::BuildKit => "buildkit",
+            BuilderKind::Classic => "classic",
+        },
+    );
+    settings(&mut h, compose);
+    let (mut entries, mut bytes) = (0, 0);
+    match &b.source {
+        Source::Remote(url) => match pinned_commit(url) {
+            Some(_) => {
+                field(&mut h, "remote", url);
+                field(&mut h, "dockerfile-path", &b.request.dockerfile);
+            }
+            None => {
+                return Ok(Own::Unknown(format!(
+                    "its context {url} is fetched by the daemon (pin a full commit id, `#<sha>`, to make it known)"
+                )))
+            }
+        },
+        Source::Local(ctx) => {
+            let err = |source| InputsError {
+                service: b.service.clone(),
+                source,
+            };
+            field(&mut h, "dockerfile-path", &b.request.dockerfile);
+            let text = ctx.dockerfile_content().map_err(err)?;
+            h.update(b"dockerfile\0");
+            h.update(&(text.len() as u64).to_le_bytes());
+            h.update(&text);
+            let mut buf = vec![0u8; 64 * 1024];
+            ctx.for_each_entry(|e| {
+                entries += 1;
+                h.update(b"entry\0");
+                h.update(&(e.path.len() as u64).to_le_bytes());
+                h.update(e.path.as_bytes());
+                h.update(&e.mode.to_le_bytes());
+                match &e.kind {
+                    EntryKind::File => {
+                        h.update(b"f");
+                        h.update(&e.size.to_le_bytes());
+                        let n = hash_content(&mut h, e, &mut buf)?;
+                        bytes += n;
+                    }
+                    EntryKind::Dir => {
+                        h.update(b"d");
+                    }
+                    EntryKind::Symlink { target } => {
+                        let t = target.as_os_str().as_encoded_bytes();
+                        h.update(b"l");
+                        h.update(&(t.len() as u64).to_le_bytes());
+                        h.update(t);
+                    }
+                    EntryKind::Hardlink { target } => {
+                        h.update(b"h");
+                        h.update(&(target.len() as u64).to_le_bytes());
+                        h.update(target.as_bytes());
+                    }
+                    EntryKind::Fifo => {
+                        h.update(b"p");
+                    }
+                    EntryKind::CharDevice { major, minor } => {
+                        h.update(b"c");
+                        h.update(&major.to_le_bytes());
+                        h.update(&minor.to_le_bytes());
+                    }
+                    EntryKind::BlockDevice { major, minor } => {
+                        h.update(b"b");
+                        h.update(&major.to_le_bytes());
+                        h.update(&minor.to_le_bytes());
+                    }
+                }
+                Ok(())
+            })
+            .map_err(err)?;
+        }
+    }
+    Ok(Own::Known {
+        hasher: Box::new(h),
+        entries,
+        bytes,
+    })
+}
+
+/// Streams one file's content into the digest; the length actually read is hashed too, so a
+/// file that changes while it is read still yields a digest of what was read.
+fn hash_content(
+    h: &mut blake3::Hasher,
+    e: &crate::context::Entry,
+    buf: &mut [u8],
+) -> Result<u64, ContextError> {
+    use crate::context::walk::Source as S;
+    let mut total = 0u64;
+    match &e.source {
+        S::Empty => {}
+        S::Memory(bytes) => {
+            h.update(bytes);
+            total = bytes.len() as u64;
+        }
+        S::Disk(path) => {
+            let mut file = std::fs::File::open(path).map_err(|e| ContextError::io(path, e))?;
+            loop {
+                let n = match file.read(buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(ContextError::io(path, e)),
+                };
+                h.update(&buf[..n]);
+                total += n as u64;
+            }
+        }
+    }
+    h.update(&total.to_le_bytes());
+    Ok(total)
+}
+
+/// The compose build fields that change the image, in a fixed order.
+fn settings(h: &mut blake3::Hasher, b: &Build) {
+    if let Some(Dockerfile::Inline(text)) = &b.dockerfile {
+        field(h, "inline", text);
+    }
+    let mut args: Vec<(&String, &String)> = b
+        .args
+        .iter()
+        .filter_map(|(k, v)| Some((k, v.as_ref()?)))
+        .collect();
+    args.sort();
+    for (k, v) in args {
+        field(h, "arg", &format!("{k}={v}"));
+    }
+    if let Some(t) = &b.target {
+        field(h, "target", t);
+    }
+    let mut labels: Vec<_> = b.labels.iter().collect();
+    labels.sort();
+    for (k, v) in labels {
+        field(h, "label", &format!("{k}={v}"));
+    }
+    if let Some(n) = &b.network {
+        field(h, "network", n);
+    }
+    let mut hosts: Vec<_> = b.extra_hosts.iter().collect();
+    hosts.sort();
+    for (host, ip) in hosts {
+        field(h, "extra_host", &format!("{host}={ip}"));
+    }
+    if let Some(n) = b.shm_size {
+        field(h, "shm_size", &n.to_string());
+    }
+    for p in &b.platforms {
+        field(h, "platform", p);
+    }
+    let mut secrets: Vec<String> = b
+        .secrets
+        .iter()
+        .map(|s| match &s.source {
+            SecretSource::File(_) => format!("{}:file", s.id),
+            SecretSource::Environment(_) => format!("{}:env", s.id),
+        })
+        .collect();
+    secrets.sort();
+    for s in secrets {
+        field(h, "secret", &s);
+    }
+    let mut ssh: Vec<&str> = b.ssh.iter().map(|k| k.id.as_str()).collect();
+    ssh.sort();
+    for s in ssh {
+        field(h, "ssh", s);
+    }
+    let mut contexts: Vec<_> = b.additional_contexts.iter().collect();
+    contexts.sort();
+    for (k, v) in contexts {
+        field(h, "additional_context", &format!("{k}={v}"));
+    }
+    for e in &b.entitlements {
+        field(h, "entitlement", e);
+    }
+    if b.privileged {
+        field(h, "privileged", "true");
+    }
+}
+
+/// The full commit id a git context URL pins (`…#<40 or 64 hex>[:subdir]`), if any.
+fn pinned_commit(url: &str) -> Option<&str> {
+    let fragment = url.split_once('#')?.1;
+    let reference = fragment.split(':').next()?;
+    let hex = reference.len() == 40 || reference.len() == 64;
+    (hex && reference.bytes().all(|c| c.is_ascii_hexdigit())).then_some(reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_full_commit_ids_pin_a_remote_context() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            pinned_commit(&format!("https://github.com/o/r.git#{sha}")),
+            Some(sha)
+        );
+        assert_eq!(
+            pinned_commit(&format!("https://github.com/o/r.git#{sha}:sub/dir")),
+            Some(sha)
+        );
+        assert_eq!(pinned_commit("https://github.com/o/r.git#main"), None);
+        assert_eq!(pinned_commit("https://github.com/o/r.git"), None);
+    }
+
+    #[test]
+    fn fields_do_not_run_into_each_other() {
+        let digest = |pairs: &[(&str, &str)]| {
+            let mut h = blake3::Hasher::new();
+            for (k, v) in pairs {
+                field(&mut h, k, v);
+            }
+            h.finalize()
+        };
+        assert_ne!(
+            digest(&[("arg", "A=1"), ("arg", "B=2")]),
+            digest(&[("arg", "A=1arg\0B=2")])
+        );
+    }
+}
