@@ -183,7 +183,7 @@ def wharf_events(stderr):
         kind = ev.get("event", "?")
         counts[kind] = counts.get(kind, 0) + 1
         msg = str(ev.get("message", ""))
-        if kind not in ("output", "log") and any(w in msg.lower() for w in ("skip", "unchanged", "reus", "cached", "already")):
+        if kind not in ("output", "log", "unchanged") and any(w in msg.lower() for w in ("skip", "unchanged", "reus", "cached", "already")):
             notes.append(f"{ev.get('service', '-')}: {msg}")
     return counts, notes
 
@@ -324,13 +324,15 @@ def sample(args, recipe, run_index, services, files, blob_mib, root, run_id):
                 entry["max_rss_kib"] = step.steps[0]["max_rss_kib"]
                 entry["events"] = counts
                 entry["built"] = counts.get("built", 0)
+                # Services whose inputs the registry already holds: tagged there, not rebuilt.
+                entry["unchanged"] = counts.get("unchanged", 0)
                 entry["skip_notes"] = notes
             else:
                 entry["max_rss_kib"] = max(s["max_rss_kib"] or 0 for s in step.steps)
             result[scenario] = entry
             extra = ""
             if recipe == "wharf":
-                extra = (f", built {entry['built']}/{services}, peak RSS {entry['max_rss_kib'] / 1024:.1f} MiB"
+                extra = (f", built {entry['built']}/{services}, unchanged {entry['unchanged']}, peak RSS {entry['max_rss_kib'] / 1024:.1f} MiB"
                          f", wharf-inputs tags {entry['wharf_inputs_tags']}")
             log(f"{LABELS[recipe]:<52} N={services:<3} run {run_index} {scenario:<5} {seconds:8.2f} s{extra}")
     finally:
@@ -376,15 +378,16 @@ def main_table(samples, recipes):
 
 
 def runs_table(samples, recipes):
-    lines = ["| recipe | run | cold s | no-op s | wharf built (cold / no-op) | wharf peak RSS MiB (cold / no-op) |",
-             "|---|---:|---:|---:|---|---|"]
+    lines = ["| recipe | run | cold s | no-op s | wharf built (cold / no-op) | wharf unchanged (cold / no-op) | wharf peak RSS MiB (cold / no-op) |",
+             "|---|---:|---:|---:|---|---|---|"]
     for r in recipes:
         for s in sorted((s for s in samples if s["recipe"] == r), key=lambda s: s["run"]):
-            built = rss = "—"
+            built = unchanged = rss = "—"
             if r == "wharf":
                 built = f"{s['cold']['built']} / {s['noop']['built']} of {s['services']}"
+                unchanged = f"{s['cold']['unchanged']} / {s['noop']['unchanged']}"
                 rss = f"{s['cold']['max_rss_kib'] / 1024:.1f} / {s['noop']['max_rss_kib'] / 1024:.1f}"
-            lines.append(f"| {LABELS[r]} | {s['run']} | {s['cold']['seconds']:.2f} | {s['noop']['seconds']:.2f} | {built} | {rss} |")
+            lines.append(f"| {LABELS[r]} | {s['run']} | {s['cold']['seconds']:.2f} | {s['noop']['seconds']:.2f} | {built} | {unchanged} | {rss} |")
     return "\n".join(lines)
 
 
@@ -518,10 +521,11 @@ def main():
         print(runs_table(samples, args.recipes))
     notes = [f"{s['namespace']} no-op: {n}" for s in samples if s["recipe"] == "wharf" for n in s["noop"].get("skip_notes", [])]
     if "wharf" in args.recipes:
-        built = [s["noop"]["built"] for s in samples if s["recipe"] == "wharf"]
-        total = [s["services"] for s in samples if s["recipe"] == "wharf"]
-        print(f"\nwharf no-op runs: built {sum(built)} of {sum(total)} services "
-              f"({'nothing skipped' if sum(built) == sum(total) else 'some skipped'})")
+        ws = [s for s in samples if s["recipe"] == "wharf"]
+        built, unchanged = sum(s["noop"]["built"] for s in ws), sum(s["noop"]["unchanged"] for s in ws)
+        inputs = sum(s["noop"]["wharf_inputs_tags"] for s in ws)
+        print(f"\nwharf no-op runs: built {built} and reported {unchanged} unchanged of "
+              f"{sum(s['services'] for s in ws)} services; {inputs} wharf-inputs-* tags in their namespaces")
         for n in notes[:20]:
             print(f"  {n}")
 
