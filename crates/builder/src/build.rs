@@ -9,7 +9,7 @@
 //! context is.
 
 use crate::context::{Context, TarStream};
-use crate::session::{Attachments, Session, SshAgent};
+use crate::session::{Attachments, RegistryCredentials, Session, SshAgent};
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion};
 use bollard::{body_full, body_try_stream, BollardRequest, Docker};
 use bytes::Bytes;
@@ -56,6 +56,9 @@ pub struct BuildRequest {
     pub secrets: Vec<BuildSecret>,
     /// SSH agents `RUN --mount=type=ssh` can use (BuildKit only; served by the session).
     pub ssh: Vec<SshAgent>,
+    /// Registry credentials for the build's pulls, used before the Docker config's (BuildKit
+    /// asks the session for them; the classic builder gets these in the request).
+    pub credentials: RegistryCredentials,
 }
 
 /// A failed build, with what the daemon said.
@@ -182,6 +185,7 @@ pub async fn build(
             context,
             secrets: request.secrets.clone(),
             ssh: request.ssh.clone(),
+            credentials: request.credentials.clone(),
         };
         let session = Session::open(
             &host,
@@ -212,7 +216,15 @@ pub async fn build(
         )
     };
 
-    let result = follow(client.build_image(options, None, body), &mut on_line).await;
+    // The classic builder reads pull credentials from the request (`X-Registry-Config`); a
+    // BuildKit build asks its session, so nothing is sent along.
+    let registry_config = (!buildkit && !request.credentials.is_empty())
+        .then(|| request.credentials.docker_credentials());
+    let result = follow(
+        client.build_image(options, registry_config, body),
+        &mut on_line,
+    )
+    .await;
     if let Some(session) = session {
         session.close().await;
     }

@@ -4,7 +4,7 @@
 
 use crate::build::{BuildRequest, BuilderKind};
 use crate::context::Context as LocalContext;
-use crate::session::SshAgent;
+use crate::session::{RegistryCredentials, SshAgent};
 use std::collections::HashMap;
 use wharf_compose::{Build, Context, Dockerfile, Project, Service};
 
@@ -57,6 +57,17 @@ pub struct Options {
 pub struct Prepared {
     pub builds: Vec<ServiceBuild>,
     pub warnings: Vec<Problem>,
+}
+
+impl Prepared {
+    /// Hands registry credentials to every build, for their pulls, before the Docker
+    /// config's. The handle is shared: entries inserted later (a login made after preparing)
+    /// still reach the builds.
+    pub fn use_credentials(&mut self, credentials: &RegistryCredentials) {
+        for b in &mut self.builds {
+            b.request.credentials = credentials.clone();
+        }
+    }
 }
 
 /// Prepares `selected` services of `project`, or reports every problem of every service.

@@ -1,9 +1,10 @@
-//! The Auth service: registry credentials for the daemon's pulls, from the Docker config.
+//! The Auth service: registry credentials for the daemon's pulls.
 //!
 //! The daemon asks for a registry host's credentials when a `FROM` image (or a cache source)
-//! needs them. The answer comes from where the docker CLI would take it: `auths`,
-//! `credsStore` and `credHelpers` of the Docker config, running helper binaries as docker
-//! does. Credentials only pass through memory; nothing is logged.
+//! needs them. The answer comes first from the credentials the caller handed in
+//! ([`RegistryCredentials`], e.g. an ECR login made in memory), else from where the docker CLI
+//! would take it: `auths`, `credsStore` and `credHelpers` of the Docker config, running helper
+//! binaries as docker does. Credentials only pass through memory; nothing is logged.
 //!
 //! The token methods stay unavailable: the daemon then fetches registry tokens itself with the
 //! credentials, as it does for the docker CLI unless a token authority is configured.
@@ -14,10 +15,124 @@ use bollard::moby::filesync::v1::{
     GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
     VerifyTokenAuthorityResponse,
 };
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use tonic::{Request, Response, Status};
 
+/// Registry credentials the caller hands in, per registry host (`HOST[:PORT]`, as images are
+/// named), used before the Docker config's. A cheap handle: clones share the same entries, so
+/// credentials inserted after a build was prepared (a login made later) still reach it.
+/// Passwords stay in memory, are never logged, and `Debug` shows only the hosts.
+#[derive(Clone, Default)]
+pub struct RegistryCredentials {
+    entries: Arc<RwLock<HashMap<String, Entry>>>,
+}
+
+struct Entry {
+    username: String,
+    password: SecretString,
+}
+
+impl RegistryCredentials {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets (or replaces) the credentials of `host`.
+    pub fn insert(&self, host: &str, username: &str, password: SecretString) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.insert(
+            host_key(host),
+            Entry {
+                username: username.to_string(),
+                password,
+            },
+        );
+    }
+
+    /// Forgets the credentials of `host`.
+    pub fn remove(&self, host: &str) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.remove(&host_key(host));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// The hosts that have credentials.
+    pub fn hosts(&self) -> Vec<String> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let mut hosts: Vec<String> = entries.keys().cloned().collect();
+        hosts.sort();
+        hosts
+    }
+
+    fn get(&self, host: &str) -> Option<CredentialsResponse> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(&host_key(host)).map(|e| CredentialsResponse {
+            username: e.username.clone(),
+            secret: e.password.expose_secret().to_string(),
+        })
+    }
+
+    /// The credentials in the form the classic builder takes them (`X-Registry-Config`).
+    pub(crate) fn docker_credentials(&self) -> HashMap<String, bollard::auth::DockerCredentials> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .map(|(host, e)| {
+                // The classic builder looks Docker Hub up under its index address.
+                let address = config_key(host).to_string();
+                (
+                    address.clone(),
+                    bollard::auth::DockerCredentials {
+                        username: Some(e.username.clone()),
+                        password: Some(e.password.expose_secret().to_string()),
+                        serveraddress: Some(address),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials")
+            .field("hosts", &self.hosts())
+            .finish()
+    }
+}
+
+/// One name per registry: Docker Hub's aliases are one host.
+fn host_key(host: &str) -> String {
+    let host = host
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let host = host.strip_suffix("/v1").unwrap_or(host);
+    match host {
+        "registry-1.docker.io" | "docker.io" | "index.docker.io" => "docker.io".to_string(),
+        h => h.to_ascii_lowercase(),
+    }
+}
+
 #[derive(Debug, Default)]
-pub(crate) struct AuthService;
+pub(crate) struct AuthService {
+    handed: RegistryCredentials,
+}
+
+impl AuthService {
+    pub(crate) fn new(handed: RegistryCredentials) -> Self {
+        AuthService { handed }
+    }
+}
 
 /// The Docker config's key for a registry host the daemon names.
 fn config_key(host: &str) -> &str {
@@ -65,6 +180,9 @@ impl Auth for AuthService {
     ) -> Result<Response<CredentialsResponse>, Status> {
         let host = request.into_inner().host;
         tracing::debug!(%host, "the daemon asks for registry credentials");
+        if let Some(answer) = self.handed.get(&host) {
+            return Ok(Response::new(answer));
+        }
         // Credential helpers are programs: run them off the async threads.
         let answer = tokio::task::spawn_blocking(move || credentials(&host))
             .await
@@ -107,5 +225,43 @@ mod tests {
             "https://index.docker.io/v1/"
         );
         assert_eq!(config_key("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn handed_in_credentials_are_found_by_host_and_never_shown() {
+        let c = RegistryCredentials::new();
+        assert!(c.is_empty());
+        c.insert(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            "AWS",
+            SecretString::from("token-value"),
+        );
+        c.insert(
+            "https://index.docker.io/v1/",
+            "me",
+            SecretString::from("hub"),
+        );
+        let shared = c.clone();
+        let got = shared
+            .get("123456789012.dkr.ecr.us-east-1.amazonaws.com")
+            .unwrap();
+        assert_eq!(
+            (got.username.as_str(), got.secret.as_str()),
+            ("AWS", "token-value")
+        );
+        assert_eq!(shared.get("registry-1.docker.io").unwrap().secret, "hub");
+        assert!(shared.get("127.0.0.1:5000").is_none());
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("token-value") && shown.contains("docker.io"),
+            "{shown}"
+        );
+        let classic = c.docker_credentials();
+        assert_eq!(
+            classic["https://index.docker.io/v1/"].password.as_deref(),
+            Some("hub")
+        );
+        c.remove("docker.io");
+        assert!(shared.get("registry-1.docker.io").is_none());
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! - `dial` opens `POST /session` on the daemon's endpoint and takes over the connection;
 //! - `filesync` serves the `context` and `dockerfile` folders (fsutil's packet protocol);
-//! - `auth` answers registry credentials from the Docker config;
+//! - `auth` answers registry credentials: those the caller handed in ([`RegistryCredentials`]),
+//!   else the Docker config's;
 //! - `secrets` serves build secrets from files and the environment;
 //! - `ssh` forwards SSH agents (or keys from files) to `RUN --mount=type=ssh`; it is only
 //!   offered when the build names SSH ids, so that, as with the docker clients, a mount of an
@@ -27,6 +28,7 @@ mod filesync;
 mod secrets;
 mod ssh;
 
+pub use auth::RegistryCredentials;
 pub use ssh::{SshAgent, SshError};
 
 use crate::context::Context;
@@ -66,6 +68,8 @@ pub(crate) struct Attachments {
     pub context: Option<Context>,
     pub secrets: Vec<BuildSecret>,
     pub ssh: Vec<SshAgent>,
+    /// Registry credentials answered before the Docker config's.
+    pub credentials: RegistryCredentials,
 }
 
 /// A session open on the daemon, served until [`Session::close`] (or until dropped).
@@ -116,7 +120,9 @@ impl Session {
         ] {
             methods.push(method::<AuthServer<auth::AuthService>>(m));
         }
-        routes = routes.add_service(AuthServer::new(auth::AuthService));
+        routes = routes.add_service(AuthServer::new(auth::AuthService::new(
+            attachments.credentials,
+        )));
         let secrets =
             secrets::SecretsService::new(&attachments.secrets).map_err(SessionError::Secret)?;
         methods.push(method::<SecretsServer<secrets::SecretsService>>(

@@ -1,0 +1,196 @@
+//! Registry credentials handed to the builder in memory (as wharf does with its ECR logins)
+//! reach the daemon's pulls, before the Docker config's: BuildKit through the session's Auth
+//! service, the classic builder through the request. Against the test bed's TLS registry,
+//! which wants a password.
+//!
+//! One test, as it points DOCKER_CONFIG (process-wide) at a config of its own.
+//! It needs the bed (`scripts/testbed up`, then `eval "$(scripts/testbed env)"`); it fails,
+//! never skips, without it.
+
+use futures_util::StreamExt;
+use secrecy::SecretString;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use wharf_builder::build::{build, BuildError, BuildRequest, BuilderKind};
+use wharf_builder::context::Context;
+use wharf_builder::session::RegistryCredentials;
+
+fn var(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: this test needs the test bed.\n\
+             Run `scripts/testbed up && eval \"$(scripts/testbed env)\"` first."
+        ),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn remove(image: &str) {
+    let _ = Command::new("docker").args(["rmi", "-f", image]).output();
+}
+
+fn cat(image: &str, path: &str) -> String {
+    let out = Command::new("docker")
+        .args(["run", "--rm", image, "cat", path])
+        .output()
+        .expect("docker runs");
+    assert!(out.status.success(), "docker run {image} cat {path}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn build_from(
+    docker: &bollard::Docker,
+    dir: &Path,
+    builder: BuilderKind,
+    credentials: &RegistryCredentials,
+    tag: &str,
+) -> Result<(), BuildError> {
+    let ctx = Context::prepare(dir, None, builder).expect("a context");
+    let request = BuildRequest {
+        tag: tag.to_string(),
+        builder,
+        // Resolve the base image in the registry, whatever the daemon has.
+        pull: true,
+        no_cache: true,
+        credentials: credentials.clone(),
+        ..Default::default()
+    };
+    build(docker, &request, &ctx, |_| {}).await
+}
+
+/// The build failed on the registry's refusal. (The classic builder, refused over HTTPS,
+/// retries the bed's loopback registry over plain HTTP, as it does for insecure registries,
+/// and reports that last attempt.)
+fn refused(result: Result<(), BuildError>, builder: BuilderKind, what: &str) {
+    let err = result.expect_err(what);
+    let text = err.to_string();
+    let auth = text.contains("401") || text.contains("authoriz") || text.contains("denied");
+    let classic_fallback = builder == BuilderKind::Classic && text.contains("http://");
+    assert!(auth || classic_fallback, "{what}: {text}");
+}
+
+#[tokio::test]
+async fn pulls_use_credentials_handed_in_before_the_docker_config() {
+    use base64::Engine as _;
+    let base = var("WHARF_TEST_BASE_IMAGE");
+    let registry = var("WHARF_TEST_ECR_REGISTRY");
+    let username = var("WHARF_TEST_ECR_USERNAME");
+    let password = var("WHARF_TEST_ECR_PASSWORD");
+    let (docker, _) = wharf_builder::daemon::connect()
+        .await
+        .expect("the daemon answers: run scripts/testbed up");
+
+    // A base image only the registry has, behind its password.
+    let repository = format!("{registry}/wharf-credentials/base");
+    let tag = unique("t");
+    let pushed = format!("{repository}:{tag}");
+    docker
+        .tag_image(
+            &base,
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some(repository.clone()),
+                tag: Some(tag.clone()),
+            }),
+        )
+        .await
+        .expect("tag");
+    let mut push = docker.push_image(
+        &repository,
+        Some(bollard::query_parameters::PushImageOptions {
+            tag: Some(tag.clone()),
+            ..Default::default()
+        }),
+        Some(bollard::auth::DockerCredentials {
+            username: Some(username.clone()),
+            password: Some(password.clone()),
+            ..Default::default()
+        }),
+    );
+    while let Some(item) = push.next().await {
+        item.expect("the push succeeds");
+    }
+    remove(&pushed);
+
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {pushed}\nRUN echo pulled > /pulled\n"),
+    )
+    .unwrap();
+    let config = tempfile::tempdir().unwrap();
+    fs::write(config.path().join("config.json"), "{}").unwrap();
+    std::env::set_var("DOCKER_CONFIG", config.path());
+
+    let none = RegistryCredentials::new();
+    let handed = RegistryCredentials::new();
+    handed.insert(&registry, &username, SecretString::from(password.clone()));
+    for builder in [BuilderKind::BuildKit, BuilderKind::Classic] {
+        // Nothing in the Docker config, nothing handed in: the registry refuses.
+        refused(
+            build_from(
+                &docker,
+                dir.path(),
+                builder,
+                &none,
+                &unique("wharf-test/anon"),
+            )
+            .await,
+            builder,
+            &format!("{builder:?}: the registry wants credentials"),
+        );
+        // Handed in, with an empty Docker config: the pull succeeds.
+        let image = format!("wharf-test/{}", unique("handed"));
+        build_from(&docker, dir.path(), builder, &handed, &image)
+            .await
+            .unwrap_or_else(|e| panic!("{builder:?}: the handed-in credentials work: {e}"));
+        assert_eq!(cat(&image, "/pulled"), "pulled\n");
+        remove(&image);
+        remove(&pushed);
+    }
+
+    // Handed-in credentials come before the Docker config's: a wrong password handed in is
+    // used even though the config has the right one.
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    fs::write(
+        config.path().join("config.json"),
+        format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{encoded}\"}}}}}}"),
+    )
+    .unwrap();
+    let wrong = RegistryCredentials::new();
+    wrong.insert(
+        &registry,
+        &username,
+        SecretString::from("not-the-token".to_string()),
+    );
+    refused(
+        build_from(
+            &docker,
+            dir.path(),
+            BuilderKind::BuildKit,
+            &wrong,
+            &unique("wharf-test/wrong"),
+        )
+        .await,
+        BuilderKind::BuildKit,
+        "the handed-in password is the one used",
+    );
+    // Replaced credentials take effect.
+    wrong.insert(&registry, &username, SecretString::from(password.clone()));
+    let image = format!("wharf-test/{}", unique("replaced"));
+    build_from(&docker, dir.path(), BuilderKind::BuildKit, &wrong, &image)
+        .await
+        .expect("the replaced credentials work");
+    std::env::remove_var("DOCKER_CONFIG");
+    remove(&image);
+    remove(&pushed);
+}
