@@ -351,3 +351,221 @@ fn several_extra_hosts_reach_both_builders_as_with_docker_compose() {
     assert_eq!(seen, [reference.clone(), reference]);
     let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
 }
+
+/// What the secret `tok` looks like inside builds of wharf and docker compose, run with
+/// `envs`: its content, or `absent`.
+fn secret_seen_by_both(dir: &Path, image: &str, envs: &[(&str, Option<&str>)]) -> [String; 2] {
+    let base = bed().base_image;
+    let mut seen = Vec::new();
+    for reference in [false, true] {
+        // A new step each time: secrets are not part of the build cache's keys.
+        write(
+            dir,
+            "Dockerfile",
+            &format!(
+                "FROM {base}\nRUN --mount=type=secret,id=tok echo {} && (cat /run/secrets/tok 2>/dev/null || echo absent) > /seen\n",
+                unique("run")
+            ),
+        );
+        let mut cmd = if reference {
+            let mut c = Command::new(bed().compose);
+            c.arg("build");
+            c
+        } else {
+            let mut c = Command::new(wharf_bin());
+            c.arg("build");
+            c
+        };
+        cmd.current_dir(dir);
+        for (k, v) in envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "reference={reference}: {}",
+            stderr(&out)
+        );
+        seen.push(run_in(image, "cat /seen"));
+    }
+    [seen[0].clone(), seen[1].clone()]
+}
+
+#[test]
+fn build_secrets_read_variables_where_docker_compose_reads_them() {
+    bed();
+    let dir = tempfile::tempdir().unwrap();
+    let image = unique("envsecret").replace('-', "");
+    let var = format!("WHARF_BUILD_SECRET_{}", std::process::id());
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: {image}\n    build:\n      context: .\n      secrets: [tok]\nsecrets:\n  tok:\n    environment: {var}\n"
+        ),
+    );
+    // Set only in the project's .env: docker compose hands build secrets the variables of its
+    // own process environment (BuildKit's secret provider reads them there), not .env's.
+    write(dir.path(), ".env", &format!("{var}=from-dotenv\n"));
+    let [wharf_seen, compose_seen] = secret_seen_by_both(dir.path(), &image, &[(&var, None)]);
+    assert_eq!(compose_seen, "absent");
+    assert_eq!(wharf_seen, compose_seen);
+    // Set in the process environment: both read it.
+    let [wharf_seen, compose_seen] =
+        secret_seen_by_both(dir.path(), &image, &[(&var, Some("from-process"))]);
+    assert_eq!(compose_seen, "from-process");
+    assert_eq!(wharf_seen, compose_seen);
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+}
+
+/// Copies OpenSSH's `ssh-add` with the libraries it loads into `dir/tools`; returns the shell
+/// words that run it from `/ctx/tools` in a build.
+fn copy_ssh_add(dir: &Path) -> &'static str {
+    let bin = Path::new("/usr/bin/ssh-add");
+    assert!(
+        bin.exists(),
+        "ssh-add is missing: install Debian's openssh-client (scripts/testbed up does)"
+    );
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::copy(bin, tools.join("ssh-add")).unwrap();
+    let out = Command::new("ldd").arg(bin).output().expect("ldd runs");
+    for lib in String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let lib = Path::new(lib);
+        std::fs::copy(lib, tools.join(lib.file_name().unwrap())).unwrap();
+    }
+    "/ctx/tools/ld-linux-x86-64.so.2 --library-path /ctx/tools /ctx/tools/ssh-add"
+}
+
+#[test]
+fn ssh_agents_are_forwarded_as_docker_compose_forwards_them() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let image = unique("sshfwd").replace('-', "");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: {image}\n    build:\n      context: .\n      ssh:\n        - default\n        - deploy=./agent.sock\n"
+        ),
+    );
+    let ssh_add = copy_ssh_add(dir.path());
+    // A real agent, holding one new key.
+    let socket = dir.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent starts (openssh-client)");
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let key = dir.path().join("id_test");
+    let made = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "compose-compared",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+
+    let mut listed = Vec::new();
+    for reference in [false, true] {
+        write(
+            dir.path(),
+            "Dockerfile",
+            &format!(
+                "FROM {}\nCOPY tools /ctx/tools\nRUN --mount=type=ssh,required echo {} && {ssh_add} -l > /default\nRUN --mount=type=ssh,id=deploy,required {ssh_add} -l > /deploy\n",
+                bed.base_image,
+                unique("run")
+            ),
+        );
+        let mut cmd = Command::new(if reference {
+            bed.compose.as_path()
+        } else {
+            wharf_bin()
+        });
+        let out = cmd
+            .arg("build")
+            .current_dir(dir.path())
+            .env("SSH_AUTH_SOCK", &socket)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reference={reference}: {}",
+            stderr(&out)
+        );
+        listed.push(run_in(&image, "cat /default /deploy"));
+    }
+    assert!(
+        listed[1].contains("compose-compared (ED25519)"),
+        "{}",
+        listed[1]
+    );
+    assert_eq!(listed[0], listed[1]);
+
+    // `default` without SSH_AUTH_SOCK: a configuration error before any build, naming the
+    // field; docker compose refuses too.
+    let out = Command::new(wharf_bin())
+        .arg("build")
+        .current_dir(dir.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("services.app.build.ssh") && err.contains("SSH_AUTH_SOCK is not set"),
+        "{err}"
+    );
+    assert!(!err.contains("building"), "nothing was built: {err}");
+    let reference = Command::new(&bed.compose)
+        .arg("build")
+        .current_dir(dir.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert!(
+        !reference.status.success() && stderr(&reference).contains("SSH_AUTH_SOCK"),
+        "docker compose refuses too: {}",
+        stderr(&reference)
+    );
+
+    // The classic builder cannot forward an agent: refused by name.
+    let out = wharf(dir.path(), &["build", "--builder", "classic"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("services.app.build.ssh") && err.contains("classic builder"),
+        "{err}"
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+}
