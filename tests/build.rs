@@ -231,7 +231,7 @@ fn fields_the_daemon_cannot_honour_are_refused_by_name() {
     write(
         dir.path(),
         "compose.yaml",
-        "services:\n  multi:\n    build:\n      context: .\n      platforms: [linux/amd64, linux/arm64]\n",
+        "services:\n  multi:\n    build:\n      context: .\n      platforms: [linux/amd64, linux/arm64]\n  named:\n    build:\n      context: .\n      additional_contexts:\n        extra: ./extra\n        base: service:multi\n",
     );
     write(dir.path(), "Dockerfile", "FROM scratch\n");
     let out = wharf(dir.path(), &["build"]);
@@ -239,6 +239,12 @@ fn fields_the_daemon_cannot_honour_are_refused_by_name() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("services.multi.build.platforms") && err.contains("buildx"),
+        "{err}"
+    );
+    assert!(
+        err.contains("services.named.build.additional_contexts")
+            && err.contains("moby.buildkit.frontend.contexts")
+            && err.contains("COPY --from="),
         "{err}"
     );
 }

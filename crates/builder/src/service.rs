@@ -249,7 +249,7 @@ fn prepare_one(
     }
     let unsupported: [(&str, bool, &str); 6] = [
         ("secrets", !build.secrets.is_empty() && options.builder == BuilderKind::Classic, "the classic builder cannot mount build secrets; build with BuildKit (the default)"),
-        ("additional_contexts", !build.additional_contexts.is_empty(), "named build contexts are not accepted by the daemon's build endpoint (they need buildx)"),
+        ("additional_contexts", !build.additional_contexts.is_empty(), "named build contexts cannot reach the build: the daemon's /build endpoint, which wharf drives, has no parameter for them (docker compose passes them through BuildKit's control API), and the Dockerfile frontend built into Docker 20.10 lacks them altogether (there docker compose build fails too: `unsupported frontend capability moby.buildkit.frontend.contexts`); put the files in the build context instead, or for `service:NAME` name that service's image in `FROM` / `COPY --from=` (wharf builds it first)"),
         ("entitlements", !build.entitlements.is_empty(), "entitlements are not accepted by the daemon's build endpoint"),
         ("privileged", build.privileged, "privileged builds are not accepted by the daemon's build endpoint"),
         ("ulimits", !build.ulimits.is_empty(), "ulimits are not passed by wharf's daemon client"),
