@@ -157,7 +157,7 @@ fn json_progress_is_one_event_per_line() {
         .collect();
     assert_eq!(
         notes,
-        ["summary", "phase", "phase", "summary"],
+        ["phase", "summary", "phase", "summary"],
         "{events:?}"
     );
 }

@@ -157,7 +157,10 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
         assert!(unchanged(&events, s), "{s} is unchanged: {events:?}");
         assert!(!built(&events, s), "{s} is not rebuilt: {events:?}");
     }
-    assert_eq!(first, second, "the new tags name the first release's images");
+    assert_eq!(
+        first, second,
+        "the new tags name the first release's images"
+    );
     for s in ["base", "api", "worker"] {
         let r = format!("{prefix}/{s}:{second_sha}");
         assert_eq!(served(&r).await.as_ref(), first.get(s), "{r}");
@@ -170,7 +173,10 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
     let (out, events) = release(dir.path(), &fake_sha(), &[]);
     let third = digests(&ok(&out));
     assert!(built(&events, "worker"), "{events:?}");
-    assert!(unchanged(&events, "base") && unchanged(&events, "api"), "{events:?}");
+    assert!(
+        unchanged(&events, "base") && unchanged(&events, "api"),
+        "{events:?}"
+    );
     assert_ne!(third["worker"], first["worker"]);
     assert_eq!(third["api"], first["api"]);
 
@@ -178,7 +184,10 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
     write(dir.path(), "base/lib", "base library v2\n");
     let (out, events) = release(dir.path(), &fake_sha(), &[]);
     let fourth = digests(&ok(&out));
-    assert!(built(&events, "base") && built(&events, "api"), "{events:?}");
+    assert!(
+        built(&events, "base") && built(&events, "api"),
+        "{events:?}"
+    );
     assert!(unchanged(&events, "worker"), "{events:?}");
     assert_ne!(fourth["api"], third["api"]);
 
@@ -188,7 +197,10 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
     write(dir.path(), "api/main", "api v2\n");
     let (out, events) = release(dir.path(), &fake_sha(), &[]);
     ok(&out);
-    assert!(built(&events, "api") && built(&events, "base"), "{events:?}");
+    assert!(
+        built(&events, "api") && built(&events, "base"),
+        "{events:?}"
+    );
     assert!(unchanged(&events, "worker"), "{events:?}");
 
     // --no-skip builds everything.
@@ -208,7 +220,11 @@ fn plan_says_which_services_would_be_skipped() {
     project(dir.path(), &prefix, &bed.base_image);
     let (out, _) = release(dir.path(), &fake_sha(), &["worker"]);
     ok(&out);
-    write(dir.path(), "worker/.dockerignore", "*.log\n# a comment changes nothing\n");
+    write(
+        dir.path(),
+        "worker/.dockerignore",
+        "*.log\n# a comment changes nothing\n",
+    );
     let plan = Command::new(wharf_bin())
         .args(["plan", "--check-registry", "--format", "json"])
         .current_dir(dir.path())
@@ -258,4 +274,59 @@ fn filetime_touch(path: &Path) {
         .status()
         .expect("touch runs");
     assert!(status.success());
+}
+
+#[test]
+fn a_service_is_pushed_while_others_still_build() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/{}", bed.plain_registry, unique("overlap"));
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "services:\n  quick:\n    image: {prefix}/quick\n    build: ./quick\n  slow:\n    image: {prefix}/slow\n    build: ./slow\n"
+        ),
+    );
+    let base = &bed.base_image;
+    write(
+        dir.path(),
+        "quick/Dockerfile",
+        &format!("FROM {base}\nCOPY . /q\n"),
+    );
+    write(dir.path(), "quick/stamp", &unique("quick"));
+    write(
+        dir.path(),
+        "slow/Dockerfile",
+        &format!("FROM {base}\nCOPY . /s\nRUN sleep 6\n"),
+    );
+    write(dir.path(), "slow/stamp", &unique("slow"));
+    let out = Command::new(wharf_bin())
+        .args(["build", "--push", "--progress", "json"])
+        .current_dir(dir.path())
+        .env("GITHUB_SHA", fake_sha())
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let events: Vec<(String, String)> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            Some((
+                v["service"].as_str()?.to_string(),
+                v["event"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let at = |service: &str, event: &str| {
+        events
+            .iter()
+            .position(|(s, e)| s == service && e == event)
+            .unwrap_or_else(|| panic!("no {event} of {service}: {events:?}"))
+    };
+    assert!(
+        at("quick", "pushed") < at("slow", "built"),
+        "quick's identity tag lands while slow still builds: {events:?}"
+    );
 }

@@ -179,12 +179,15 @@ pub(super) fn overall(inner: &Inner) {
     let total = inner.services.len();
     let count = |f: &dyn Fn(&Svc) -> bool| inner.services.values().filter(|s| f(s)).count();
     let failed = count(&|s| matches!(s.status, Status::Failed | Status::NotBuilt));
+    // Builds and pushes overlap: while anything still builds, the line counts builds (and
+    // the pushes already landed); the phase shows once only pushes remain.
+    let building = count(&|s| matches!(s.status, Status::Waiting | Status::Building)) > 0;
     let msg = match &inner.phase {
-        Some(phase) => {
+        Some(phase) if !building => {
             let landed = count(&|s| s.status == Status::Pushed);
             format!("{phase} · {landed}/{total} service(s)")
         }
-        None => {
+        _ => {
             let built = count(&|s| {
                 matches!(
                     s.status,
@@ -195,6 +198,10 @@ pub(super) fn overall(inner: &Inner) {
             let mut m = format!("{built}/{total} done");
             if waiting < total && failed == 0 && built < total {
                 m = format!("building · {m}");
+            }
+            let pushed = count(&|s| s.status == Status::Pushed);
+            if pushed > 0 {
+                m.push_str(&format!(", {pushed} pushed"));
             }
             if failed > 0 {
                 m.push_str(&format!(", {failed} failed"));

@@ -1,5 +1,6 @@
 //! The registry's HTTP API (OCI distribution), read through `oci-client`: manifest digests for
-//! checking what landed and for `verify`. Works with ECR, ECR Public and any registry; Basic
+//! checking what landed and for `verify`, and manifest copies that add tags without moving a
+//! layer. Works with ECR, ECR Public and any registry; Basic
 //! and Bearer-token challenges are handled by the client.
 
 use crate::login::Login;
@@ -8,10 +9,13 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use std::collections::HashMap;
 
 /// A client for one or more registries.
 pub struct RegistryApi {
     client: Client,
+    /// Clients of loopback registries, by host, once it is known how they speak.
+    loopback: tokio::sync::Mutex<HashMap<String, Client>>,
 }
 
 impl Default for RegistryApi {
@@ -20,16 +24,32 @@ impl Default for RegistryApi {
     }
 }
 
-/// Whether a registry host is spoken to over plain HTTP. Docker's daemon treats 127.0.0.0/8 as
-/// an insecure registry by default; wharf follows it, so that what the daemon pushed there can
-/// be read back.
-pub fn is_plain_http(host: &str) -> bool {
+/// Whether a registry host is on loopback. Docker's daemon treats 127.0.0.0/8 as an insecure
+/// registry by default — HTTPS without certificate checks, else plain HTTP — and wharf speaks
+/// to such hosts the same way, so that what the daemon pushed there can be read back.
+pub fn is_loopback(host: &str) -> bool {
     let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
     name == "localhost"
         || name
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| ip.is_loopback())
         || name == "[::1]"
+}
+
+/// Whether a loopback registry answers HTTPS (any HTTP answer, even 401, counts).
+async fn answers_https(host: &str) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    else {
+        return false;
+    };
+    client
+        .get(format!("https://{host}/v2/"))
+        .send()
+        .await
+        .is_ok()
 }
 
 impl RegistryApi {
@@ -40,18 +60,30 @@ impl RegistryApi {
         };
         RegistryApi {
             client: Client::new(config),
+            loopback: Default::default(),
         }
     }
 
-    fn client_for(&self, host: &str) -> Client {
-        if is_plain_http(host) {
-            Client::new(ClientConfig {
-                protocol: ClientProtocol::Http,
-                ..Default::default()
-            })
-        } else {
-            self.client.clone()
+    async fn client_for(&self, host: &str) -> Client {
+        if !is_loopback(host) {
+            return self.client.clone();
         }
+        let mut known = self.loopback.lock().await;
+        if let Some(c) = known.get(host) {
+            return c.clone();
+        }
+        let https = answers_https(host).await;
+        let client = Client::new(ClientConfig {
+            protocol: if https {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::Http
+            },
+            accept_invalid_certificates: https,
+            ..Default::default()
+        });
+        known.insert(host.to_string(), client.clone());
+        client
     }
 
     /// The digest the registry serves for `reference` (`host/repo:tag`), or `Ok(None)` when the
@@ -67,7 +99,7 @@ impl RegistryApi {
         })?;
         let host = parsed.resolve_registry().to_string();
         let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host);
+        let client = self.client_for(&host).await;
         match client.fetch_manifest_digest(&parsed, &auth).await {
             Ok(d) => Ok(Some(d)),
             Err(e) => classify(e, &host, reference),
@@ -110,7 +142,7 @@ impl RegistryApi {
         let parsed = parse_reference(reference)?;
         let host = parsed.resolve_registry().to_string();
         let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host);
+        let client = self.client_for(&host).await;
         match client
             .pull_manifest_raw(&parsed, &auth, MANIFEST_TYPES)
             .await
@@ -145,7 +177,7 @@ impl RegistryApi {
         let parsed = parse_reference(&reference)?;
         let host = parsed.resolve_registry().to_string();
         let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host);
+        let client = self.client_for(&host).await;
         client.store_auth_if_needed(&host, &auth).await;
         let content_type = manifest.media_type.parse().map_err(|_| Error::Registry {
             registry: host.clone(),
@@ -210,22 +242,36 @@ fn classify(e: OciDistributionError, host: &str, reference: &str) -> Result<Opti
         }),
         other => Err(Error::Registry {
             registry: host.to_string(),
-            message: other.to_string(),
+            message: with_causes(&other),
         }),
     }
 }
 
+/// An error with its causes ("error sending request …: connection refused"): the cause says
+/// whether another try may help.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_plain_http;
+    use super::is_loopback;
 
     #[test]
-    fn loopback_registries_are_plain_http() {
-        assert!(is_plain_http("127.0.0.1:5000"));
-        assert!(is_plain_http("localhost:5000"));
-        assert!(!is_plain_http(
-            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-        ));
-        assert!(!is_plain_http("public.ecr.aws"));
+    fn loopback_registries_are_insecure_registries() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(!is_loopback("123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+        assert!(!is_loopback("public.ecr.aws"));
     }
 }

@@ -94,6 +94,7 @@ fn is_transient(e: &Error) -> bool {
         "eof",
         "connection refused",
         "service unavailable",
+        "error sending request",
     ]
     .iter()
     .any(|s| message.contains(s))
@@ -189,11 +190,14 @@ impl<'a> Pusher<'a> {
             }
         };
         for tag in tags {
-            self.copy(target, &repository, tag, &manifest, login)
+            self.copy(target, &repository, tag, &manifest, login, true)
                 .await?;
         }
         for tag in extra {
-            if let Err(e) = self.copy(target, &repository, tag, &manifest, login).await {
+            if let Err(e) = self
+                .copy(target, &repository, tag, &manifest, login, false)
+                .await
+            {
                 let message = format!("the tag {tag} was not stored ({e}); the next release of the same inputs will build again");
                 (self.events)(PushEvent::Warning {
                     service: &target.service,
@@ -217,7 +221,7 @@ impl<'a> Pusher<'a> {
                 message: "the image phase 1 pushed is gone from the registry".into(),
             })?;
         for tag in &target.moving_tags {
-            self.copy(target, &repository, tag, &manifest, login)
+            self.copy(target, &repository, tag, &manifest, login, true)
                 .await?;
         }
         Ok(manifest.digest)
@@ -233,7 +237,8 @@ impl<'a> Pusher<'a> {
 
     /// Points `tag` at `manifest` through the registry API (retrying transient failures).
     /// An immutable repository refuses to re-point a tag; when the tag already names this
-    /// very manifest, it is where it should be.
+    /// very manifest, it is where it should be. `shown`: a release tag the user follows (the
+    /// inputs tag is bookkeeping, kept quiet).
     async fn copy(
         &self,
         target: &ImageTarget,
@@ -241,13 +246,20 @@ impl<'a> Pusher<'a> {
         tag: &str,
         manifest: &RawManifest,
         login: Option<&Login>,
+        shown: bool,
     ) -> Result<(), Error> {
-        (self.events)(PushEvent::Started {
-            service: &target.service,
-            tag,
-        });
+        if shown {
+            (self.events)(PushEvent::Started {
+                service: &target.service,
+                tag,
+            });
+        }
         let put = || self.api.put_manifest(repository, tag, manifest, login);
-        match put.retry(retry_policy()).when(is_transient).await {
+        let put = put
+            .retry(retry_policy())
+            .when(is_transient)
+            .notify(|e, wait| tracing::warn!(service = %target.service, "retrying {repository}:{tag} in {wait:?}: {e}"));
+        match put.await {
             Ok(_) => {}
             Err(e) if is_immutable_refusal(&e) => {
                 let served = self
@@ -260,7 +272,9 @@ impl<'a> Pusher<'a> {
             }
             Err(e) => return Err(e),
         }
-        self.landed(target, tag, &manifest.digest);
+        if shown {
+            self.landed(target, tag, &manifest.digest);
+        }
         Ok(())
     }
 
