@@ -426,3 +426,87 @@ async fn no_credential_in_output_or_files() {
         assert!(!found, "the ECR password was written to {}", f.display());
     }
 }
+
+/// A service built FROM an image in the private ECR it releases to: the daemon pulls it with
+/// wharf's in-memory ECR login (served through the build's session), with no `docker login`
+/// and an empty Docker config.
+#[tokio::test]
+async fn builds_pull_from_ecr_with_the_release_login() {
+    let bed = bed();
+    let prefix = unique("pull").replace('-', "");
+    let docker_config = tempfile::tempdir().unwrap();
+
+    // The base: released to ECR by wharf, then forgotten by the daemon.
+    let base_dir = tempfile::tempdir().unwrap();
+    write(
+        base_dir.path(),
+        "compose.yaml",
+        &format!("services:\n  base:\n    image: {prefix}/base\n    build: .\n"),
+    );
+    write(
+        base_dir.path(),
+        "Dockerfile",
+        &format!("FROM {}\nCOPY stamp /stamp\n", bed.base_image),
+    );
+    write(base_dir.path(), "stamp", &unique("base"));
+    let base_sha = fake_sha();
+    let release = |dir: &Path, sha: &str| {
+        Command::new(wharf_bin())
+            .args([
+                "build",
+                "--push",
+                "--registry",
+                "ecr",
+                "--create-repositories",
+            ])
+            .current_dir(dir)
+            .env("GITHUB_SHA", sha)
+            .env("DOCKER_CONFIG", docker_config.path())
+            .output()
+            .expect("wharf runs")
+    };
+    let out = release(base_dir.path(), &base_sha);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let base_ref = format!("{}/{prefix}/base:{base_sha}", bed.ecr_registry);
+    let images = Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .unwrap();
+    let ours: Vec<String> = String::from_utf8_lossy(&images.stdout)
+        .lines()
+        .filter(|l| l.contains(&prefix))
+        .map(str::to_string)
+        .collect();
+    let rmi = Command::new("docker")
+        .args(["rmi", "-f"])
+        .args(&ours)
+        .output()
+        .unwrap();
+    assert!(rmi.status.success(), "{rmi:?}");
+
+    // The app, FROM the base in ECR.
+    let app_dir = tempfile::tempdir().unwrap();
+    write(
+        app_dir.path(),
+        "compose.yaml",
+        &format!("services:\n  app:\n    image: {prefix}/app\n    build: .\n"),
+    );
+    write(
+        app_dir.path(),
+        "Dockerfile",
+        &format!("FROM {base_ref}\nRUN test -f /stamp\n"),
+    );
+    let out = release(app_dir.path(), &fake_sha());
+    let (_, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "the pull used wharf's login:\n{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(docker_config.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing was written to the Docker config"
+    );
+}

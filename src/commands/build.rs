@@ -17,6 +17,7 @@ use wharf_builder::build::BuilderKind;
 use wharf_builder::inputs::Inputs;
 use wharf_builder::schedule::{self, Event, Outcome};
 use wharf_builder::service::{self, Options};
+use wharf_builder::session::RegistryCredentials;
 use wharf_pusher::api::RawManifest;
 use wharf_pusher::release::{Landing, Origin, Pusher};
 use wharf_pusher::target::ImageTarget;
@@ -122,6 +123,10 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
             "--no-skip applies to --push (a build without --push never skips)"
         )));
     }
+    // The logins of the release (ECR tokens held in memory) also serve the builds' pulls, so
+    // a FROM image in the same registry needs no `docker login`.
+    let credentials = RegistryCredentials::new();
+    prepared.use_credentials(&credentials);
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
     let inputs = release::input_digests(&project, &prepared.builds, parallel)?;
     for b in &mut prepared.builds {
@@ -147,6 +152,9 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
         let pushing = match targets {
             Some(mut targets) => {
                 let logins = release::login_all(&mut targets, &mut sdk).await?;
+                for l in logins.values() {
+                    credentials.insert(&l.host, &l.username, l.password.clone());
+                }
                 release::check_repositories(
                     &project,
                     &targets,
