@@ -190,6 +190,19 @@ fn the_display_shows_each_service_then_a_summary() {
             "elapsed time on the right: {line}"
         );
     }
+    // BuildKit's steps, as the daemon names them: the RUN (step 2 of 3) takes seconds.
+    let stepping = tmux.wait_for("the api's build step", Duration::from_secs(60), |s| {
+        s.contains("wharf-exit=")
+            || lines_of(s, "api")
+                .iter()
+                .any(|l| l.contains("step 2/3 RUN echo api"))
+    });
+    assert!(
+        lines_of(&stepping, "api")
+            .iter()
+            .any(|l| l.contains("building · step 2/3 RUN echo api")),
+        "the step under way on the service's line:\n{stepping}"
+    );
 
     let done = tmux.wait_for("wharf to finish", Duration::from_secs(240), |s| {
         s.contains("wharf-exit=")
