@@ -330,3 +330,27 @@ fn a_service_is_pushed_while_others_still_build() {
         "quick's identity tag lands while slow still builds: {events:?}"
     );
 }
+
+#[test]
+fn build_then_push_records_the_inputs_too() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/{}", bed.plain_registry, unique("twostep"));
+    project(dir.path(), &prefix, &bed.base_image);
+    let sha = fake_sha();
+    for args in [&["build"][..], &["push"][..]] {
+        let out = Command::new(wharf_bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env("GITHUB_SHA", &sha)
+            .env_remove("GITHUB_ACTIONS")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    ok(&out);
+    for s in ["base", "api", "worker"] {
+        assert!(unchanged(&events, s), "{s}: {events:?}");
+    }
+}
