@@ -192,6 +192,9 @@ pub struct PlanArgs {
     /// registry.
     #[arg(long)]
     pub check_registry: bool,
+    /// The builder `build` would use (the input digests name it).
+    #[arg(long, value_enum, default_value_t)]
+    pub builder: BuilderChoice,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,

@@ -1,7 +1,7 @@
 //! `wharf plan`: what build and push would do, computed from the compose file, the settings and
 //! git alone — no daemon, no AWS call — so it runs anywhere and can be pasted into a review.
 
-use crate::cli::{PlanArgs, PlanFormat, ProjectArgs};
+use crate::cli::{BuilderChoice, PlanArgs, PlanFormat, ProjectArgs};
 use crate::error::{Failure, Result};
 use crate::release;
 use anyhow::anyhow;
@@ -166,7 +166,10 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
         &project,
         &services,
         &Options {
-            builder: BuilderKind::BuildKit,
+            builder: match args.builder {
+                BuilderChoice::Buildkit => BuilderKind::BuildKit,
+                BuilderChoice::Classic => BuilderKind::Classic,
+            },
             labels: Default::default(),
         },
     );
