@@ -225,44 +225,37 @@ fn plan_says_which_services_would_be_skipped() {
         "worker/.dockerignore",
         "*.log\n# a comment changes nothing\n",
     );
+    // The .dockerignore is part of the context, so editing it is a change of inputs.
+    let plan = checked_plan(dir.path());
+    assert_eq!(action(&plan, "worker"), "build", "{plan}");
+    assert_eq!(action(&plan, "api"), "build", "{plan}");
+    write(dir.path(), "worker/.dockerignore", "*.log\n");
+    let plan = checked_plan(dir.path());
+    assert_eq!(action(&plan, "worker"), "skip", "{plan}");
+}
+
+/// `wharf plan --check-registry --format json` for a new commit.
+fn checked_plan(dir: &Path) -> serde_json::Value {
     let plan = Command::new(wharf_bin())
         .args(["plan", "--check-registry", "--format", "json"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("GITHUB_SHA", fake_sha())
         .output()
         .unwrap();
     assert!(plan.status.success(), "{plan:?}");
-    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let action = |s: &str| {
-        plan["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["service"] == s)
-            .unwrap()["inputs"]["action"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    // The .dockerignore is part of the context, so editing it is a change of inputs.
-    assert_eq!(action("worker"), "build");
-    assert_eq!(action("api"), "build");
-    write(dir.path(), "worker/.dockerignore", "*.log\n");
-    let plan = Command::new(wharf_bin())
-        .args(["plan", "--check-registry", "--format", "json"])
-        .current_dir(dir.path())
-        .env("GITHUB_SHA", fake_sha())
-        .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let worker = plan["services"]
+    serde_json::from_slice(&plan.stdout).unwrap()
+}
+
+fn action(plan: &serde_json::Value, service: &str) -> String {
+    plan["services"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["service"] == "worker")
+        .find(|x| x["service"] == service)
+        .unwrap()["inputs"]["action"]
+        .as_str()
         .unwrap()
-        .clone();
-    assert_eq!(worker["inputs"]["action"], "skip", "{worker}");
+        .to_string()
 }
 
 /// Sets a file's modification time to an hour ago: a fresh checkout has new times, which

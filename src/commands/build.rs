@@ -359,18 +359,6 @@ async fn build_and_push(
         }
     };
     let (outcomes, ()) = tokio::join!(building, pushing);
-    let first = targets
-        .iter()
-        .filter_map(|t| {
-            let r = results.remove(&t.service)?;
-            Some((
-                t.service.clone(),
-                match r {
-                    Ok(digest) => Landing::Landed { digest },
-                    Err(e) => Landing::Failed(e),
-                },
-            ))
-        })
-        .collect();
+    let first = wharf_pusher::release::landings(targets, results);
     (outcomes, first)
 }

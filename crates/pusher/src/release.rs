@@ -178,15 +178,7 @@ impl<'a> Pusher<'a> {
                     .push_from_daemon(target, &repository, first, login)
                     .await?;
                 self.landed(target, first, &digest);
-                let by_digest = format!("{repository}@{digest}");
-                (|| self.api.manifest(&by_digest, login))
-                    .retry(retry_policy())
-                    .when(is_transient)
-                    .await?
-                    .ok_or_else(|| Error::Push {
-                        reference: by_digest.clone(),
-                        message: "the registry does not serve the manifest it just accepted".into(),
-                    })?
+                self.manifest_at(&repository, &digest, login).await?
             }
         };
         for tag in tags {
@@ -211,20 +203,30 @@ impl<'a> Pusher<'a> {
     /// Phase 2 for one service: its moving tags, on the manifest phase 1 landed.
     pub async fn moving(&self, target: &ImageTarget, digest: &str) -> Result<String, Error> {
         let (repository, login) = self.repository(target)?;
-        let by_digest = format!("{repository}@{digest}");
-        let manifest = (|| self.api.manifest(&by_digest, login))
-            .retry(retry_policy())
-            .when(is_transient)
-            .await?
-            .ok_or_else(|| Error::Push {
-                reference: by_digest.clone(),
-                message: "the image phase 1 pushed is gone from the registry".into(),
-            })?;
+        let manifest = self.manifest_at(&repository, digest, login).await?;
         for tag in &target.moving_tags {
             self.copy(target, &repository, tag, &manifest, login, true)
                 .await?;
         }
         Ok(manifest.digest)
+    }
+
+    /// The manifest `digest` names in `repository`, which the release pushed: it must be there.
+    async fn manifest_at(
+        &self,
+        repository: &str,
+        digest: &str,
+        login: Option<&Login>,
+    ) -> Result<RawManifest, Error> {
+        let by_digest = format!("{repository}@{digest}");
+        (|| self.api.manifest(&by_digest, login))
+            .retry(retry_policy())
+            .when(is_transient)
+            .await?
+            .ok_or_else(|| Error::Push {
+                reference: by_digest.clone(),
+                message: "the registry does not serve the manifest this release pushed".into(),
+            })
     }
 
     fn landed(&self, target: &ImageTarget, tag: &str, digest: &str) {
@@ -383,11 +385,18 @@ where
     .buffer_unordered(parallel.max(1))
     .collect::<Vec<_>>()
     .await;
-    let mut by_service: HashMap<String, Result<String, Error>> = results.into_iter().collect();
+    landings(targets, results.into_iter().collect())
+}
+
+/// Each service's landing, in the targets' order, from the results of its pushes.
+pub fn landings(
+    targets: &[ImageTarget],
+    mut results: HashMap<String, Result<String, Error>>,
+) -> IndexMap<String, Landing> {
     targets
         .iter()
         .filter_map(|t| {
-            let r = by_service.remove(&t.service)?;
+            let r = results.remove(&t.service)?;
             Some((
                 t.service.clone(),
                 match r {
