@@ -10,6 +10,8 @@
 //!   others build `FROM`.
 //! - [`session`] serves a BuildKit build's context, Dockerfile, registry credentials and
 //!   secrets to the daemon over a session, as the docker clients do.
+//! - [`named_contexts`] resolves `additional_contexts` for the daemon's build endpoint: each
+//!   name to an image (folders built into helper images), the Dockerfile rewritten to use them.
 //! - [`build`] sends one build request (BuildKit through a session, or classic with the
 //!   context streamed as its body) and reports the daemon's output.
 //! - [`inputs`] digests everything that decides a service's image, so that a release can
@@ -20,6 +22,7 @@ pub mod build;
 pub mod context;
 pub mod daemon;
 pub mod inputs;
+pub mod named_contexts;
 pub mod schedule;
 pub mod service;
 pub mod session;

@@ -1,6 +1,7 @@
 //! Building many services: independent ones concurrently (at most `parallel` at a time), a
-//! service whose `FROM` names another service's image after that one. A failure stops new
-//! builds unless `keep_going`; every service ends with an [`Outcome`].
+//! service whose `FROM` names another service's image (or that has it as a named context)
+//! after that one. A failure stops new builds unless `keep_going`; every service ends with an
+//! [`Outcome`].
 
 use crate::build::{build, BuildError, Input};
 use crate::service::{ServiceBuild, Source};
@@ -173,12 +174,30 @@ async fn build_one(
     b: &ServiceBuild,
     events: &EventSink,
 ) -> Result<(), BuildError> {
+    let result = build_and_tag(docker, b, events).await;
+    // The images made from folder contexts are removed whatever the outcome (see
+    // `crate::named_contexts`).
+    for helper in &b.context_images {
+        helper.remove(docker).await;
+    }
+    result
+}
+
+async fn build_and_tag(
+    docker: &Docker,
+    b: &ServiceBuild,
+    events: &EventSink,
+) -> Result<(), BuildError> {
     let on_line = |line: &str| {
         events(Event::Line {
             service: &b.service,
             line,
         })
     };
+    // Named contexts from folders: their images first.
+    for helper in &b.context_images {
+        helper.ensure(docker, on_line).await?;
+    }
     match &b.source {
         Source::Local(ctx) => build(docker, &b.request, ctx, on_line).await?,
         Source::Remote(_) => build(docker, &b.request, Input::Remote, on_line).await?,

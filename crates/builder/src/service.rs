@@ -4,6 +4,7 @@
 
 use crate::build::{BuildRequest, BuilderKind};
 use crate::context::Context as LocalContext;
+use crate::named_contexts::{self, rewrite::RewriteError, words::Vars, Helper, NamedSource};
 use crate::session::{RegistryCredentials, SshAgent};
 use std::collections::HashMap;
 use wharf_compose::{Build, Context, Dockerfile, Project, Service};
@@ -25,8 +26,12 @@ pub struct ServiceBuild {
     pub extra_tags: Vec<String>,
     pub source: Source,
     pub request: BuildRequest,
-    /// Services whose images this build uses (`FROM` a service image): built first.
+    /// Services whose images this build uses (`FROM` a service image, `service:` named
+    /// contexts): built first.
     pub after: Vec<String>,
+    /// Images made from folder named contexts before this build
+    /// ([`crate::named_contexts`]).
+    pub context_images: Vec<Helper>,
 }
 
 /// A problem with one service's build settings, named by its key path.
@@ -94,7 +99,7 @@ pub fn prepare(
         }
     }
     if problems.is_empty() {
-        link_dependencies(project, &mut builds);
+        link_dependencies(&mut builds);
         if let Some(cycle) = find_cycle(&builds) {
             problems.push(Problem {
                 service: cycle[0].clone(),
@@ -199,6 +204,26 @@ fn prepare_one(
         }
     };
 
+    let mut source = source;
+    let mut after = Vec::new();
+    let mut context_images = Vec::new();
+    if !build.additional_contexts.is_empty() {
+        match named(project, service, build, &request, source.as_ref(), warnings) {
+            Ok(None) => {}
+            Ok(Some(n)) => {
+                request.dockerfile = match options.builder {
+                    BuilderKind::BuildKit => n.context.session_dockerfile(),
+                    BuilderKind::Classic => n.context.dockerfile(),
+                }
+                .to_string();
+                source = Some(Source::Local(n.context));
+                after = n.after;
+                context_images = n.helpers;
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+
     request.extra_hosts = build
         .extra_hosts
         .iter()
@@ -247,13 +272,32 @@ fn prepare_one(
             }
         }
     }
-    let unsupported: [(&str, bool, &str); 6] = [
-        ("secrets", !build.secrets.is_empty() && options.builder == BuilderKind::Classic, "the classic builder cannot mount build secrets; build with BuildKit (the default)"),
-        ("additional_contexts", !build.additional_contexts.is_empty(), "named build contexts cannot reach the build: the daemon's /build endpoint, which wharf drives, has no parameter for them (docker compose passes them through BuildKit's control API), and the Dockerfile frontend built into Docker 20.10 lacks them altogether (there docker compose build fails too: `unsupported frontend capability moby.buildkit.frontend.contexts`); put the files in the build context instead, or for `service:NAME` name that service's image in `FROM` / `COPY --from=` (wharf builds it first)"),
-        ("entitlements", !build.entitlements.is_empty(), "entitlements are not accepted by the daemon's build endpoint"),
-        ("privileged", build.privileged, "privileged builds are not accepted by the daemon's build endpoint"),
-        ("ulimits", !build.ulimits.is_empty(), "ulimits are not passed by wharf's daemon client"),
-        ("isolation", build.isolation.is_some(), "isolation applies to Windows daemons, which wharf does not drive"),
+    let unsupported: [(&str, bool, &str); 5] = [
+        (
+            "secrets",
+            !build.secrets.is_empty() && options.builder == BuilderKind::Classic,
+            "the classic builder cannot mount build secrets; build with BuildKit (the default)",
+        ),
+        (
+            "entitlements",
+            !build.entitlements.is_empty(),
+            "entitlements are not accepted by the daemon's build endpoint",
+        ),
+        (
+            "privileged",
+            build.privileged,
+            "privileged builds are not accepted by the daemon's build endpoint",
+        ),
+        (
+            "ulimits",
+            !build.ulimits.is_empty(),
+            "ulimits are not passed by wharf's daemon client",
+        ),
+        (
+            "isolation",
+            build.isolation.is_some(),
+            "isolation applies to Windows daemons, which wharf does not drive",
+        ),
     ];
     for (field, set, why) in unsupported {
         if set {
@@ -290,10 +334,196 @@ fn prepare_one(
             extra_tags: build.tags.clone(),
             source,
             request,
-            after: Vec::new(),
+            after,
+            context_images,
         }),
         _ => Err(problems),
     }
+}
+
+/// A service's build with its named contexts resolved.
+struct Named {
+    /// The context, serving the rewritten Dockerfile.
+    context: LocalContext,
+    helpers: Vec<Helper>,
+    after: Vec<String>,
+}
+
+/// Resolves `build.additional_contexts` (see [`crate::named_contexts`]): every name to an
+/// image reference, the Dockerfile rewritten to use them. `None` when the source is not a
+/// prepared local context (its own problem is reported already).
+fn named(
+    project: &Project,
+    service: &Service,
+    build: &Build,
+    request: &BuildRequest,
+    source: Option<&Source>,
+    warnings: &mut Vec<Problem>,
+) -> Result<Option<Named>, Vec<Problem>> {
+    let problem = |key: &str, message: String| Problem {
+        service: service.name.clone(),
+        key: format!("services.{}.build.additional_contexts{key}", service.name),
+        message,
+    };
+    let mut problems = Vec::new();
+    let mut references = indexmap::IndexMap::new();
+    let mut helpers = Vec::new();
+    let mut after = Vec::new();
+    for (name, value) in &build.additional_contexts {
+        let key = format!(".{name}");
+        if name.contains("::") {
+            problems.push(problem(&key, "platform-specific names (`NAME::PLATFORM`) are not supported by wharf; name the context without a platform".into()));
+            continue;
+        }
+        match named_contexts::classify(value) {
+            Err(message) => problems.push(problem(&key, message)),
+            Ok(NamedSource::Image(reference)) => {
+                references.insert(name.clone(), reference);
+            }
+            Ok(NamedSource::Service(other)) => match project.services.get(&other) {
+                _ if other == service.name => problems.push(problem(
+                    &key,
+                    format!("`service:{other}` names this service itself"),
+                )),
+                None => problems.push(problem(
+                    &key,
+                    format!("there is no service `{other}` in this project"),
+                )),
+                Some(s) if s.build.is_none() => problems.push(problem(
+                    &key,
+                    format!("service `{other}` has no build section: only a service wharf builds can be a context (for an image, use `docker-image://IMAGE`)"),
+                )),
+                Some(s) => {
+                    references.insert(name.clone(), s.image_name(&project.name));
+                    if !after.contains(&other) {
+                        after.push(other);
+                    }
+                }
+            },
+            Ok(NamedSource::Folder(dir)) => {
+                if !dir.is_dir() {
+                    problems.push(problem(
+                        &key,
+                        format!(
+                            "the folder {} does not exist (paths are relative to the compose file's folder)",
+                            dir.display()
+                        ),
+                    ));
+                    continue;
+                }
+                match Helper::prepare(
+                    &project.name,
+                    &service.name,
+                    name,
+                    &dir,
+                    request.platform.as_deref(),
+                ) {
+                    Ok(h) => {
+                        references.insert(name.clone(), h.reference.clone());
+                        helpers.push(h);
+                    }
+                    Err(e) => problems.push(problem(&key, e.to_string())),
+                }
+            }
+        }
+    }
+    let ctx = match source {
+        Some(Source::Local(ctx)) => ctx,
+        Some(Source::Remote(url)) => {
+            problems.push(problem(
+                "",
+                format!("cannot be combined with the remote context {url}: the daemon reads that Dockerfile itself, so wharf cannot point its uses of the names at the contexts"),
+            ));
+            return Err(problems);
+        }
+        None => {
+            return if problems.is_empty() {
+                Ok(None)
+            } else {
+                Err(problems)
+            }
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let text = match ctx.dockerfile_content().map(String::from_utf8) {
+        Ok(Ok(text)) => text,
+        Ok(Err(_)) => {
+            return Err(vec![problem(
+                "",
+                "the Dockerfile is not UTF-8 text, so wharf cannot rewrite it".into(),
+            )])
+        }
+        Err(e) => return Err(vec![problem("", e.to_string())]),
+    };
+    let rewritten = named_contexts::rewrite::rewrite(
+        &text,
+        &references,
+        &request.args,
+        &platform_args(request.platform.as_deref()),
+    )
+    .map_err(|e| {
+        let message = match e {
+            RewriteError::Parse(m) => format!("the Dockerfile cannot be parsed: {m}"),
+            RewriteError::At { .. } => e.to_string(),
+        };
+        vec![problem("", message)]
+    })?;
+    for name in build.additional_contexts.keys() {
+        if !rewritten.used.contains(name) {
+            warnings.push(problem(
+                &format!(".{name}"),
+                "is not used by the Dockerfile (no `FROM`, `COPY --from=` or `RUN --mount=from=` names it, nor a stage of that name): it changes nothing".into(),
+            ));
+        }
+    }
+    helpers.retain(|h| rewritten.used.contains(&h.name));
+    let context = LocalContext::prepare_rewritten(
+        ctx.root(),
+        build.dockerfile.as_ref(),
+        ctx.builder(),
+        &rewritten.text,
+    )
+    .map_err(|e| vec![problem("", e.to_string())])?;
+    Ok(Some(Named {
+        context,
+        helpers,
+        after,
+    }))
+}
+
+/// The platform arguments BuildKit gives `FROM` lines: the target's when the build names a
+/// platform; the rest only the daemon knows.
+fn platform_args(platform: Option<&str>) -> Vars {
+    let mut vars = Vars::default();
+    for v in [
+        "BUILDPLATFORM",
+        "BUILDOS",
+        "BUILDARCH",
+        "BUILDVARIANT",
+        "TARGETPLATFORM",
+        "TARGETOS",
+        "TARGETARCH",
+        "TARGETVARIANT",
+    ] {
+        vars.values.insert(v.to_string(), None);
+    }
+    if let Some(p) = platform {
+        let mut parts = p.split('/');
+        let os = parts.next().unwrap_or("").to_string();
+        let arch = parts.next().unwrap_or("").to_string();
+        let variant = parts.next().unwrap_or("").to_string();
+        for (k, v) in [
+            ("TARGETPLATFORM", p.to_string()),
+            ("TARGETOS", os),
+            ("TARGETARCH", arch),
+            ("TARGETVARIANT", variant),
+        ] {
+            vars.values.insert(k.to_string(), Some(v));
+        }
+    }
+    vars
 }
 
 /// The image names of `FROM` lines (and `COPY --from=`) of a Dockerfile, with build args and
@@ -378,7 +608,7 @@ fn same_image(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
-fn link_dependencies(project: &Project, builds: &mut [ServiceBuild]) {
+fn link_dependencies(builds: &mut [ServiceBuild]) {
     let names: Vec<(String, Vec<String>)> = builds
         .iter()
         .map(|b| {
@@ -388,28 +618,13 @@ fn link_dependencies(project: &Project, builds: &mut [ServiceBuild]) {
         })
         .collect();
     for b in builds.iter_mut() {
-        let text = match (
-            &b.source,
-            project
-                .services
-                .get(&b.service)
-                .and_then(|s| s.build.as_ref())
-                .and_then(|x| x.dockerfile.as_ref()),
-        ) {
-            (_, Some(Dockerfile::Inline(t))) => Some(t.clone()),
-            (Source::Local(ctx), _) => std::fs::read_to_string(ctx.root().join(ctx.dockerfile()))
+        // The Dockerfile as the daemon gets it (named contexts already resolved).
+        let text = match &b.source {
+            Source::Local(ctx) => ctx
+                .dockerfile_content()
                 .ok()
-                .or_else(|| {
-                    project
-                        .services
-                        .get(&b.service)
-                        .and_then(|s| s.build.as_ref())
-                        .and_then(|x| match &x.dockerfile {
-                            Some(Dockerfile::Path(p)) => std::fs::read_to_string(p).ok(),
-                            _ => None,
-                        })
-                }),
-            _ => None,
+                .and_then(|t| String::from_utf8(t).ok()),
+            Source::Remote(_) => None,
         };
         let Some(text) = text else { continue };
         for image in referenced_images(&text, &b.request.args) {

@@ -156,6 +156,29 @@ impl Context {
         dockerfile: Option<&Dockerfile>,
         builder: Builder,
     ) -> Result<Context, ContextError> {
+        Self::prepare_with(dir, dockerfile, builder, None)
+    }
+
+    /// Like [`Context::prepare`], but the daemon gets `text` in place of the Dockerfile's own
+    /// content (named contexts rewrite it, see [`crate::named_contexts`]). Everything else
+    /// still follows from where the Dockerfile is: its name, its `<Dockerfile>.dockerignore`.
+    /// The context's files are untouched: the Dockerfile, when it is one of them, is sent as
+    /// it is on disk, and `text` travels apart, as a Dockerfile from outside the context does.
+    pub fn prepare_rewritten(
+        dir: &Path,
+        dockerfile: Option<&Dockerfile>,
+        builder: Builder,
+        text: &str,
+    ) -> Result<Context, ContextError> {
+        Self::prepare_with(dir, dockerfile, builder, Some(Arc::from(text.as_bytes())))
+    }
+
+    fn prepare_with(
+        dir: &Path,
+        dockerfile: Option<&Dockerfile>,
+        builder: Builder,
+        rewritten: Option<Arc<[u8]>>,
+    ) -> Result<Context, ContextError> {
         let root = fs::canonicalize(dir).map_err(|source| ContextError::ContextDir {
             path: dir.to_path_buf(),
             source,
@@ -180,7 +203,9 @@ impl Context {
         let session_content;
         let (location, specific_ignore) = match dockerfile {
             Dockerfile::Inline(text) => {
-                let content: Arc<[u8]> = Arc::from(text.as_bytes());
+                let content: Arc<[u8]> = rewritten
+                    .clone()
+                    .unwrap_or_else(|| Arc::from(text.as_bytes()));
                 // The name buildx gives an inline Dockerfile.
                 session_name = "Dockerfile".to_string();
                 session_content = DockerfileContent::Inline(content.clone(), SystemTime::now());
@@ -211,33 +236,39 @@ impl Context {
                     return Err(ContextError::DockerfileNotFound { path: p.clone() });
                 }
                 let specific = dir.join(format!("{name}.dockerignore"));
-                session_content = DockerfileContent::Disk(resolved.clone());
-                // Where the daemon can read it inside the archive. BuildKit's clients name it
-                // by its folder and file name; the docker CLI by its path with every symlink
-                // resolved. Either way the file it leads to must be inside the context, or the
-                // daemon could not read it from the archive.
-                let rel_of = |p: &Path| {
-                    p.strip_prefix(&root)
-                        .ok()
-                        .and_then(|r| r.to_str().map(str::to_string))
-                };
-                let in_context = match (builder, rel_of(&resolved)) {
-                    (_, None) => None,
-                    (Builder::Classic, Some(rel)) => Some(rel),
-                    (Builder::BuildKit, Some(_)) => fs::canonicalize(dir)
-                        .ok()
-                        .and_then(|d| rel_of(&d.join(&name))),
-                };
-                let at = match in_context {
-                    Some(rel) => DockerfileAt::Inside(rel),
-                    None => {
-                        let content =
-                            fs::read(&resolved).map_err(|e| ContextError::io(&resolved, e))?;
-                        DockerfileAt::Outside(Arc::from(content))
-                    }
-                };
-                session_name = name;
-                (at, Some(specific))
+                if let Some(text) = &rewritten {
+                    session_name = name;
+                    session_content = DockerfileContent::Inline(text.clone(), SystemTime::now());
+                    (DockerfileAt::Outside(text.clone()), Some(specific))
+                } else {
+                    session_content = DockerfileContent::Disk(resolved.clone());
+                    // Where the daemon can read it inside the archive. BuildKit's clients name it
+                    // by its folder and file name; the docker CLI by its path with every symlink
+                    // resolved. Either way the file it leads to must be inside the context, or the
+                    // daemon could not read it from the archive.
+                    let rel_of = |p: &Path| {
+                        p.strip_prefix(&root)
+                            .ok()
+                            .and_then(|r| r.to_str().map(str::to_string))
+                    };
+                    let in_context = match (builder, rel_of(&resolved)) {
+                        (_, None) => None,
+                        (Builder::Classic, Some(rel)) => Some(rel),
+                        (Builder::BuildKit, Some(_)) => fs::canonicalize(dir)
+                            .ok()
+                            .and_then(|d| rel_of(&d.join(&name))),
+                    };
+                    let at = match in_context {
+                        Some(rel) => DockerfileAt::Inside(rel),
+                        None => {
+                            let content =
+                                fs::read(&resolved).map_err(|e| ContextError::io(&resolved, e))?;
+                            DockerfileAt::Outside(Arc::from(content))
+                        }
+                    };
+                    session_name = name;
+                    (at, Some(specific))
+                }
             }
         };
 
