@@ -401,6 +401,17 @@ fn remote_contexts_are_refused_with_the_reason() {
 }
 
 #[test]
+fn pull_with_a_folder_context_is_refused() {
+    // The daemon would look the folder's image up in a registry; a named context is never
+    // pulled.
+    refused(
+        "services:\n  app:\n    build:\n      context: .\n      pull: true\n      additional_contexts:\n        files: .\n",
+        "services.app.build.additional_contexts.files",
+        &["pull: true"],
+    );
+}
+
+#[test]
 fn compose_itself_cannot_build_named_contexts_here() {
     // Why the reference above is the main-context build: this engine's frontend refuses
     // named contexts (if it ever accepts them, compare with docker compose directly).

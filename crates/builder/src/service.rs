@@ -479,6 +479,20 @@ fn named(
         }
     }
     helpers.retain(|h| rewritten.used.contains(&h.name));
+    if build.pull {
+        // `pull` makes the daemon look every image up in its registry first: a folder's image
+        // exists only in the daemon, where a BuildKit named context is never pulled.
+        let problems: Vec<Problem> = helpers
+            .iter()
+            .map(|h| problem(
+                &format!(".{}", h.name),
+                "is a folder, which wharf hands the daemon as an image of its own; with `pull: true` the daemon would look that image up in a registry and fail. Remove `pull: true` (run `docker pull` for the base images instead)".into(),
+            ))
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+    }
     let context = LocalContext::prepare_rewritten(
         ctx.root(),
         build.dockerfile.as_ref(),
@@ -686,6 +700,92 @@ mod tests {
         );
         let args = HashMap::from([("BASE".to_string(), "other:3".to_string())]);
         assert_eq!(referenced_images(df, &args)[0], "other:3");
+    }
+
+    fn load(dir: &std::path::Path) -> Project {
+        wharf_compose::load(&wharf_compose::ProjectOptions {
+            working_dir: dir.to_path_buf(),
+            project_name: Some("shop".into()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn named_contexts_become_images_and_dependencies() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w(
+            "compose.yaml",
+            "services:\n  app:\n    build:\n      context: ./app\n      additional_contexts:\n        files: ./files\n        base: service:base\n        img: docker-image://tools:1\n        spare: ./files\n  base:\n    build: ./base\n",
+        );
+        w(
+            "app/Dockerfile",
+            "FROM img\nCOPY --from=files /a /a\nCOPY --from=base /b /b\n",
+        );
+        w("base/Dockerfile", "FROM scratch\n");
+        w("files/a", "a");
+        let project = load(dir.path());
+        let selected: Vec<&Service> = project.services.values().collect();
+        for builder in [BuilderKind::BuildKit, BuilderKind::Classic] {
+            let options = Options {
+                builder,
+                ..Default::default()
+            };
+            let prepared = prepare(&project, &selected, &options).unwrap();
+            let app = prepared.builds.iter().find(|b| b.service == "app").unwrap();
+            assert_eq!(app.after, ["base"]);
+            assert_eq!(app.context_images.len(), 1, "`spare` is not used");
+            let helper = &app.context_images[0];
+            assert!(helper
+                .reference
+                .starts_with("wharf-context/shop-app-files-"));
+            let Source::Local(ctx) = &app.source else {
+                panic!("a local context")
+            };
+            let text = String::from_utf8(ctx.dockerfile_content().unwrap()).unwrap();
+            assert_eq!(
+                text,
+                format!(
+                    "FROM tools:1\nCOPY --from={} /a /a\nCOPY --from=shop-base /b /b\n",
+                    helper.reference
+                )
+            );
+            assert_eq!(
+                prepared
+                    .warnings
+                    .iter()
+                    .map(|w| w.key.as_str())
+                    .collect::<Vec<_>>(),
+                ["services.app.build.additional_contexts.spare"]
+            );
+            // The user's Dockerfile stays in the context as it is; the rewritten one travels
+            // apart (for the classic builder, under a generated name).
+            let mut on_disk = None;
+            ctx.for_each_entry(|e| {
+                if e.path == "Dockerfile" {
+                    on_disk = Some(e.size);
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(on_disk, Some(56));
+            match builder {
+                BuilderKind::BuildKit => assert_eq!(ctx.session_dockerfile(), "Dockerfile"),
+                BuilderKind::Classic => assert!(ctx.dockerfile().starts_with(".dockerfile.")),
+            }
+        }
+
+        // The same content gives the same helper; a change gives another.
+        let again = prepare(&project, &selected, &Options::default()).unwrap();
+        let first = again.builds[0].context_images[0].reference.clone();
+        w("files/a", "changed");
+        let changed = prepare(&project, &selected, &Options::default()).unwrap();
+        assert_ne!(changed.builds[0].context_images[0].reference, first);
     }
 
     #[test]

@@ -11,18 +11,21 @@
 //! - A folder becomes a helper image, `FROM scratch` + `COPY . /` of the folder, built with
 //!   BuildKit through wharf's own session, so that the folder's `.dockerignore` applies as it
 //!   does to a BuildKit named context (and only that file: a named context has no
-//!   `<Dockerfile>.dockerignore`). Its files keep their paths, modes and sizes, owned by root
-//!   as the session sends them; `FROM` it gets an empty image configuration, as `FROM` a
-//!   folder context does.
-//!
-//! Helper images are named `wharf-context/<project>-<service>-<name>-<hash>:<digest>`, where
-//! the digest covers the folder's content as the helper build reads it, and are removed when
-//! the service's build ends, whatever its outcome. Nothing is lost for the next build: the
-//! helper's build is in BuildKit's cache, and rebuilding it from there gives the same image
-//! id, so the service's own cached steps still apply. A helper left by an interrupted run is
-//! used as it is (same name, same content) and removed by the next build of that service.
+//!   `<Dockerfile>.dockerignore`). Its files keep their paths, types, modes, sizes and link
+//!   targets, owned by root as the session sends them; `FROM` it gets the configuration of
+//!   the empty image (`PATH` only), as `FROM` a folder context does. Helpers are built with
+//!   BuildKit for classic builds too: named contexts are BuildKit's, and so are their rules.
 //! - URLs (git, https) and `oci-layout://` are refused: the endpoint fetches a remote source
 //!   only as the main context, so wharf cannot turn one into an image before the build.
+//!
+//! Helper images are named `wharf-context/<project>-<service>-<name>-<hash>:<digest>`, where
+//! the digest covers the folder's content as the helper build reads it (so the rewritten
+//! Dockerfile, and with it the service's input digest, changes with that content), and are
+//! removed when the service's build ends, whatever its outcome. Nothing is lost for the next
+//! build: the helper's build is in BuildKit's cache, and rebuilding it from there gives the
+//! same image id, so the service's own cached steps still apply. A helper left by an
+//! interrupted run is used as it is (same name, same content) and removed by the next build
+//! of that service.
 
 pub mod rewrite;
 pub mod words;

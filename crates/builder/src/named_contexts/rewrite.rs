@@ -409,6 +409,18 @@ mod tests {
     }
 
     #[test]
+    fn keywords_in_any_case_and_crlf_lines() {
+        let df = "from files as Base\r\n  run echo\r\nFrom base\r\ncopy --from=files /a /a\r\nonbuild COPY --from=files /x /x\r\n";
+        let out = rw(df, &[("files", "x:1")]);
+        // The stage `Base` is `base`, not the context; ONBUILD runs in later builds, where the
+        // name means what those builds make of it.
+        assert_eq!(
+            out.text,
+            "from x:1 as Base\r\n  run echo\r\nFrom base\r\ncopy --from=x:1 /a /a\r\nonbuild COPY --from=files /x /x\r\n"
+        );
+    }
+
+    #[test]
     fn a_reference_that_reads_as_a_stage_is_written_in_full() {
         let df = "FROM busybox AS build\nFROM files\nCOPY --from=files /a /a\n";
         let out = rw(df, &[("files", "build")]);
