@@ -369,6 +369,7 @@ fn named(
     let mut references = indexmap::IndexMap::new();
     let mut helpers = Vec::new();
     let mut after = Vec::new();
+    let mut unusable = Vec::new();
     for (name, value) in &build.additional_contexts {
         let key = format!(".{name}");
         if name.contains("::") {
@@ -376,7 +377,11 @@ fn named(
             continue;
         }
         match named_contexts::classify(value) {
-            Err(message) => problems.push(problem(&key, message)),
+            // Refused only when the Dockerfile uses it: BuildKit never loads an unused one.
+            Err(message) => {
+                references.insert(name.clone(), name.clone());
+                unusable.push((name.clone(), message));
+            }
             Ok(NamedSource::Image(reference)) => {
                 references.insert(name.clone(), reference);
             }
@@ -470,6 +475,14 @@ fn named(
         };
         vec![problem("", message)]
     })?;
+    let problems: Vec<Problem> = unusable
+        .into_iter()
+        .filter(|(name, _)| rewritten.used.contains(name))
+        .map(|(name, message)| problem(&format!(".{name}"), message))
+        .collect();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     for name in build.additional_contexts.keys() {
         if !rewritten.used.contains(name) {
             warnings.push(problem(
@@ -721,7 +734,7 @@ mod tests {
         };
         w(
             "compose.yaml",
-            "services:\n  app:\n    build:\n      context: ./app\n      additional_contexts:\n        files: ./files\n        base: service:base\n        img: docker-image://tools:1\n        spare: ./files\n  base:\n    build: ./base\n",
+            "services:\n  app:\n    build:\n      context: ./app\n      additional_contexts:\n        files: ./files\n        base: service:base\n        img: docker-image://tools:1\n        spare: ./files\n        remote: https://example.com/x.tar.gz\n  base:\n    build: ./base\n",
         );
         w(
             "app/Dockerfile",
@@ -761,7 +774,11 @@ mod tests {
                     .iter()
                     .map(|w| w.key.as_str())
                     .collect::<Vec<_>>(),
-                ["services.app.build.additional_contexts.spare"]
+                [
+                    "services.app.build.additional_contexts.remote",
+                    "services.app.build.additional_contexts.spare"
+                ],
+                "unused: warned about, even what wharf could not use"
             );
             // The user's Dockerfile stays in the context as it is; the rewritten one travels
             // apart (for the classic builder, under a generated name).

@@ -58,7 +58,9 @@ pub fn classify(value: &str) -> Result<NamedSource, String> {
         return match words::context_key(reference) {
             Some(_) => Ok(NamedSource::Image(reference.to_string())),
             None if reference == "scratch" => Ok(NamedSource::Image(reference.to_string())),
-            None => Err(format!("`{reference}` is not a valid image reference")),
+            None => Err(format!(
+                "`{reference}` is not a valid image reference (lowercase `[registry/]name[:tag][@digest]`)"
+            )),
         };
     }
     if value.starts_with("oci-layout://") {
