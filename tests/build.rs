@@ -242,9 +242,8 @@ fn fields_the_daemon_cannot_honour_are_refused_by_name() {
         "{err}"
     );
     assert!(
-        err.contains("services.named.build.additional_contexts")
-            && err.contains("moby.buildkit.frontend.contexts")
-            && err.contains("COPY --from="),
+        err.contains("services.named.build.additional_contexts.extra")
+            && err.contains("does not exist"),
         "{err}"
     );
 }

@@ -6,7 +6,9 @@
 //!   type, permission bits, link target, size and content; the Dockerfile (or inline text)
 //!   and which builder reads it;
 //! - the build fields that change the image: args, target, labels, network, extra hosts,
-//!   shm size, platforms, secret and SSH ids (not their values), additional contexts;
+//!   shm size, platforms, secret and SSH ids (not their values), additional contexts (a
+//!   folder's content through the Dockerfile the build is served, which names the folder's
+//!   image by the digest of its content);
 //! - the input digests of the project's services whose images this one builds `FROM`;
 //! - base images only as the Dockerfile names them: a `FROM image@sha256:…` pins its base,
 //!   a tag (`FROM debian:12`) is covered by its name alone.
@@ -385,7 +387,17 @@ fn settings(h: &mut blake3::Hasher, b: &Build) {
     for s in ssh {
         field(h, "ssh", s);
     }
-    let mut contexts: Vec<_> = b.additional_contexts.iter().collect();
+    // A folder is named by kind only: its path differs between machines, and its content
+    // reaches the digest through the Dockerfile the build is served, which names the folder's
+    // image by a digest of its content (see `crate::named_contexts`).
+    let mut contexts: Vec<(&String, String)> = b
+        .additional_contexts
+        .iter()
+        .map(|(k, v)| match crate::named_contexts::classify(v) {
+            Ok(crate::named_contexts::NamedSource::Folder(_)) => (k, "folder".to_string()),
+            _ => (k, v.clone()),
+        })
+        .collect();
     contexts.sort();
     for (k, v) in contexts {
         field(h, "additional_context", &format!("{k}={v}"));

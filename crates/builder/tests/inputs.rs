@@ -175,3 +175,33 @@ fn fresh_builds_are_never_matched() {
     assert!(reason.contains("`base`"), "built FROM an unknown: {reason}");
     assert!(all["solo"].is_ok());
 }
+
+#[test]
+fn a_folder_context_counts_by_content_not_by_where_it_is() {
+    let write_project = |d: &Path, lib: &str| {
+        write(
+            d,
+            "compose.yaml",
+            "services:\n  app:\n    build:\n      context: ./app\n      additional_contexts:\n        shared: ./shared\n",
+        );
+        write(
+            d,
+            "app/Dockerfile",
+            "FROM scratch\nCOPY --from=shared / /shared\n",
+        );
+        write(d, "shared/lib", lib);
+    };
+    let here = tempfile::tempdir().unwrap();
+    let there = tempfile::tempdir().unwrap();
+    write_project(here.path(), "v1\n");
+    write_project(there.path(), "v1\n");
+    let a = digests(here.path());
+    assert!(a["app"].is_ok(), "{a:?}");
+    assert_eq!(
+        a,
+        digests(there.path()),
+        "another checkout, the same inputs"
+    );
+    write(there.path(), "shared/lib", "v2\n");
+    assert_ne!(a, digests(there.path()), "the folder's content counts");
+}
