@@ -313,6 +313,14 @@ async fn aws(sdk: &mut Option<SdkConfig>) -> &SdkConfig {
 
 /// Logs in again where a token is about to run out (see [`login::needs_refresh`]: never for a
 /// token that claims to have expired already, so this cannot loop).
+/// Whether a login's token runs out soon (see [`refresh_logins`]).
+pub fn logins_stale(logins: &Logins) -> bool {
+    let now = SystemTime::now();
+    logins
+        .values()
+        .any(|l| login::needs_refresh(l.expires_at, now))
+}
+
 pub async fn refresh_logins(
     targets: &mut [ImageTarget],
     logins: &mut Logins,
@@ -528,6 +536,9 @@ pub fn write_manifest(path: &Path, project: &Project, images: &[ManifestImage]) 
     }
 }
 
+/// How many manifest copies (tags added through the registry API) run at once.
+const MANIFEST_COPIES: usize = 16;
+
 /// The push events, shown by the reporter.
 pub fn push_events(reporter: &Arc<Reporter>) -> PushEvents {
     let r = reporter.clone();
@@ -593,7 +604,7 @@ pub async fn push_all(
     })
     .await;
     let digests = check_first_phase(first, &[])?;
-    second_phase(&pusher, targets, digests, parallel, reporter).await
+    second_phase(&pusher, targets, digests, reporter).await
 }
 
 /// Tells the reporter which tags each service's release pushes.
@@ -639,12 +650,12 @@ pub async fn second_phase(
     pusher: &Pusher<'_>,
     targets: &[ImageTarget],
     digests: BTreeMap<String, String>,
-    parallel: usize,
     reporter: &Arc<Reporter>,
 ) -> Result<Vec<ManifestImage>> {
     if targets.iter().any(|t| !t.moving_tags.is_empty()) {
         reporter.note("phase", "phase 2: moving tags");
-        let second = wharf_pusher::release::for_each(targets, parallel, |t| {
+        // Moving a tag is a manifest copy through the registry API, no upload: many at once.
+        let second = wharf_pusher::release::for_each(targets, MANIFEST_COPIES, |t| {
             let digest = digests.get(&t.service)?.clone();
             (!t.moving_tags.is_empty()).then_some(async move { pusher.moving(t, &digest).await })
         })

@@ -187,50 +187,51 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
                 Ok(())
             }
             Some((mut targets, mut logins)) => {
-                let (digests, ()) = {
-                    let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
-                    let unchanged = if args.no_skip {
-                        HashMap::new()
-                    } else {
-                        release::unchanged(&pusher, &targets, &prepared.builds, &inputs, &reporter)
-                            .await
-                    };
-                    let (builds, skipped): (Vec<_>, Vec<_>) = prepared
-                        .builds
-                        .into_iter()
-                        .partition(|b| !unchanged.contains_key(&b.service));
-                    for b in &skipped {
-                        reporter.service(
-                            &b.service,
-                            "unchanged",
-                            "unchanged: the registry holds an image of the same inputs",
-                            &[],
-                        );
-                    }
-                    release::expect_pushes(&targets, &reporter);
-                    reporter.note(
-                        "phase",
-                        "phase 1: identity tags, each as its image is ready",
-                    );
-                    let (outcomes, first) = build_and_push(
-                        &docker, &pusher, builds, &targets, &unchanged, &inputs, parallel, args,
-                        &reporter,
-                    )
-                    .await;
-                    let built = outcomes.len();
-                    let digests = release::check_first_phase(first, &failures(&outcomes))?;
-                    reporter.note(
-                        "summary",
-                        &format!("built {built} service(s), {} unchanged", skipped.len()),
-                    );
-                    (digests, ())
+                let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
+                let unchanged = if args.no_skip {
+                    HashMap::new()
+                } else {
+                    release::unchanged(&pusher, &targets, &prepared.builds, &inputs, &reporter)
+                        .await
                 };
+                let (builds, skipped): (Vec<_>, Vec<_>) = prepared
+                    .builds
+                    .into_iter()
+                    .partition(|b| !unchanged.contains_key(&b.service));
+                for b in &skipped {
+                    reporter.service(
+                        &b.service,
+                        "unchanged",
+                        "unchanged: the registry holds an image of the same inputs",
+                        &[],
+                    );
+                }
+                release::expect_pushes(&targets, &reporter);
+                reporter.note(
+                    "phase",
+                    "phase 1: identity tags, each as its image is ready",
+                );
+                let (outcomes, first) = build_and_push(
+                    &docker, &pusher, builds, &targets, &unchanged, &inputs, parallel, args,
+                    &reporter,
+                )
+                .await;
+                let built = outcomes.len();
+                let digests = release::check_first_phase(first, &failures(&outcomes))?;
+                reporter.note(
+                    "summary",
+                    &format!("built {built} service(s), {} unchanged", skipped.len()),
+                );
                 // ECR tokens last hours, but a long build may outlive one: renew before the
                 // moving tags.
-                release::refresh_logins(&mut targets, &mut logins, &mut sdk).await?;
-                let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
-                let images =
-                    release::second_phase(&pusher, &targets, digests, parallel, &reporter).await?;
+                let images = if release::logins_stale(&logins) {
+                    drop(pusher);
+                    release::refresh_logins(&mut targets, &mut logins, &mut sdk).await?;
+                    let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
+                    release::second_phase(&pusher, &targets, digests, &reporter).await?
+                } else {
+                    release::second_phase(&pusher, &targets, digests, &reporter).await?
+                };
                 reporter.note("summary", &format!("released {} image(s)", images.len()));
                 reporter.released(&project.name, &images)?;
                 if let Some(path) = &args.manifest {
@@ -327,7 +328,12 @@ async fn build_and_push(
         };
         let span = tracing::info_span!("push", service = %t.service);
         async move {
-            let _slot = slots.acquire().await;
+            // Only uploads through the daemon share its slots; a manifest copy costs a round
+            // trip or two.
+            let _slot = match origin {
+                Origin::Daemon => slots.acquire().await.ok(),
+                Origin::Registry(_) => None,
+            };
             (t.service.clone(), pusher.identity(t, &origin, &extra).await)
         }
         .instrument(span)

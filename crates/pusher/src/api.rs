@@ -36,20 +36,42 @@ pub fn is_loopback(host: &str) -> bool {
         || name == "[::1]"
 }
 
-/// Whether a loopback registry answers HTTPS (any HTTP answer, even 401, counts).
-async fn answers_https(host: &str) -> bool {
-    let Ok(client) = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-    else {
-        return false;
+/// Whether a loopback registry speaks plain HTTP: one bare request over TCP, read as far as
+/// the status line. Written by hand because an HTTP client would first build a TLS stack and
+/// load the system's certificates for a question one line answers; a TLS server answers
+/// a plain request with Go's "HTTP request to an HTTPS server" or by hanging up.
+async fn speaks_plain_http(host: &str) -> bool {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::timeout;
+    let connected = timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(host)).await;
+    // Nothing listening: the request that follows fails with the connection error.
+    let Ok(Ok(mut stream)) = connected else {
+        return true;
     };
-    client
-        .get(format!("https://{host}/v2/"))
-        .send()
-        .await
-        .is_ok()
+    let request = format!("GET /v2/ HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let status_line = async {
+        let mut answer = Vec::with_capacity(256);
+        let mut buf = [0u8; 256];
+        while answer.len() < 256 && !answer.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        answer
+    };
+    // A TLS server may also just wait for a handshake that never comes.
+    match timeout(Duration::from_secs(2), status_line).await {
+        Ok(answer) => {
+            let text = String::from_utf8_lossy(&answer);
+            text.starts_with("HTTP/") && !text.contains("400")
+        }
+        Err(_) => false,
+    }
 }
 
 impl RegistryApi {
@@ -72,7 +94,7 @@ impl RegistryApi {
         if let Some(c) = known.get(host) {
             return c.clone();
         }
-        let https = answers_https(host).await;
+        let https = !speaks_plain_http(host).await;
         let client = Client::new(ClientConfig {
             protocol: if https {
                 ClientProtocol::Https
