@@ -46,11 +46,10 @@ pub enum Event<'a> {
 
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
 
-/// A sensible default for `--parallel`: twice the cores, between 4 and 8. Much of a build is
-/// waiting — context transfer, layer commits, pushes — so a few more builds than cores keep
-/// the daemon busy; beyond that they only add contention.
+/// A sensible default for `--parallel`: the daemon's builder uses every core for each build,
+/// so more than a few concurrent builds only add contention.
 pub fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).clamp(4, 8))
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
 }
 
 /// Builds every service of `builds`, returning each one's outcome in the given order.
