@@ -250,45 +250,7 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
             let mut buf = vec![0u8; 64 * 1024];
             ctx.for_each_entry(|e| {
                 entries += 1;
-                h.update(b"entry\0");
-                h.update(&(e.path.len() as u64).to_le_bytes());
-                h.update(e.path.as_bytes());
-                h.update(&e.mode.to_le_bytes());
-                match &e.kind {
-                    EntryKind::File => {
-                        h.update(b"f");
-                        h.update(&e.size.to_le_bytes());
-                        let n = hash_content(&mut h, e, &mut buf)?;
-                        bytes += n;
-                    }
-                    EntryKind::Dir => {
-                        h.update(b"d");
-                    }
-                    EntryKind::Symlink { target } => {
-                        let t = target.as_os_str().as_encoded_bytes();
-                        h.update(b"l");
-                        h.update(&(t.len() as u64).to_le_bytes());
-                        h.update(t);
-                    }
-                    EntryKind::Hardlink { target } => {
-                        h.update(b"h");
-                        h.update(&(target.len() as u64).to_le_bytes());
-                        h.update(target.as_bytes());
-                    }
-                    EntryKind::Fifo => {
-                        h.update(b"p");
-                    }
-                    EntryKind::CharDevice { major, minor } => {
-                        h.update(b"c");
-                        h.update(&major.to_le_bytes());
-                        h.update(&minor.to_le_bytes());
-                    }
-                    EntryKind::BlockDevice { major, minor } => {
-                        h.update(b"b");
-                        h.update(&major.to_le_bytes());
-                        h.update(&minor.to_le_bytes());
-                    }
-                }
+                bytes += hash_entry(&mut h, e, &mut buf)?;
                 Ok(())
             })
             .map_err(err)?;
@@ -299,6 +261,54 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
         entries,
         bytes,
     })
+}
+
+/// Adds one context entry to `h` — path, permission bits, type, and its size and content, link
+/// target or device numbers — and returns the bytes of content read (`buf`: a read buffer).
+pub(crate) fn hash_entry(
+    h: &mut blake3::Hasher,
+    e: &crate::context::Entry,
+    buf: &mut [u8],
+) -> Result<u64, ContextError> {
+    h.update(b"entry\0");
+    h.update(&(e.path.len() as u64).to_le_bytes());
+    h.update(e.path.as_bytes());
+    h.update(&e.mode.to_le_bytes());
+    match &e.kind {
+        EntryKind::File => {
+            h.update(b"f");
+            h.update(&e.size.to_le_bytes());
+            return hash_content(h, e, buf);
+        }
+        EntryKind::Dir => {
+            h.update(b"d");
+        }
+        EntryKind::Symlink { target } => {
+            let t = target.as_os_str().as_encoded_bytes();
+            h.update(b"l");
+            h.update(&(t.len() as u64).to_le_bytes());
+            h.update(t);
+        }
+        EntryKind::Hardlink { target } => {
+            h.update(b"h");
+            h.update(&(target.len() as u64).to_le_bytes());
+            h.update(target.as_bytes());
+        }
+        EntryKind::Fifo => {
+            h.update(b"p");
+        }
+        EntryKind::CharDevice { major, minor } => {
+            h.update(b"c");
+            h.update(&major.to_le_bytes());
+            h.update(&minor.to_le_bytes());
+        }
+        EntryKind::BlockDevice { major, minor } => {
+            h.update(b"b");
+            h.update(&major.to_le_bytes());
+            h.update(&minor.to_le_bytes());
+        }
+    }
+    Ok(0)
 }
 
 /// Streams one file's content into the digest; the length actually read is hashed too, so a

@@ -31,10 +31,8 @@ pub mod rewrite;
 pub mod words;
 
 use crate::build::{BuildError, BuildRequest, BuilderKind};
-use crate::context::walk::Source;
-use crate::context::{Context as LocalContext, ContextError, EntryKind};
+use crate::context::{Context as LocalContext, ContextError};
 use bollard::Docker;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use wharf_compose::Dockerfile;
 
@@ -214,70 +212,12 @@ fn sanitize(s: &str) -> String {
 /// BuildKit's cache ignores them too, so a fresh checkout gives the same helper.
 pub fn folder_digest(ctx: &LocalContext, platform: Option<&str>) -> Result<String, ContextError> {
     let mut h = blake3::Hasher::new();
-    h.update(b"wharf-context-1\0");
+    h.update(b"wharf-context-2\0");
     h.update(platform.unwrap_or("").as_bytes());
     h.update(b"\0");
     let mut buf = vec![0u8; 64 * 1024];
     // The entries as the archive of this context holds them: `.dockerignore` applied, plus
     // the helper's own Dockerfile (always the same bytes).
-    ctx.for_each_entry(|e| {
-        h.update(&(e.path.len() as u64).to_le_bytes());
-        h.update(e.path.as_bytes());
-        h.update(&e.mode.to_le_bytes());
-        match &e.kind {
-            EntryKind::File => {
-                h.update(b"f");
-                h.update(&e.size.to_le_bytes());
-                match &e.source {
-                    Source::Empty => {}
-                    Source::Memory(bytes) => {
-                        h.update(bytes);
-                    }
-                    Source::Disk(path) => {
-                        let mut file =
-                            std::fs::File::open(path).map_err(|err| ContextError::io(path, err))?;
-                        loop {
-                            let n = match file.read(&mut buf) {
-                                Ok(0) => break,
-                                Ok(n) => n,
-                                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {
-                                    continue
-                                }
-                                Err(err) => return Err(ContextError::io(path, err)),
-                            };
-                            h.update(&buf[..n]);
-                        }
-                    }
-                }
-            }
-            EntryKind::Dir => {
-                h.update(b"d");
-            }
-            EntryKind::Symlink { target } => {
-                let t = target.as_os_str().as_encoded_bytes();
-                h.update(b"l");
-                h.update(&(t.len() as u64).to_le_bytes());
-                h.update(t);
-            }
-            EntryKind::Hardlink { target } => {
-                h.update(b"h");
-                h.update(&(target.len() as u64).to_le_bytes());
-                h.update(target.as_bytes());
-            }
-            EntryKind::Fifo => {
-                h.update(b"p");
-            }
-            EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
-                h.update(if matches!(e.kind, EntryKind::CharDevice { .. }) {
-                    b"c"
-                } else {
-                    b"b"
-                });
-                h.update(&major.to_le_bytes());
-                h.update(&minor.to_le_bytes());
-            }
-        }
-        Ok(())
-    })?;
+    ctx.for_each_entry(|e| crate::inputs::hash_entry(&mut h, e, &mut buf).map(|_| ()))?;
     Ok(h.finalize().to_hex().to_string())
 }
