@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{bed, unique, wharf_bin, write};
+use common::{bed, unique, wharf_command, write};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn wharf(dir: &Path, args: &[&str]) -> Output {
-    Command::new(wharf_bin())
+    wharf_command()
         .args(args)
         .current_dir(dir)
         .output()

@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{bed, unique, wharf_bin, write};
+use common::{bed, unique, wharf_bin, wharf_command, write};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
 fn wharf(dir: &Path, args: &[&str]) -> Output {
-    Command::new(wharf_bin())
+    wharf_command()
         .args(args)
         .current_dir(dir)
         .output()
@@ -277,7 +277,7 @@ fn the_daemon_is_found_as_the_docker_cli_finds_it() {
     );
     write(config.path(), "config.json", r#"{"currentContext": "bed"}"#);
     let run = |envs: &[(&str, &str)]| {
-        let mut cmd = Command::new(wharf_bin());
+        let mut cmd = wharf_command();
         cmd.arg("build")
             .current_dir(dir.path())
             .env_remove("DOCKER_HOST")
@@ -377,7 +377,7 @@ fn secret_seen_by_both(dir: &Path, image: &str, envs: &[(&str, Option<&str>)]) -
             c.arg("build");
             c
         } else {
-            let mut c = Command::new(wharf_bin());
+            let mut c = wharf_command();
             c.arg("build");
             c
         };
@@ -537,7 +537,7 @@ fn ssh_agents_are_forwarded_as_docker_compose_forwards_them() {
 
     // `default` without SSH_AUTH_SOCK: a configuration error before any build, naming the
     // field; docker compose refuses too.
-    let out = Command::new(wharf_bin())
+    let out = wharf_command()
         .arg("build")
         .current_dir(dir.path())
         .env_remove("SSH_AUTH_SOCK")

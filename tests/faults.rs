@@ -6,9 +6,9 @@ mod common;
 
 use base64::Engine;
 use common::proxy::Proxy;
-use common::{bed, fake_sha, unique, wharf_bin, write};
+use common::{bed, fake_sha, unique, wharf_command, write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use wharf_pusher::api::RegistryApi;
 use wharf_pusher::login::Login;
@@ -37,7 +37,7 @@ fn restamp(dir: &Path) {
 }
 
 fn wharf(dir: &Path, sha: &str, envs: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(wharf_bin());
+    let mut cmd = wharf_command();
     cmd.args(args).current_dir(dir).env("GITHUB_SHA", sha);
     for (k, v) in envs {
         cmd.env(k, v);

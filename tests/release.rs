@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bed, fake_sha, unique, wharf_bin, write};
+use common::{bed, fake_sha, unique, wharf_command, write};
 use std::path::Path;
 use std::process::{Command, Output};
 use wharf_pusher::api::RegistryApi;
@@ -12,7 +12,7 @@ use wharf_pusher::login::Login;
 
 /// A random-enough 40-hex commit, so each test releases under tags of its own.
 fn run(dir: &Path, sha: &str, args: &[&str]) -> Output {
-    Command::new(wharf_bin())
+    wharf_command()
         .args(args)
         .current_dir(dir)
         .env("GITHUB_SHA", sha)
@@ -325,7 +325,7 @@ fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
     ]);
     write(dir.path(), "api/stamp", "changed");
     let wharf = |args: &[&str]| {
-        Command::new(wharf_bin())
+        wharf_command()
             .args(args)
             .current_dir(dir.path())
             .env_remove("GITHUB_SHA")
@@ -366,7 +366,7 @@ async fn no_credential_in_output_or_files() {
     let prefix = unique("cred").replace('-', "");
     two_service_project(dir.path(), &prefix, &bed.base_image);
     let manifest = dir.path().join("images.json");
-    let out = Command::new(wharf_bin())
+    let out = wharf_command()
         .args([
             "-vv",
             "build",
@@ -451,7 +451,7 @@ async fn builds_pull_from_ecr_with_the_release_login() {
     write(base_dir.path(), "stamp", &unique("base"));
     let base_sha = fake_sha();
     let release = |dir: &Path, sha: &str| {
-        Command::new(wharf_bin())
+        wharf_command()
             .args([
                 "build",
                 "--push",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{bed, fake_sha, unique, wharf_bin, write};
+use common::{bed, fake_sha, unique, wharf_command, write};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -15,7 +15,7 @@ use wharf_pusher::api::RegistryApi;
 /// Runs `wharf build --push` for commit `sha` with JSON progress; returns the output and
 /// each service's events in order.
 fn release(dir: &Path, sha: &str, extra: &[&str]) -> (Output, BTreeMap<String, Vec<String>>) {
-    let out = Command::new(wharf_bin())
+    let out = wharf_command()
         .args(["build", "--push", "--progress", "json", "--manifest", "-"])
         .args(extra)
         .current_dir(dir)
@@ -236,7 +236,7 @@ fn plan_says_which_services_would_be_skipped() {
 
 /// `wharf plan --check-registry --format json` for a new commit.
 fn checked_plan(dir: &Path) -> serde_json::Value {
-    let plan = Command::new(wharf_bin())
+    let plan = wharf_command()
         .args(["plan", "--check-registry", "--format", "json"])
         .current_dir(dir)
         .env("GITHUB_SHA", fake_sha())
@@ -294,7 +294,7 @@ fn a_service_is_pushed_while_others_still_build() {
         &format!("FROM {base}\nCOPY . /s\nRUN sleep 6\n"),
     );
     write(dir.path(), "slow/stamp", &unique("slow"));
-    let out = Command::new(wharf_bin())
+    let out = wharf_command()
         .args(["build", "--push", "--progress", "json"])
         .current_dir(dir.path())
         .env("GITHUB_SHA", fake_sha())
@@ -332,7 +332,7 @@ fn build_then_push_records_the_inputs_too() {
     project(dir.path(), &prefix, &bed.base_image);
     let sha = fake_sha();
     for args in [&["build"][..], &["push"][..]] {
-        let out = Command::new(wharf_bin())
+        let out = wharf_command()
             .args(args)
             .current_dir(dir.path())
             .env("GITHUB_SHA", &sha)

@@ -55,9 +55,20 @@ pub fn wharf_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_wharf"))
 }
 
+/// The wharf binary as a command, without the GitHub Actions variables of the machine running
+/// the tests: inside Actions they would fold the output into groups and write to the real job
+/// summary and step outputs.
+pub fn wharf_command() -> Command {
+    let mut c = Command::new(wharf_bin());
+    for name in ["GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"] {
+        c.env_remove(name);
+    }
+    c
+}
+
 /// Runs wharf in `dir` with `args`.
 pub fn wharf(dir: &Path, args: &[&str]) -> Output {
-    Command::new(wharf_bin())
+    wharf_command()
         .args(args)
         .current_dir(dir)
         .output()
