@@ -1,10 +1,11 @@
 //! Releases that go wrong: a registry that stops as the moving tags start, credentials from the
 //! Docker config (right and wrong), an immutable repository. Each checks through the registry
-//! API that `latest` stayed where it was.
+//! API that `latest` stayed where it was. And a daemon whose answer to a build breaks off.
 
 mod common;
 
 use base64::Engine;
+use common::daemon_proxy::DaemonProxy;
 use common::proxy::Proxy;
 use common::{bed, fake_sha, unique, wharf_command, write};
 use std::path::Path;
@@ -307,5 +308,79 @@ async fn a_dropped_connection_is_retried() {
         assert!(digest(&format!("{plain}/{prefix}/{s}:{sha}"), None)
             .await
             .is_some());
+    }
+}
+
+/// The ID of the local image `reference`, if there is one.
+fn local_image_id(reference: &str) -> Option<String> {
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .expect("the docker client runs");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn a_build_whose_answer_breaks_off_is_built_again_and_a_second_break_fails_it() {
+    let bed = bed();
+    let base_id = local_image_id(&bed.base_image).expect("the bed imported its base image");
+    for builder in ["buildkit", "classic"] {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = unique(&format!("broken-{builder}"));
+        project(dir.path(), &prefix, &bed.base_image);
+        let image = format!("{prefix}/a");
+        let args = ["build", "--builder", builder, "--progress", "plain", "a"];
+
+        // Once: the build is started again and its image replaces whatever held the tag.
+        let tagged = std::process::Command::new("docker")
+            .args(["tag", &bed.base_image, &image])
+            .status()
+            .unwrap();
+        assert!(tagged.success());
+        let proxy = DaemonProxy::start(1);
+        let out = wharf(
+            dir.path(),
+            &fake_sha(),
+            &[("DOCKER_HOST", &proxy.host)],
+            &args,
+        );
+        let err = stderr(&out);
+        assert_eq!(
+            proxy.cut(),
+            1,
+            "{builder}: the proxy broke one answer off\n{err}"
+        );
+        assert!(
+            out.status.success(),
+            "{builder}: built on the second attempt\n{err}"
+        );
+        assert!(
+            err.contains("broke off") && err.contains("building again"),
+            "{err}"
+        );
+        let built = local_image_id(&image).expect("the image is tagged");
+        assert_ne!(built, base_id, "{builder}: the tag names the new build");
+
+        // Twice: a failed build, exit 1, whatever the tag held before is not presented as it.
+        restamp(dir.path());
+        let proxy = DaemonProxy::start(2);
+        let out = wharf(
+            dir.path(),
+            &fake_sha(),
+            &[("DOCKER_HOST", &proxy.host)],
+            &args,
+        );
+        let err = stderr(&out);
+        assert_eq!(proxy.cut(), 2, "{builder}: {err}");
+        assert_eq!(out.status.code(), Some(1), "{builder}: {err}");
+        assert!(
+            err.contains("a") && err.contains("broke off") && err.contains("(twice)"),
+            "{builder}: the failure says what happened\n{err}"
+        );
+        let _ = std::process::Command::new("docker")
+            .args(["image", "rm", &image])
+            .output();
     }
 }

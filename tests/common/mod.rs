@@ -3,6 +3,7 @@
 //! Tests that need the bed never skip: without it they fail and say how to bring it up.
 #![allow(dead_code)]
 
+pub mod daemon_proxy;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

@@ -116,6 +116,12 @@ impl From<TarStream> for Input {
 ///
 /// A BuildKit build's session is opened on the daemon [`crate::daemon::endpoint`] names, so
 /// `docker` must be connected to that daemon (as [`crate::daemon::connect`] does).
+///
+/// A build counts as done only when the daemon has reported the image it made: an answer that
+/// breaks off or ends before that (a dropped connection, a daemon under load closing the
+/// stream) would otherwise leave an older image under the tag, looking like this build's. Such
+/// a build is started once more, where its input can be sent again (the second attempt finds
+/// the first one's steps in the build cache); a second break is a failed build.
 pub async fn build(
     docker: &Docker,
     request: &BuildRequest,
@@ -123,6 +129,68 @@ pub async fn build(
     mut on_line: impl FnMut(&str),
 ) -> Result<(), BuildError> {
     let input = input.into();
+    let again = match &input {
+        Input::Local(ctx) => Some(Input::Local(ctx.clone())),
+        Input::Remote => Some(Input::Remote),
+        // An archive stream is read once.
+        Input::Tar(_) => None,
+    };
+    let broke_off = |message: String, log_tail: Vec<String>| BuildError::Daemon {
+        message: format!(
+            "the daemon's answer to the build of {} broke off: {message}",
+            request.tag
+        ),
+        log_tail,
+    };
+    match attempt(docker, request, input, &mut on_line).await {
+        Err(Attempt::Interrupted { message, log_tail }) => {
+            let Some(input) = again else {
+                return Err(broke_off(message, log_tail));
+            };
+            tracing::warn!(image = %request.tag, %message, "the build's answer broke off; building again");
+            on_line(&format!(
+                "the daemon's answer broke off ({message}); building again"
+            ));
+            match attempt(docker, request, input, &mut on_line).await {
+                Err(Attempt::Interrupted { message, log_tail }) => Err(broke_off(
+                    format!(
+                        "{message} (twice; a daemon under load may do this: a lower --parallel \
+                         gives it fewer builds at once)"
+                    ),
+                    log_tail,
+                )),
+                Err(Attempt::Failed(e)) => Err(e),
+                Ok(()) => Ok(()),
+            }
+        }
+        Err(Attempt::Failed(e)) => Err(e),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// How one build request went wrong.
+enum Attempt {
+    /// The build failed, or could not be started: the daemon said so.
+    Failed(BuildError),
+    /// The daemon's answer ended before the build's result was known.
+    Interrupted {
+        message: String,
+        log_tail: Vec<String>,
+    },
+}
+
+impl From<BuildError> for Attempt {
+    fn from(e: BuildError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+async fn attempt(
+    docker: &Docker,
+    request: &BuildRequest,
+    input: Input,
+    on_line: &mut impl FnMut(&str),
+) -> Result<(), Attempt> {
     let buildkit = request.builder == BuilderKind::BuildKit;
     if let Input::Local(ctx) = &input {
         if ctx.builder() != request.builder {
@@ -131,18 +199,21 @@ pub async fn build(
                 request.tag,
                 ctx.builder(),
                 request.builder
-            )));
+            ))
+            .into());
         }
     }
     if !buildkit && !request.secrets.is_empty() {
         return Err(BuildError::early(
             "build secrets need BuildKit; the classic builder cannot mount them".into(),
-        ));
+        )
+        .into());
     }
     if !buildkit && !request.ssh.is_empty() {
         return Err(BuildError::early(
             "SSH forwarding needs BuildKit; the classic builder cannot mount an agent".into(),
-        ));
+        )
+        .into());
     }
     let mut options = BuildImageOptions {
         dockerfile: request.dockerfile.clone(),
@@ -220,11 +291,7 @@ pub async fn build(
     // BuildKit build asks its session, so nothing is sent along.
     let registry_config = (!buildkit && !request.credentials.is_empty())
         .then(|| request.credentials.docker_credentials());
-    let result = follow(
-        client.build_image(options, registry_config, body),
-        &mut on_line,
-    )
-    .await;
+    let result = follow(client.build_image(options, registry_config, body), on_line).await;
     if let Some(session) = session {
         session.close().await;
     }
@@ -302,7 +369,7 @@ fn with_query_value(uri: &hyper::Uri, key: &str, value: &str) -> Option<hyper::U
 async fn follow(
     stream: impl Stream<Item = Result<bollard::models::BuildInfo, bollard::errors::Error>>,
     on_line: &mut impl FnMut(&str),
-) -> Result<(), BuildError> {
+) -> Result<(), Attempt> {
     let mut tail: Vec<String> = Vec::new();
     let mut remember = |line: &str, tail: &mut Vec<String>| {
         if tail.len() == 40 {
@@ -314,10 +381,18 @@ async fn follow(
     // BuildKit reports each step (vertex) many times as it progresses; its name ("[2/5] RUN
     // make") is shown once, when it starts, as docker's plain progress does.
     let mut announced: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Both builders end a build with the image's ID (BuildKit as `moby.image.id`, the classic
+    // builder as a bare `aux`); it is the proof the build finished and was tagged.
+    let mut image_id = None;
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         match item {
             Ok(info) => {
+                if let Some(bollard::models::BuildInfoAux::Default(id)) = &info.aux {
+                    if id.id.is_some() {
+                        image_id.clone_from(&id.id);
+                    }
+                }
                 if let Some(text) = info.stream.as_deref() {
                     for line in text.lines().filter(|l| !l.trim().is_empty()) {
                         remember(line, &mut tail);
@@ -353,24 +428,83 @@ async fn follow(
                 }
             }
             Err(e) => {
+                use bollard::errors::Error;
                 let message = match e {
-                    bollard::errors::Error::DockerStreamError { error } => error,
-                    bollard::errors::Error::DockerResponseServerError { message, .. } => message,
-                    other => other.to_string(),
+                    Error::DockerStreamError { error } => error,
+                    Error::DockerResponseServerError { message, .. } => message,
+                    Error::JsonDataError { .. } => e.to_string(),
+                    // The connection, not the build: the answer was cut short.
+                    other => {
+                        return Err(Attempt::Interrupted {
+                            message: other.to_string(),
+                            log_tail: tail,
+                        })
+                    }
                 };
-                return Err(BuildError::Daemon {
+                return Err(Attempt::Failed(BuildError::Daemon {
                     message,
                     log_tail: tail,
-                });
+                }));
             }
         }
     }
-    Ok(())
+    match image_id {
+        Some(_) => Ok(()),
+        None => Err(Attempt::Interrupted {
+            message: "it ended before the daemon reported the image".into(),
+            log_tail: tail,
+        }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(lines: &[&str]) -> Vec<Result<bollard::models::BuildInfo, bollard::errors::Error>> {
+        lines
+            .iter()
+            .map(|l| Ok(serde_json::from_str(l).unwrap()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_build_is_done_only_when_the_daemon_reports_its_image() {
+        let mut lines = Vec::new();
+        let done = answer(&[
+            r#"{"stream":"Step 1/1 : FROM scratch"}"#,
+            r#"{"aux":{"ID":"sha256:0123"}}"#,
+            r#"{"stream":"Successfully built 0123"}"#,
+        ]);
+        let mut on_line = |l: &str| lines.push(l.to_string());
+        assert!(follow(futures_util::stream::iter(done), &mut on_line)
+            .await
+            .is_ok());
+        let cut = answer(&[r#"{"stream":"Step 1/1 : FROM scratch"}"#]);
+        match follow(futures_util::stream::iter(cut), &mut on_line).await {
+            Err(Attempt::Interrupted { message, log_tail }) => {
+                assert!(message.contains("before the daemon reported the image"));
+                assert_eq!(log_tail, ["Step 1/1 : FROM scratch"]);
+            }
+            _ => panic!("an answer without the image is an interrupted build"),
+        }
+        let broken = vec![Err(bollard::errors::Error::IOError {
+            err: std::io::Error::other("bytes remaining on stream"),
+        })];
+        assert!(matches!(
+            follow(futures_util::stream::iter(broken), &mut on_line).await,
+            Err(Attempt::Interrupted { .. })
+        ));
+        let refused = vec![Err(bollard::errors::Error::DockerStreamError {
+            error: "failed to solve: boom".into(),
+        })];
+        match follow(futures_util::stream::iter(refused), &mut on_line).await {
+            Err(Attempt::Failed(BuildError::Daemon { message, .. })) => {
+                assert_eq!(message, "failed to solve: boom")
+            }
+            _ => panic!("the daemon's own error is a failed build"),
+        }
+    }
 
     #[test]
     fn the_builder_version_is_switched_in_the_query() {
