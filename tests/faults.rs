@@ -376,7 +376,7 @@ fn a_build_whose_answer_breaks_off_is_built_again_and_a_second_break_fails_it() 
         assert_eq!(proxy.cut(), 2, "{builder}: {err}");
         assert_eq!(out.status.code(), Some(1), "{builder}: {err}");
         assert!(
-            err.contains("a") && err.contains("broke off") && err.contains("(twice)"),
+            err.contains("`a`") && err.contains("broke off") && err.contains("twice"),
             "{builder}: the failure says what happened\n{err}"
         );
         let _ = std::process::Command::new("docker")
