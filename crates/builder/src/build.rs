@@ -147,7 +147,10 @@ pub async fn build(
             let Some(input) = again else {
                 return Err(broke_off(message, log_tail));
             };
-            tracing::warn!(image = %request.tag, %message, "the build's answer broke off; building again");
+            tracing::warn!(
+                "building {} again: the daemon's answer broke off ({message})",
+                request.tag
+            );
             on_line(&format!(
                 "the daemon's answer broke off ({message}); building again"
             ));
