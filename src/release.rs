@@ -22,6 +22,7 @@ use wharf_pusher::release::{Landing, Logins, Origin, PushEvent, PushEvents, Push
 use wharf_pusher::repositories::{CreateSettings, Ecr, EcrPublic};
 use wharf_pusher::target::{self, ImageTarget, Settings, TagValues};
 use wharf_pusher::template::{Template, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS};
+use wharf_pusher::Error as PushError;
 
 /// Loads the compose project of the command line.
 pub fn load_project(args: &ProjectArgs) -> Result<Project> {
@@ -700,39 +701,64 @@ pub fn input_digests(
 }
 
 /// The services whose image, by input digest, the target registry already holds: these are
-/// tagged there instead of built. A service another one builds `FROM` is built anyway when
-/// that one must be built (the daemon needs the base image), and so is one the registry
-/// cannot be asked about.
+/// tagged there instead of built (with `skip`). A service another one builds `FROM` is built
+/// anyway when that one must be built (the daemon needs the base image), and so is one the
+/// registry could not be asked about for a passing reason.
+///
+/// Every target repository is asked something before anything is built, skip or not — the
+/// inputs tag, or the first tag the release will write — so that a registry that cannot be
+/// reached, or refuses the credentials, stops the release before any build time is spent.
 pub async fn unchanged(
     pusher: &Pusher<'_>,
     targets: &[ImageTarget],
     builds: &[wharf_builder::service::ServiceBuild],
     inputs: &HashMap<String, Inputs>,
+    skip: bool,
     reporter: &Reporter,
-) -> HashMap<String, RawManifest> {
+) -> Result<HashMap<String, RawManifest>> {
     let lookups = targets.iter().filter_map(|t| {
-        let tag = match inputs.get(&t.service)? {
-            Inputs::Known(d) => d.tag(),
-            Inputs::Unknown { reason } => {
+        let inputs_tag = match inputs.get(&t.service) {
+            Some(Inputs::Known(d)) if skip => Some(d.tag()),
+            Some(Inputs::Unknown { reason }) => {
                 tracing::info!(service = %t.service, "always built: {reason}");
-                return None;
+                None
             }
+            _ => None,
         };
-        Some(async move { (t, pusher.find(t, &tag).await) })
+        let (tag, may_skip) = match inputs_tag {
+            Some(tag) => (tag, true),
+            None => (
+                t.identity_tags.iter().chain(&t.moving_tags).next()?.clone(),
+                false,
+            ),
+        };
+        Some(async move { (t, may_skip, pusher.find(t, &tag).await) })
     });
     let found = futures_util::future::join_all(lookups).await;
     let mut unchanged = HashMap::new();
-    for (t, r) in found {
+    let mut refused = Vec::new();
+    for (t, may_skip, r) in found {
         match r {
-            Ok(Some(m)) => {
+            Ok(Some(m)) if may_skip => {
                 unchanged.insert(t.service.clone(), m);
             }
-            Ok(None) => {}
+            Ok(_) => {}
+            Err(e @ (PushError::Unauthorized { .. } | PushError::Unreachable { .. })) => {
+                refused.push(format!("`{}`: {e}", t.service));
+            }
             Err(e) => reporter.warn(&format!(
                 "`{}`: cannot look for an image of the same inputs ({e}); building it",
                 t.service
             )),
         }
+    }
+    if !refused.is_empty() {
+        return Err(Failure::config(anyhow!(
+            "the target registry cannot be used (nothing was built or pushed):\n  {}\n  \
+             check the registry address (--registry, the image names) and its credentials \
+             (docker login, or the AWS credentials for ECR)",
+            refused.join("\n  ")
+        )));
     }
     loop {
         let needed: Vec<(String, String)> = builds
@@ -754,5 +780,5 @@ pub async fn unchanged(
             }
         }
     }
-    unchanged
+    Ok(unchanged)
 }

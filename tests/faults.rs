@@ -163,12 +163,14 @@ async fn docker_config_credentials_are_used_and_a_wrong_password_moves_nothing()
         &["build", "--push", "--registry", &proxy.addr],
     );
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Found before any build: the registry is asked about every target repository first.
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("refused the credentials") && err.contains(&proxy.addr),
         "names the registry: {err}"
     );
-    assert!(err.contains("no moving tag was moved"), "{err}");
+    assert!(err.contains("nothing was built or pushed"), "{err}");
+    assert!(!err.contains("building"), "no build started: {err}");
     assert!(
         !err.contains("wrong-password"),
         "no password in messages: {err}"
@@ -379,5 +381,34 @@ fn a_build_whose_answer_breaks_off_is_built_again_and_a_second_break_fails_it() 
         let _ = std::process::Command::new("docker")
             .args(["image", "rm", &image])
             .output();
+    }
+}
+
+#[test]
+fn a_registry_that_cannot_be_reached_stops_the_release_before_any_build() {
+    let bed = bed();
+    // A port nothing listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &unique("unreachable"), &bed.base_image);
+    for extra in [None, Some("--no-skip")] {
+        let mut args = vec!["build", "--push", "--registry", &closed];
+        args.extend(extra);
+        let out = wharf(dir.path(), &fake_sha(), &[], &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(
+            err.contains(&format!("cannot reach the registry {closed}")),
+            "{extra:?}: names the registry: {err}"
+        );
+        assert!(err.contains("`a`") && err.contains("`b`"), "{err}");
+        assert!(
+            !err.contains("building"),
+            "{extra:?}: no build started: {err}"
+        );
     }
 }

@@ -188,12 +188,15 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
             }
             Some((mut targets, mut logins)) => {
                 let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
-                let unchanged = if args.no_skip {
-                    HashMap::new()
-                } else {
-                    release::unchanged(&pusher, &targets, &prepared.builds, &inputs, &reporter)
-                        .await
-                };
+                let unchanged = release::unchanged(
+                    &pusher,
+                    &targets,
+                    &prepared.builds,
+                    &inputs,
+                    !args.no_skip,
+                    &reporter,
+                )
+                .await?;
                 let (builds, skipped): (Vec<_>, Vec<_>) = prepared
                     .builds
                     .into_iter()

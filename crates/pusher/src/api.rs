@@ -257,6 +257,10 @@ fn classify(e: OciDistributionError, host: &str, reference: &str) -> Result<Opti
                 hint: format!("reading {reference} needs valid credentials for {host}"),
             })
         }
+        O::RequestError(ref r) if r.is_connect() || r.is_timeout() => Err(Error::Unreachable {
+            registry: host.to_string(),
+            message: with_causes(&e),
+        }),
         O::ServerError { code: 403, .. } => Err(Error::Unauthorized {
             registry: host.to_string(),
             status: 403,

@@ -26,6 +26,9 @@ pub enum Error {
     #[error("{reference} does not exist in its registry")]
     NotFound { reference: String },
 
+    #[error("cannot reach the registry {registry}: {message}")]
+    Unreachable { registry: String, message: String },
+
     #[error("registry {registry}: {message}")]
     Registry { registry: String, message: String },
 

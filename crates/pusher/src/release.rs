@@ -76,6 +76,9 @@ fn is_transient(e: &Error) -> bool {
         Error::Push { message, .. } | Error::Registry { message, .. } => {
             message.to_ascii_lowercase()
         }
+        // A registry that is restarting, or a connection that failed once, may answer the
+        // next try; one that is not there at all fails after the policy's few tries.
+        Error::Unreachable { .. } => return true,
         _ => return false,
     };
     [
