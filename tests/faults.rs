@@ -412,3 +412,45 @@ fn a_registry_that_cannot_be_reached_stops_the_release_before_any_build() {
         );
     }
 }
+
+#[test]
+fn an_identity_tag_that_comes_to_name_another_image_is_said_out_loud() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("repoint");
+    project(dir.path(), &prefix, &bed.base_image);
+    let sha = fake_sha();
+    let args = [
+        "build",
+        "--push",
+        "--progress",
+        "plain",
+        "--registry",
+        &bed.plain_registry,
+    ];
+    let out = wharf(dir.path(), &sha, &[], &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("now names"), "{}", stderr(&out));
+
+    // The same commit released again with other bytes (here: another stamp, as a rebuild
+    // without cache or from a newer base would make): the SHA tag moves, and wharf says so.
+    restamp(dir.path());
+    let out = wharf(dir.path(), &sha, &[], &args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for service in ["a", "b"] {
+        let tag = format!(
+            "{}/{prefix}/{service}:{sha} named sha256:",
+            bed.plain_registry
+        );
+        assert!(
+            err.contains(&tag) && err.contains("and now names sha256:"),
+            "{service}: {err}"
+        );
+    }
+
+    // Released again unchanged: nothing moves, nothing to say.
+    let out = wharf(dir.path(), &sha, &[], &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("now names"), "{}", stderr(&out));
+}

@@ -177,9 +177,30 @@ impl<'a> Pusher<'a> {
                     reference: repository.clone(),
                     message: "no identity tag to push".into(),
                 })?;
+                // What the identity tag named before, if anything: a rebuild of the same commit
+                // that made a different image (no cache, a newer unpinned base) re-points it in
+                // a mutable repository, and that must not go unsaid.
+                let before = self
+                    .api
+                    .manifest_digest(&format!("{repository}:{first}"), login)
+                    .await
+                    .ok()
+                    .flatten();
                 let digest = self
                     .push_from_daemon(target, &repository, first, login)
                     .await?;
+                if let Some(before) = before.filter(|b| *b != digest) {
+                    let message = format!(
+                        "{repository}:{first} named {before} and now names {digest}: this commit was \
+                         released before with a different image (a rebuild without cache, from a \
+                         newer base, or of uncommitted changes); deployments that pulled it by tag \
+                         may run either"
+                    );
+                    (self.events)(PushEvent::Warning {
+                        service: &target.service,
+                        message: &message,
+                    });
+                }
                 self.landed(target, first, &digest);
                 self.manifest_at(&repository, &digest, login).await?
             }
