@@ -341,19 +341,20 @@ fn a_build_whose_answer_breaks_off_is_built_again_and_a_second_break_fails_it() 
             .status()
             .unwrap();
         assert!(tagged.success());
-        let proxy = DaemonProxy::start(1);
-        let out = wharf(
-            dir.path(),
-            &fake_sha(),
-            &[("DOCKER_HOST", &proxy.host)],
-            &args,
-        );
-        let err = stderr(&out);
-        assert_eq!(
-            proxy.cut(),
-            1,
-            "{builder}: the proxy broke one answer off\n{err}"
-        );
+        // wharf against a daemon whose first `cuts` build answers break off.
+        let build_with_cuts = |cuts: usize| {
+            let proxy = DaemonProxy::start(cuts);
+            let out = wharf(
+                dir.path(),
+                &fake_sha(),
+                &[("DOCKER_HOST", &proxy.host)],
+                &args,
+            );
+            let err = stderr(&out);
+            assert_eq!(proxy.cut(), cuts, "{builder}: answers broken off\n{err}");
+            (out, err)
+        };
+        let (out, err) = build_with_cuts(1);
         assert!(
             out.status.success(),
             "{builder}: built on the second attempt\n{err}"
@@ -364,15 +365,7 @@ fn a_build_whose_answer_breaks_off_is_built_again_and_a_second_break_fails_it() 
 
         // Twice: a failed build, exit 1, whatever the tag held before is not presented as it.
         restamp(dir.path());
-        let proxy = DaemonProxy::start(2);
-        let out = wharf(
-            dir.path(),
-            &fake_sha(),
-            &[("DOCKER_HOST", &proxy.host)],
-            &args,
-        );
-        let err = stderr(&out);
-        assert_eq!(proxy.cut(), 2, "{builder}: {err}");
+        let (out, err) = build_with_cuts(2);
         assert_eq!(out.status.code(), Some(1), "{builder}: {err}");
         assert!(
             err.contains("`a`") && err.contains("broke off") && err.contains("twice"),

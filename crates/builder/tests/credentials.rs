@@ -11,41 +11,12 @@ use futures_util::StreamExt;
 use secrecy::SecretString;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use wharf_builder::build::{build, BuildError, BuildRequest, BuilderKind};
 use wharf_builder::context::Context;
 use wharf_builder::session::RegistryCredentials;
 
-fn var(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "{name} is not set: this test needs the test bed.\n\
-             Run `scripts/testbed up && eval \"$(scripts/testbed env)\"` first."
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn remove(image: &str) {
-    let _ = Command::new("docker").args(["rmi", "-f", image]).output();
-}
-
-fn cat(image: &str, path: &str) -> String {
-    let out = Command::new("docker")
-        .args(["run", "--rm", image, "cat", path])
-        .output()
-        .expect("docker runs");
-    assert!(out.status.success(), "docker run {image} cat {path}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::{bed_var, cat, remove, test_image, unique};
 
 async fn build_from(
     docker: &bollard::Docker,
@@ -81,10 +52,10 @@ fn refused(result: Result<(), BuildError>, builder: BuilderKind, what: &str) {
 #[tokio::test]
 async fn pulls_use_credentials_handed_in_before_the_docker_config() {
     use base64::Engine as _;
-    let base = var("WHARF_TEST_BASE_IMAGE");
-    let registry = var("WHARF_TEST_ECR_REGISTRY");
-    let username = var("WHARF_TEST_ECR_USERNAME");
-    let password = var("WHARF_TEST_ECR_PASSWORD");
+    let base = bed_var("WHARF_TEST_BASE_IMAGE");
+    let registry = bed_var("WHARF_TEST_ECR_REGISTRY");
+    let username = bed_var("WHARF_TEST_ECR_USERNAME");
+    let password = bed_var("WHARF_TEST_ECR_PASSWORD");
     let (docker, _) = wharf_builder::daemon::connect()
         .await
         .expect("the daemon answers: run scripts/testbed up");
@@ -118,7 +89,7 @@ async fn pulls_use_credentials_handed_in_before_the_docker_config() {
     while let Some(item) = push.next().await {
         item.expect("the push succeeds");
     }
-    remove(&pushed);
+    remove(&[&pushed]);
 
     let dir = tempfile::tempdir().unwrap();
     fs::write(
@@ -136,25 +107,18 @@ async fn pulls_use_credentials_handed_in_before_the_docker_config() {
     for builder in [BuilderKind::BuildKit, BuilderKind::Classic] {
         // Nothing in the Docker config, nothing handed in: the registry refuses.
         refused(
-            build_from(
-                &docker,
-                dir.path(),
-                builder,
-                &none,
-                &unique("wharf-test/anon"),
-            )
-            .await,
+            build_from(&docker, dir.path(), builder, &none, &test_image("anon")).await,
             builder,
             &format!("{builder:?}: the registry wants credentials"),
         );
         // Handed in, with an empty Docker config: the pull succeeds.
-        let image = format!("wharf-test/{}", unique("handed"));
+        let image = test_image("handed");
         build_from(&docker, dir.path(), builder, &handed, &image)
             .await
             .unwrap_or_else(|e| panic!("{builder:?}: the handed-in credentials work: {e}"));
         assert_eq!(cat(&image, "/pulled"), "pulled\n");
-        remove(&image);
-        remove(&pushed);
+        remove(&[&image]);
+        remove(&[&pushed]);
     }
 
     // Handed-in credentials come before the Docker config's: a wrong password handed in is
@@ -178,7 +142,7 @@ async fn pulls_use_credentials_handed_in_before_the_docker_config() {
             dir.path(),
             BuilderKind::BuildKit,
             &wrong,
-            &unique("wharf-test/wrong"),
+            &test_image("wrong"),
         )
         .await,
         BuilderKind::BuildKit,
@@ -186,11 +150,11 @@ async fn pulls_use_credentials_handed_in_before_the_docker_config() {
     );
     // Replaced credentials take effect.
     wrong.insert(&registry, &username, SecretString::from(password.clone()));
-    let image = format!("wharf-test/{}", unique("replaced"));
+    let image = test_image("replaced");
     build_from(&docker, dir.path(), BuilderKind::BuildKit, &wrong, &image)
         .await
         .expect("the replaced credentials work");
     std::env::remove_var("DOCKER_CONFIG");
-    remove(&image);
-    remove(&pushed);
+    remove(&[&image]);
+    remove(&[&pushed]);
 }

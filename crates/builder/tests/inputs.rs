@@ -7,11 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use wharf_builder::inputs::{self, Inputs};
 
-fn write(dir: &Path, rel: &str, contents: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, contents).unwrap();
-}
+mod common;
+use common::write;
 
 /// Every service's digest (`None`: not known before building, with the reason).
 fn digests(dir: &Path) -> HashMap<String, Result<String, String>> {

@@ -12,29 +12,8 @@ use wharf_builder::build::{build, BuildError, BuildRequest, BuilderKind};
 use wharf_builder::context::Context;
 use wharf_compose::{BuildSecret, Dockerfile, SecretSource};
 
-fn base_image() -> String {
-    match std::env::var("WHARF_TEST_BASE_IMAGE") {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "WHARF_TEST_BASE_IMAGE is not set: this test needs the test bed.\n\
-             Run `scripts/testbed up && eval \"$(scripts/testbed env)\"` first."
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("wharf-test/{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn write(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, content).unwrap();
-}
+mod common;
+use common::{base_image, cat, image_id, remove, test_image, unique, write};
 
 /// Builds `dir` with BuildKit, tagged `tag`.
 async fn build_dir(
@@ -63,37 +42,6 @@ async fn build_dir(
         .map(|()| lines)
 }
 
-/// What `cat PATH` prints in a container of `image`.
-fn cat(image: &str, path: &str) -> String {
-    let out = Command::new("docker")
-        .args(["run", "--rm", image, "cat", path])
-        .output()
-        .expect("docker runs");
-    assert!(
-        out.status.success(),
-        "docker run {image} cat {path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn image_id(image: &str) -> String {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", image])
-        .output()
-        .expect("docker runs");
-    assert!(out.status.success(), "docker image inspect {image}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn remove(images: &[&str]) {
-    let _ = Command::new("docker")
-        .arg("rmi")
-        .arg("-f")
-        .args(images)
-        .output();
-}
-
 #[tokio::test]
 async fn secrets_from_a_file_and_the_environment_reach_run_mounts() {
     let base = base_image();
@@ -112,7 +60,7 @@ async fn secrets_from_a_file_and_the_environment_reach_run_mounts() {
              cat /run/secrets/file_secret /run/secrets/env_secret > /seen\n"
         ),
     );
-    let tag = unique("session-secrets");
+    let tag = test_image("session-secrets");
     let secrets = vec![
         BuildSecret {
             id: "file_secret".into(),
@@ -137,9 +85,14 @@ async fn secrets_from_a_file_and_the_environment_reach_run_mounts() {
             "FROM {base}\nRUN --mount=type=secret,id=absent,required cat /run/secrets/absent\n"
         ),
     );
-    let err = build_dir(dir.path(), None, &unique("session-no-secret"), Vec::new())
-        .await
-        .expect_err("a required secret is missing");
+    let err = build_dir(
+        dir.path(),
+        None,
+        &test_image("session-no-secret"),
+        Vec::new(),
+    )
+    .await
+    .expect_err("a required secret is missing");
     assert!(err.to_string().contains("absent"), "{err}");
 }
 
@@ -154,9 +107,9 @@ async fn the_cache_holds_across_builds_and_every_change_is_seen() {
         "Dockerfile",
         &format!("FROM {base}\nCOPY data /data\nRUN cat /proc/sys/kernel/random/uuid > /stamp\n"),
     );
-    let first = unique("session-cache-1");
-    let second = unique("session-cache-2");
-    let third = unique("session-cache-3");
+    let first = test_image("session-cache-1");
+    let second = test_image("session-cache-2");
+    let third = test_image("session-cache-3");
     build_dir(dir.path(), None, &first, Vec::new())
         .await
         .expect("the first build succeeds");
@@ -178,7 +131,7 @@ async fn the_cache_holds_across_builds_and_every_change_is_seen() {
 
     // An inline Dockerfile changed to one of the same length is read afresh.
     for word in ["left", "rite"] {
-        let tag = unique("session-inline");
+        let tag = test_image("session-inline");
         let df = Dockerfile::Inline(format!("FROM {base}\nRUN echo {word} > /word\n"));
         build_dir(dir.path(), Some(&df), &tag, Vec::new())
             .await
@@ -197,7 +150,7 @@ async fn a_failing_step_reports_the_daemon_message_and_output() {
         "Dockerfile",
         &format!("FROM {base}\nRUN echo output-before-failing && exit 3\n"),
     );
-    let err = build_dir(dir.path(), None, &unique("session-fail"), Vec::new())
+    let err = build_dir(dir.path(), None, &test_image("session-fail"), Vec::new())
         .await
         .expect_err("the RUN step fails");
     let BuildError::Daemon { message, log_tail } = err;
@@ -221,7 +174,7 @@ async fn a_context_that_cannot_be_read_fails_the_build_naming_the_file() {
     let ctx = Context::prepare(dir.path(), None, BuilderKind::BuildKit).unwrap();
     fs::remove_file(dir.path().join("Dockerfile")).unwrap();
     let request = BuildRequest {
-        tag: unique("session-gone"),
+        tag: test_image("session-gone"),
         builder: BuilderKind::BuildKit,
         ..Default::default()
     };
@@ -259,7 +212,7 @@ async fn compose_build_secrets_match_docker_compose() {
              secrets:\n  token:\n    file: ./token.txt\n  envtok:\n    environment: {var}\n"
         ),
     );
-    let project_name = unique("secrets").replace("wharf-test/", "").to_lowercase();
+    let project_name = unique("secrets").to_lowercase();
 
     let reference = Command::new(&compose)
         .args(["-p", &project_name, "build"])
@@ -324,7 +277,7 @@ async fn pulls_use_the_docker_config_credentials_through_the_session() {
 
     // A base image only the registry has, behind its password.
     let repository = format!("{registry}/wharf-session/base");
-    let tag = unique("t").replace("wharf-test/", "");
+    let tag = unique("t");
     let pushed = format!("{repository}:{tag}");
     docker
         .tag_image(
@@ -380,7 +333,7 @@ async fn pulls_use_the_docker_config_credentials_through_the_session() {
     // No credentials in the Docker config: the registry refuses the pull.
     fs::write(config.path().join("config.json"), "{}").unwrap();
     std::env::set_var("DOCKER_CONFIG", config.path());
-    let refused = build_from_registry(unique("session-anonymous")).await;
+    let refused = build_from_registry(test_image("session-anonymous")).await;
     let err = refused.expect_err("the registry wants credentials");
     assert!(
         err.to_string().contains("401") || err.to_string().contains("authoriz"),
@@ -395,7 +348,7 @@ async fn pulls_use_the_docker_config_credentials_through_the_session() {
         format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{encoded}\"}}}}}}"),
     )
     .unwrap();
-    let image = unique("session-pulled");
+    let image = test_image("session-pulled");
     build_from_registry(image.clone())
         .await
         .expect("the pull with the Docker config's credentials succeeds");

@@ -16,23 +16,8 @@ use wharf_builder::build::{build, BuildError, BuildRequest, BuilderKind};
 use wharf_builder::context::Context;
 use wharf_builder::session::SshAgent;
 
-fn base_image() -> String {
-    match std::env::var("WHARF_TEST_BASE_IMAGE") {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "WHARF_TEST_BASE_IMAGE is not set: this test needs the test bed.\n\
-             Run `scripts/testbed up && eval \"$(scripts/testbed env)\"` first."
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("wharf-test/{prefix}-{}-{nanos}", std::process::id())
-}
+mod common;
+use common::{base_image, test_image, unique};
 
 fn tool(name: &str) -> PathBuf {
     for dir in ["/usr/bin", "/bin", "/usr/local/bin"] {
@@ -231,7 +216,7 @@ async fn an_agent_socket_is_forwarded_to_run_mounts() {
         SshAgent::resolve_with("default", &[], Some(agent.socket.as_os_str())).unwrap(),
         SshAgent::resolve_with("deploy", std::slice::from_ref(&agent.socket), None).unwrap(),
     ];
-    let tag = unique("ssh-socket");
+    let tag = test_image("ssh-socket");
     build_with(ctx.path(), &tag, ssh)
         .await
         .expect("the build reaches the agent");
@@ -284,7 +269,7 @@ async fn key_files_are_served_by_an_agent_in_memory() {
     fs::write(ctx.path().join("Dockerfile"), steps).unwrap();
     let paths = vec![ed.clone(), ecdsa.clone(), rsa.clone(), pem.clone()];
     let ssh = vec![SshAgent::resolve_with("files", &paths, None).expect("the keys load")];
-    let tag = unique("ssh-keys");
+    let tag = test_image("ssh-keys");
     build_with(ctx.path(), &tag, ssh)
         .await
         .expect("the build signs with the keys");
@@ -322,7 +307,7 @@ async fn an_id_nobody_forwards_fails_the_build_with_the_daemons_message() {
 
     // Some agent is forwarded, not this id: BuildKit's client's words, through the daemon.
     let ssh = vec![SshAgent::resolve_with("default", &[], Some(agent.socket.as_os_str())).unwrap()];
-    let err = build_with(ctx.path(), &unique("ssh-unset"), ssh)
+    let err = build_with(ctx.path(), &test_image("ssh-unset"), ssh)
         .await
         .expect_err("the id is not forwarded");
     assert!(
@@ -331,7 +316,7 @@ async fn an_id_nobody_forwards_fails_the_build_with_the_daemons_message() {
     );
 
     // No SSH forwarding at all: the daemon's own message.
-    let err = build_with(ctx.path(), &unique("ssh-none"), Vec::new())
+    let err = build_with(ctx.path(), &test_image("ssh-none"), Vec::new())
         .await
         .expect_err("nothing is forwarded");
     assert!(
@@ -346,7 +331,7 @@ async fn an_id_nobody_forwards_fails_the_build_with_the_daemons_message() {
         format!("FROM {base}\nRUN --mount=type=ssh,id=github true\n"),
     )
     .unwrap();
-    build_with(ctx.path(), &unique("ssh-optional"), Vec::new())
+    build_with(ctx.path(), &test_image("ssh-optional"), Vec::new())
         .await
         .expect("an optional mount needs no agent");
 }
