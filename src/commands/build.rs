@@ -23,12 +23,22 @@ use wharf_pusher::release::{Landing, Origin, Pusher};
 use wharf_pusher::target::ImageTarget;
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
-/// was built. Compose's own labels win on a clash.
-fn oci_labels(project: &wharf_compose::Project) -> HashMap<String, String> {
+/// was built. Compose's own labels win on a clash. `revision`: the one the release's tags name,
+/// when there is a release (asking git again costs a `git status` of the whole work tree).
+fn oci_labels(
+    project: &wharf_compose::Project,
+    revision: Option<&wharf_pusher::git::Revision>,
+) -> HashMap<String, String> {
     let mut labels = HashMap::new();
     let env = |n: &str| std::env::var(n).ok();
-    if let Ok(r) = wharf_pusher::git::revision(&project.working_dir, &env) {
-        labels.insert("org.opencontainers.image.revision".into(), r.sha);
+    let sha = match revision {
+        Some(r) => Some(r.sha.clone()),
+        None => wharf_pusher::git::revision(&project.working_dir, &env)
+            .ok()
+            .map(|r| r.sha),
+    };
+    if let Some(sha) = sha {
+        labels.insert("org.opencontainers.image.revision".into(), sha);
     }
     if let Some(source) = source_url(&project.working_dir) {
         labels.insert("org.opencontainers.image.source".into(), source);
@@ -90,12 +100,18 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
         BuilderChoice::Buildkit => BuilderKind::BuildKit,
         BuilderChoice::Classic => BuilderKind::Classic,
     };
+    let (targets, revision) = if args.push {
+        let (targets, revision) = release::targets(&project, &services, &args.target)?;
+        (Some(targets), revision)
+    } else {
+        (None, None)
+    };
     let mut prepared = service::prepare(
         &project,
         &services,
         &Options {
             builder,
-            labels: oci_labels(&project),
+            labels: oci_labels(&project, revision.as_ref()),
         },
     )
     .map_err(|problems| {
@@ -108,11 +124,6 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
     for w in &prepared.warnings {
         reporter.warn(&w.to_string());
     }
-    let targets = if args.push {
-        Some(release::targets(&project, &services, &args.target)?.0)
-    } else {
-        None
-    };
     if !args.push && args.manifest.is_some() {
         return Err(Failure::config(anyhow!(
             "--manifest describes pushed images: use it with --push"
