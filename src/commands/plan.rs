@@ -309,20 +309,25 @@ fn check_registry(
         let mut sdk = None;
         let logins = release::login_all(&mut targets, &mut sdk).await?;
         let api = RegistryApi::new();
-        let mut found = HashMap::new();
-        for t in &targets {
+        // All services at once, as `build --push` asks.
+        let lookups = targets.iter().filter_map(|t| {
             let (Some(Inputs::Known(d)), Some(repository)) =
                 (inputs.get(&t.service), t.repository_ref())
             else {
-                continue;
+                return None;
             };
             let login = t.host.as_ref().and_then(|h| logins.get(h));
             let reference = format!("{repository}:{}", d.tag());
-            let present = api
-                .manifest_digest(&reference, login)
-                .await
-                .map_err(|e| Failure::failed(anyhow!("{e}")))?;
-            found.insert(t.service.clone(), present.is_some());
+            let api = &api;
+            Some(async move {
+                let present = api.manifest_digest(&reference, login).await;
+                (t.service.clone(), present)
+            })
+        });
+        let mut found = HashMap::new();
+        for (service, present) in futures_util::future::join_all(lookups).await {
+            let present = present.map_err(|e| Failure::failed(anyhow!("{e}")))?;
+            found.insert(service, present.is_some());
         }
         Ok(found)
     })
