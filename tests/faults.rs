@@ -446,4 +446,25 @@ fn an_identity_tag_that_comes_to_name_another_image_is_said_out_loud() {
     let out = wharf(dir.path(), &sha, &[], &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("now names"), "{}", stderr(&out));
+
+    // Built again on purpose: each build records its time, unless SOURCE_DATE_EPOCH fixes it,
+    // and then a rebuild from the cache is the very same image.
+    let mut again = args.to_vec();
+    again.push("--no-skip");
+    let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let out = wharf(dir.path(), &sha, &epoch, &again);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("now names"),
+        "a new created label: {}",
+        stderr(&out)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = wharf(dir.path(), &sha, &epoch, &again);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("now names"),
+        "the same commit, the same time, the same image: {}",
+        stderr(&out)
+    );
 }

@@ -43,11 +43,20 @@ fn oci_labels(
     if let Some(source) = source_url(&project.working_dir) {
         labels.insert("org.opencontainers.image.source".into(), source);
     }
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    );
+    labels.insert("org.opencontainers.image.created".into(), created());
     labels
+}
+
+/// When the image was made: now, or `SOURCE_DATE_EPOCH` (seconds since 1970) when set — the
+/// reproducible-builds convention BuildKit and buildx follow too, so that building one commit
+/// twice need not give two images.
+fn created() -> String {
+    let at = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .unwrap_or_else(chrono::Utc::now);
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The repository's web address: from GitHub Actions' variables, else `origin`, with any

@@ -192,9 +192,9 @@ impl<'a> Pusher<'a> {
                 if let Some(before) = before.filter(|b| *b != digest) {
                     let message = format!(
                         "{repository}:{first} named {before} and now names {digest}: this commit was \
-                         released before with a different image (a rebuild without cache, from a \
-                         newer base, or of uncommitted changes); deployments that pulled it by tag \
-                         may run either"
+                         released before and built again into different bytes (each build records \
+                         its time, see SOURCE_DATE_EPOCH; no cache, a newer base or uncommitted \
+                         changes differ more); deployments that pulled it by tag may run either"
                     );
                     (self.events)(PushEvent::Warning {
                         service: &target.service,
