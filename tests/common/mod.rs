@@ -57,11 +57,16 @@ pub fn wharf_bin() -> &'static Path {
 }
 
 /// The wharf binary as a command, without the GitHub Actions variables of the machine running
-/// the tests: inside Actions they would fold the output into groups and write to the real job
-/// summary and step outputs.
+/// the tests (inside Actions they would fold the output into groups and write to the real job
+/// summary and step outputs) and without a fixed build time.
 pub fn wharf_command() -> Command {
     let mut c = Command::new(wharf_bin());
-    for name in ["GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"] {
+    for name in [
+        "GITHUB_ACTIONS",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_OUTPUT",
+        "SOURCE_DATE_EPOCH",
+    ] {
         c.env_remove(name);
     }
     c
