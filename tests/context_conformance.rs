@@ -10,7 +10,8 @@
 //! ```text
 //! mkdir PATH                 chmod OCTAL PATH          chown UID:GID PATH
 //! symlink TARGET PATH        hardlink EXISTING PATH    random PATH BYTES
-//! write PATH
+//! write PATH                 fifo PATH                 socket PATH
+//! mknod c|b MAJOR MINOR PATH
 //! ```
 //!
 //! A case whose folder has a `classic-unsupported` file (saying why) is one the reference cannot
@@ -94,6 +95,25 @@ fn setup(case: &Path, root: &Path) {
                 let mut out = fs::File::create(at(1)).unwrap();
                 std::io::copy(&mut src, &mut out).unwrap();
                 out.flush().unwrap();
+            }
+            "fifo" => {
+                parent(&at(1));
+                let made = Command::new("mkfifo").arg(at(1)).status().unwrap();
+                assert!(made.success(), "mkfifo {}", words[1]);
+            }
+            "mknod" => {
+                parent(&at(4));
+                let made = Command::new("mknod")
+                    .arg(at(4))
+                    .args(&words[1..4])
+                    .status()
+                    .unwrap();
+                assert!(made.success(), "mknod {}", words[4]);
+            }
+            "socket" => {
+                parent(&at(1));
+                // The socket file stays when the listener is dropped.
+                drop(std::os::unix::net::UnixListener::bind(at(1)).unwrap());
             }
             other => panic!("{}: unknown setup action {other}", case.display()),
         }

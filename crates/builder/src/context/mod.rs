@@ -83,7 +83,7 @@ pub enum ContextError {
     },
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
-    #[error("{path}: the file name is not valid UTF-8, which wharf cannot match against .dockerignore patterns")]
+    #[error("{path}: the file name is not valid UTF-8, which BuildKit's file transfer cannot carry (docker compose fails on it too): rename it, or build with the classic builder")]
     NonUtf8Name { path: PathBuf },
     #[error("{path} changed size while it was being sent")]
     Changed { path: PathBuf },
@@ -276,7 +276,11 @@ impl Context {
         let context_ignore = root.join(DOCKERIGNORE);
         let ignore_file = match (builder, &specific_ignore) {
             (Builder::BuildKit, Some(s)) if s.is_file() => Some(s.clone()),
-            _ if context_ignore.is_file() => Some(context_ignore.clone()),
+            (Builder::BuildKit, _) if context_ignore.is_file() => Some(context_ignore.clone()),
+            // The docker CLI reads `.dockerignore` whenever something is there (a dangling link
+            // counts as nothing): a folder, say, is an error it stops with, where BuildKit's
+            // daemon reads no ignore file.
+            (Builder::Classic, _) if context_ignore.exists() => Some(context_ignore.clone()),
             _ => None,
         };
         let session_dockerfile = SessionDockerfile {
@@ -565,6 +569,8 @@ fn disk_entry(root: &Path, rel: &str) -> Result<Entry, ContextError> {
         } else {
             walk::Source::Empty
         },
+        raw_path: None,
+        raw_link: None,
     })
 }
 
@@ -582,6 +588,8 @@ fn file_entry(name: &str, path: &Path) -> Result<Entry, ContextError> {
         mtime: meta.mtime(),
         mtime_nsec: meta.mtime_nsec() as u32,
         source: walk::Source::Disk(path.to_path_buf()),
+        raw_path: None,
+        raw_link: None,
     })
 }
 
@@ -723,6 +731,73 @@ mod tests {
             !classic.iter().any(|p| p.starts_with("docs")),
             "{classic:?}"
         );
+    }
+
+    #[test]
+    fn second_names_of_a_symlink_are_hard_links_for_the_classic_builder() {
+        let dir = tree();
+        symlink("a.txt", dir.path().join("link")).unwrap();
+        fs::hard_link(dir.path().join("link"), dir.path().join("m-link")).unwrap();
+        let bk = listing(&Context::prepare(dir.path(), None, Builder::BuildKit).unwrap());
+        assert!(bk.contains(&"m-link -> a.txt".to_string()), "{bk:?}");
+        let classic = listing(&Context::prepare(dir.path(), None, Builder::Classic).unwrap());
+        assert!(
+            classic.contains(&"link -> a.txt".to_string()),
+            "{classic:?}"
+        );
+        assert!(
+            classic.contains(&"m-link => link".to_string()),
+            "{classic:?}"
+        );
+    }
+
+    #[test]
+    fn an_ignore_file_that_is_a_folder_stops_only_the_classic_builder() {
+        let dir = tree();
+        write(dir.path(), ".dockerignore/patterns", "a.txt\n");
+        let bk = listing(&Context::prepare(dir.path(), None, Builder::BuildKit).unwrap());
+        assert!(bk.contains(&".dockerignore/patterns".to_string()), "{bk:?}");
+        let err = Context::prepare(dir.path(), None, Builder::Classic).unwrap_err();
+        assert!(err.to_string().contains(".dockerignore"), "{err}");
+        // A dangling link is no ignore file at all.
+        fs::remove_dir_all(dir.path().join(".dockerignore")).unwrap();
+        symlink("missing", dir.path().join(".dockerignore")).unwrap();
+        let classic = listing(&Context::prepare(dir.path(), None, Builder::Classic).unwrap());
+        assert!(classic.contains(&"a.txt".to_string()), "{classic:?}");
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_go_into_a_classic_archive_as_they_are() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tree();
+        let raw = |b: &[u8]| dir.path().join(OsStr::from_bytes(b));
+        fs::write(raw(b"lat\xe9n"), "x").unwrap();
+        fs::write(raw(b"x\xe2\x82"), "x").unwrap();
+        fs::write(raw(b"y\xe2\x82"), "x").unwrap();
+        fs::create_dir(raw(b"d\xff")).unwrap();
+        fs::write(raw(b"d\xff/inner"), "i").unwrap();
+        fs::hard_link(raw(b"d\xff/inner"), dir.path().join("z-inner")).unwrap();
+        // Go reads each stray byte as one character: `??` takes both bytes of a cut sequence.
+        write(dir.path(), ".dockerignore", "lat?n\nx??\ny?\n");
+
+        let err = Context::prepare(dir.path(), None, Builder::BuildKit)
+            .and_then(|c| c.for_each_entry(|_| Ok(())))
+            .unwrap_err();
+        assert!(matches!(err, ContextError::NonUtf8Name { .. }), "{err}");
+
+        let ctx = Context::prepare(dir.path(), None, Builder::Classic).unwrap();
+        let tar = ctx.write_tar(Vec::new(), &mut ()).unwrap();
+        let mut names = Vec::new();
+        for entry in ::tar::Archive::new(&tar[..]).entries().unwrap() {
+            let entry = entry.unwrap();
+            let link = entry.link_name_bytes().map(|l| l.into_owned());
+            names.push((entry.path_bytes().into_owned(), link));
+        }
+        let has = |p: &[u8]| names.iter().any(|(n, _)| n == p);
+        assert!(!has(b"lat\xe9n") && !has(b"x\xe2\x82"), "{names:?}");
+        assert!(has(b"y\xe2\x82") && has(b"d\xff/inner"), "{names:?}");
+        assert!(names.contains(&(b"z-inner".to_vec(), Some(b"d\xff/inner".to_vec()))));
     }
 
     #[test]

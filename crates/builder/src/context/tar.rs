@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use tokio::sync::mpsc;
@@ -54,29 +55,36 @@ pub(crate) fn append<W: Write>(
     header.set_mtime(entry.mtime.max(0) as u64);
     header.set_size(0);
     let wr = |e: io::Error| ContextError::io(&entry.path, e);
+    // The archive holds a name's own bytes, even when they are not UTF-8.
+    let path: &Path = entry
+        .raw_path
+        .as_deref()
+        .map(Path::new)
+        .unwrap_or(Path::new(&entry.path));
     match &entry.kind {
         EntryKind::Dir => {
             header.set_entry_type(tar::EntryType::Directory);
             builder
-                .append_data(&mut header, format!("{}/", entry.path), io::empty())
+                .append_data(&mut header, path.join(""), io::empty())
                 .map_err(wr)?;
         }
         EntryKind::Symlink { target } => {
             header.set_entry_type(tar::EntryType::Symlink);
-            builder
-                .append_link(&mut header, &entry.path, target)
-                .map_err(wr)?;
+            builder.append_link(&mut header, path, target).map_err(wr)?;
         }
         EntryKind::Hardlink { target } => {
             header.set_entry_type(tar::EntryType::Link);
-            builder
-                .append_link(&mut header, &entry.path, target)
-                .map_err(wr)?;
+            let target: &Path = entry
+                .raw_link
+                .as_deref()
+                .map(Path::new)
+                .unwrap_or(Path::new(target));
+            builder.append_link(&mut header, path, target).map_err(wr)?;
         }
         EntryKind::Fifo => {
             header.set_entry_type(tar::EntryType::Fifo);
             builder
-                .append_data(&mut header, &entry.path, io::empty())
+                .append_data(&mut header, path, io::empty())
                 .map_err(wr)?;
         }
         EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
@@ -88,7 +96,7 @@ pub(crate) fn append<W: Write>(
             header.set_device_major(*major).map_err(wr)?;
             header.set_device_minor(*minor).map_err(wr)?;
             builder
-                .append_data(&mut header, &entry.path, io::empty())
+                .append_data(&mut header, path, io::empty())
                 .map_err(wr)?;
         }
         EntryKind::File => {
@@ -103,7 +111,7 @@ pub(crate) fn append<W: Write>(
                         read: 0,
                         sink_error: None,
                     };
-                    let res = builder.append_data(&mut header, &entry.path, &mut reader);
+                    let res = builder.append_data(&mut header, path, &mut reader);
                     if let Some(e) = reader.sink_error.take() {
                         return Err(ContextError::Sink(e));
                     }
@@ -115,12 +123,12 @@ pub(crate) fn append<W: Write>(
                 Source::Memory(bytes) => {
                     sink.data(bytes).map_err(ContextError::Sink)?;
                     builder
-                        .append_data(&mut header, &entry.path, &bytes[..])
+                        .append_data(&mut header, path, &bytes[..])
                         .map_err(wr)?;
                 }
                 Source::Empty => {
                     builder
-                        .append_data(&mut header, &entry.path, io::empty())
+                        .append_data(&mut header, path, io::empty())
                         .map_err(wr)?;
                 }
             }

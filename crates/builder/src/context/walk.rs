@@ -13,7 +13,8 @@
 //!   never sends the excluded folder itself (the daemon creates it when unpacking).
 //!
 //! Both visit each folder's entries sorted by name (bytes), parents before children, never
-//! follow symlinks, and report a hard link to a file seen earlier in the walk as a link to it.
+//! follow symlinks, and report a hard link to a file seen earlier in the walk as a link to it
+//! (for the classic builder, a second name of a symlink's inode too).
 //!
 //! BuildKit's walk also takes include patterns (what the daemon asks for when it wants only a
 //! few files, such as the `.dockerignore`): a path must match one of them to be sent, and a
@@ -21,7 +22,9 @@
 
 use super::ignore::{MatchInfo, PatternMatcher};
 use super::ContextError;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -90,6 +93,11 @@ pub struct Entry {
     /// The sub-second part of the modification time, in nanoseconds.
     pub mtime_nsec: u32,
     pub(crate) source: Source,
+    /// The path's bytes when they are not UTF-8 (classic builder only, see [`matching_name`]):
+    /// what the archive holds, while `path` is the form patterns are matched against.
+    pub(crate) raw_path: Option<OsString>,
+    /// Likewise for a hard link's target.
+    pub(crate) raw_link: Option<OsString>,
 }
 
 impl Entry {
@@ -104,6 +112,8 @@ impl Entry {
             mtime,
             mtime_nsec: 0,
             source: Source::Memory(content),
+            raw_path: None,
+            raw_link: None,
         }
     }
 }
@@ -131,7 +141,8 @@ pub(crate) struct Walker<'a, F> {
     only_prefix_exceptions: bool,
     /// BuildKit: likewise for include patterns and folders none of them matches.
     only_prefix_includes: bool,
-    seen_inodes: HashMap<(u64, u64), String>,
+    /// The first path of each multiply-linked inode, and its bytes when not UTF-8.
+    seen_inodes: HashMap<(u64, u64), (String, Option<OsString>)>,
     visit: F,
 }
 
@@ -203,9 +214,13 @@ where
 
         for name in names {
             let abs = dir.join(&name);
-            let name = name
-                .to_str()
-                .ok_or_else(|| ContextError::NonUtf8Name { path: abs.clone() })?;
+            let name = match (name.to_str(), self.rules) {
+                (Some(n), _) => Cow::Borrowed(n),
+                (None, WalkRules::Classic) => Cow::Owned(matching_name(name.as_bytes())),
+                (None, WalkRules::BuildKit) => {
+                    return Err(ContextError::NonUtf8Name { path: abs.clone() })
+                }
+            };
             let path = if rel.is_empty() {
                 name.to_string()
             } else {
@@ -339,18 +354,24 @@ where
             return Ok(None);
         }
         let mut entry = self.entry(abs, path, meta)?;
-        if !ft.is_dir() && !ft.is_symlink() && meta.nlink() > 1 {
+        // Both clients pair every non-folder with an earlier path of the same inode. fsutil
+        // then gives a symlink its target again, so it stays a link; go-archive sends a second
+        // name of a symlink as a hard link to the first.
+        let linkable = !ft.is_dir() && (self.rules == WalkRules::Classic || !ft.is_symlink());
+        if linkable && meta.nlink() > 1 {
             let key = (meta.dev(), meta.ino());
             match self.seen_inodes.get(&key) {
-                Some(first) => {
+                Some((first, raw_first)) => {
                     entry.kind = EntryKind::Hardlink {
                         target: first.clone(),
                     };
+                    entry.raw_link = raw_first.clone();
                     entry.size = 0;
                     entry.source = Source::Empty;
                 }
                 None => {
-                    self.seen_inodes.insert(key, entry.path.clone());
+                    self.seen_inodes
+                        .insert(key, (entry.path.clone(), entry.raw_path.clone()));
                 }
             }
         }
@@ -380,6 +401,13 @@ where
                 EntryKind::BlockDevice { major, minor }
             }
         };
+        // Only a name that is not UTF-8 gets the replacement character in its matching form.
+        let raw_path = path
+            .contains(char::REPLACEMENT_CHARACTER)
+            .then(|| abs.strip_prefix(self.root).ok())
+            .flatten()
+            .filter(|rel| rel.to_str().is_none())
+            .map(|rel| rel.as_os_str().to_owned());
         Ok(Entry {
             path,
             kind,
@@ -390,8 +418,35 @@ where
             mtime: meta.mtime(),
             mtime_nsec: meta.mtime_nsec() as u32,
             source,
+            raw_path,
+            raw_link: None,
         })
     }
+}
+
+/// The form of a file name that is not UTF-8 which patterns are matched against: each byte
+/// that does not start a valid UTF-8 sequence becomes one U+FFFD, as Go decodes strings, so
+/// `?` and `*` take such a byte as one character, as in the docker CLI's matcher (which matches
+/// the bytes themselves). Rust's own lossy conversion may fold several bytes into one U+FFFD.
+pub(crate) fn matching_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 8);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                // Checked valid by `from_utf8` just above.
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                rest = &after[1..];
+            }
+        }
+    }
+    out
 }
 
 /// Whether a pattern has glob characters beyond a trailing `/*` or `/**` (fsutil's check).

@@ -1,0 +1,2 @@
+FROM wharf-test/busybox:1
+COPY . /ctx
