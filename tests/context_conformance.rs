@@ -11,8 +11,11 @@
 //! mkdir PATH                 chmod OCTAL PATH          chown UID:GID PATH
 //! symlink TARGET PATH        hardlink EXISTING PATH    random PATH BYTES
 //! write PATH                 fifo PATH                 socket PATH
-//! mknod c|b MAJOR MINOR PATH
+//! mknod c|b MAJOR MINOR PATH rawwrite PATH             rawsymlink TARGET PATH
 //! ```
+//!
+//! `rawwrite` and `rawsymlink` read `\xHH` in their words as that byte, for names that are
+//! not UTF-8.
 //!
 //! A case whose folder has a `classic-unsupported` file (saying why) is one the reference cannot
 //! build with its classic builder: for it, the classic run checks that compose still refuses.
@@ -110,6 +113,16 @@ fn setup(case: &Path, root: &Path) {
                     .unwrap();
                 assert!(made.success(), "mknod {}", words[4]);
             }
+            "rawwrite" => {
+                let path = root.join(raw(words[1]));
+                parent(&path);
+                fs::write(path, "x").unwrap();
+            }
+            "rawsymlink" => {
+                let path = root.join(raw(words[2]));
+                parent(&path);
+                std::os::unix::fs::symlink(raw(words[1]), path).unwrap();
+            }
             "socket" => {
                 parent(&at(1));
                 // The socket file stays when the listener is dropped.
@@ -118,6 +131,34 @@ fn setup(case: &Path, root: &Path) {
             other => panic!("{}: unknown setup action {other}", case.display()),
         }
     }
+}
+
+/// `word` with each `\xHH` read as that byte.
+fn raw(word: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = word.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 2..i + 4)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (
+            b[i],
+            b.get(i + 1),
+            hex.and_then(|h| u8::from_str_radix(h, 16).ok()),
+        ) {
+            (b'\\', Some(b'x'), Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// What `COPY . /ctx` left in an image, one line per entry, keyed by path.

@@ -85,6 +85,8 @@ pub enum ContextError {
     Io { path: String, source: io::Error },
     #[error("{path}: the file name is not valid UTF-8, which BuildKit's file transfer cannot carry (docker compose fails on it too): rename it, or build with the classic builder")]
     NonUtf8Name { path: PathBuf },
+    #[error("{path}: the link's target is not valid UTF-8, which BuildKit's file transfer cannot carry (docker compose fails on it too): point it elsewhere, or build with the classic builder")]
+    NonUtf8LinkTarget { path: PathBuf },
     #[error("{path} changed size while it was being sent")]
     Changed { path: PathBuf },
     #[error("context entry sink: {0}")]
@@ -785,6 +787,26 @@ mod tests {
             .and_then(|c| c.for_each_entry(|_| Ok(())))
             .unwrap_err();
         assert!(matches!(err, ContextError::NonUtf8Name { .. }), "{err}");
+        // Excluded, such names are matched and left out, as BuildKit's clients do.
+        write(
+            dir.path(),
+            "Dockerfile.dockerignore",
+            "lat?n\nx??\ny??\nd?\n",
+        );
+        let mut sent = Vec::new();
+        Context::prepare(dir.path(), None, Builder::BuildKit)
+            .and_then(|c| {
+                c.for_each_entry(|e| {
+                    sent.push(e.path.clone());
+                    Ok(())
+                })
+            })
+            .unwrap();
+        assert!(sent.contains(&"z-inner".to_string()), "{sent:?}");
+        assert!(!sent.iter().any(|p| p.contains('\u{fffd}')), "{sent:?}");
+        fs::remove_file(dir.path().join("Dockerfile.dockerignore")).unwrap();
+
+        symlink(OsStr::from_bytes(b"t\xe9"), dir.path().join("link")).unwrap();
 
         let ctx = Context::prepare(dir.path(), None, Builder::Classic).unwrap();
         let tar = ctx.write_tar(Vec::new(), &mut ()).unwrap();
@@ -798,6 +820,26 @@ mod tests {
         assert!(!has(b"lat\xe9n") && !has(b"x\xe2\x82"), "{names:?}");
         assert!(has(b"y\xe2\x82") && has(b"d\xff/inner"), "{names:?}");
         assert!(names.contains(&(b"z-inner".to_vec(), Some(b"d\xff/inner".to_vec()))));
+        assert!(names.contains(&(b"link".to_vec(), Some(b"t\xe9".to_vec()))));
+    }
+
+    #[test]
+    fn a_link_target_that_is_not_utf8_stops_only_a_buildkit_walk() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tree();
+        symlink(OsStr::from_bytes(b"t\xe9"), dir.path().join("link")).unwrap();
+        let walk =
+            |b| Context::prepare(dir.path(), None, b).and_then(|c| c.for_each_entry(|_| Ok(())));
+        let err = walk(Builder::BuildKit).unwrap_err();
+        assert!(
+            matches!(err, ContextError::NonUtf8LinkTarget { .. }),
+            "{err}"
+        );
+        walk(Builder::Classic).unwrap();
+        // Excluded, it is never read.
+        write(dir.path(), ".dockerignore", "link\n");
+        walk(Builder::BuildKit).unwrap();
     }
 
     #[test]

@@ -93,8 +93,8 @@ pub struct Entry {
     /// The sub-second part of the modification time, in nanoseconds.
     pub mtime_nsec: u32,
     pub(crate) source: Source,
-    /// The path's bytes when they are not UTF-8 (classic builder only, see [`matching_name`]):
-    /// what the archive holds, while `path` is the form patterns are matched against.
+    /// The path's bytes when they are not UTF-8 (see [`matching_name`]): what the archive
+    /// holds, while `path` is the form patterns are matched against.
     pub(crate) raw_path: Option<OsString>,
     /// Likewise for a hard link's target.
     pub(crate) raw_link: Option<OsString>,
@@ -214,12 +214,9 @@ where
 
         for name in names {
             let abs = dir.join(&name);
-            let name = match (name.to_str(), self.rules) {
-                (Some(n), _) => Cow::Borrowed(n),
-                (None, WalkRules::Classic) => Cow::Owned(matching_name(name.as_bytes())),
-                (None, WalkRules::BuildKit) => {
-                    return Err(ContextError::NonUtf8Name { path: abs.clone() })
-                }
+            let name = match name.to_str() {
+                Some(n) => Cow::Borrowed(n),
+                None => Cow::Owned(matching_name(name.as_bytes())),
             };
             let path = if rel.is_empty() {
                 name.to_string()
@@ -283,15 +280,15 @@ where
             // A kept entry under skipped folders: send those folders first (BuildKit).
             for p in pending.iter_mut().filter(|p| !p.sent) {
                 p.sent = true;
-                (self.visit)(p.entry.clone())?;
+                send(self.rules, self.root, &mut self.visit, p.entry.clone())?;
             }
             if is_dir {
-                (self.visit)(entry.clone())?;
+                send(self.rules, self.root, &mut self.visit, entry.clone())?;
                 pending.push(Pending { entry, sent: true });
                 self.walk_dir(&abs, &path, &info, false, pending)?;
                 pending.pop();
             } else {
-                (self.visit)(entry)?;
+                send(self.rules, self.root, &mut self.visit, entry)?;
             }
         }
         Ok(())
@@ -386,6 +383,12 @@ where
             EntryKind::Dir
         } else if ft.is_symlink() {
             let target = fs::read_link(abs).map_err(|e| ContextError::io(abs, e))?;
+            // Never sent mangled: the archive holds the bytes, a session cannot.
+            if self.rules == WalkRules::BuildKit && target.to_str().is_none() {
+                return Err(ContextError::NonUtf8LinkTarget {
+                    path: abs.to_path_buf(),
+                });
+            }
             EntryKind::Symlink { target }
         } else if ft.is_file() {
             size = meta.len();
@@ -422,6 +425,21 @@ where
             raw_link: None,
         })
     }
+}
+
+/// Hands a kept entry to `visit`. BuildKit's file transfer carries names as protobuf strings,
+/// which must be UTF-8: the docker clients fail on such a name only when they send it, so
+/// wharf does too (an excluded one is matched like any other and left out).
+fn send<F>(rules: WalkRules, root: &Path, visit: &mut F, entry: Entry) -> Result<(), ContextError>
+where
+    F: FnMut(Entry) -> Result<(), ContextError>,
+{
+    if let (WalkRules::BuildKit, Some(raw)) = (rules, &entry.raw_path) {
+        return Err(ContextError::NonUtf8Name {
+            path: root.join(raw),
+        });
+    }
+    visit(entry)
 }
 
 /// The form of a file name that is not UTF-8 which patterns are matched against: each byte
