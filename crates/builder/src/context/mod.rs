@@ -816,6 +816,13 @@ mod tests {
             let link = entry.link_name_bytes().map(|l| l.into_owned());
             names.push((entry.path_bytes().into_owned(), link));
         }
+        let mut listed = Vec::new();
+        ctx.for_each_entry(|e| {
+            listed.push(e.path_bytes().to_vec());
+            Ok(())
+        })
+        .unwrap();
+        assert!(listed.contains(&b"d\xff/inner".to_vec()), "{listed:?}");
         let has = |p: &[u8]| names.iter().any(|(n, _)| n == p);
         assert!(!has(b"lat\xe9n") && !has(b"x\xe2\x82"), "{names:?}");
         assert!(has(b"y\xe2\x82") && has(b"d\xff/inner"), "{names:?}");

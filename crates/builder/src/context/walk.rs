@@ -101,6 +101,15 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The path's own bytes. They differ from [`Entry::path`], the form patterns are matched
+    /// against, only for a name that is not UTF-8: what identifies the entry is these.
+    pub fn path_bytes(&self) -> &[u8] {
+        match &self.raw_path {
+            Some(raw) => raw.as_bytes(),
+            None => self.path.as_bytes(),
+        }
+    }
+
     pub(crate) fn in_memory(path: &str, content: Arc<[u8]>, mode: u32, mtime: i64) -> Entry {
         Entry {
             path: path.to_string(),
