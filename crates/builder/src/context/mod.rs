@@ -138,6 +138,9 @@ struct SessionDockerfile {
     /// `<name>.dockerignore`, when it is the ignore file that applies (BuildKit reads it from
     /// this folder).
     ignore_file: Option<PathBuf>,
+    /// The folder the Dockerfile is in on disk, which the session serves as BuildKit's clients
+    /// do (`None` for a Dockerfile wharf made: inline or rewritten).
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -203,6 +206,7 @@ impl Context {
         // Where the Dockerfile is, and where the BuildKit-specific ignore file would be.
         let session_name;
         let session_content;
+        let mut session_dir = None;
         let (location, specific_ignore) = match dockerfile {
             Dockerfile::Inline(text) => {
                 let content: Arc<[u8]> = rewritten
@@ -244,6 +248,7 @@ impl Context {
                     (DockerfileAt::Outside(text.clone()), Some(specific))
                 } else {
                     session_content = DockerfileContent::Disk(resolved.clone());
+                    session_dir = Some(dir.to_path_buf());
                     // Where the daemon can read it inside the archive. BuildKit's clients name it
                     // by its folder and file name; the docker CLI by its path with every symlink
                     // resolved. Either way the file it leads to must be inside the context, or the
@@ -275,10 +280,19 @@ impl Context {
         };
 
         // The ignore file: BuildKit lets `<Dockerfile>.dockerignore` replace `.dockerignore`.
+        // Its daemon reads either through the session, so only when it is a file there: a
+        // symlink leading out of its folder arrives as a dangling link, as good as no file.
         let context_ignore = root.join(DOCKERIGNORE);
+        let specific_ignore = specific_ignore.filter(|s| match (&session_dir, s.parent()) {
+            (Some(dir), _) => file_within(dir, s),
+            (None, Some(dir)) => file_within(dir, s),
+            (None, None) => false,
+        });
         let ignore_file = match (builder, &specific_ignore) {
-            (Builder::BuildKit, Some(s)) if s.is_file() => Some(s.clone()),
-            (Builder::BuildKit, _) if context_ignore.is_file() => Some(context_ignore.clone()),
+            (Builder::BuildKit, Some(s)) => Some(s.clone()),
+            (Builder::BuildKit, _) if file_within(&root, &context_ignore) => {
+                Some(context_ignore.clone())
+            }
             // The docker CLI reads `.dockerignore` whenever something is there (a dangling link
             // counts as nothing): a folder, say, is an error it stops with, where BuildKit's
             // daemon reads no ignore file.
@@ -288,7 +302,8 @@ impl Context {
         let session_dockerfile = SessionDockerfile {
             name: session_name,
             content: session_content,
-            ignore_file: specific_ignore.filter(|s| s.is_file()),
+            ignore_file: specific_ignore,
+            dir: session_dir,
         };
         let mut patterns = match &ignore_file {
             Some(f) => {
@@ -402,6 +417,12 @@ impl Context {
         &self.inner.dockerfile_name
     }
 
+    /// The folder a BuildKit session serves as its `dockerfile` folder, when it is one on disk
+    /// (symlinks in it are resolved against it); `None` when wharf makes that folder.
+    pub fn session_dockerfile_dir(&self) -> Option<&Path> {
+        self.inner.session_dockerfile.dir.as_deref()
+    }
+
     /// The Dockerfile's name in the `dockerfile` folder of a BuildKit session: the
     /// `dockerfile` build option of a session build.
     pub fn session_dockerfile(&self) -> &str {
@@ -489,6 +510,26 @@ impl Context {
         F: FnMut(Entry) -> Result<(), ContextError>,
     {
         let df = &self.inner.session_dockerfile;
+        if let Some(dir) = &df.dir {
+            // The Dockerfile's own folder, as the daemon asks for it: it names the Dockerfile
+            // and its ignore file as follow paths, so a symlink travels as a link, with its
+            // target only when that is in the folder too. Asked for everything, the session
+            // still sends only those two.
+            let own;
+            let filter = if filter.include.is_some() {
+                filter
+            } else {
+                let names = [df.name.clone(), format!("{}.dockerignore", df.name)];
+                let mut f = Filter::new(Some(dir), &[], &[], &names)
+                    .map_err(|source| ContextError::Pattern { file: None, source })?;
+                f.exclude = filter.exclude.clone();
+                own = f;
+                &own
+            };
+            return walk::Walker::new(dir, &filter.exclude, WalkRules::BuildKit, visit)
+                .with_includes(filter.include.as_ref())
+                .run();
+        }
         let mut entries = vec![match &df.content {
             DockerfileContent::Disk(path) => file_entry(&df.name, path)?,
             DockerfileContent::Inline(content, made) => {
@@ -574,6 +615,14 @@ fn disk_entry(root: &Path, rel: &str) -> Result<Entry, ContextError> {
         raw_path: None,
         raw_link: None,
     })
+}
+
+/// Whether `file` leads to a regular file inside `dir`, symlinks resolved.
+fn file_within(dir: &Path, file: &Path) -> bool {
+    match (fs::canonicalize(dir), fs::canonicalize(file)) {
+        (Ok(dir), Ok(file)) => file.starts_with(&dir) && file.is_file(),
+        _ => false,
+    }
 }
 
 /// A regular file named `name`, with the content and metadata of `path` (symlinks followed).
@@ -1047,6 +1096,55 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!((seen[0].0.as_str(), seen[0].1), ("Dockerfile", 13));
         assert!(seen[0].2 > 1_600_000_000);
+    }
+
+    #[test]
+    fn session_dockerfile_folder_sends_links_as_links() {
+        let dir = tree();
+        let r = dir.path();
+        write(r, "docker/real.Dockerfile", "FROM scratch\n");
+        write(r, "docker/local.ignore", "a.txt\n");
+        write(r, "ignores/out.ignore", "b.txt\n");
+        write(r, ".dockerignore", "docs\n");
+        symlink(
+            "../ignores/out.ignore",
+            r.join("docker/app.Dockerfile.dockerignore"),
+        )
+        .unwrap();
+        symlink("real.Dockerfile", r.join("docker/app.Dockerfile")).unwrap();
+        let df = Dockerfile::Path(r.join("docker/app.Dockerfile"));
+        let ctx = Context::prepare(r, Some(&df), Builder::BuildKit).unwrap();
+        // The daemon cannot follow a link out of the folder: `.dockerignore` applies.
+        assert_eq!(
+            ctx.ignore_file(),
+            Some(ctx.root().join(".dockerignore").as_path())
+        );
+        let follow = [
+            "app.Dockerfile".to_string(),
+            "app.Dockerfile.dockerignore".into(),
+        ];
+        let f = Filter::new(ctx.session_dockerfile_dir(), &[], &[], &follow).unwrap();
+        assert_eq!(
+            session_listing(&ctx, &f, true),
+            [
+                "app.Dockerfile -> real.Dockerfile",
+                "app.Dockerfile.dockerignore -> ../ignores/out.ignore",
+                "real.Dockerfile"
+            ]
+        );
+
+        // A link within the folder: its target travels with it and is the ignore file.
+        fs::remove_file(r.join("docker/app.Dockerfile.dockerignore")).unwrap();
+        symlink("local.ignore", r.join("docker/app.Dockerfile.dockerignore")).unwrap();
+        let ctx = Context::prepare(r, Some(&df), Builder::BuildKit).unwrap();
+        assert!(ctx
+            .ignore_file()
+            .unwrap()
+            .ends_with("docker/app.Dockerfile.dockerignore"));
+        let f = Filter::new(ctx.session_dockerfile_dir(), &[], &[], &follow).unwrap();
+        assert_eq!(session_listing(&ctx, &f, true).len(), 4);
+        let l = listing(&ctx);
+        assert!(!l.contains(&"a.txt".to_string()) && l.contains(&"b.txt".to_string()));
     }
 
     struct Count {

@@ -74,7 +74,7 @@ impl FileSync for FileSyncService {
         };
         let root = match dir {
             Dir::Context => Some(self.context.root()),
-            Dir::Dockerfile => None,
+            Dir::Dockerfile => self.context.session_dockerfile_dir(),
         };
         let filter = Filter::new(root, &opts.include, &opts.exclude, &opts.follow)
             .map_err(|e| Status::invalid_argument(format!("invalid patterns: {e}")))?;
@@ -274,12 +274,15 @@ fn walk(
 ) -> Result<(), Option<String>> {
     let mut next_id: u32 = 0;
     let gone = || crate::context::ContextError::Sink(io::ErrorKind::BrokenPipe.into());
-    let root = context.root().to_path_buf();
+    let root = match dir {
+        Dir::Context => Some(context.root().to_path_buf()),
+        Dir::Dockerfile => context.session_dockerfile_dir().map(Path::to_path_buf),
+    };
     let visit = |e: Entry| {
-        let xattrs = match dir {
-            Dir::Context => xattrs(&root.join(&e.path))?,
-            // The Dockerfile's folder is wharf's own making: nothing to carry over.
-            Dir::Dockerfile => HashMap::new(),
+        let xattrs = match &root {
+            Some(root) => xattrs(&root.join(&e.path))?,
+            // A Dockerfile of wharf's own making: nothing to carry over.
+            None => HashMap::new(),
         };
         let stat = stat(&e, xattrs);
         if can_request_data(stat.mode) {
