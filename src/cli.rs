@@ -22,7 +22,7 @@ const VERSION: &str = env!("WHARF_VERSION");
         wharf build --push --registry ecr          build, then push {git_sha} and latest to ECR\n  \
         wharf verify --registry ecr                every expected image exists (the deploy gate)\n  \
         wharf completions bash > /etc/bash_completion.d/wharf\n\n\
-        Environment: WHARF_REGISTRY, WHARF_TAGS, WHARF_PROGRESS, RUST_LOG, and docker compose's \
+        Environment: WHARF_REGISTRY, WHARF_TAGS, WHARF_PROGRESS, WHARF_TIMEOUT, RUST_LOG, and docker compose's \
         COMPOSE_FILE, COMPOSE_PROJECT_NAME, COMPOSE_PROFILES, COMPOSE_PATH_SEPARATOR.\n\
         Exit status: 0 success, 1 a build, push or verification failed, 2 usage or configuration \
         error (nothing was built or pushed), 130 interrupted.",
@@ -48,6 +48,19 @@ pub struct Cli {
         help_heading = "Output options"
     )]
     pub progress: ProgressChoice,
+
+    /// The deadline of each registry, AWS and daemon request (e.g. 15s, 1m). A push that
+    /// reports nothing for 20 times as long, or a build for 120 times as long, is stopped too
+    /// (default 15s: 5 and 30 minutes).
+    #[arg(
+        long,
+        global = true,
+        env = "WHARF_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = wharf_pusher::timeouts::parse_duration,
+        help_heading = "Output options"
+    )]
+    pub timeout: Option<std::time::Duration>,
 
     #[command(subcommand)]
     pub command: Command,

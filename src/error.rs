@@ -11,6 +11,8 @@ pub enum Failure {
     Config(anyhow::Error),
     /// A build, push or verification failed: exit 1.
     Failed(anyhow::Error),
+    /// Ctrl-C stopped a release, which said what it left: exit 130.
+    Interrupted(anyhow::Error),
 }
 
 impl Failure {
@@ -26,6 +28,7 @@ impl Failure {
         match self {
             Failure::Config(_) => 2,
             Failure::Failed(_) => 1,
+            Failure::Interrupted(_) => 130,
         }
     }
 
@@ -37,7 +40,7 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (Failure::Config(e) | Failure::Failed(e)) = self;
+        let (Failure::Config(e) | Failure::Failed(e) | Failure::Interrupted(e)) = self;
         write!(f, "error: {e}")?;
         for cause in e.chain().skip(1) {
             write!(f, "\n  caused by: {cause}")?;

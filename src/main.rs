@@ -36,8 +36,17 @@ fn main() -> ExitCode {
     if let Some(why) = downgraded {
         reporter.warn(why);
     }
-    progress::exit_on_interrupt(reporter.clone());
-    let result = commands::run(cli, reporter.clone());
+    let interrupt = wharf_pusher::release::Interrupt::new();
+    progress::exit_on_interrupt(reporter.clone(), interrupt.clone());
+    let timeout = cli.timeout;
+    let result = commands::run(
+        cli,
+        commands::Run {
+            reporter: reporter.clone(),
+            interrupt,
+            timeout,
+        },
+    );
     reporter.finish(result.as_ref().err());
     match result {
         Ok(()) => ExitCode::SUCCESS,

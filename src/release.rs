@@ -1,28 +1,22 @@
-//! The orchestration behind plan, build, push and verify: which services, where their images
-//! go, logging in and checking repositories before anything is built, then the two push
-//! phases, and the manifest.
+//! Wiring between the command line and the release engine ([`wharf_pusher::release`]): which
+//! services a command works on, the release settings (command line, environment, `x-wharf`),
+//! each service's target, and the engine's errors as failures with their exit code.
 
 use crate::cli::{ProjectArgs, TargetArgs};
 use crate::error::{Failure, Result};
-use crate::progress::Reporter;
 use anyhow::anyhow;
-use aws_config::SdkConfig;
-use indexmap::IndexMap;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::SystemTime;
 use wharf_builder::inputs::Inputs;
+use wharf_compose::x_wharf::{Encryption, TagMutabilitySetting};
 use wharf_compose::{Project, Service};
-use wharf_pusher::api::RawManifest;
 use wharf_pusher::git::Revision;
-use wharf_pusher::login::{self, Login};
 use wharf_pusher::registry::Registry;
-use wharf_pusher::release::{Landing, Logins, Origin, PushEvent, PushEvents, Pusher};
-use wharf_pusher::repositories::{CreateSettings, Ecr, EcrPublic};
+use wharf_pusher::release::{Manifest, ManifestImage, Options, ReleaseError};
+use wharf_pusher::repositories::CreateSettings;
 use wharf_pusher::target::{self, ImageTarget, Settings, TagValues};
 use wharf_pusher::template::{Template, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS};
-use wharf_pusher::Error as PushError;
+use wharf_pusher::timeouts::Timeouts;
 
 /// Loads the compose project of the command line.
 pub fn load_project(args: &ProjectArgs) -> Result<Project> {
@@ -31,12 +25,7 @@ pub fn load_project(args: &ProjectArgs) -> Result<Project> {
 }
 
 fn skipped(service: &Service) -> bool {
-    service
-        .x_wharf
-        .as_ref()
-        .and_then(|x| x.get("skip"))
-        .and_then(|v| v.as_bool())
-        == Some(true)
+    service.x_wharf.as_ref().and_then(|x| x.skip) == Some(true)
 }
 
 /// The services a command works on: those named (each must exist and have a build section),
@@ -90,10 +79,6 @@ fn did_you_mean(given: &str, known: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn x_wharf_str<'a>(project: &'a Project, key: &str) -> Option<&'a serde_json::Value> {
-    project.x_wharf.as_ref()?.get(key)
-}
-
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
@@ -101,12 +86,8 @@ fn env_lookup(name: &str) -> Option<String> {
 /// The release settings: command line beats environment (both through clap) beats the
 /// compose file's top-level `x-wharf`.
 pub fn settings(project: &Project, args: &TargetArgs) -> Result<Settings> {
-    let cfg = |m: String| Failure::config(anyhow!(m));
-    let registry = match args.registry.clone().or_else(|| {
-        x_wharf_str(project, "registry")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    }) {
+    let x = project.x_wharf.clone().unwrap_or_default();
+    let registry = match args.registry.clone().or(x.registry) {
         Some(r) => Some(Registry::parse(&r).map_err(Failure::config)?),
         None => None,
     };
@@ -117,28 +98,13 @@ pub fn settings(project: &Project, args: &TargetArgs) -> Result<Settings> {
             .cloned()
             .collect()
     } else {
-        match x_wharf_str(project, "tags") {
-            None => Vec::new(),
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| cfg("x-wharf.tags must be a list of strings".into()))
-                })
-                .collect::<Result<_>>()?,
-            Some(_) => return Err(cfg("x-wharf.tags must be a list of strings".into())),
-        }
+        x.tags.unwrap_or_default()
     };
     let tags = tag_sources
         .iter()
         .map(|t| Template::parse(t.trim(), TAG_PLACEHOLDERS).map_err(Failure::config))
         .collect::<Result<Vec<_>>>()?;
-    let repository = match args.repository.clone().or_else(|| {
-        x_wharf_str(project, "repository")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    }) {
+    let repository = match args.repository.clone().or(x.repository) {
         Some(r) => Some(Template::parse(&r, REPOSITORY_PLACEHOLDERS).map_err(Failure::config)?),
         None => None,
     };
@@ -162,13 +128,8 @@ fn needs_revision(settings: &Settings, services: &[&Service]) -> bool {
         || services.iter().any(|s| {
             s.x_wharf
                 .as_ref()
-                .and_then(|x| x.get("tags"))
-                .and_then(|t| t.as_array())
-                .is_some_and(|a| {
-                    a.iter()
-                        .filter_map(|t| t.as_str())
-                        .any(|t| t.contains("{git_"))
-                })
+                .and_then(|x| x.tags.as_ref())
+                .is_some_and(|tags| tags.iter().any(|t| t.contains("{git_")))
         })
 }
 
@@ -231,223 +192,25 @@ pub fn targets(
     Ok((out, revision))
 }
 
-/// Resolves `--registry ecr` hosts and logs into every registry the targets use. Runs before
-/// anything is built, so a missing permission costs seconds, not a build.
-pub async fn login_all(targets: &mut [ImageTarget], sdk: &mut Option<SdkConfig>) -> Result<Logins> {
-    let mut logins: Logins = HashMap::new();
-    // `--registry ecr` resolves once to the caller's own registry host.
-    let mut caller_host: Option<String> = None;
-    for target in targets.iter_mut() {
-        let registry = target.registry.clone();
-        match &registry {
-            Registry::EcrOfCaller => {
-                let host = match &caller_host {
-                    Some(h) => h.clone(),
-                    None => {
-                        let sdk = aws(sdk).await;
-                        let account = login::caller_account(sdk).await.map_err(Failure::config)?;
-                        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-                            Failure::config(anyhow!("--registry ecr needs an AWS region: set AWS_REGION (or a profile's region)"))
-                        })?;
-                        let l = login::ecr(sdk, Some(&region))
-                            .await
-                            .map_err(Failure::config)?;
-                        let host = if l.host.starts_with(&account) {
-                            l.host.clone()
-                        } else {
-                            format!("{account}.dkr.ecr.{region}.amazonaws.com")
-                        };
-                        logins.insert(
-                            host.clone(),
-                            Login {
-                                host: host.clone(),
-                                ..l
-                            },
-                        );
-                        caller_host = Some(host.clone());
-                        host
-                    }
-                };
-                target.host = Some(host);
-            }
-            Registry::Ecr { region, host, .. } => {
-                if let std::collections::hash_map::Entry::Vacant(slot) = logins.entry(host.clone())
-                {
-                    let l = login::ecr(aws(sdk).await, Some(region))
-                        .await
-                        .map_err(Failure::config)?;
-                    // The token opens every registry of the region the caller may use.
-                    slot.insert(Login {
-                        host: host.clone(),
-                        ..l
-                    });
-                }
-            }
-            Registry::EcrPublic { .. } => {
-                let host = wharf_pusher::registry::ECR_PUBLIC_HOST.to_string();
-                if let std::collections::hash_map::Entry::Vacant(slot) = logins.entry(host) {
-                    slot.insert(
-                        login::ecr_public(aws(sdk).await)
-                            .await
-                            .map_err(Failure::config)?,
-                    );
-                }
-            }
-            Registry::Other { host, .. } => {
-                if !logins.contains_key(host) {
-                    if let Some(l) = login::docker_config(host).map_err(Failure::config)? {
-                        logins.insert(host.clone(), l);
-                    }
-                }
-            }
-        }
-    }
-    Ok(logins)
-}
-
-async fn aws(sdk: &mut Option<SdkConfig>) -> &SdkConfig {
-    if sdk.is_none() {
-        *sdk = Some(login::aws_config().await);
-    }
-    sdk.as_ref().expect("just set")
-}
-
-/// Logs in again where a token is about to run out (see [`login::needs_refresh`]: never for a
-/// token that claims to have expired already, so this cannot loop).
-/// Whether a login's token runs out soon (see [`refresh_logins`]).
-pub fn logins_stale(logins: &Logins) -> bool {
-    let now = SystemTime::now();
-    logins
-        .values()
-        .any(|l| login::needs_refresh(l.expires_at, now))
-}
-
-pub async fn refresh_logins(
-    targets: &mut [ImageTarget],
-    logins: &mut Logins,
-    sdk: &mut Option<SdkConfig>,
-) -> Result<()> {
-    let now = SystemTime::now();
-    let stale: Vec<String> = logins
-        .values()
-        .filter(|l| login::needs_refresh(l.expires_at, now))
-        .map(|l| l.host.clone())
-        .collect();
-    if stale.is_empty() {
-        return Ok(());
-    }
-    tracing::info!("refreshing registry tokens for {}", stale.join(", "));
-    let mut affected: Vec<ImageTarget> = targets
-        .iter()
-        .filter(|t| t.host.as_ref().is_some_and(|h| stale.contains(h)))
-        .cloned()
-        .collect();
-    let fresh = login_all(&mut affected, sdk).await?;
-    logins.extend(fresh);
-    Ok(())
-}
-
-/// Checks that every ECR / ECR Public repository exists (creating the missing ones when asked),
-/// and that no moving tag would hit an immutable repository — all before anything is pushed.
-pub async fn check_repositories(
+/// How the release runs: parallelism, deadlines, and whether (and how) missing
+/// repositories are created (`--create-repositories`, or `x-wharf.create_repositories`).
+pub fn options(
     project: &Project,
-    targets: &[ImageTarget],
-    create: bool,
-    sdk: &mut Option<SdkConfig>,
-    reporter: &Reporter,
-) -> Result<()> {
-    let create = create
-        || x_wharf_str(project, "create_repositories").and_then(|v| v.as_bool()) == Some(true);
-    let settings = create_settings(project)?;
-    let mut missing = Vec::new();
-    let mut immutable = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for t in targets {
-        let Some(host) = &t.host else { continue };
-        if !seen.insert(format!("{host}/{}", t.repository)) {
-            continue;
-        }
-        let info = match &t.registry {
-            Registry::Ecr { .. } | Registry::EcrOfCaller => {
-                let Some((account, region)) = wharf_pusher::registry::parse_ecr_host(host) else {
-                    continue;
-                };
-                let ecr = Ecr::new(aws(sdk).await, &account, &region, host);
-                match ecr.describe(&t.repository).await.map_err(Failure::config)? {
-                    Some(i) => Some(i),
-                    None if create => {
-                        reporter.service(
-                            &t.service,
-                            "create-repository",
-                            &format!("creating repository {host}/{}", t.repository),
-                            &[],
-                        );
-                        Some(
-                            ecr.create(&t.repository, &settings)
-                                .await
-                                .map_err(Failure::config)?,
-                        )
-                    }
-                    None => {
-                        missing.push(format!("{host}/{} (service `{}`)", t.repository, t.service));
-                        None
-                    }
-                }
-            }
-            Registry::EcrPublic { alias } => {
-                let name = t
-                    .repository
-                    .strip_prefix(&format!("{alias}/"))
-                    .unwrap_or(&t.repository);
-                let public = EcrPublic::new(aws(sdk).await);
-                match public.describe(name).await.map_err(Failure::config)? {
-                    Some(i) => Some(i),
-                    None if create => {
-                        reporter.service(
-                            &t.service,
-                            "create-repository",
-                            &format!("creating repository {host}/{}", t.repository),
-                            &[],
-                        );
-                        Some(public.create(name).await.map_err(Failure::config)?)
-                    }
-                    None => {
-                        missing.push(format!("{host}/{} (service `{}`)", t.repository, t.service));
-                        None
-                    }
-                }
-            }
-            Registry::Other { .. } => None,
-        };
-        if let Some(i) = info {
-            if i.immutable_tags && !t.moving_tags.is_empty() {
-                immutable.push(format!(
-                    "{host}/{} (service `{}`): moving tags {}",
-                    t.repository,
-                    t.service,
-                    t.moving_tags.join(", ")
-                ));
-            }
-        }
-    }
-    let mut problems = Vec::new();
-    if !missing.is_empty() {
-        problems.push(format!(
-            "these repositories do not exist:\n    {}\n  create them, or run again with --create-repositories",
-            missing.join("\n    ")
-        ));
-    }
-    if !immutable.is_empty() {
-        problems.push(format!(
-            "these repositories have immutable tags, so a moving tag cannot be pushed there:\n    {}\n  push only identity tags there (e.g. --tag '{{git_sha}}'), or make the repository's tags mutable",
-            immutable.join("\n    ")
-        ));
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::config(anyhow!(problems.join("\n"))))
-    }
+    args: &TargetArgs,
+    parallel: usize,
+    timeout: Option<std::time::Duration>,
+) -> Result<Options> {
+    let create = args.create_repositories
+        || project.x_wharf.as_ref().and_then(|x| x.create_repositories) == Some(true);
+    Ok(Options {
+        parallel,
+        timeouts: timeout.map_or_else(Timeouts::default, Timeouts::from_request),
+        create_repositories: if create {
+            Some(create_settings(project)?)
+        } else {
+            None
+        },
+    })
 }
 
 fn create_settings(project: &Project) -> Result<CreateSettings> {
@@ -455,24 +218,24 @@ fn create_settings(project: &Project) -> Result<CreateSettings> {
     let Some(x) = &project.x_wharf else {
         return Ok(s);
     };
-    if let Some(v) = x.get("scan_on_push").and_then(|v| v.as_bool()) {
+    if let Some(v) = x.scan_on_push {
         s.scan_on_push = v;
     }
-    if let Some(v) = x.get("tag_mutability").and_then(|v| v.as_str()) {
-        s.immutable_tags = v.eq_ignore_ascii_case("immutable");
+    if let Some(v) = x.tag_mutability {
+        s.immutable_tags = v == TagMutabilitySetting::Immutable;
     }
-    if let Some(v) = x.get("immutable_tags").and_then(|v| v.as_bool()) {
+    if let Some(v) = x.immutable_tags {
         s.immutable_tags = v;
     }
-    s.encryption = x
-        .get("encryption")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    s.kms_key = x
-        .get("kms_key")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    if let Some(p) = x.get("lifecycle_policy").and_then(|v| v.as_str()) {
+    s.encryption = x.encryption.map(|e| {
+        match e {
+            Encryption::Aes256 => "AES256",
+            Encryption::Kms => "KMS",
+        }
+        .to_string()
+    });
+    s.kms_key = x.kms_key.clone();
+    if let Some(p) = &x.lifecycle_policy {
         let path = project.working_dir.join(p);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             Failure::config(anyhow!(
@@ -491,39 +254,32 @@ fn create_settings(project: &Project) -> Result<CreateSettings> {
     Ok(s)
 }
 
-/// One image of the manifest.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ManifestImage {
-    pub service: String,
-    pub registry: String,
-    pub repository: String,
-    pub tags: Vec<String>,
-    pub digest: String,
-    pub uri: String,
-}
-
-pub fn manifest_image(t: &ImageTarget, digest: &str) -> ManifestImage {
-    let host = t.host.clone().unwrap_or_default();
-    ManifestImage {
-        service: t.service.clone(),
-        uri: format!("{host}/{}@{digest}", t.repository),
-        registry: host,
-        repository: t.repository.clone(),
-        tags: t.all_tags().cloned().collect(),
-        digest: digest.to_string(),
+/// A release that stopped, as the failure wharf exits with: 2 when nothing was built or
+/// pushed because of the settings, credentials or registries, else 1.
+pub fn failure(e: ReleaseError) -> Failure {
+    if e.is_config() {
+        Failure::config(anyhow!(e))
+    } else if matches!(
+        e,
+        ReleaseError::MovingFailed {
+            interrupted: true,
+            ..
+        }
+    ) {
+        Failure::Interrupted(anyhow!(e))
+    } else {
+        Failure::failed(anyhow!(e))
     }
-}
-
-/// The manifest document (also the `manifest` step output in GitHub Actions).
-pub fn manifest_json(project: &str, images: &[ManifestImage]) -> Result<String> {
-    let doc = serde_json::json!({ "project": project, "images": images });
-    serde_json::to_string_pretty(&doc)
-        .map_err(|e| Failure::failed(anyhow!("cannot render the manifest: {e}")))
 }
 
 /// Writes the manifest to FILE, or stdout for `-`.
 pub fn write_manifest(path: &Path, project: &Project, images: &[ManifestImage]) -> Result<()> {
-    let text = manifest_json(&project.name, images)? + "\n";
+    let text = Manifest {
+        project: &project.name,
+        images,
+    }
+    .to_json()
+        + "\n";
     if path == Path::new("-") {
         print!("{text}");
         Ok(())
@@ -535,154 +291,6 @@ pub fn write_manifest(path: &Path, project: &Project, images: &[ManifestImage]) 
             ))
         })
     }
-}
-
-/// How many manifest copies (tags added through the registry API) run at once.
-const MANIFEST_COPIES: usize = 16;
-
-/// The push events, shown by the reporter.
-pub fn push_events(reporter: &Arc<Reporter>) -> PushEvents {
-    let r = reporter.clone();
-    Arc::new(move |e: PushEvent| match e {
-        PushEvent::Started { service, tag } => r.service(
-            service,
-            "pushing",
-            &format!("pushing :{tag}"),
-            &[("tag", tag)],
-        ),
-        PushEvent::Status { service, line } => r.output(service, line),
-        PushEvent::Layer {
-            service,
-            current,
-            total,
-        } => r.upload(service, current, total),
-        PushEvent::Landed {
-            service,
-            tag,
-            digest,
-        } => r.service(
-            service,
-            "pushed",
-            &format!("pushed :{tag} {digest}"),
-            &[("tag", tag), ("digest", digest)],
-        ),
-        PushEvent::Warning { service, message } => r.warn(&format!("`{service}`: {message}")),
-    })
-}
-
-/// The input digest a local image carries in its label, as the tag that names it.
-pub async fn inputs_tag_of_local(docker: &bollard::Docker, image: &str) -> Option<String> {
-    let inspect = docker.inspect_image(image).await.ok()?;
-    let hex = inspect
-        .config?
-        .labels?
-        .remove(wharf_builder::inputs::LABEL)?;
-    let valid = hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_hexdigit());
-    valid.then(|| format!("{}{hex}", wharf_builder::inputs::TAG_PREFIX))
-}
-
-/// Pushes every target's local image, all or nothing, and returns the manifest entries
-/// (`wharf push`).
-pub async fn push_all(
-    docker: &bollard::Docker,
-    targets: &[ImageTarget],
-    logins: &Logins,
-    parallel: usize,
-    reporter: &Arc<Reporter>,
-) -> Result<Vec<ManifestImage>> {
-    let pusher = Pusher::new(docker, logins, push_events(reporter));
-    expect_pushes(targets, reporter);
-    reporter.note("phase", "phase 1: identity tags");
-    let first = wharf_pusher::release::for_each(targets, parallel, |t| {
-        let pusher = &pusher;
-        Some(async move {
-            let extra: Vec<String> = inputs_tag_of_local(docker, &t.local_image)
-                .await
-                .into_iter()
-                .collect();
-            pusher.identity(t, &Origin::Daemon, &extra).await
-        })
-    })
-    .await;
-    let digests = check_first_phase(first, &[])?;
-    second_phase(&pusher, targets, digests, reporter).await
-}
-
-/// Tells the reporter which tags each service's release pushes.
-pub fn expect_pushes(targets: &[ImageTarget], reporter: &Reporter) {
-    reporter.expect_pushes(
-        targets
-            .iter()
-            .map(|t| (t.service.as_str(), t.all_tags().cloned().collect())),
-    );
-}
-
-/// The digests phase 1 landed, or the failed release described: which services failed (in
-/// the build or the push) and which landed their identity tags only.
-pub fn check_first_phase(
-    first: IndexMap<String, Landing>,
-    failed_builds: &[String],
-) -> Result<BTreeMap<String, String>> {
-    let mut failed: Vec<String> = failed_builds.to_vec();
-    let mut landed = Vec::new();
-    let mut digests = BTreeMap::new();
-    for (service, l) in first {
-        match l {
-            Landing::Failed(e) => failed.push(format!("`{service}`: {e}")),
-            Landing::Landed { digest } => {
-                landed.push(service.clone());
-                digests.insert(service, digest);
-            }
-        }
-    }
-    if failed.is_empty() {
-        return Ok(digests);
-    }
-    Err(Failure::failed(anyhow!(
-        "the release failed; no moving tag was moved.\n  failed: {}\n  landed (identity tags only): {}",
-        failed.join("\n          "),
-        if landed.is_empty() { "none".to_string() } else { landed.join(", ") }
-    )))
-}
-
-/// Phase 2: moves every moving tag onto the image phase 1 landed, then returns the manifest
-/// entries.
-pub async fn second_phase(
-    pusher: &Pusher<'_>,
-    targets: &[ImageTarget],
-    digests: BTreeMap<String, String>,
-    reporter: &Arc<Reporter>,
-) -> Result<Vec<ManifestImage>> {
-    if targets.iter().any(|t| !t.moving_tags.is_empty()) {
-        reporter.note("phase", "phase 2: moving tags");
-        // Moving a tag is a manifest copy through the registry API, no upload: many at once.
-        let second = wharf_pusher::release::for_each(targets, MANIFEST_COPIES, |t| {
-            let digest = digests.get(&t.service)?.clone();
-            (!t.moving_tags.is_empty()).then_some(async move { pusher.moving(t, &digest).await })
-        })
-        .await;
-        let mut problems = Vec::new();
-        for (s, l) in &second {
-            match l {
-                Landing::Failed(e) => problems.push(format!("`{s}`: {e}")),
-                Landing::Landed { digest } => {
-                    if digests.get(s) != Some(digest) {
-                        problems.push(format!("`{s}`: moving tags landed as {digest}"));
-                    }
-                }
-            }
-        }
-        if !problems.is_empty() {
-            return Err(Failure::failed(anyhow!(
-                "every identity tag landed, but moving tags failed:\n  {}\n  run `wharf push` again to move them",
-                problems.join("\n  ")
-            )));
-        }
-    }
-    Ok(targets
-        .iter()
-        .map(|t| manifest_image(t, digests.get(&t.service).map_or("", String::as_str)))
-        .collect())
 }
 
 /// Every service's input digest (reading every context once), or why it cannot be known.
@@ -700,85 +308,13 @@ pub fn input_digests(
         .map_err(|e| Failure::config(anyhow!(e)))
 }
 
-/// The services whose image, by input digest, the target registry already holds: these are
-/// tagged there instead of built (with `skip`). A service another one builds `FROM` is built
-/// anyway when that one must be built (the daemon needs the base image), and so is one the
-/// registry could not be asked about for a passing reason.
-///
-/// Every target repository is asked something before anything is built, skip or not — the
-/// inputs tag, or the first tag the release will write — so that a registry that cannot be
-/// reached, or refuses the credentials, stops the release before any build time is spent.
-pub async fn unchanged(
-    pusher: &Pusher<'_>,
-    targets: &[ImageTarget],
-    builds: &[wharf_builder::service::ServiceBuild],
-    inputs: &HashMap<String, Inputs>,
-    skip: bool,
-    reporter: &Reporter,
-) -> Result<HashMap<String, RawManifest>> {
-    let lookups = targets.iter().filter_map(|t| {
-        let inputs_tag = match inputs.get(&t.service) {
-            Some(Inputs::Known(d)) if skip => Some(d.tag()),
-            Some(Inputs::Unknown { reason }) => {
-                tracing::info!(service = %t.service, "always built: {reason}");
-                None
-            }
-            _ => None,
-        };
-        let (tag, may_skip) = match inputs_tag {
-            Some(tag) => (tag, true),
-            None => (
-                t.identity_tags.iter().chain(&t.moving_tags).next()?.clone(),
-                false,
-            ),
-        };
-        Some(async move { (t, may_skip, pusher.find(t, &tag).await) })
-    });
-    let found = futures_util::future::join_all(lookups).await;
-    let mut unchanged = HashMap::new();
-    let mut refused = Vec::new();
-    for (t, may_skip, r) in found {
-        match r {
-            Ok(Some(m)) if may_skip => {
-                unchanged.insert(t.service.clone(), m);
-            }
-            Ok(_) => {}
-            Err(e @ (PushError::Unauthorized { .. } | PushError::Unreachable { .. })) => {
-                refused.push(format!("`{}`: {e}", t.service));
-            }
-            Err(e) => reporter.warn(&format!(
-                "`{}`: cannot look for an image of the same inputs ({e}); building it",
-                t.service
-            )),
-        }
-    }
-    if !refused.is_empty() {
-        return Err(Failure::config(anyhow!(
-            "the target registry cannot be used (nothing was built or pushed):\n  {}\n  \
-             check the registry address (--registry, the image names) and its credentials \
-             (docker login, or the AWS credentials for ECR)",
-            refused.join("\n  ")
-        )));
-    }
-    loop {
-        let needed: Vec<(String, String)> = builds
-            .iter()
-            .filter(|b| !unchanged.contains_key(&b.service))
-            .flat_map(|b| {
-                b.after
-                    .iter()
-                    .filter(|a| unchanged.contains_key(*a))
-                    .map(|a| (a.clone(), b.service.clone()))
-            })
-            .collect();
-        if needed.is_empty() {
-            break;
-        }
-        for (base, user) in needed {
-            if unchanged.remove(&base).is_some() {
-                tracing::info!(service = %base, "built although unchanged: `{user}` builds FROM its image");
-            }
-        }
-    }
-    Ok(unchanged)
+/// The input digest a local image carries in its label, as the tag that names it.
+pub async fn inputs_tag_of_local(docker: &bollard::Docker, image: &str) -> Option<String> {
+    let inspect = docker.inspect_image(image).await.ok()?;
+    let hex = inspect
+        .config?
+        .labels?
+        .remove(wharf_builder::inputs::LABEL)?;
+    let valid = hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_hexdigit());
+    valid.then(|| format!("{}{hex}", wharf_builder::inputs::TAG_PREFIX))
 }

@@ -36,7 +36,7 @@ async fn build_unique_image(docker: &bollard::Docker, image: &str, base: &str) {
 #[tokio::test]
 async fn ecr_token_build_push_and_read_back() {
     let bed = bed();
-    let sdk = login::aws_config().await;
+    let sdk = login::aws_config(&Default::default()).await;
     let login = login::ecr(&sdk, None)
         .await
         .expect("moto hands out an ECR token");
@@ -51,13 +51,20 @@ async fn ecr_token_build_push_and_read_back() {
     let tag = unique("t");
     build_unique_image(&docker, &format!("{repository}:{tag}"), &bed.base_image).await;
 
-    let pushed = push_tag(&docker, &repository, &tag, Some(&login), |_| {})
-        .await
-        .expect("the push with the ECR token succeeds");
+    let pushed = push_tag(
+        &docker,
+        &repository,
+        &tag,
+        Some(&login),
+        std::time::Duration::from_secs(300),
+        |_| {},
+    )
+    .await
+    .expect("the push with the ECR token succeeds");
     let digest = pushed.digest.expect("the daemon reports the digest");
     assert!(digest.starts_with("sha256:"), "{digest}");
 
-    let api = RegistryApi::new();
+    let api = RegistryApi::default();
     let served = api
         .manifest_digest(&format!("{repository}:{tag}"), Some(&login))
         .await
@@ -94,16 +101,23 @@ async fn a_wrong_password_is_refused_by_the_registry() {
     let tag = unique("t");
     build_unique_image(&docker, &format!("{repository}:{tag}"), &bed.base_image).await;
 
-    let err = push_tag(&docker, &repository, &tag, Some(&wrong), |_| {})
-        .await
-        .expect_err("the registry refuses a wrong password");
+    let err = push_tag(
+        &docker,
+        &repository,
+        &tag,
+        Some(&wrong),
+        std::time::Duration::from_secs(300),
+        |_| {},
+    )
+    .await
+    .expect_err("the registry refuses a wrong password");
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
     assert!(
         !err.to_string().contains("not-the-token"),
         "no password in errors: {err}"
     );
 
-    let read = RegistryApi::new()
+    let read = RegistryApi::default()
         .manifest_digest(&format!("{repository}:{tag}"), Some(&wrong))
         .await;
     assert!(matches!(read, Err(Error::Unauthorized { .. })), "{read:?}");
@@ -112,7 +126,7 @@ async fn a_wrong_password_is_refused_by_the_registry() {
         password: bed.ecr_password.clone().into(),
         ..wrong
     };
-    let after = RegistryApi::new()
+    let after = RegistryApi::default()
         .manifest_digest(&format!("{repository}:{tag}"), Some(&right))
         .await
         .expect("the registry answers the right password");

@@ -44,6 +44,29 @@ fn an_unknown_key_names_its_path_and_the_fix() {
 }
 
 #[test]
+fn a_typo_in_x_wharf_names_the_file_key_and_closest_known_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        "x-wharf:\n  regsitry: ecr\nservices:\n  api:\n    build: .\n",
+    );
+    insta::assert_snapshot!(config_error(dir.path(), wharf(dir.path()).arg("plan")));
+    // A value of the wrong type in a service's block, in an override file.
+    write(
+        dir.path(),
+        "compose.override.yaml",
+        "services:\n  api:\n    x-wharf:\n      skip: \"yes\"\n",
+    );
+    write(
+        dir.path(),
+        "compose.yaml",
+        "x-wharf:\n  registry: ecr\nservices:\n  api:\n    build: .\n",
+    );
+    insta::assert_snapshot!(config_error(dir.path(), wharf(dir.path()).arg("build")));
+}
+
+#[test]
 fn a_missing_variable_says_where_to_set_it() {
     let dir = tempfile::tempdir().unwrap();
     write(

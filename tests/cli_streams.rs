@@ -138,7 +138,7 @@ fn json_progress_is_one_event_per_line() {
             .collect();
         assert_eq!(
             mine,
-            ["waiting", "building", "built", "pushing", "pushed", "pushing", "pushed"],
+            ["queued", "building", "built", "pushing", "pushed", "pushing", "pushed"],
             "{service}: {events:?}"
         );
         let pushed: Vec<&serde_json::Value> = events

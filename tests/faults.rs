@@ -51,7 +51,7 @@ fn stderr(o: &Output) -> String {
 }
 
 async fn digest(reference: &str, login: Option<&Login>) -> Option<String> {
-    RegistryApi::new()
+    RegistryApi::default()
         .manifest_digest(reference, login)
         .await
         .expect("the registry answers")

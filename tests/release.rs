@@ -56,7 +56,7 @@ fn ecr_login(bed: &common::Bed) -> Login {
 }
 
 async fn served(reference: &str, login: Option<&Login>) -> Option<String> {
-    RegistryApi::new()
+    RegistryApi::default()
         .manifest_digest(reference, login)
         .await
         .expect("the registry answers")

@@ -92,7 +92,7 @@ fn forget_images(prefix: &str) {
 }
 
 async fn served(reference: &str) -> Option<String> {
-    RegistryApi::new()
+    RegistryApi::default()
         .manifest_digest(reference, None)
         .await
         .expect("the registry answers")

@@ -2,25 +2,24 @@
 //! compose image names; with `--push`, log in and check repositories first (before any build),
 //! then push all or nothing.
 
+use super::Run;
 use crate::cli::{BuildArgs, BuilderChoice, ProjectArgs};
 use crate::error::{Failure, Result};
 use crate::progress::Reporter;
 use crate::release;
 use anyhow::anyhow;
-use futures_util::StreamExt;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::Instrument;
 use wharf_builder::build::BuilderKind;
 use wharf_builder::inputs::Inputs;
 use wharf_builder::schedule::{self, Event, Outcome};
 use wharf_builder::service::{self, Options};
 use wharf_builder::session::RegistryCredentials;
-use wharf_pusher::api::RawManifest;
-use wharf_pusher::release::{Landing, Origin, Pusher};
-use wharf_pusher::target::ImageTarget;
+use wharf_pusher::events::ServiceEvent;
+use wharf_pusher::release::{Ready, Release, SkipInputs};
+use wharf_pusher::timeouts::Timeouts;
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
 /// was built. Compose's own labels win on a clash. `revision`: the one the release's tags name,
@@ -96,7 +95,8 @@ fn source_url(dir: &std::path::Path) -> Option<String> {
     Some(url.trim_end_matches(".git").to_string())
 }
 
-pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>) -> Result<()> {
+pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()> {
+    let reporter = &run.reporter;
     let project = release::load_project(project_args)?;
     let services = release::select(&project, &args.services)?;
     if services.is_empty() {
@@ -121,6 +121,11 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
         &Options {
             builder,
             labels: oci_labels(&project, revision.as_ref()),
+            idle_timeout: Some(
+                run.timeout
+                    .map_or_else(Timeouts::default, Timeouts::from_request)
+                    .build_idle,
+            ),
         },
     )
     .map_err(|problems| {
@@ -168,101 +173,106 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let mut sdk = None;
-        let pushing = match targets {
-            Some(mut targets) => {
-                let logins = release::login_all(&mut targets, &mut sdk).await?;
-                for l in logins.values() {
-                    credentials.insert(&l.host, &l.username, l.password.clone());
-                }
-                release::check_repositories(
-                    &project,
-                    &targets,
-                    args.target.create_repositories,
-                    &mut sdk,
-                    &reporter,
-                )
-                .await?;
-                Some((targets, logins))
+        let Some(targets) = targets else {
+            let (docker, _) = wharf_builder::daemon::connect()
+                .await
+                .map_err(Failure::failed)?;
+            let outcomes =
+                build_all(&docker, prepared.builds, parallel, args, reporter, None).await;
+            let failed = failures(&outcomes);
+            if !failed.is_empty() {
+                return Err(Failure::failed(anyhow!(
+                    "{} of {} service(s) did not build:\n  {}",
+                    failed.len(),
+                    outcomes.len(),
+                    failed.join("\n  ")
+                )));
             }
-            None => None,
+            reporter.summary(&format!("built {} service(s)", outcomes.len()));
+            return Ok(());
         };
         let (docker, _) = wharf_builder::daemon::connect()
             .await
             .map_err(Failure::failed)?;
-        match pushing {
-            None => {
-                let outcomes =
-                    build_all(&docker, prepared.builds, parallel, args, &reporter, None).await;
-                let failed = failures(&outcomes);
-                if !failed.is_empty() {
-                    return Err(Failure::failed(anyhow!(
-                        "{} of {} service(s) did not build:\n  {}",
-                        failed.len(),
-                        outcomes.len(),
-                        failed.join("\n  ")
-                    )));
-                }
-                reporter.note("summary", &format!("built {} service(s)", outcomes.len()));
-                Ok(())
-            }
-            Some((mut targets, mut logins)) => {
-                let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
-                let unchanged = release::unchanged(
-                    &pusher,
-                    &targets,
-                    &prepared.builds,
-                    &inputs,
-                    !args.no_skip,
-                    &reporter,
-                )
-                .await?;
-                let (builds, skipped): (Vec<_>, Vec<_>) = prepared
-                    .builds
-                    .into_iter()
-                    .partition(|b| !unchanged.contains_key(&b.service));
-                for b in &skipped {
-                    reporter.service(
-                        &b.service,
-                        "unchanged",
-                        "unchanged: the registry holds an image of the same inputs",
-                        &[],
-                    );
-                }
-                release::expect_pushes(&targets, &reporter);
-                reporter.note(
-                    "phase",
-                    "phase 1: identity tags, each as its image is ready",
-                );
-                let (outcomes, first) = build_and_push(
-                    &docker, &pusher, builds, &targets, &unchanged, &inputs, parallel, args,
-                    &reporter,
-                )
-                .await;
-                let built = outcomes.len();
-                let digests = release::check_first_phase(first, &failures(&outcomes))?;
-                reporter.note(
-                    "summary",
-                    &format!("built {built} service(s), {} unchanged", skipped.len()),
-                );
-                // ECR tokens last hours, but a long build may outlive one: renew before the
-                // moving tags.
-                let images = if release::logins_stale(&logins) {
-                    drop(pusher);
-                    release::refresh_logins(&mut targets, &mut logins, &mut sdk).await?;
-                    let pusher = Pusher::new(&docker, &logins, release::push_events(&reporter));
-                    release::second_phase(&pusher, &targets, digests, &reporter).await?
-                } else {
-                    release::second_phase(&pusher, &targets, digests, &reporter).await?
-                };
-                reporter.note("summary", &format!("released {} image(s)", images.len()));
-                reporter.released(&project.name, &images)?;
-                if let Some(path) = &args.manifest {
-                    release::write_manifest(path, &project, &images)?;
-                }
-                Ok(())
-            }
+        let options = release::options(&project, &args.target, parallel, run.timeout)?;
+        let mut release = Release::prepare(
+            targets,
+            docker.clone(),
+            options,
+            reporter.sink_for_release(),
+            run.interrupt.clone(),
+        )
+        .await
+        .map_err(release::failure)?;
+        for l in release.logins().values() {
+            credentials.insert(&l.host, &l.username, l.password.clone());
         }
+        let inputs_tags: HashMap<String, String> = inputs
+            .iter()
+            .filter_map(|(service, i)| match i {
+                Inputs::Known(d) => Some((service.clone(), d.tag())),
+                Inputs::Unknown { reason } => {
+                    tracing::info!(service = %service, "always built: {reason}");
+                    None
+                }
+            })
+            .collect();
+        let skip = SkipInputs {
+            inputs_tags: if args.no_skip {
+                HashMap::new()
+            } else {
+                inputs_tags.clone()
+            },
+            builds_from: prepared
+                .builds
+                .iter()
+                .map(|b| (b.service.clone(), b.after.clone()))
+                .collect(),
+        };
+        let unchanged = release.unchanged(&skip).await.map_err(release::failure)?;
+        let (builds, skipped): (Vec<_>, Vec<_>) = prepared
+            .builds
+            .into_iter()
+            .partition(|b| !unchanged.contains_key(&b.service));
+        reporter.expect_pushes(
+            release
+                .targets()
+                .iter()
+                .map(|t| (t.service.as_str(), t.all_tags().cloned().collect())),
+        );
+        // Builds run while phase 1 pushes each image as soon as it is built.
+        let (ready, ready_rx) = mpsc::unbounded_channel::<String>();
+        let (to_push, to_push_rx) = mpsc::unbounded_channel::<Ready>();
+        let forward = async move {
+            let mut ready_rx = ready_rx;
+            while let Some(service) = ready_rx.recv().await {
+                let inputs_tag = inputs_tags.get(&service).cloned();
+                let _ = to_push.send(Ready {
+                    service,
+                    inputs_tag,
+                });
+            }
+        };
+        let building = build_all(&docker, builds, parallel, args, reporter, Some(ready));
+        let ((outcomes, ()), first) = tokio::join!(
+            async { tokio::join!(building, forward) },
+            release.identity_phase(&unchanged, to_push_rx)
+        );
+        reporter.summary(&format!(
+            "built {} service(s), {} unchanged",
+            outcomes.len(),
+            skipped.len()
+        ));
+        let images = release
+            .finish(first, failures(&outcomes))
+            .await
+            .map_err(release::failure)?;
+        reporter.summary(&format!("released {} image(s)", images.len()));
+        reporter.released(&project.name, &images)?;
+        if let Some(path) = &args.manifest {
+            release::write_manifest(path, &project, &images)?;
+        }
+        Ok(())
     })
 }
 
@@ -289,105 +299,34 @@ async fn build_all(
     let events: schedule::EventSink = {
         let r = reporter.clone();
         Arc::new(move |e: Event| match e {
-            Event::Started { service } => r.service(service, "building", "building", &[]),
+            Event::Started { service } => r.event(&ServiceEvent::Building {
+                service: service.to_string(),
+            }),
             Event::Line { service, line } => r.output(service, line),
-            Event::Finished { service, outcome } => match outcome {
-                Outcome::Built { elapsed } => {
-                    let secs = format!("{:.1}", elapsed.as_secs_f64());
-                    r.service(
-                        service,
-                        "built",
-                        &format!("built in {secs}s"),
-                        &[("seconds", &secs)],
-                    );
-                    if let Some(done) = &done {
-                        let _ = done.send(service.to_string());
+            Event::Finished { service, outcome } => {
+                let service = service.to_string();
+                match outcome {
+                    Outcome::Built { elapsed } => {
+                        r.event(&ServiceEvent::Built {
+                            service: service.clone(),
+                            seconds: elapsed.as_secs_f64(),
+                        });
+                        if let Some(done) = &done {
+                            let _ = done.send(service);
+                        }
                     }
+                    Outcome::Failed { message, log_tail } => r.event(&ServiceEvent::BuildFailed {
+                        service,
+                        message: message.clone(),
+                        log_tail: log_tail.clone(),
+                    }),
+                    Outcome::NotBuilt { reason } => r.event(&ServiceEvent::NotBuilt {
+                        service,
+                        reason: reason.clone(),
+                    }),
                 }
-                Outcome::Failed { message, log_tail } => r.build_failed(service, message, log_tail),
-                Outcome::NotBuilt { reason } => {
-                    r.service(service, "not-built", &format!("not built: {reason}"), &[])
-                }
-            },
+            }
         })
     };
     schedule::run(docker, builds, parallel, args.keep_going, events).await
-}
-
-/// Builds the services that changed while phase 1 runs: an unchanged service is tagged in
-/// the registry at once, a built one is pushed as soon as its build is done, while others
-/// still build.
-#[allow(clippy::too_many_arguments)]
-async fn build_and_push(
-    docker: &bollard::Docker,
-    pusher: &Pusher<'_>,
-    builds: Vec<wharf_builder::service::ServiceBuild>,
-    targets: &[ImageTarget],
-    unchanged: &HashMap<String, RawManifest>,
-    inputs: &HashMap<String, Inputs>,
-    parallel: usize,
-    args: &BuildArgs,
-    reporter: &Arc<Reporter>,
-) -> (IndexMap<String, Outcome>, IndexMap<String, Landing>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let building = build_all(docker, builds, parallel, args, reporter, Some(tx));
-    let slots = tokio::sync::Semaphore::new(parallel.max(1));
-    let by_service: HashMap<&str, usize> = targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.service.as_str(), i))
-        .collect();
-    let push = |i: usize, origin: Origin| {
-        let t = &targets[i];
-        let slots = &slots;
-        let extra: Vec<String> = match origin {
-            Origin::Daemon => inputs
-                .get(&t.service)
-                .and_then(Inputs::digest)
-                .map(|d| d.tag())
-                .into_iter()
-                .collect(),
-            Origin::Registry(_) => Vec::new(),
-        };
-        let span = tracing::info_span!("push", service = %t.service);
-        async move {
-            // Only uploads through the daemon share its slots; a manifest copy costs a round
-            // trip or two.
-            let _slot = match origin {
-                Origin::Daemon => slots.acquire().await.ok(),
-                Origin::Registry(_) => None,
-            };
-            (t.service.clone(), pusher.identity(t, &origin, &extra).await)
-        }
-        .instrument(span)
-    };
-    let mut pushes = futures_util::stream::FuturesUnordered::new();
-    for (i, t) in targets.iter().enumerate() {
-        if let Some(m) = unchanged.get(&t.service) {
-            pushes.push(push(i, Origin::Registry(m.clone())));
-        }
-    }
-    let mut results = HashMap::new();
-    let pushing = async {
-        let mut open = true;
-        loop {
-            tokio::select! {
-                next = rx.recv(), if open => match next {
-                    Some(service) => {
-                        if let Some(&i) = by_service.get(service.as_str()) {
-                            pushes.push(push(i, Origin::Daemon));
-                        }
-                    }
-                    None => open = false,
-                },
-                Some((service, r)) = pushes.next(), if !pushes.is_empty() => {
-                    results.insert(service, r);
-                }
-                else => break,
-            }
-        }
-    };
-    let (outcomes, ()) = tokio::join!(building, pushing);
-    let first = wharf_pusher::release::landings(targets, results);
-    (outcomes, first)
 }

@@ -11,14 +11,24 @@ use crate::cli::{Cli, Command};
 use crate::error::Result;
 use crate::progress::Reporter;
 use std::sync::Arc;
+use wharf_pusher::release::Interrupt;
 
-pub fn run(cli: Cli, reporter: Arc<Reporter>) -> Result<()> {
+/// What every command that talks to registries or the daemon shares.
+pub struct Run {
+    pub reporter: Arc<Reporter>,
+    /// Shared with the Ctrl-C handler: a release in phase 2 restores on the first Ctrl-C.
+    pub interrupt: Interrupt,
+    /// `--timeout`: the per-request deadline.
+    pub timeout: Option<std::time::Duration>,
+}
+
+pub fn run(cli: Cli, run: Run) -> Result<()> {
     match &cli.command {
         Command::Config(args) => config::run(&cli.project, args),
         Command::Plan(args) => plan::run(&cli.project, args),
-        Command::Build(args) => build::run(&cli.project, args, reporter),
-        Command::Push(args) => push::run(&cli.project, args, reporter),
-        Command::Verify(args) => verify::run(&cli.project, args, reporter),
+        Command::Build(args) => build::run(&cli.project, args, &run),
+        Command::Push(args) => push::run(&cli.project, args, &run),
+        Command::Verify(args) => verify::run(&cli.project, args, &run),
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -171,6 +171,7 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
                 BuilderChoice::Classic => BuilderKind::Classic,
             },
             labels: Default::default(),
+            idle_timeout: None,
         },
     );
     let (inputs, problem) = match prepared {
@@ -306,9 +307,14 @@ fn check_registry(
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let mut targets = targets.to_vec();
-        let mut sdk = None;
-        let logins = release::login_all(&mut targets, &mut sdk).await?;
-        let api = RegistryApi::new();
+        let timeouts = wharf_pusher::timeouts::Timeouts::default();
+        let logins = wharf_pusher::release::login_all(
+            &mut targets,
+            &mut wharf_pusher::release::Aws::new(timeouts),
+        )
+        .await
+        .map_err(Failure::config)?;
+        let api = RegistryApi::new(timeouts);
         // All services at once, as `build --push` asks.
         let lookups = targets.iter().filter_map(|t| {
             let (Some(Inputs::Known(d)), Some(repository)) =

@@ -1,13 +1,15 @@
 //! `wharf push`: push images already built, all or nothing.
 
+use super::Run;
 use crate::cli::{ProjectArgs, PushArgs};
 use crate::error::{Failure, Result};
-use crate::progress::Reporter;
 use crate::release;
 use anyhow::anyhow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use wharf_pusher::release::{Ready, Release, SkipInputs};
 
-pub fn run(project_args: &ProjectArgs, args: &PushArgs, reporter: Arc<Reporter>) -> Result<()> {
+pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()> {
+    let reporter = &run.reporter;
     let project = release::load_project(project_args)?;
     let services = release::select(&project, &args.services)?;
     if services.is_empty() {
@@ -16,7 +18,7 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, reporter: Arc<Reporter>)
             project.name
         )));
     }
-    let (mut targets, _) = release::targets(&project, &services, &args.target)?;
+    let (targets, _) = release::targets(&project, &services, &args.target)?;
     let parallel = args.parallel.unwrap_or(4);
     reporter.begin(
         &project.name,
@@ -28,9 +30,6 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, reporter: Arc<Reporter>)
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let mut sdk = None;
-        let logins = release::login_all(&mut targets, &mut sdk).await?;
-        release::check_repositories(&project, &targets, args.target.create_repositories, &mut sdk, &reporter).await?;
         let (docker, _) = wharf_builder::daemon::connect().await.map_err(Failure::failed)?;
         let mut missing = Vec::new();
         for t in &targets {
@@ -44,8 +43,46 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, reporter: Arc<Reporter>)
                 missing.join("\n  ")
             )));
         }
-        let images = release::push_all(&docker, &targets, &logins, parallel, &reporter).await?;
-        reporter.note("summary", &format!("released {} image(s)", images.len()));
+        let options = release::options(&project, &args.target, parallel, run.timeout)?;
+        let mut release = Release::prepare(
+            targets,
+            docker.clone(),
+            options,
+            reporter.sink_for_release(),
+            run.interrupt.clone(),
+        )
+        .await
+        .map_err(release::failure)?;
+        // Asks every repository before pushing (a registry that cannot be used stops here);
+        // `wharf push` pushes what was built, so nothing is skipped.
+        release
+            .unchanged(&SkipInputs {
+                inputs_tags: HashMap::new(),
+                builds_from: HashMap::new(),
+            })
+            .await
+            .map_err(release::failure)?;
+        reporter.expect_pushes(
+            release
+                .targets()
+                .iter()
+                .map(|t| (t.service.as_str(), t.all_tags().cloned().collect())),
+        );
+        let (to_push, to_push_rx) = tokio::sync::mpsc::unbounded_channel();
+        for t in release.targets() {
+            let inputs_tag = release::inputs_tag_of_local(&docker, &t.local_image).await;
+            let _ = to_push.send(Ready {
+                service: t.service.clone(),
+                inputs_tag,
+            });
+        }
+        drop(to_push);
+        let first = release.identity_phase(&HashMap::new(), to_push_rx).await;
+        let images = release
+            .finish(first, Vec::new())
+            .await
+            .map_err(release::failure)?;
+        reporter.summary(&format!("released {} image(s)", images.len()));
         reporter.released(&project.name, &images)?;
         if let Some(path) = &args.manifest {
             release::write_manifest(path, &project, &images)?;

@@ -1,15 +1,18 @@
 //! `wharf verify`: the pre-deploy gate. Every expected reference (each required service, each
 //! tag) must exist in its registry, checked through the registry's HTTP API — no daemon needed.
 
+use super::Run;
 use crate::cli::{ProjectArgs, VerifyArgs};
 use crate::error::{Failure, Result};
-use crate::progress::Reporter;
 use crate::release;
 use anyhow::anyhow;
-use std::sync::Arc;
 use wharf_pusher::api::RegistryApi;
+use wharf_pusher::events::ServiceEvent;
+use wharf_pusher::release::{login_all, Aws, ManifestImage};
+use wharf_pusher::timeouts::Timeouts;
 
-pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter>) -> Result<()> {
+pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<()> {
+    let reporter = &run.reporter;
     let project = release::load_project(project_args)?;
     let services = release::select(&project, &args.services)?;
     let (mut targets, _) = release::targets(&project, &services, &args.target)?;
@@ -24,9 +27,13 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let mut sdk = None;
-        let logins = release::login_all(&mut targets, &mut sdk).await?;
-        let api = RegistryApi::new();
+        let timeouts = run
+            .timeout
+            .map_or_else(Timeouts::default, Timeouts::from_request);
+        let logins = login_all(&mut targets, &mut Aws::new(timeouts))
+            .await
+            .map_err(Failure::config)?;
+        let api = RegistryApi::new(timeouts);
         let mut missing = Vec::new();
         let mut errors = Vec::new();
         let mut images = Vec::new();
@@ -38,21 +45,18 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter
                 let reference = format!("{repo}:{tag}");
                 match api.manifest_digest(&reference, logins.get(&host)).await {
                     Ok(Some(d)) => {
-                        reporter.service(
-                            &t.service,
-                            "present",
-                            &format!("{reference} {d}"),
-                            &[("reference", &reference), ("digest", &d)],
-                        );
+                        reporter.event(&ServiceEvent::Present {
+                            service: t.service.clone(),
+                            reference: reference.clone(),
+                            digest: d.clone(),
+                        });
                         digests.push(d);
                     }
                     Ok(None) => {
-                        reporter.service(
-                            &t.service,
-                            "missing",
-                            &format!("{reference} is missing"),
-                            &[("reference", &reference)],
-                        );
+                        reporter.event(&ServiceEvent::Missing {
+                            service: t.service.clone(),
+                            reference: reference.clone(),
+                        });
                         missing.push(format!("`{}`: {reference}", t.service));
                     }
                     Err(e) => errors.push(format!("`{}`: {reference}: {e}", t.service)),
@@ -66,7 +70,7 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter
                         digests.join(", ")
                     ));
                 }
-                images.push(release::manifest_image(t, d));
+                images.push(ManifestImage::new(t, d));
             }
         }
         if !errors.is_empty() {
@@ -82,10 +86,7 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter
                 missing.join("\n  ")
             )));
         }
-        reporter.note(
-            "summary",
-            &format!("all {} image(s) present", targets.len()),
-        );
+        reporter.summary(&format!("all {} image(s) present", targets.len()));
         reporter.released(&project.name, &images)?;
         if let Some(path) = &args.manifest {
             release::write_manifest(path, &project, &images)?;

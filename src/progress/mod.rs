@@ -26,12 +26,13 @@ mod terminal;
 use crate::cli::ProgressChoice;
 use crate::error::Failure;
 use crate::github::{Actions, Location};
-use crate::release::ManifestImage;
 use indexmap::IndexMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use wharf_pusher::events::{Event, EventSink, Phase, ServiceEvent};
+use wharf_pusher::release::{Interrupt, Manifest, ManifestImage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -328,17 +329,28 @@ impl Reporter {
         self.mode == Mode::Plain && self.github.is_some()
     }
 
-    fn json(&self, service: Option<&str>, event: &str, text: &str, extra: &[(&str, &str)]) {
-        let mut m = serde_json::Map::new();
-        m.insert("event".into(), event.into());
-        if let Some(s) = service {
-            m.insert("service".into(), s.into());
+    /// A project-level JSON line (`warning`, `summary`, `phase`…).
+    fn json(&self, event: &str, text: &str) {
+        let line = serde_json::json!({"event": event, "message": text});
+        self.sink.line(&line.to_string());
+    }
+
+    /// A service event as its JSON line: the event's own fields, and its text as `message`.
+    fn json_event(&self, event: &ServiceEvent) {
+        let mut value = serde_json::to_value(event).unwrap_or_default();
+        if let Some(m) = value.as_object_mut() {
+            m.insert("message".into(), event.text().into());
         }
-        m.insert("message".into(), text.into());
-        for (k, v) in extra {
-            m.insert((*k).into(), (*v).into());
-        }
-        self.sink.line(&serde_json::Value::Object(m).to_string());
+        self.sink.line(&value.to_string());
+    }
+
+    /// The sink the release engine reports to.
+    pub fn sink_for_release(self: &Arc<Self>) -> EventSink {
+        let r = self.clone();
+        EventSink::new(move |e| match e {
+            Event::Service(e) => r.event(&e),
+            Event::Phase(p) => r.phase(p),
+        })
     }
 
     /// The services the command works on, with their local image names, before anything
@@ -361,7 +373,10 @@ impl Reporter {
         for (name, image) in services {
             self.svc(&mut inner, name).image = Some(image.to_string());
             if self.mode == Mode::Json {
-                self.json(Some(name), "waiting", "waiting", &[("image", image)]);
+                self.json_event(&ServiceEvent::Queued {
+                    service: name.to_string(),
+                    image: image.to_string(),
+                });
             }
         }
         terminal::overall(&inner);
@@ -406,80 +421,119 @@ impl Reporter {
         inner.services.get_mut(name).expect("just inserted")
     }
 
-    /// A service-level event: `building`, `built`, `failed`, `not-built`, `pushing`, `pushed`,
-    /// `create-repository`, `present`, `missing`… (the `event` of the JSON lines).
-    pub fn service(&self, service: &str, event: &str, text: &str, extra: &[(&str, &str)]) {
+    /// What happened to a service: its line in the live display, a plain line, or a JSON line.
+    pub fn event(&self, event: &ServiceEvent) {
+        use ServiceEvent as E;
+        match event {
+            E::Output { service, line } => return self.output(service, line),
+            E::Upload {
+                service,
+                current,
+                total,
+            } => return self.upload(service, *current, *total),
+            E::Warning { service, message } => {
+                return self.warn(&format!("`{service}`: {message}"))
+            }
+            E::BuildFailed {
+                service, log_tail, ..
+            } => self.build_log_tail(service, log_tail),
+            _ => {}
+        }
+        let service = event.service();
+        let text = event.text();
         let mut inner = self.lock();
         let now = Instant::now();
-        let get = |k: &str| extra.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
         let svc = self.svc(&mut inner, service);
-        svc.start(now);
         let mut group: Option<(String, Vec<String>)> = None;
+        // Whether the live display shows the event in the service's line (else it is printed
+        // above the display).
+        let mut in_line = true;
         match event {
-            "building" => {
+            E::Queued { image, .. } => {
+                svc.image = Some(image.clone());
+            }
+            E::Building { .. } => {
+                svc.start(now);
                 svc.status = Status::Building;
             }
-            "built" => {
+            E::Built { .. } => {
+                svc.start(now);
                 svc.status = Status::Built;
                 group = Some((
                     format!("{service}: build log"),
                     std::mem::take(&mut svc.build_log),
                 ));
             }
-            "failed" | "not-built" => {
-                svc.status = if event == "failed" {
-                    Status::Failed
-                } else {
-                    Status::NotBuilt
-                };
-                svc.problem = Some(
-                    text.trim_start_matches("build failed: ")
-                        .trim_start_matches("not built: ")
-                        .to_string(),
-                );
+            E::BuildFailed { message, .. } => {
+                svc.start(now);
+                svc.status = Status::Failed;
+                svc.problem = Some(message.clone());
             }
-            "pushing" => {
+            E::NotBuilt { reason, .. } => {
+                svc.start(now);
+                svc.status = Status::NotBuilt;
+                svc.problem = Some(reason.clone());
+            }
+            E::Pushing { tag, .. } => {
+                svc.start(now);
                 svc.status = Status::Pushing;
-                svc.in_flight = get("tag").map(str::to_string);
+                svc.in_flight = Some(tag.clone());
                 svc.layers = (0, 0);
                 svc.uploads.clear();
                 svc.push_status = None;
             }
-            "pushed" => {
-                if let Some(tag) = get("tag") {
-                    if !svc.landed.iter().any(|t| t == tag) {
-                        svc.landed.push(tag.to_string());
-                    }
-                    group = Some((
-                        format!("{service}: push :{tag}"),
-                        std::mem::take(&mut svc.push_log),
-                    ));
+            E::Pushed { tag, digest, .. } => {
+                svc.start(now);
+                if !svc.landed.iter().any(|t| t == tag) {
+                    svc.landed.push(tag.clone());
                 }
+                group = Some((
+                    format!("{service}: push :{tag}"),
+                    std::mem::take(&mut svc.push_log),
+                ));
                 svc.in_flight = None;
-                svc.digest = get("digest").map(str::to_string);
+                svc.digest = Some(digest.clone());
                 svc.status = Status::Pushed;
             }
-            "present" => {
-                if let Some(tag) = get("reference").and_then(|r| r.rsplit_once(':')) {
-                    svc.landed.push(tag.1.to_string());
+            E::PushFailed { message, .. } => {
+                svc.start(now);
+                svc.in_flight = None;
+                svc.status = Status::Failed;
+                svc.problem = Some(message.clone());
+            }
+            E::Restored { tag, .. } => {
+                // The tag names the release it named before: it is no longer this run's.
+                svc.landed.retain(|t| t != tag);
+                in_line = false;
+            }
+            E::Present {
+                reference, digest, ..
+            } => {
+                svc.start(now);
+                if let Some((_, tag)) = reference.rsplit_once(':') {
+                    svc.landed.push(tag.to_string());
                 }
-                svc.digest = get("digest").map(str::to_string);
+                svc.digest = Some(digest.clone());
                 if svc.status != Status::Missing {
                     svc.status = Status::Present;
                 }
             }
-            "missing" => {
+            E::Missing { reference, .. } => {
+                svc.start(now);
                 svc.status = Status::Missing;
-                let reference = get("reference").unwrap_or(text);
                 svc.problem = Some(match svc.problem.take() {
                     Some(p) => format!("{p}, {reference}"),
-                    None => reference.to_string(),
+                    None => reference.clone(),
                 });
             }
-            _ => {}
+            E::Unchanged { .. }
+            | E::Retrying { .. }
+            | E::CreatingRepository { .. }
+            | E::NotRestored { .. } => in_line = false,
+            E::Output { .. } | E::Upload { .. } | E::Warning { .. } => {}
         }
         match self.mode {
-            Mode::Json => self.json(Some(service), event, text, extra),
+            Mode::Json => self.json_event(event),
             Mode::Plain => {
                 if let Some((title, lines)) = group.filter(|(_, l)| self.grouped() && !l.is_empty())
                 {
@@ -491,18 +545,7 @@ impl Reporter {
                 self.sink.line(&format!("[{service}] {text}"));
             }
             Mode::Tty => {
-                let known = matches!(
-                    event,
-                    "building"
-                        | "built"
-                        | "failed"
-                        | "not-built"
-                        | "pushing"
-                        | "pushed"
-                        | "present"
-                        | "missing"
-                );
-                if !known {
+                if !in_line {
                     self.sink.line(&format!("[{service}] {text}"));
                 }
                 let svc = &inner.services[service];
@@ -513,8 +556,8 @@ impl Reporter {
     }
 
     /// A service's build failed: the tail of its output (all of it with `-v`, which already
-    /// showed it), then the failure.
-    pub fn build_failed(&self, service: &str, message: &str, log_tail: &[String]) {
+    /// showed it), before the failure itself.
+    fn build_log_tail(&self, service: &str, log_tail: &[String]) {
         {
             let mut inner = self.lock();
             let svc = self.svc(&mut inner, service);
@@ -533,7 +576,10 @@ impl Reporter {
                 _ if self.verbose => {}
                 Mode::Json => {
                     for line in log_tail {
-                        self.json(Some(service), "output", line, &[]);
+                        self.json_event(&ServiceEvent::Output {
+                            service: service.to_string(),
+                            line: line.clone(),
+                        });
                     }
                 }
                 Mode::Plain | Mode::Tty => {
@@ -545,7 +591,6 @@ impl Reporter {
                 }
             }
         }
-        self.service(service, "failed", &format!("build failed: {message}"), &[]);
     }
 
     /// A line of a service's build or push output: shown with `-v` (the tail is shown anyway
@@ -587,7 +632,10 @@ impl Reporter {
         }
         if self.verbose && !grouped {
             match self.mode {
-                Mode::Json => self.json(Some(service), "output", line, &[]),
+                Mode::Json => self.json_event(&ServiceEvent::Output {
+                    service: service.to_string(),
+                    line: line.to_string(),
+                }),
                 Mode::Plain | Mode::Tty => self.sink.line(&format!("[{service}] {line}")),
             }
         }
@@ -610,18 +658,30 @@ impl Reporter {
         terminal::redraw(svc, inner.pushes);
     }
 
-    /// A project-level line: `phase` (the release's phases) or `summary`.
-    pub fn note(&self, event: &str, text: &str) {
+    /// The release's phase: a line of its own, and the overall line of the live display.
+    pub fn phase(&self, phase: Phase) {
         let mut inner = self.lock();
-        match event {
-            "phase" => inner.phase = Some(text.to_string()),
-            "summary" => inner.summary = Some(text.to_string()),
-            _ => {}
-        }
+        inner.phase = Some(phase.text().to_string());
         match self.mode {
-            Mode::Json => self.json(None, event, text, &[]),
+            Mode::Json => {
+                let line =
+                    serde_json::json!({"event": "phase", "phase": phase, "message": phase.text()});
+                self.sink.line(&line.to_string());
+            }
+            Mode::Plain => self.sink.line(phase.text()),
+            Mode::Tty => {}
+        }
+        terminal::overall(&inner);
+    }
+
+    /// How the command went, in a line (`built 3 service(s)`).
+    pub fn summary(&self, text: &str) {
+        let mut inner = self.lock();
+        inner.summary = Some(text.to_string());
+        match self.mode {
+            Mode::Json => self.json("summary", text),
             Mode::Plain => self.sink.line(text),
-            // The overall line shows phases and the summary.
+            // The overall line shows the summary.
             Mode::Tty => {}
         }
         terminal::overall(&inner);
@@ -629,7 +689,7 @@ impl Reporter {
 
     pub fn warn(&self, text: &str) {
         match self.mode {
-            Mode::Json => self.json(None, "warning", &format!("warning: {text}"), &[]),
+            Mode::Json => self.json("warning", &format!("warning: {text}")),
             Mode::Plain if self.github.is_some() => self.sink.line(&Actions::warning(text)),
             _ => self.sink.line(&format!(
                 "{} {text}",
@@ -655,7 +715,7 @@ impl Reporter {
         };
         let mut outputs = vec![(
             "manifest".to_string(),
-            crate::release::manifest_json(project, images)?,
+            Manifest { project, images }.to_json(),
         )];
         for image in images {
             outputs.push((format!("image-{}", image.service), image.uri.clone()));
@@ -790,16 +850,16 @@ impl Reporter {
         }
     }
 
-    /// Ctrl-C: stop the display, restore the terminal, and say what the release did so far.
-    /// The caller exits right after.
-    pub fn interrupt(&self) {
+    /// Ctrl-C: stop the display, restore the terminal, and say what the release did so far
+    /// (`left`: moving tags moved and not put back). The caller exits right after.
+    pub fn interrupt(&self, left: &[String]) {
         let mut inner = self.lock();
         if inner.closed {
             return;
         }
         inner.closed = true;
         self.settle(&mut inner, false, "interrupted", "not started");
-        let lines = summary::account(&inner);
+        let lines = summary::account(&inner, left);
         match self.mode {
             Mode::Json => {
                 let list = |f: &dyn Fn(&Svc) -> Vec<String>| -> serde_json::Value {
@@ -838,7 +898,7 @@ fn first_line(s: &str) -> &str {
 
 /// The compose file (and line) an error is about, for the annotation.
 fn location(failure: &Failure) -> Option<Location> {
-    let (Failure::Config(e) | Failure::Failed(e)) = failure;
+    let (Failure::Config(e) | Failure::Failed(e) | Failure::Interrupted(e)) = failure;
     let compose = e
         .chain()
         .find_map(|c| c.downcast_ref::<wharf_compose::Error>())?;
@@ -849,11 +909,19 @@ fn location(failure: &Failure) -> Option<Location> {
     })
 }
 
-/// Installs the Ctrl-C handler: the reporter settles the display and accounts for the
-/// release, then wharf exits with 130 (128 + SIGINT), as shells expect.
-pub fn exit_on_interrupt(reporter: Arc<Reporter>) {
+/// Installs the Ctrl-C handler. While a release moves its moving tags, the first Ctrl-C asks
+/// it to stop and put back what it moved (it then ends with exit 130 itself); otherwise, and
+/// on a second Ctrl-C, the reporter settles the display and accounts for the release, then
+/// wharf exits with 130 (128 + SIGINT), as shells expect.
+pub fn exit_on_interrupt(reporter: Arc<Reporter>, interrupt: Interrupt) {
     let result = ctrlc::set_handler(move || {
-        reporter.interrupt();
+        if interrupt.request() {
+            reporter.warn(
+                "interrupted: no more moving tags are moved, and the ones moved are put back (Ctrl-C again stops at once)",
+            );
+            return;
+        }
+        reporter.interrupt(&interrupt.left());
         std::process::exit(130);
     });
     if let Err(e) = result {
@@ -903,17 +971,16 @@ mod tests {
     #[test]
     fn an_interruption_accounts_for_every_tag() {
         let r = reporter_with_release();
-        r.service("api", "pushing", "pushing :abc", &[("tag", "abc")]);
-        r.service(
-            "api",
-            "pushed",
-            "pushed :abc sha256:1",
-            &[("tag", "abc"), ("digest", "sha256:1")],
-        );
-        r.service("worker", "pushing", "pushing :abc", &[("tag", "abc")]);
+        r.event(&pushing("api", "abc"));
+        r.event(&ServiceEvent::Pushed {
+            service: "api".into(),
+            tag: "abc".into(),
+            digest: "sha256:1".into(),
+        });
+        r.event(&pushing("worker", "abc"));
         let inner = r.lock();
         assert_eq!(
-            summary::account(&inner),
+            summary::account(&inner, &[]),
             vec![
                 "interrupted: the release is incomplete",
                 "  pushed: api (:abc)",
@@ -924,18 +991,63 @@ mod tests {
         );
     }
 
+    fn pushing(service: &str, tag: &str) -> ServiceEvent {
+        ServiceEvent::Pushing {
+            service: service.into(),
+            tag: tag.into(),
+        }
+    }
+
+    fn building(service: &str) -> ServiceEvent {
+        ServiceEvent::Building {
+            service: service.into(),
+        }
+    }
+
+    #[test]
+    fn a_restored_moving_tag_is_no_longer_counted_as_pushed() {
+        let r = reporter_with_release();
+        for service in ["api", "worker"] {
+            for tag in ["abc", "latest"] {
+                r.event(&ServiceEvent::Pushed {
+                    service: service.into(),
+                    tag: tag.into(),
+                    digest: "sha256:1".into(),
+                });
+            }
+        }
+        r.event(&ServiceEvent::Restored {
+            service: "api".into(),
+            tag: "latest".into(),
+            digest: Some("sha256:0".into()),
+        });
+        let account = summary::account(&r.lock(), &["h/worker:latest".to_string()]);
+        assert_eq!(account[1], "  pushed: api (:abc), worker (:abc, :latest)");
+        assert!(
+            account
+                .iter()
+                .any(|l| l.contains("stopped while putting them back): h/worker:latest")),
+            "{account:?}"
+        );
+        let json = lines(&r);
+        let restored: serde_json::Value = serde_json::from_str(json.last().unwrap()).unwrap();
+        assert_eq!(restored["event"], "restored");
+        assert_eq!(restored["digest"], "sha256:0");
+        assert_eq!(restored["message"], "restored :latest to sha256:0");
+    }
+
     #[test]
     fn an_interruption_before_pushing_says_nothing_was_pushed() {
         let r = reporter_with_release();
-        r.service("api", "building", "building", &[]);
+        r.event(&building("api"));
         assert_eq!(
-            summary::account(&r.lock()),
+            summary::account(&r.lock(), &[]),
             vec!["interrupted before anything was pushed: nothing was pushed"]
         );
         let build_only = in_memory(Mode::Json, false, None);
         build_only.begin("shop", [("api", "shop/api")], false);
         assert_eq!(
-            summary::account(&build_only.lock()),
+            summary::account(&build_only.lock(), &[]),
             vec!["interrupted: nothing was pushed"]
         );
     }
@@ -946,13 +1058,20 @@ mod tests {
             [("api", "shop/api"), ("worker", "shop/worker")],
             false,
         );
-        r.service("api", "building", "building", &[]);
-        r.service("worker", "building", "building", &[]);
+        r.event(&building("api"));
+        r.event(&building("worker"));
         r.output("api", "api line 1");
         r.output("worker", "worker line 1");
         r.output("api", "api line 2");
-        r.service("worker", "built", "built in 1.0s", &[("seconds", "1.0")]);
-        r.build_failed("api", "exit code: 3", &["api line 2".to_string()]);
+        r.event(&ServiceEvent::Built {
+            service: "worker".into(),
+            seconds: 1.0,
+        });
+        r.event(&ServiceEvent::BuildFailed {
+            service: "api".into(),
+            message: "exit code: 3".into(),
+            log_tail: vec!["api line 2".to_string()],
+        });
     }
 
     #[test]

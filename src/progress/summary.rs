@@ -76,7 +76,9 @@ pub(super) fn not_pushed(s: &Svc) -> Vec<String> {
 
 /// What an interruption leaves behind, in words: which tags landed, which were under way
 /// (they may or may not have landed), and which were never pushed.
-pub(super) fn account(inner: &Inner) -> Vec<String> {
+///
+/// `left`: moving tags phase 2 moved and had not put back when a second Ctrl-C stopped it.
+pub(super) fn account(inner: &Inner, left: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
     let landed: Vec<String> = inner
         .services
@@ -128,6 +130,12 @@ pub(super) fn account(inner: &Inner) -> Vec<String> {
         .collect();
     if !missing.is_empty() {
         lines.push(format!("  not pushed: {}", missing.join(", ")));
+    }
+    if !left.is_empty() {
+        lines.push(format!(
+            "  moving tags that name the new release (stopped while putting them back): {}",
+            left.join(", ")
+        ));
     }
     lines.push("  run the same command again to finish the release".to_string());
     lines

@@ -59,6 +59,9 @@ pub struct BuildRequest {
     /// Registry credentials for the build's pulls, used before the Docker config's (BuildKit
     /// asks the session for them; the classic builder gets these in the request).
     pub credentials: RegistryCredentials,
+    /// The longest the daemon's answer may stay silent before the build is given up (a dead
+    /// connection, a hung daemon). `None`: no limit.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// A failed build, with what the daemon said.
@@ -294,7 +297,12 @@ async fn attempt(
     // BuildKit build asks its session, so nothing is sent along.
     let registry_config = (!buildkit && !request.credentials.is_empty())
         .then(|| request.credentials.docker_credentials());
-    let result = follow(client.build_image(options, registry_config, body), on_line).await;
+    let result = follow(
+        client.build_image(options, registry_config, body),
+        request.idle_timeout,
+        on_line,
+    )
+    .await;
     if let Some(session) = session {
         session.close().await;
     }
@@ -371,6 +379,7 @@ fn with_query_value(uri: &hyper::Uri, key: &str, value: &str) -> Option<hyper::U
 /// Sends the build request and turns the daemon's answer into lines and an outcome.
 async fn follow(
     stream: impl Stream<Item = Result<bollard::models::BuildInfo, bollard::errors::Error>>,
+    idle: Option<std::time::Duration>,
     on_line: &mut impl FnMut(&str),
 ) -> Result<(), Attempt> {
     let mut tail: Vec<String> = Vec::new();
@@ -388,7 +397,23 @@ async fn follow(
     // builder as a bare `aux`); it is the proof the build finished and was tagged.
     let mut image_id = None;
     let mut stream = std::pin::pin!(stream);
-    while let Some(item) = stream.next().await {
+    loop {
+        let next = match idle {
+            None => stream.next().await,
+            Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    return Err(Attempt::Failed(BuildError::Daemon {
+                        message: format!(
+                            "the daemon reported nothing for {}s; the build was given up (--timeout sets the limit: sixty times its value)",
+                            limit.as_secs()
+                        ),
+                        log_tail: tail,
+                    }))
+                }
+            },
+        };
+        let Some(item) = next else { break };
         match item {
             Ok(info) => {
                 if let Some(bollard::models::BuildInfoAux::Default(id)) = &info.aux {
@@ -472,6 +497,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_silent_answer_ends_the_build_at_its_idle_limit() {
+        let silent = futures_util::stream::pending::<
+            Result<bollard::models::BuildInfo, bollard::errors::Error>,
+        >();
+        let mut on_line = |_: &str| {};
+        let limit = std::time::Duration::from_millis(50);
+        match follow(silent, Some(limit), &mut on_line).await {
+            Err(Attempt::Failed(BuildError::Daemon { message, .. })) => {
+                assert!(message.contains("reported nothing"), "{message}")
+            }
+            _ => panic!("a silent build must fail at its idle limit"),
+        }
+    }
+
+    #[tokio::test]
     async fn a_build_is_done_only_when_the_daemon_reports_its_image() {
         let mut lines = Vec::new();
         let done = answer(&[
@@ -480,11 +520,11 @@ mod tests {
             r#"{"stream":"Successfully built 0123"}"#,
         ]);
         let mut on_line = |l: &str| lines.push(l.to_string());
-        assert!(follow(futures_util::stream::iter(done), &mut on_line)
+        assert!(follow(futures_util::stream::iter(done), None, &mut on_line)
             .await
             .is_ok());
         let cut = answer(&[r#"{"stream":"Step 1/1 : FROM scratch"}"#]);
-        match follow(futures_util::stream::iter(cut), &mut on_line).await {
+        match follow(futures_util::stream::iter(cut), None, &mut on_line).await {
             Err(Attempt::Interrupted { message, log_tail }) => {
                 assert!(message.contains("before the daemon reported the image"));
                 assert_eq!(log_tail, ["Step 1/1 : FROM scratch"]);
@@ -495,13 +535,13 @@ mod tests {
             err: std::io::Error::other("bytes remaining on stream"),
         })];
         assert!(matches!(
-            follow(futures_util::stream::iter(broken), &mut on_line).await,
+            follow(futures_util::stream::iter(broken), None, &mut on_line).await,
             Err(Attempt::Interrupted { .. })
         ));
         let refused = vec![Err(bollard::errors::Error::DockerStreamError {
             error: "failed to solve: boom".into(),
         })];
-        match follow(futures_util::stream::iter(refused), &mut on_line).await {
+        match follow(futures_util::stream::iter(refused), None, &mut on_line).await {
             Err(Attempt::Failed(BuildError::Daemon { message, .. })) => {
                 assert_eq!(message, "failed to solve: boom")
             }

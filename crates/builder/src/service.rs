@@ -55,6 +55,8 @@ pub struct Options {
     pub builder: BuilderKind,
     /// Labels added to every image (compose's own labels win on a clash).
     pub labels: HashMap<String, String>,
+    /// The longest a build's answer may stay silent (see [`BuildRequest::idle_timeout`]).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// Everything checked: builds in dependency order input, plus warnings.
@@ -142,6 +144,7 @@ fn prepare_one(
         pull: build.pull,
         network: build.network.clone(),
         cache_from: build.cache_from.clone(),
+        idle_timeout: options.idle_timeout,
         ..Default::default()
     };
     request.args = build

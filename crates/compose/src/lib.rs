@@ -35,6 +35,7 @@ mod tree;
 mod typed;
 mod value;
 mod volume;
+pub mod x_wharf;
 mod yaml;
 mod yaml_out;
 
@@ -247,7 +248,10 @@ mod tests {
         );
         let p = load(&options(&dir, &[("TAG", "1.0")])).expect("loads");
         assert_eq!(p.name, "shop");
-        assert_eq!(p.x_wharf, Some(serde_json::json!({"registry": "ecr"})));
+        assert_eq!(
+            p.x_wharf.as_ref().and_then(|x| x.registry.as_deref()),
+            Some("ecr")
+        );
         let api = &p.services["api"];
         let build = api.build.as_ref().expect("build");
         assert_eq!(build.context, Some(Context::Dir(dir.join("api"))));
@@ -269,8 +273,8 @@ mod tests {
         );
         assert_eq!(api.image_name(&p.name), "shop-api");
         assert_eq!(
-            api.x_wharf,
-            Some(serde_json::json!({"repository": "shop/api"}))
+            api.x_wharf.as_ref().and_then(|x| x.repository.as_deref()),
+            Some("shop/api")
         );
         let web = &p.services["web"];
         assert_eq!(

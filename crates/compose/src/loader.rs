@@ -232,6 +232,7 @@ impl Loader<'_> {
                 if let Err(e) = schema::validate(&dict, touched) {
                     return Err(self.schema_error(filename, e));
                 }
+                self.check_x_wharf(filename, &dict, touched)?;
                 if dict.shift_remove("version").is_some() {
                     tracing::warn!(
                         "{filename}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
@@ -245,6 +246,64 @@ impl Loader<'_> {
             last_reset = doc.reset_paths;
         }
         Ok((dict, last_reset))
+    }
+
+    /// wharf's own `x-wharf` blocks (top level and the services this document touched), which
+    /// compose's schema lets through as extensions.
+    fn check_x_wharf(
+        &self,
+        filename: &str,
+        dict: &Map,
+        touched: Option<&[String]>,
+    ) -> Result<(), Error> {
+        if let Some(v) = dict.get("x-wharf") {
+            if let Err(e) = crate::x_wharf::project_settings(&v.to_output_json()) {
+                return Err(self.x_wharf_error(filename, vec!["x-wharf".into()], e));
+            }
+        }
+        let Some(Value::Map(services)) = dict.get("services") else {
+            return Ok(());
+        };
+        for (name, service) in services {
+            if touched.is_some_and(|t| !t.contains(name)) {
+                continue;
+            }
+            if let Some(v) = service.as_map().and_then(|s| s.get("x-wharf")) {
+                if let Err(e) = crate::x_wharf::service_settings(&v.to_output_json()) {
+                    let at = vec!["services".into(), name.clone(), "x-wharf".into()];
+                    return Err(self.x_wharf_error(filename, at, e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn x_wharf_error(
+        &self,
+        filename: &str,
+        mut path: Vec<String>,
+        e: crate::x_wharf::SettingsError,
+    ) -> Error {
+        path.extend(e.key.iter().cloned());
+        let key_path = path.join(".");
+        let mut err = Error::new(
+            ErrorKind::Schema,
+            format!("validating {filename}: {key_path}: {}", e.message),
+        );
+        err.key_path = Some(key_path);
+        err = err.hint(match e.closest {
+            Some(known) => format!("did you mean `{known}`? (see the x-wharf keys in the README)"),
+            None => "see the x-wharf keys in the README".to_string(),
+        });
+        match self.session.locate(&path) {
+            Some((file, line, col)) => {
+                err.file = Some(file.into());
+                err.line = Some(line);
+                err.column = Some(col);
+            }
+            None => err.file = Some(filename.into()),
+        }
+        err
     }
 
     fn schema_error(&self, filename: &str, e: schema::SchemaError) -> Error {

@@ -20,8 +20,8 @@ pub struct Project {
     pub services: IndexMap<String, Service>,
     /// Top-level `secrets:` definitions (build secrets refer to them).
     pub secrets: IndexMap<String, SecretDef>,
-    /// Top-level `x-wharf:` settings, as JSON (interpolated).
-    pub x_wharf: Option<serde_json::Value>,
+    /// Top-level `x-wharf:` settings (interpolated, checked when the files were read).
+    pub x_wharf: Option<crate::x_wharf::ProjectSettings>,
     /// Every top-level `x-…` extension field (including `x-wharf`), as JSON, as compose prints
     /// them.
     pub extensions: IndexMap<String, serde_json::Value>,
@@ -35,8 +35,8 @@ pub struct Service {
     pub image: Option<String>,
     pub build: Option<Build>,
     pub profiles: Vec<String>,
-    /// Per-service `x-wharf:` settings, as JSON (interpolated).
-    pub x_wharf: Option<serde_json::Value>,
+    /// Per-service `x-wharf:` settings (interpolated, checked when the files were read).
+    pub x_wharf: Option<crate::x_wharf::ServiceSettings>,
     /// The services this one depends on (`depends_on`, links and `service:` namespaces).
     pub depends_on: Vec<String>,
     /// Every `x-…` extension field of the service (including `x-wharf`), as JSON.

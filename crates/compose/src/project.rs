@@ -921,7 +921,17 @@ fn build_project(
         files: prepared.files.iter().map(PathBuf::from).collect(),
         services,
         secrets,
-        x_wharf: dict.get("x-wharf").map(Value::to_output_json),
+        x_wharf: match dict.get("x-wharf") {
+            Some(v) => Some(
+                crate::x_wharf::project_settings(&v.to_output_json()).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Schema,
+                        format!("x-wharf.{}: {}", e.key.join("."), e.message),
+                    )
+                })?,
+            ),
+            None => None,
+        },
         extensions,
     })
 }

@@ -4,7 +4,7 @@
 //! profiles and the consistency checks (references to undefined services, networks, volumes,
 //! secrets; dependency cycles).
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::gopath::join;
 use crate::loader::{go_atoi, go_bool};
 use crate::model::{
@@ -807,7 +807,17 @@ pub(crate) fn service(
     if let Some(i) = &image {
         json.insert("image".into(), J::String(i.clone()));
     }
-    let x_wharf = s.get("x-wharf").map(Value::to_output_json);
+    let x_wharf = match s.get("x-wharf") {
+        Some(v) => Some(
+            crate::x_wharf::service_settings(&v.to_output_json()).map_err(|e| {
+                Error::new(
+                    ErrorKind::Schema,
+                    format!("services.{name}.x-wharf.{}: {}", e.key.join("."), e.message),
+                )
+            })?,
+        ),
+        None => None,
+    };
     let extensions: IndexMap<String, J> = s
         .iter()
         .filter(|(k, _)| k.starts_with("x-"))

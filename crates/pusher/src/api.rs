@@ -3,24 +3,31 @@
 //! layer. Works with ECR, ECR Public and any registry; Basic
 //! and Bearer-token challenges are handled by the client.
 
+use crate::error::{Fault, FaultKind, RegistryCode};
 use crate::login::Login;
+use crate::timeouts::Timeouts;
 use crate::Error;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
 
-/// A client for one or more registries.
+/// A client for one or more registries. Every request has a deadline ([`Timeouts::request`]):
+/// a registry that accepts the connection and never answers ends in [`Error::Timeout`], a
+/// transient fault, instead of a wait without end.
 pub struct RegistryApi {
     client: Client,
     /// Clients of loopback registries, by host, once it is known how they speak.
     loopback: tokio::sync::Mutex<HashMap<String, Client>>,
+    timeouts: Timeouts,
 }
 
 impl Default for RegistryApi {
     fn default() -> Self {
-        Self::new()
+        Self::new(Timeouts::default())
     }
 }
 
@@ -75,14 +82,36 @@ async fn speaks_plain_http(host: &str) -> bool {
 }
 
 impl RegistryApi {
-    pub fn new() -> Self {
+    pub fn new(timeouts: Timeouts) -> Self {
         let config = ClientConfig {
             protocol: ClientProtocol::Https,
-            ..Default::default()
+            ..client_config(&timeouts)
         };
         RegistryApi {
             client: Client::new(config),
             loopback: Default::default(),
+            timeouts,
+        }
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Runs one request (with the token exchange it may need) within the request deadline.
+    async fn bounded<T>(
+        &self,
+        host: &str,
+        request: impl FnOnce() -> String,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.timeouts.request, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                registry: host.to_string(),
+                request: request(),
+                after: self.timeouts.request,
+            }),
         }
     }
 
@@ -102,7 +131,7 @@ impl RegistryApi {
                 ClientProtocol::Http
             },
             accept_invalid_certificates: https,
-            ..Default::default()
+            ..client_config(&self.timeouts)
         });
         known.insert(host.to_string(), client.clone());
         client
@@ -115,17 +144,27 @@ impl RegistryApi {
         reference: &str,
         login: Option<&Login>,
     ) -> Result<Option<String>, Error> {
-        let parsed: Reference = reference.parse().map_err(|e| Error::Registry {
-            registry: reference.to_string(),
-            message: format!("not an image reference: {e}"),
-        })?;
+        let parsed = parse_reference(reference)?;
         let host = parsed.resolve_registry().to_string();
         let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
         let client = self.client_for(&host).await;
-        match client.fetch_manifest_digest(&parsed, &auth).await {
-            Ok(d) => Ok(Some(d)),
-            Err(e) => classify(e, &host, reference),
-        }
+        self.bounded(&host, || format!("HEAD of {reference}"), async {
+            match client.fetch_manifest_digest(&parsed, &auth).await {
+                Ok(d) => Ok(Some(d)),
+                Err(e) => classify(e, &host, reference, self.timeouts.request),
+            }
+        })
+        .await
+    }
+}
+
+/// The client settings every registry client shares: connect and read deadlines, so that
+/// no socket waits without end even inside a request the overall deadline covers.
+fn client_config(timeouts: &Timeouts) -> ClientConfig {
+    ClientConfig {
+        connect_timeout: Some(timeouts.request.min(Duration::from_secs(10))),
+        read_timeout: Some(timeouts.request),
+        ..Default::default()
     }
 }
 
@@ -151,6 +190,7 @@ fn parse_reference(reference: &str) -> Result<Reference, Error> {
     reference.parse().map_err(|e| Error::Registry {
         registry: reference.to_string(),
         message: format!("not an image reference: {e}"),
+        fault: Fault::permanent(),
     })
 }
 
@@ -165,16 +205,21 @@ impl RegistryApi {
         let host = parsed.resolve_registry().to_string();
         let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
         let client = self.client_for(&host).await;
-        match client
-            .pull_manifest_raw(&parsed, &auth, MANIFEST_TYPES)
-            .await
-        {
+        let pulled = self
+            .bounded(&host, || format!("GET of {reference}"), async {
+                Ok(client
+                    .pull_manifest_raw(&parsed, &auth, MANIFEST_TYPES)
+                    .await)
+            })
+            .await?;
+        match pulled {
             Ok((bytes, digest)) => {
                 let media_type = media_type_of(&bytes).ok_or_else(|| Error::Registry {
                     registry: host.clone(),
                     message: format!(
                         "{reference}: the manifest names no media type wharf can copy"
                     ),
+                    fault: Fault::permanent(),
                 })?;
                 Ok(Some(RawManifest {
                     bytes,
@@ -182,7 +227,7 @@ impl RegistryApi {
                     digest,
                 }))
             }
-            Err(e) => classify(e, &host, reference).map(|_| None),
+            Err(e) => classify(e, &host, reference, self.timeouts.request).map(|_| None),
         }
     }
 
@@ -200,21 +245,32 @@ impl RegistryApi {
         let host = parsed.resolve_registry().to_string();
         let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
         let client = self.client_for(&host).await;
-        client.store_auth_if_needed(&host, &auth).await;
         let content_type = manifest.media_type.parse().map_err(|_| Error::Registry {
             registry: host.clone(),
             message: format!("invalid media type {}", manifest.media_type),
+            fault: Fault::permanent(),
         })?;
-        client
-            .push_manifest_raw(&parsed, manifest.bytes.clone(), content_type)
-            .await
-            .map_err(|e| match classify(e, &host, &reference) {
-                Err(e) => e,
-                Ok(_) => Error::Registry {
-                    registry: host.clone(),
-                    message: format!("{reference}: the repository does not exist"),
-                },
-            })?;
+        self.bounded(&host, || format!("PUT of {reference}"), async {
+            client.store_auth_if_needed(&host, &auth).await;
+            client
+                .push_manifest_raw(&parsed, manifest.bytes.clone(), content_type)
+                .await
+                .map_err(
+                    |e| match classify(e, &host, &reference, self.timeouts.request) {
+                        Err(e) => e,
+                        Ok(_) => Error::Registry {
+                            registry: host.clone(),
+                            message: format!("{reference}: the repository does not exist"),
+                            fault: Fault {
+                                status: Some(404),
+                                code: Some(RegistryCode::NameUnknown),
+                                kind: FaultKind::Permanent,
+                            },
+                        },
+                    },
+                )
+        })
+        .await?;
         Ok(manifest.digest.clone())
     }
 }
@@ -229,8 +285,16 @@ fn media_type_of(bytes: &[u8]) -> Option<String> {
     serde_json::from_slice::<Head>(bytes).ok()?.media_type
 }
 
-fn classify(e: OciDistributionError, host: &str, reference: &str) -> Result<Option<String>, Error> {
+/// A client error as wharf's [`Error`], with its [`Fault`] decided here, where the status and
+/// the registry's error code are still at hand. `Ok(None)`: the thing asked for does not exist.
+fn classify(
+    e: OciDistributionError,
+    host: &str,
+    reference: &str,
+    limit: Duration,
+) -> Result<Option<String>, Error> {
     use OciDistributionError as O;
+    let registry = host.to_string();
     match e {
         O::ImageManifestNotFoundError(_) => Ok(None),
         O::ServerError { code: 404, .. } => Ok(None),
@@ -246,29 +310,73 @@ fn classify(e: OciDistributionError, host: &str, reference: &str) -> Result<Opti
             Ok(None)
         }
         O::AuthenticationFailure(m) => Err(Error::Unauthorized {
-            registry: host.to_string(),
-            status: 401,
             hint: format!("{m} — check the credentials for {host}"),
+            registry,
+            status: 401,
         }),
         O::UnauthorizedError { .. } | O::ServerError { code: 401, .. } => {
             Err(Error::Unauthorized {
-                registry: host.to_string(),
+                registry,
                 status: 401,
                 hint: format!("reading {reference} needs valid credentials for {host}"),
             })
         }
-        O::RequestError(ref r) if r.is_connect() || r.is_timeout() => Err(Error::Unreachable {
-            registry: host.to_string(),
-            message: with_causes(&e),
-        }),
         O::ServerError { code: 403, .. } => Err(Error::Unauthorized {
-            registry: host.to_string(),
+            registry,
             status: 403,
             hint: format!("the credentials may not read {reference}"),
         }),
+        O::RequestError(ref r) if r.is_connect() => Err(Error::Unreachable {
+            registry,
+            message: with_causes(&e),
+        }),
+        O::RequestError(ref r) if r.is_timeout() => Err(Error::Timeout {
+            registry,
+            request: reference.to_string(),
+            after: limit,
+        }),
+        O::ServerError { code, .. } => Err(Error::Registry {
+            registry,
+            message: with_causes(&e),
+            fault: Fault::from_status(code),
+        }),
+        O::RegistryError { ref envelope, .. } => {
+            let first = envelope.errors.first();
+            let code = first.map(|x| RegistryCode::from_oci(&x.code));
+            let text = first
+                .map(|x| x.message.to_ascii_lowercase())
+                .unwrap_or_default();
+            let kind = match &code {
+                Some(RegistryCode::TooManyRequests) => FaultKind::Transient,
+                // ECR refuses to re-point a tag of an immutable repository with TAG_INVALID
+                // and says why; the distribution registry has no immutable tags.
+                Some(RegistryCode::TagInvalid)
+                    if text.contains("immutable") || text.contains("already exists") =>
+                {
+                    FaultKind::ImmutableTag
+                }
+                _ => FaultKind::Permanent,
+            };
+            Err(Error::Registry {
+                registry,
+                message: with_causes(&e),
+                fault: Fault {
+                    status: None,
+                    code,
+                    kind,
+                },
+            })
+        }
+        // A connection that broke mid-request, a body cut short: the next try may pass.
+        O::RequestError(_) | O::IoError(_) => Err(Error::Registry {
+            registry,
+            message: with_causes(&e),
+            fault: Fault::transient(),
+        }),
         other => Err(Error::Registry {
-            registry: host.to_string(),
+            registry,
             message: with_causes(&other),
+            fault: Fault::permanent(),
         }),
     }
 }

@@ -12,9 +12,14 @@
 //! - [`push`] pushes a tag through the Docker daemon (bollard, `X-Registry-Auth`).
 //! - [`api`] reads the registry's HTTP API (manifest digests), which is how pushes are checked
 //!   and how `verify` works without a daemon.
+//! - [`release`] is the release itself, all or nothing: logins and repository checks before
+//!   any build, the skip decision, phase 1 (identity tags), the gate, phase 2 (moving tags,
+//!   put back when one cannot move), the manifest. It tells what happens as typed
+//!   [`events`], and every request it makes has a deadline ([`timeouts`]).
 
 pub mod api;
 pub mod error;
+pub mod events;
 pub mod git;
 pub mod login;
 pub mod push;
@@ -23,5 +28,6 @@ pub mod release;
 pub mod repositories;
 pub mod target;
 pub mod template;
+pub mod timeouts;
 
 pub use error::Error;

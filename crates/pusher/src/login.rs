@@ -63,9 +63,18 @@ pub fn needs_refresh(expires_at: Option<SystemTime>, now: SystemTime) -> bool {
 
 /// Loads AWS settings through the SDK's default chain: environment, profiles (`AWS_PROFILE`,
 /// SSO), web identity (GitHub Actions OIDC), container and instance metadata; endpoint
-/// overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_ECR_PUBLIC`) included.
-pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+/// overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_ECR_PUBLIC`) included. Every call gets
+/// the run's deadlines: connecting, and each attempt of an operation (the SDK retries
+/// throttling and server errors itself).
+pub async fn aws_config(timeouts: &crate::timeouts::Timeouts) -> SdkConfig {
+    let deadlines = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(timeouts.request.min(Duration::from_secs(10)))
+        .operation_attempt_timeout(timeouts.request)
+        .build();
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(deadlines)
+        .load()
+        .await
 }
 
 /// Splits a base64 `user:password` token as ECR and ECR Public hand it out.

@@ -3,11 +3,13 @@
 //! The daemon uploads the layers (it already holds them after the build); credentials travel
 //! only in the `X-Registry-Auth` header of this one request.
 
+use crate::error::{Fault, FaultKind};
 use crate::login::Login;
 use crate::Error;
 use bollard::query_parameters::PushImageOptions;
 use bollard::Docker;
 use futures_util::StreamExt;
+use std::time::Duration;
 
 /// What the daemon reported for a finished push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +29,14 @@ pub enum Progress<'a> {
 }
 
 /// Pushes `repository:tag` (the repository including its registry host), calling `progress`
-/// with what the daemon reports.
+/// with what the daemon reports. A push whose stream stays silent for `idle` (a daemon waiting
+/// on a registry that stopped answering) ends in [`Error::Timeout`].
 pub async fn push_tag(
     docker: &Docker,
     repository: &str,
     tag: &str,
     login: Option<&Login>,
+    idle: Duration,
     mut progress: impl FnMut(Progress),
 ) -> Result<Pushed, Error> {
     let reference = format!("{repository}:{tag}");
@@ -46,7 +50,18 @@ pub async fn push_tag(
         login.map(Login::docker_credentials),
     );
     let mut digest = None;
-    while let Some(item) = stream.next().await {
+    loop {
+        let item = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    registry: registry_of(repository),
+                    request: format!("the daemon's push of {reference} (no progress)"),
+                    after: idle,
+                })
+            }
+        };
         let info = item.map_err(|e| push_error(&reference, repository, daemon_message(&e)))?;
         if let Some(detail) = info.progress_detail.as_ref() {
             if let (Some(current), Some(total)) = (detail.current, detail.total) {
@@ -80,12 +95,19 @@ fn daemon_message(e: &bollard::errors::Error) -> String {
     }
 }
 
-fn push_error(reference: &str, repository: &str, message: String) -> Error {
-    let registry = repository
+fn registry_of(repository: &str) -> String {
+    repository
         .split('/')
         .next()
         .unwrap_or(repository)
-        .to_string();
+        .to_string()
+}
+
+/// The daemon reports a failed push as text only (the registry's status and error code are
+/// inside its words), so this is the one place that reads them: the error leaves here with
+/// its [`Fault`] decided.
+fn push_error(reference: &str, repository: &str, message: String) -> Error {
+    let registry = registry_of(repository);
     let lower = message.to_ascii_lowercase();
     if lower.contains("unauthorized")
         || lower.contains("authentication required")
@@ -106,6 +128,98 @@ fn push_error(reference: &str, repository: &str, message: String) -> Error {
     }
     Error::Push {
         reference: reference.to_string(),
+        fault: daemon_fault(&lower),
         message,
+    }
+}
+
+/// The fault in the daemon's words (lowercased) for a push error.
+fn daemon_fault(lower: &str) -> Fault {
+    let status = [500u16, 502, 503, 504, 429, 408]
+        .into_iter()
+        .find(|s| lower.contains(&s.to_string()));
+    // ECR: "tag invalid: The image tag '…' already exists in the '…' repository and cannot be
+    // overwritten because the repository is immutable."
+    if lower.contains("immutable")
+        || (lower.contains("tag invalid") && lower.contains("already exists"))
+    {
+        return Fault {
+            status,
+            code: Some(crate::error::RegistryCode::TagInvalid),
+            kind: FaultKind::ImmutableTag,
+        };
+    }
+    let transient = status.is_some()
+        || [
+            "toomanyrequests",
+            "too many requests",
+            "throttl",
+            "connection reset",
+            "broken pipe",
+            "timeout",
+            "timed out",
+            "eof",
+            "connection refused",
+            "service unavailable",
+            "bad gateway",
+            "error sending request",
+        ]
+        .iter()
+        .any(|s| lower.contains(s));
+    Fault {
+        status,
+        code: lower
+            .contains("toomanyrequests")
+            .then_some(crate::error::RegistryCode::TooManyRequests),
+        kind: if transient {
+            FaultKind::Transient
+        } else {
+            FaultKind::Permanent
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(message: &str) -> FaultKind {
+        push_error("h/r:t", "h/r", message.to_string()).kind()
+    }
+
+    #[test]
+    fn the_daemons_words_are_read_once_into_a_fault() {
+        assert_eq!(
+            kind("received unexpected HTTP status: 503 Service Unavailable"),
+            FaultKind::Transient
+        );
+        assert_eq!(kind("toomanyrequests: Rate exceeded"), FaultKind::Transient);
+        assert_eq!(
+            kind("read tcp: connection reset by peer"),
+            FaultKind::Transient
+        );
+        assert_eq!(kind("manifest invalid: bad layer"), FaultKind::Permanent);
+        assert_eq!(
+            kind("tag invalid: The image tag 'abc' already exists in the 'x' repository and cannot be overwritten because the repository is immutable."),
+            FaultKind::ImmutableTag
+        );
+        // Refusals of the credentials are their own error, never retried.
+        assert!(matches!(
+            push_error(
+                "h/r:t",
+                "h/r",
+                "denied: requested access to the resource is denied".into()
+            ),
+            Error::Unauthorized { status: 403, .. }
+        ));
+        assert_eq!(
+            push_error(
+                "h/r:t",
+                "h/r",
+                "received unexpected HTTP status: 502 Bad Gateway".into()
+            )
+            .status(),
+            Some(502)
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! (scan on push, tag mutability, encryption, lifecycle policy) when asked to. Registries other
 //! than ECR create repositories on first push, so only ECR and ECR Public are checked.
 
+use crate::error::Fault;
 use crate::login::sdk_error_message;
 use crate::Error;
 use aws_config::{Region, SdkConfig};
@@ -34,7 +35,77 @@ impl Default for CreateSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryInfo {
     pub name: String,
-    pub immutable_tags: bool,
+    pub mutability: TagMutability,
+}
+
+/// Whether a repository lets a tag be pointed at another image: ECR's four modes, the
+/// `*_WITH_EXCLUSION` ones with their wildcard filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagMutability {
+    Mutable,
+    Immutable,
+    /// Immutable, except tags matching one of the filters.
+    ImmutableWithExclusion(Vec<String>),
+    /// Mutable, except tags matching one of the filters.
+    MutableWithExclusion(Vec<String>),
+}
+
+impl TagMutability {
+    /// The rule that makes `tag` immutable here, or `None` when the tag may move.
+    pub fn immutable_rule(&self, tag: &str) -> Option<String> {
+        match self {
+            TagMutability::Mutable => None,
+            TagMutability::Immutable => Some("IMMUTABLE".into()),
+            TagMutability::ImmutableWithExclusion(filters) => {
+                (!filters.iter().any(|f| wildcard_matches(f, tag))).then(|| {
+                    format!(
+                        "IMMUTABLE_WITH_EXCLUSION (mutable only: {})",
+                        filters.join(", ")
+                    )
+                })
+            }
+            TagMutability::MutableWithExclusion(filters) => filters
+                .iter()
+                .find(|f| wildcard_matches(f, tag))
+                .map(|f| format!("MUTABLE_WITH_EXCLUSION (immutable: {f})")),
+        }
+    }
+
+    fn of_ecr(
+        mode: Option<&aws_sdk_ecr::types::ImageTagMutability>,
+        filters: &[aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter],
+    ) -> TagMutability {
+        use aws_sdk_ecr::types::ImageTagMutability as M;
+        let filters = || filters.iter().map(|f| f.filter().to_string()).collect();
+        match mode {
+            Some(M::Immutable) => TagMutability::Immutable,
+            Some(M::ImmutableWithExclusion) => TagMutability::ImmutableWithExclusion(filters()),
+            Some(M::MutableWithExclusion) => TagMutability::MutableWithExclusion(filters()),
+            _ => TagMutability::Mutable,
+        }
+    }
+}
+
+/// ECR's tag filters (filter type `WILDCARD`): `*` stands for any run of characters, every
+/// other character for itself. Written here because ECR's rule is this one character, not a
+/// glob language a crate would bring (no `?`, no classes, `/` not special).
+fn wildcard_matches(filter: &str, tag: &str) -> bool {
+    let parts: Vec<&str> = filter.split('*').collect();
+    if parts.len() == 1 {
+        return filter == tag;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !tag.starts_with(first) || tag.len() < first.len() + last.len() || !tag.ends_with(last) {
+        return false;
+    }
+    let mut rest = &tag[first.len()..tag.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// A private ECR registry's repositories, in one account and region.
@@ -68,9 +139,9 @@ impl Ecr {
         match out {
             Ok(o) => Ok(o.repositories().first().map(|r| RepositoryInfo {
                 name: name.to_string(),
-                immutable_tags: matches!(
+                mutability: TagMutability::of_ecr(
                     r.image_tag_mutability(),
-                    Some(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+                    r.image_tag_mutability_exclusion_filters(),
                 ),
             })),
             Err(e) => {
@@ -84,6 +155,7 @@ impl Ecr {
                         "DescribeRepositories for `{name}`: {} (the caller needs ecr:DescribeRepositories)",
                         sdk_error_message(&e)
                     ),
+                    fault: Fault::permanent(),
                 })
             }
         }
@@ -125,6 +197,7 @@ impl Ecr {
             let enc = enc.build().map_err(|e| Error::Registry {
                 registry: self.host.clone(),
                 message: e.to_string(),
+                fault: Fault::permanent(),
             })?;
             call = call.encryption_configuration(enc);
         }
@@ -134,6 +207,7 @@ impl Ecr {
                 "CreateRepository `{name}`: {} (the caller needs ecr:CreateRepository)",
                 sdk_error_message(&e)
             ),
+            fault: Fault::permanent(),
         })?;
         if let Some(policy) = &settings.lifecycle_policy {
             self.client
@@ -146,12 +220,43 @@ impl Ecr {
                 .map_err(|e| Error::Registry {
                     registry: self.host.clone(),
                     message: format!("PutLifecyclePolicy on `{name}`: {} (the caller needs ecr:PutLifecyclePolicy)", sdk_error_message(&e)),
+                    fault: Fault::permanent(),
                 })?;
         }
         Ok(RepositoryInfo {
             name: name.to_string(),
-            immutable_tags: settings.immutable_tags,
+            mutability: if settings.immutable_tags {
+                TagMutability::Immutable
+            } else {
+                TagMutability::Mutable
+            },
         })
+    }
+
+    /// Removes `tag` from the repository, leaving the image and its other tags (ECR's
+    /// BatchDeleteImage by tag removes only that tag while others name the image). `Ok(false)`:
+    /// ECR did not know the tag.
+    pub async fn untag(&self, name: &str, tag: &str) -> Result<bool, Error> {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_tag(tag)
+            .build();
+        let out = self
+            .client
+            .batch_delete_image()
+            .registry_id(&self.registry_id)
+            .repository_name(name)
+            .image_ids(id)
+            .send()
+            .await
+            .map_err(|e| Error::Registry {
+                registry: self.host.clone(),
+                message: format!(
+                    "BatchDeleteImage of `{name}:{tag}`: {} (the caller needs ecr:BatchDeleteImage)",
+                    sdk_error_message(&e)
+                ),
+                fault: Fault::permanent(),
+            })?;
+        Ok(out.failures().is_empty() && !out.image_ids().is_empty())
     }
 }
 
@@ -181,7 +286,7 @@ impl EcrPublic {
         {
             Ok(o) => Ok(o.repositories().first().map(|_| RepositoryInfo {
                 name: name.to_string(),
-                immutable_tags: false,
+                mutability: TagMutability::Mutable,
             })),
             Err(e) => {
                 if e.as_service_error()
@@ -192,6 +297,7 @@ impl EcrPublic {
                 Err(Error::Registry {
                     registry: crate::registry::ECR_PUBLIC_HOST.into(),
                     message: format!("DescribeRepositories for `{name}`: {} (the caller needs ecr-public:DescribeRepositories)", sdk_error_message(&e)),
+                    fault: Fault::permanent(),
                 })
             }
         }
@@ -209,10 +315,70 @@ impl EcrPublic {
                     "CreateRepository `{name}`: {} (the caller needs ecr-public:CreateRepository)",
                     sdk_error_message(&e)
                 ),
+                fault: Fault::permanent(),
             })?;
         Ok(RepositoryInfo {
             name: name.to_string(),
-            immutable_tags: false,
+            mutability: TagMutability::Mutable,
         })
+    }
+
+    /// Removes `tag` from repository `name`, leaving the image and its other tags.
+    pub async fn untag(&self, name: &str, tag: &str) -> Result<bool, Error> {
+        let id = aws_sdk_ecrpublic::types::ImageIdentifier::builder()
+            .image_tag(tag)
+            .build();
+        let out = self
+            .client
+            .batch_delete_image()
+            .repository_name(name)
+            .image_ids(id)
+            .send()
+            .await
+            .map_err(|e| Error::Registry {
+                registry: crate::registry::ECR_PUBLIC_HOST.into(),
+                message: format!(
+                    "BatchDeleteImage of `{name}:{tag}`: {} (the caller needs ecr-public:BatchDeleteImage)",
+                    sdk_error_message(&e)
+                ),
+                fault: Fault::permanent(),
+            })?;
+        Ok(out.failures().is_empty() && !out.image_ids().is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_wildcards_match_as_ecr_does() {
+        assert!(wildcard_matches("latest", "latest"));
+        assert!(!wildcard_matches("latest", "latest2"));
+        assert!(wildcard_matches("release-*", "release-1.2"));
+        assert!(wildcard_matches("*-latest", "stage-latest"));
+        assert!(wildcard_matches("a*b*c", "a-x-b-y-c"));
+        assert!(!wildcard_matches("a*b*c", "a-x-c"));
+        assert!(wildcard_matches("*", "anything"));
+        assert!(!wildcard_matches("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn exclusion_modes_decide_per_tag() {
+        let imm = TagMutability::ImmutableWithExclusion(vec!["latest".into(), "*-latest".into()]);
+        assert_eq!(imm.immutable_rule("latest"), None);
+        assert_eq!(imm.immutable_rule("stage-latest"), None);
+        assert!(imm
+            .immutable_rule("dev")
+            .unwrap()
+            .contains("IMMUTABLE_WITH_EXCLUSION"));
+        let mutable = TagMutability::MutableWithExclusion(vec!["prod-*".into()]);
+        assert_eq!(mutable.immutable_rule("latest"), None);
+        assert!(mutable
+            .immutable_rule("prod-latest")
+            .unwrap()
+            .contains("prod-*"));
+        assert!(TagMutability::Immutable.immutable_rule("latest").is_some());
+        assert_eq!(TagMutability::Mutable.immutable_rule("latest"), None);
     }
 }

@@ -117,10 +117,6 @@ pub struct TagValues<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-fn x_wharf_str<'a>(service: &'a Service, key: &str) -> Option<&'a serde_json::Value> {
-    service.x_wharf.as_ref()?.get(key)
-}
-
 /// The destination of `service`.
 pub fn target(
     project: &Project,
@@ -149,11 +145,9 @@ pub fn target(
         }
     };
 
-    let repository_template = match x_wharf_str(service, "repository") {
-        Some(serde_json::Value::String(s)) => {
-            Some(Template::parse(s, REPOSITORY_PLACEHOLDERS).map_err(templ)?)
-        }
-        Some(_) => return Err(invalid("x-wharf.repository must be a string".into())),
+    let own = service.x_wharf.clone().unwrap_or_default();
+    let repository_template = match &own.repository {
+        Some(s) => Some(Template::parse(s, REPOSITORY_PLACEHOLDERS).map_err(templ)?),
         None => settings.repository.clone(),
     };
     let image_path = if service.image.is_some() {
@@ -184,15 +178,11 @@ pub fn target(
     }
     check_repository(&repository).map_err(invalid)?;
 
-    let tag_templates = match x_wharf_str(service, "tags") {
-        Some(serde_json::Value::Array(items)) => items
+    let tag_templates = match &own.tags {
+        Some(items) => items
             .iter()
-            .map(|i| match i {
-                serde_json::Value::String(s) => Template::parse(s, TAG_PLACEHOLDERS).map_err(templ),
-                _ => Err(invalid("x-wharf.tags must be a list of strings".into())),
-            })
+            .map(|s| Template::parse(s, TAG_PLACEHOLDERS).map_err(templ))
             .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(invalid("x-wharf.tags must be a list of strings".into())),
         None if settings.tags.is_empty() => default_tags(),
         None => settings.tags.clone(),
     };
@@ -222,11 +212,7 @@ pub fn target(
     }
     moving_tags.retain(|t| !identity_tags.contains(t));
 
-    let required = match x_wharf_str(service, "required") {
-        None => true,
-        Some(serde_json::Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("x-wharf.required must be true or false".into())),
-    };
+    let required = own.required.unwrap_or(true);
     Ok(ImageTarget {
         service: service.name.clone(),
         local_image,
@@ -298,7 +284,13 @@ mod tests {
         );
     }
 
-    fn project(services: &[(&str, Option<&str>, Option<serde_json::Value>)]) -> Project {
+    fn project(
+        services: &[(
+            &str,
+            Option<&str>,
+            Option<wharf_compose::x_wharf::ServiceSettings>,
+        )],
+    ) -> Project {
         Project {
             name: "shop".into(),
             working_dir: "/p".into(),
@@ -365,7 +357,7 @@ mod tests {
 
     #[test]
     fn templates_and_per_service_settings() {
-        let x = serde_json::json!({"repository": "special/{service}", "tags": ["{env:STAGE}-{git_short_sha}", "{env:STAGE}-latest"]});
+        let x = wharf_compose::x_wharf::service_settings(&serde_json::json!({"repository": "special/{service}", "tags": ["{env:STAGE}-{git_short_sha}", "{env:STAGE}-latest"]})).unwrap();
         let p = project(&[("parser", None, None), ("variants", None, Some(x))]);
         let s = settings(
             "ecr",

@@ -1,0 +1,530 @@
+//! The release, all or nothing, as one type: [`Release`].
+//!
+//! A release goes through these steps, each owned here:
+//! 1. [`Release::prepare`] — before anything is built: log into every registry the targets
+//!    use ([`logins`]), check or create every repository and refuse a moving tag the
+//!    repository keeps immutable ([`preflight`]).
+//! 2. [`Release::unchanged`] — the skip decision ([`skip`]): which services the registry
+//!    already holds by input digest; it also asks every repository something, so that a
+//!    registry that cannot be used stops the release before any build.
+//! 3. [`Release::identity_phase`] — phase 1: each service's identity tags (and inputs tag),
+//!    an unchanged one at once by a manifest copy, a built one as soon as the caller says it
+//!    is [`Ready`] (the binary builds while this runs).
+//! 4. [`Release::finish`] — the gate (every identity tag of every service landed, else no
+//!    moving tag moves), renewed logins where a token is about to run out, then phase 2
+//!    ([`moving`]): the moving tags, restored to where they were when one cannot move or the
+//!    user interrupts. Returns the manifest.
+//!
+//! What happens is told as [`ServiceEvent`]s; [`tagger`] does the pushing and tagging, with
+//! retries of transient faults; every request has a deadline ([`Timeouts`]).
+
+mod interrupt;
+mod logins;
+mod manifest;
+mod moving;
+mod preflight;
+mod skip;
+mod tagger;
+
+pub use interrupt::Interrupt;
+pub use logins::{login_all, Aws};
+pub use manifest::{Manifest, ManifestImage};
+pub use moving::Restoration;
+pub use preflight::ImmutableMovingTag;
+pub use skip::SkipInputs;
+pub use tagger::{Logins, Origin, Tagger};
+
+use crate::api::{RawManifest, RegistryApi};
+use crate::events::{EventSink, Phase, ServiceEvent};
+use crate::repositories::CreateSettings;
+use crate::target::ImageTarget;
+use crate::timeouts::Timeouts;
+use crate::Error;
+use bollard::Docker;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use indexmap::IndexMap;
+use std::collections::{BTreeMap, HashMap};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// How many manifest copies (tags added through the registry API) run at once.
+const MANIFEST_COPIES: usize = 16;
+
+/// How a release runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Uploads through the daemon at once.
+    pub parallel: usize,
+    pub timeouts: Timeouts,
+    /// Create missing ECR repositories with these settings (`None`: refuse them).
+    pub create_repositories: Option<CreateSettings>,
+}
+
+/// Why a release stopped. Nothing a deploy follows has moved unless the variant says so.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// A login, a repository lookup or a setting failed before anything was built.
+    #[error("{0}")]
+    Config(Error),
+
+    /// Registries that cannot be used (no answer, refused credentials), found before any build.
+    #[error("the target registry cannot be used (nothing was built or pushed):\n  {}\n  check the registry address (--registry, the image names) and its credentials (docker login, or the AWS credentials for ECR)", list(.0))]
+    Unusable(Vec<(String, Error)>),
+
+    /// Repositories missing, or moving tags their rules keep immutable.
+    #[error("{}", repositories_message(missing, immutable))]
+    Repositories {
+        missing: Vec<String>,
+        immutable: Vec<ImmutableMovingTag>,
+    },
+
+    /// Phase 1 did not land for every service: no moving tag was moved.
+    #[error("the release failed; no moving tag was moved.\n  failed: {}\n  landed (identity tags only): {}", failed.join("\n          "), if landed.is_empty() { "none".to_string() } else { landed.join(", ") })]
+    IdentityFailed {
+        /// `` `service`: why `` for each failed build or push.
+        failed: Vec<String>,
+        landed: Vec<String>,
+    },
+
+    /// Phase 2 failed or was interrupted; every tag it moved was put back unless
+    /// `restoration.left` says otherwise.
+    #[error("{}", moving_message(failed, restoration, *interrupted))]
+    MovingFailed {
+        failed: Vec<(String, Error)>,
+        restoration: Restoration,
+        interrupted: bool,
+    },
+}
+
+impl ReleaseError {
+    /// Whether nothing was built or pushed because the settings, credentials or registries
+    /// are wrong (exit 2), rather than a build or push failing (exit 1).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            ReleaseError::Config(_) | ReleaseError::Unusable(_) | ReleaseError::Repositories { .. }
+        )
+    }
+}
+
+fn list(items: &[(String, Error)]) -> String {
+    items
+        .iter()
+        .map(|(s, e)| format!("`{s}`: {e}"))
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+fn repositories_message(missing: &[String], immutable: &[ImmutableMovingTag]) -> String {
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "these repositories do not exist:\n    {}\n  create them, or run again with --create-repositories",
+            missing.join("\n    ")
+        ));
+    }
+    if !immutable.is_empty() {
+        let lines: Vec<String> = immutable
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} (service `{}`): moving tag `{}` is immutable by the rule {}",
+                    i.repository, i.service, i.tag, i.rule
+                )
+            })
+            .collect();
+        problems.push(format!(
+            "these repositories keep tags immutable, so a moving tag cannot be pushed there:\n    {}\n  push only identity tags there (e.g. --tag '{{git_sha}}'), or make those tags mutable (an exclusion filter for them)",
+            lines.join("\n    ")
+        ));
+    }
+    problems.join("\n")
+}
+
+fn moving_message(
+    failed: &[(String, Error)],
+    restoration: &Restoration,
+    interrupted: bool,
+) -> String {
+    let why = if interrupted {
+        "interrupted while moving the moving tags".to_string()
+    } else {
+        format!(
+            "every identity tag landed, but moving tags failed:\n  {}",
+            list(failed)
+        )
+    };
+    let state = if restoration.left.is_empty() {
+        if restoration.restored.is_empty() {
+            "no moving tag was moved: the registry holds the whole previous release".to_string()
+        } else {
+            format!(
+                "every moving tag this run moved was put back: the registry holds the whole previous release\n  restored: {}",
+                restoration.restored.join(", ")
+            )
+        }
+    } else {
+        let left: Vec<String> = restoration
+            .left
+            .iter()
+            .map(|(r, why)| format!("{r} ({why})"))
+            .collect();
+        format!(
+            "these moving tags may name the new release and could not be put back:\n    {}\n  restored: {}\n  run the same command again to finish the release",
+            left.join("\n    "),
+            if restoration.restored.is_empty() { "none".to_string() } else { restoration.restored.join(", ") }
+        )
+    };
+    format!("{why}\n  {state}")
+}
+
+/// A service whose image the caller has built: phase 1 may push it.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub service: String,
+    /// Its inputs tag, stored beside its identity tags so a later run can skip it.
+    pub inputs_tag: Option<String>,
+}
+
+/// One service's part of phase 1.
+#[derive(Debug)]
+pub enum Landing {
+    /// Every identity tag landed; the manifest digest the registry accepted.
+    Landed {
+        digest: String,
+    },
+    Failed(Error),
+}
+
+/// A release of a set of images: see the module's documentation.
+pub struct Release {
+    targets: Vec<ImageTarget>,
+    logins: Logins,
+    aws: Aws,
+    docker: Docker,
+    api: RegistryApi,
+    events: EventSink,
+    options: Options,
+    interrupt: Interrupt,
+}
+
+impl Release {
+    /// Logs in and checks every repository; nothing is built or pushed yet.
+    pub async fn prepare(
+        mut targets: Vec<ImageTarget>,
+        docker: Docker,
+        options: Options,
+        events: EventSink,
+        interrupt: Interrupt,
+    ) -> Result<Release, ReleaseError> {
+        let mut aws = Aws::new(options.timeouts);
+        let logins = login_all(&mut targets, &mut aws)
+            .await
+            .map_err(ReleaseError::Config)?;
+        preflight::check_repositories(
+            &targets,
+            options.create_repositories.as_ref(),
+            &mut aws,
+            &events,
+        )
+        .await?;
+        Ok(Release {
+            targets,
+            logins,
+            aws,
+            docker,
+            api: RegistryApi::new(options.timeouts),
+            events,
+            options,
+            interrupt,
+        })
+    }
+
+    /// The targets, with their registry hosts resolved.
+    pub fn targets(&self) -> &[ImageTarget] {
+        &self.targets
+    }
+
+    /// The logins (the builds' pulls use them too).
+    pub fn logins(&self) -> &Logins {
+        &self.logins
+    }
+
+    pub fn tagger(&self) -> Tagger<'_> {
+        Tagger {
+            docker: &self.docker,
+            api: &self.api,
+            logins: &self.logins,
+            events: &self.events,
+        }
+    }
+
+    /// The services the registry already holds by input digest (see [`skip`]).
+    pub async fn unchanged(
+        &self,
+        inputs: &SkipInputs,
+    ) -> Result<HashMap<String, RawManifest>, ReleaseError> {
+        skip::unchanged(&self.tagger(), &self.targets, inputs).await
+    }
+
+    /// Phase 1: identity tags of every unchanged service at once, and of every built one as it
+    /// arrives on `ready` (until the sender is dropped).
+    pub async fn identity_phase(
+        &self,
+        unchanged: &HashMap<String, RawManifest>,
+        mut ready: mpsc::UnboundedReceiver<Ready>,
+    ) -> IndexMap<String, Landing> {
+        self.emit_phase(Phase::Identity);
+        let tagger = self.tagger();
+        let slots = tokio::sync::Semaphore::new(self.options.parallel.max(1));
+        let by_service: HashMap<&str, &ImageTarget> = self
+            .targets
+            .iter()
+            .map(|t| (t.service.as_str(), t))
+            .collect();
+        let push = |t: &'_ ImageTarget, origin: Origin, extra: Vec<String>| {
+            let span = tracing::info_span!("push", service = %t.service);
+            let slots = &slots;
+            let tagger = &tagger;
+            let t = t.clone();
+            async move {
+                // Only uploads through the daemon share its slots; a manifest copy costs a
+                // round trip or two.
+                let _slot = match origin {
+                    Origin::Daemon => slots.acquire().await.ok(),
+                    Origin::Registry(_) => None,
+                };
+                let r = tagger.identity(&t, &origin, &extra).await;
+                (t.service, r)
+            }
+            .instrument(span)
+        };
+        let mut pushes = FuturesUnordered::new();
+        for t in &self.targets {
+            if let Some(m) = unchanged.get(&t.service) {
+                self.emit(ServiceEvent::Unchanged {
+                    service: t.service.clone(),
+                    tag: m.digest.clone(),
+                });
+                pushes.push(push(t, Origin::Registry(m.clone()), Vec::new()));
+            }
+        }
+        let mut results: HashMap<String, Result<String, Error>> = HashMap::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                next = ready.recv(), if open => match next {
+                    Some(r) => {
+                        if let Some(t) = by_service.get(r.service.as_str()) {
+                            pushes.push(push(t, Origin::Daemon, r.inputs_tag.into_iter().collect()));
+                        }
+                    }
+                    None => open = false,
+                },
+                Some((service, r)) = pushes.next(), if !pushes.is_empty() => {
+                    if let Err(e) = &r {
+                        self.emit(ServiceEvent::PushFailed { service: service.clone(), message: e.to_string() });
+                    }
+                    results.insert(service, r);
+                }
+                else => break,
+            }
+        }
+        self.targets
+            .iter()
+            .filter_map(|t| {
+                let r = results.remove(&t.service)?;
+                Some((
+                    t.service.clone(),
+                    match r {
+                        Ok(digest) => Landing::Landed { digest },
+                        Err(e) => Landing::Failed(e),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The gate, then phase 2; returns the manifest of the release. `failed_builds`: the
+    /// services that did not build (`` `service`: why ``), which fail the release too.
+    pub async fn finish(
+        &mut self,
+        first: IndexMap<String, Landing>,
+        failed_builds: Vec<String>,
+    ) -> Result<Vec<ManifestImage>, ReleaseError> {
+        let digests = gate(first, failed_builds)?;
+        logins::refresh(&self.targets, &mut self.logins, &mut self.aws)
+            .await
+            .map_err(ReleaseError::Config)?;
+        if self.targets.iter().any(|t| !t.moving_tags.is_empty()) {
+            self.emit_phase(Phase::Moving);
+            let tagger = Tagger {
+                docker: &self.docker,
+                api: &self.api,
+                logins: &self.logins,
+                events: &self.events,
+            };
+            moving::move_all(
+                &tagger,
+                &mut self.aws,
+                &self.targets,
+                &digests,
+                &self.interrupt,
+                MANIFEST_COPIES,
+            )
+            .await?;
+        }
+        Ok(self
+            .targets
+            .iter()
+            .map(|t| ManifestImage::new(t, digests.get(&t.service).map_or("", String::as_str)))
+            .collect())
+    }
+
+    fn emit(&self, event: ServiceEvent) {
+        self.events.service(event)
+    }
+
+    fn emit_phase(&self, phase: Phase) {
+        self.interrupt.enter(phase);
+        self.events.phase(phase);
+    }
+}
+
+/// The digests phase 1 landed, or the failed release described: which services failed (in
+/// the build or the push) and which landed their identity tags only.
+fn gate(
+    first: IndexMap<String, Landing>,
+    failed_builds: Vec<String>,
+) -> Result<BTreeMap<String, String>, ReleaseError> {
+    let mut failed = failed_builds;
+    let mut landed = Vec::new();
+    let mut digests = BTreeMap::new();
+    for (service, l) in first {
+        match l {
+            Landing::Failed(e) => failed.push(format!("`{service}`: {e}")),
+            Landing::Landed { digest } => {
+                landed.push(service.clone());
+                digests.insert(service, digest);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(digests)
+    } else {
+        Err(ReleaseError::IdentityFailed { failed, landed })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Fault;
+
+    #[test]
+    fn the_gate_lets_phase_2_run_only_when_every_service_landed() {
+        let mut first = IndexMap::new();
+        first.insert(
+            "api".to_string(),
+            Landing::Landed {
+                digest: "sha256:a".into(),
+            },
+        );
+        first.insert(
+            "web".to_string(),
+            Landing::Landed {
+                digest: "sha256:b".into(),
+            },
+        );
+        let digests = gate(first, Vec::new()).unwrap();
+        assert_eq!(digests.len(), 2);
+
+        let mut first = IndexMap::new();
+        first.insert(
+            "api".to_string(),
+            Landing::Landed {
+                digest: "sha256:a".into(),
+            },
+        );
+        first.insert(
+            "web".to_string(),
+            Landing::Failed(Error::Push {
+                reference: "r:t".into(),
+                message: "denied".into(),
+                fault: Fault::permanent(),
+            }),
+        );
+        let e = gate(first, vec!["`worker`: build failed".into()]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("no moving tag was moved"), "{text}");
+        assert!(
+            text.contains("`worker`: build failed") && text.contains("`web`"),
+            "{text}"
+        );
+        assert!(text.contains("identity tags only): api"), "{text}");
+        assert!(!e.is_config());
+    }
+
+    #[test]
+    fn a_failed_phase_2_says_which_release_the_registry_holds() {
+        let failed = vec![(
+            "web".to_string(),
+            Error::Push {
+                reference: "h/web:latest".into(),
+                message: "TAG_INVALID".into(),
+                fault: Fault::permanent(),
+            },
+        )];
+        let all_back = ReleaseError::MovingFailed {
+            failed: failed.clone_errors(),
+            restoration: Restoration {
+                restored: vec!["h/api:latest".into()],
+                left: Vec::new(),
+            },
+            interrupted: false,
+        };
+        let text = all_back.to_string();
+        assert!(text.contains("the whole previous release"), "{text}");
+        assert!(text.contains("restored: h/api:latest"), "{text}");
+
+        let some_left = ReleaseError::MovingFailed {
+            failed: failed.clone_errors(),
+            restoration: Restoration {
+                restored: Vec::new(),
+                left: vec![("h/api:latest".into(), "no way to remove".into())],
+            },
+            interrupted: false,
+        };
+        let text = some_left.to_string();
+        assert!(text.contains("could not be put back"), "{text}");
+        assert!(text.contains("h/api:latest (no way to remove)"), "{text}");
+
+        let interrupted = ReleaseError::MovingFailed {
+            failed: Vec::new(),
+            restoration: Restoration::default(),
+            interrupted: true,
+        };
+        assert!(interrupted.to_string().starts_with("interrupted"));
+    }
+
+    trait CloneErrors {
+        fn clone_errors(&self) -> Vec<(String, Error)>;
+    }
+
+    impl CloneErrors for Vec<(String, Error)> {
+        fn clone_errors(&self) -> Vec<(String, Error)> {
+            self.iter()
+                .map(|(s, e)| {
+                    (
+                        s.clone(),
+                        Error::Push {
+                            reference: "h/web:latest".into(),
+                            message: e.to_string(),
+                            fault: Fault::permanent(),
+                        },
+                    )
+                })
+                .collect()
+        }
+    }
+}
