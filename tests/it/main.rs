@@ -18,5 +18,6 @@ mod context_conformance;
 mod faults;
 mod progress_interrupt;
 mod progress_tty;
+mod registry_proxy;
 mod release;
 mod skip;

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod fixtures;
 pub mod proxy;
 pub mod registry;
+pub mod registry_proxy;
 pub mod wharf;
 
 pub use bed::{bed, bed_var};

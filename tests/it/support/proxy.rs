@@ -1,6 +1,8 @@
 //! A TCP proxy in front of a bed registry, for faults the registry itself cannot stage: it
 //! forwards bytes both ways until told to stop, and can stop by itself at the first request
-//! matching a predicate — the way a registry "goes away" at an exact moment.
+//! matching a predicate — the way a registry "goes away" at an exact moment. It sees bytes, not
+//! requests: for faults of single requests (keep-alive connections included) and a log of what
+//! reached the registry, use `registry_proxy`.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
