@@ -1,0 +1,24 @@
+//! wharf's integration tests, in one binary: the workspace links once for all of them, and
+//! `support` is the one set of helpers they share. Most drive the real `wharf` binary against
+//! the test bed (`scripts/testbed up`); `cargo test --test it MODULE::` runs one file's tests.
+
+mod support;
+
+mod additional_contexts;
+mod bed_e2e;
+mod build;
+mod cli_errors;
+mod cli_github;
+mod cli_help;
+mod cli_plan;
+mod cli_streams;
+mod compose_conformance;
+mod compose_errors;
+mod context_conformance;
+mod faults;
+mod progress_interrupt;
+mod progress_tty;
+mod registry_proxy;
+mod release;
+mod release_faults;
+mod skip;

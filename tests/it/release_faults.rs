@@ -1,0 +1,279 @@
+//! The release engine's guarantees, through the binary, with an HTTP fault proxy in front of the
+//! bed's plain registry: transient faults are retried to success; a permanently refused
+//! identity tag moves no moving tag; a permanently refused moving tag puts back every moving
+//! tag the run moved; a registry that never answers ends within its deadlines; Ctrl-C during
+//! phase 2 restores. Each checks the registry itself (not through the proxy) for where every
+//! `latest` points.
+
+use crate::support::registry_proxy::{Fault, Method, RegistryProxy};
+use crate::support::{bed, fake_sha, run, served, stderr, unique, wharf, write};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVICES: [&str; 4] = ["api", "web", "worker", "cron"];
+
+/// Four services, each its own small image from the bed's base.
+fn project(dir: &Path, base: &str) {
+    let mut compose = String::from("services:\n");
+    for s in SERVICES {
+        compose.push_str(&format!("  {s}:\n    build: ./{s}\n"));
+        write(
+            dir,
+            &format!("{s}/Dockerfile"),
+            &format!("FROM {base}\nCOPY stamp /stamp\n"),
+        );
+    }
+    write(dir, "compose.yaml", &compose);
+    restamp(dir);
+}
+
+/// New content everywhere: the next release builds four new images.
+fn restamp(dir: &Path) {
+    for s in SERVICES {
+        write(dir, &format!("{s}/stamp"), &unique(s));
+    }
+}
+
+/// `build --push` of commit `sha` to `registry`, repositories `<prefix>-<service>`.
+fn release(dir: &Path, registry: &str, prefix: &str, sha: &str, extra: &[&str]) -> Output {
+    run(wharf(dir)
+        .args(["build", "--push", "--registry", registry])
+        .args(["--repository", &format!("{prefix}-{{service}}")])
+        .args(["--tag", "{git_sha}", "--tag", "latest"])
+        .args(extra)
+        .env("GITHUB_SHA", sha))
+}
+
+/// What `reference` names in the registry itself (asked directly, not through the proxy).
+fn served_now(reference: &str) -> Option<String> {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(served(reference, None))
+}
+
+/// What each service's `latest` names in the registry itself.
+fn latest(registry: &str, prefix: &str) -> BTreeMap<&'static str, Option<String>> {
+    SERVICES
+        .iter()
+        .map(|s| (*s, served_now(&format!("{registry}/{prefix}-{s}:latest"))))
+        .collect()
+}
+
+/// A first release straight to the registry: the "old release" the faulty one must leave in
+/// place.
+fn first_release(dir: &Path, plain: &str, prefix: &str) -> BTreeMap<&'static str, Option<String>> {
+    let out = release(dir, plain, prefix, &fake_sha(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let before = latest(plain, prefix);
+    assert!(before.values().all(Option::is_some), "{before:?}");
+    restamp(dir);
+    before
+}
+
+#[test]
+fn transient_faults_and_dropped_connections_are_retried_to_success() {
+    let bed = bed();
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &bed.base_image);
+    let prefix = unique("faults/transient");
+    let unavailable = proxy.fault(
+        Method::PUT,
+        r"/manifests/latest$",
+        Fault::Unavailable { times: 2 },
+    );
+    let dropped = proxy.fault(
+        Method::PUT,
+        r"/manifests/[0-9a-f]{40}$",
+        Fault::Drop { times: 1 },
+    );
+    let out = release(
+        dir.path(),
+        &proxy.addr,
+        &prefix,
+        &fake_sha(),
+        &["--progress", "plain"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(unavailable.hits(), 2);
+    assert_eq!(dropped.hits(), 1);
+    assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
+    assert!(latest(&bed.plain_registry, &prefix)
+        .values()
+        .all(Option::is_some));
+}
+
+#[test]
+fn a_permanently_refused_identity_tag_moves_no_moving_tag() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &bed.base_image);
+    let prefix = unique("faults/identity");
+    let before = first_release(dir.path(), &bed.plain_registry, &prefix);
+
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    let sha = fake_sha();
+    let refused = proxy.fault(
+        Method::PUT,
+        &format!(r"/{prefix}-web/manifests/{sha}$"),
+        Fault::deny(),
+    );
+    let out = release(dir.path(), &proxy.addr, &prefix, &sha, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(refused.hits() >= 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("no moving tag was moved") && err.contains("`web`"),
+        "{err}"
+    );
+    assert!(
+        proxy
+            .forwarded(&Method::PUT, "/manifests/latest")
+            .is_empty(),
+        "no moving tag reached the registry"
+    );
+    assert_eq!(latest(&bed.plain_registry, &prefix), before);
+}
+
+#[test]
+fn a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &bed.base_image);
+    let prefix = unique("faults/moving");
+    let before = first_release(dir.path(), &bed.plain_registry, &prefix);
+
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    let refused = proxy.fault(
+        Method::PUT,
+        &format!(r"/{prefix}-web/manifests/latest$"),
+        Fault::refuse_tag(),
+    );
+    let sha = fake_sha();
+    let out = release(
+        dir.path(),
+        &proxy.addr,
+        &prefix,
+        &sha,
+        &["--progress", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(refused.hits() >= 1);
+    let err = stderr(&out);
+    assert!(err.contains("`web`"), "{err}");
+    assert!(
+        err.contains("the registry holds the whole previous release"),
+        "{err}"
+    );
+    // The registry itself: every `latest` names the first release, every identity tag the new.
+    assert_eq!(latest(&bed.plain_registry, &prefix), before);
+    for s in SERVICES {
+        assert!(served_now(&format!("{}/{prefix}-{s}:{sha}", bed.plain_registry)).is_some());
+    }
+    // Each moving tag the run moved was reported put back.
+    let moved = proxy.forwarded(&Method::PUT, "/manifests/latest").len();
+    let restored = err
+        .lines()
+        .filter(|l| l.contains(r#""event":"restored""#))
+        .count();
+    assert!(moved >= restored, "{err}");
+    // Moves that landed before the refusal came back with a restore of the same tag.
+    assert_eq!(
+        restored * 2,
+        moved,
+        "each moved tag PUT again to put it back: {err}"
+    );
+}
+
+#[test]
+fn a_registry_that_never_answers_ends_within_its_deadline_and_builds_nothing() {
+    let bed = bed();
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    // Every request for a repository hangs; the bare `/v2/` probe still answers, as a registry
+    // whose front end is up and whose storage is stuck.
+    proxy.fault(Method::GET, r"^/v2/.+", Fault::Hang);
+    proxy.fault(Method::HEAD, r"^/v2/.+", Fault::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &bed.base_image);
+    let prefix = unique("faults/hung");
+    let started = Instant::now();
+    let out = release(
+        dir.path(),
+        &proxy.addr,
+        &prefix,
+        &fake_sha(),
+        &["--timeout", "2s"],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&proxy.addr) && err.contains("did not answer"),
+        "{err}"
+    );
+    assert!(!err.contains("building"), "nothing was built: {err}");
+    // Four tries of two seconds and the back-off between them, well inside a minute.
+    assert!(took < Duration::from_secs(45), "took {took:?}");
+}
+
+#[test]
+fn ctrl_c_during_phase_2_puts_the_moving_tags_back() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &bed.base_image);
+    let prefix = unique("faults/interrupt");
+    let before = first_release(dir.path(), &bed.plain_registry, &prefix);
+
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    // One moving tag hangs, so phase 2 is still under way when Ctrl-C comes.
+    proxy.fault(
+        Method::PUT,
+        &format!(r"/{prefix}-web/manifests/latest$"),
+        Fault::Hang,
+    );
+    let mut child = wharf(dir.path())
+        .args(["build", "--push", "--registry", &proxy.addr])
+        .args(["--repository", &format!("{prefix}-{{service}}")])
+        .args(["--tag", "{git_sha}", "--tag", "latest"])
+        .args(["--progress", "json", "--timeout", "20s"])
+        .env("GITHUB_SHA", fake_sha())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // Wait for three moving tags to land (the fourth hangs), then interrupt.
+    let mut landed = 0;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains(r#""event":"pushed""#) && line.contains(r#""tag":"latest""#) {
+            landed += 1;
+        }
+        seen.push(line);
+        if landed == 3 {
+            break;
+        }
+    }
+    assert_eq!(landed, 3, "{seen:#?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    seen.extend(lines.map(Result::unwrap));
+    let status = child.wait().unwrap();
+    let all = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{all}");
+    assert_eq!(
+        seen.iter()
+            .filter(|l| l.contains(r#""event":"restored""#))
+            .count(),
+        3,
+        "{all}"
+    );
+    assert_eq!(latest(&bed.plain_registry, &prefix), before, "{all}");
+}

@@ -1,0 +1,326 @@
+//! Unchanged services cost nothing: `wharf build --push` of a new commit whose service inputs
+//! did not change finds the image of the same inputs in the registry and only adds the new
+//! tags there — also from a daemon that never built it — while a changed service, and the
+//! services built FROM it, are built and pushed. Driven through the binary against the bed's
+//! plain registry.
+
+use crate::support::{bed, fake_sha, run, served, unique, wharf, write};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `wharf build --push` for commit `sha` with JSON progress; returns the output and
+/// each service's events in order.
+fn release(dir: &Path, sha: &str, extra: &[&str]) -> (Output, BTreeMap<String, Vec<String>>) {
+    let out = run(wharf(dir)
+        .args(["build", "--push", "--progress", "json", "--manifest", "-"])
+        .args(extra)
+        .env("GITHUB_SHA", sha));
+    let mut events: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let (Some(s), Some(e)) = (v["service"].as_str(), v["event"].as_str()) {
+            events.entry(s.into()).or_default().push(e.into());
+        }
+    }
+    (out, events)
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "wharf failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout holds the manifest")
+}
+
+fn digests(manifest: &serde_json::Value) -> BTreeMap<String, String> {
+    manifest["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["service"].as_str().unwrap().to_string(),
+                i["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn built(events: &BTreeMap<String, Vec<String>>, service: &str) -> bool {
+    events
+        .get(service)
+        .is_some_and(|e| e.iter().any(|x| x == "building"))
+}
+
+fn unchanged(events: &BTreeMap<String, Vec<String>>, service: &str) -> bool {
+    events
+        .get(service)
+        .is_some_and(|e| e.iter().any(|x| x == "unchanged"))
+}
+
+/// Removes the project's images from the daemon, as a fresh CI runner has none.
+fn forget_images(prefix: &str) {
+    let out = Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .expect("docker runs");
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    if !names.is_empty() {
+        let status = Command::new("docker")
+            .args(["rmi", "-f"])
+            .args(&names)
+            .output()
+            .expect("docker rmi runs");
+        assert!(status.status.success(), "{status:?}");
+    }
+}
+
+/// base ← api (FROM the base service's image), and worker on its own, with a .dockerignore.
+fn project(dir: &Path, prefix: &str, base_image: &str) {
+    write(
+        dir,
+        "compose.yaml",
+        &format!(
+            "services:\n  base:\n    image: {prefix}/base\n    build: ./base\n  api:\n    image: {prefix}/api\n    build:\n      context: ./api\n      args:\n        BASE: {prefix}/base\n  worker:\n    image: {prefix}/worker\n    build: ./worker\n"
+        ),
+    );
+    write(
+        dir,
+        "base/Dockerfile",
+        &format!("FROM {base_image}\nCOPY lib /lib/app\n"),
+    );
+    write(dir, "base/lib", "base library v1\n");
+    write(
+        dir,
+        "api/Dockerfile",
+        "ARG BASE\nFROM ${BASE}\nCOPY . /api\n",
+    );
+    write(dir, "api/main", "api v1\n");
+    write(
+        dir,
+        "worker/Dockerfile",
+        &format!("FROM {base_image}\nCOPY . /worker\n"),
+    );
+    write(dir, "worker/.dockerignore", "*.log\n");
+    write(dir, "worker/job", "worker v1\n");
+}
+
+#[tokio::test]
+async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let ns = unique("skip");
+    let prefix = format!("{}/{ns}", bed.plain_registry);
+    project(dir.path(), &prefix, &bed.base_image);
+
+    // First release: everything is built and pushed, with its inputs tag.
+    let first_sha = fake_sha();
+    let (out, events) = release(dir.path(), &first_sha, &[]);
+    let first = digests(&ok(&out));
+    for s in ["base", "api", "worker"] {
+        assert!(built(&events, s), "{s} is built the first time: {events:?}");
+    }
+
+    // A new commit with nothing changed, on a daemon that never built the images (a fresh
+    // runner) and with a log file the worker's .dockerignore excludes: nothing is built, the
+    // new tags name the very same images.
+    forget_images(&prefix);
+    write(dir.path(), "worker/debug.log", "noise\n");
+    filetime_touch(&dir.path().join("api/main"));
+    let second_sha = fake_sha();
+    let (out, events) = release(dir.path(), &second_sha, &[]);
+    let second = digests(&ok(&out));
+    for s in ["base", "api", "worker"] {
+        assert!(unchanged(&events, s), "{s} is unchanged: {events:?}");
+        assert!(!built(&events, s), "{s} is not rebuilt: {events:?}");
+    }
+    assert_eq!(
+        first, second,
+        "the new tags name the first release's images"
+    );
+    for s in ["base", "api", "worker"] {
+        let r = format!("{prefix}/{s}:{second_sha}");
+        assert_eq!(served(&r, None).await.as_ref(), first.get(s), "{r}");
+        let latest = format!("{prefix}/{s}:latest");
+        assert_eq!(
+            served(&latest, None).await.as_ref(),
+            first.get(s),
+            "{latest}"
+        );
+    }
+
+    // The worker changes: only it is built.
+    write(dir.path(), "worker/job", "worker v2\n");
+    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    let third = digests(&ok(&out));
+    assert!(built(&events, "worker"), "{events:?}");
+    assert!(
+        unchanged(&events, "base") && unchanged(&events, "api"),
+        "{events:?}"
+    );
+    assert_ne!(third["worker"], first["worker"]);
+    assert_eq!(third["api"], first["api"]);
+
+    // The base changes: the api, built FROM it, changes too.
+    write(dir.path(), "base/lib", "base library v2\n");
+    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    let fourth = digests(&ok(&out));
+    assert!(
+        built(&events, "base") && built(&events, "api"),
+        "{events:?}"
+    );
+    assert!(unchanged(&events, "worker"), "{events:?}");
+    assert_ne!(fourth["api"], third["api"]);
+
+    // Only the api changes, on a fresh daemon: its base is unchanged, but the daemon needs
+    // the base image to build FROM, so the base is built again too.
+    forget_images(&prefix);
+    write(dir.path(), "api/main", "api v2\n");
+    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    ok(&out);
+    assert!(
+        built(&events, "api") && built(&events, "base"),
+        "{events:?}"
+    );
+    assert!(unchanged(&events, "worker"), "{events:?}");
+
+    // --no-skip builds everything.
+    let (out, events) = release(dir.path(), &fake_sha(), &["--no-skip"]);
+    ok(&out);
+    for s in ["base", "api", "worker"] {
+        assert!(built(&events, s), "{s} is built with --no-skip: {events:?}");
+    }
+}
+
+#[test]
+fn plan_says_which_services_would_be_skipped() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let ns = unique("skipplan");
+    let prefix = format!("{}/{ns}", bed.plain_registry);
+    project(dir.path(), &prefix, &bed.base_image);
+    let (out, _) = release(dir.path(), &fake_sha(), &["worker"]);
+    ok(&out);
+    write(
+        dir.path(),
+        "worker/.dockerignore",
+        "*.log\n# a comment changes nothing\n",
+    );
+    // The .dockerignore is part of the context, so editing it is a change of inputs.
+    let plan = checked_plan(dir.path());
+    assert_eq!(action(&plan, "worker"), "build", "{plan}");
+    assert_eq!(action(&plan, "api"), "build", "{plan}");
+    write(dir.path(), "worker/.dockerignore", "*.log\n");
+    let plan = checked_plan(dir.path());
+    assert_eq!(action(&plan, "worker"), "skip", "{plan}");
+}
+
+/// `wharf plan --check-registry --format json` for a new commit.
+fn checked_plan(dir: &Path) -> serde_json::Value {
+    let plan = run(wharf(dir)
+        .args(["plan", "--check-registry", "--format", "json"])
+        .env("GITHUB_SHA", fake_sha()));
+    assert!(plan.status.success(), "{plan:?}");
+    serde_json::from_slice(&plan.stdout).unwrap()
+}
+
+fn action(plan: &serde_json::Value, service: &str) -> String {
+    plan["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["service"] == service)
+        .unwrap()["inputs"]["action"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Sets a file's modification time to an hour ago: a fresh checkout has new times, which
+/// must not count as a change.
+fn filetime_touch(path: &Path) {
+    let status = Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(path)
+        .status()
+        .expect("touch runs");
+    assert!(status.success());
+}
+
+#[test]
+fn a_service_is_pushed_while_others_still_build() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/{}", bed.plain_registry, unique("overlap"));
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "services:\n  quick:\n    image: {prefix}/quick\n    build: ./quick\n  slow:\n    image: {prefix}/slow\n    build: ./slow\n"
+        ),
+    );
+    let base = &bed.base_image;
+    write(
+        dir.path(),
+        "quick/Dockerfile",
+        &format!("FROM {base}\nCOPY . /q\n"),
+    );
+    write(dir.path(), "quick/stamp", &unique("quick"));
+    write(
+        dir.path(),
+        "slow/Dockerfile",
+        &format!("FROM {base}\nCOPY . /s\nRUN sleep 6\n"),
+    );
+    write(dir.path(), "slow/stamp", &unique("slow"));
+    let out = run(wharf(dir.path())
+        .args(["build", "--push", "--progress", "json"])
+        .env("GITHUB_SHA", fake_sha()));
+    assert!(out.status.success(), "{out:?}");
+    let events: Vec<(String, String)> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            Some((
+                v["service"].as_str()?.to_string(),
+                v["event"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let at = |service: &str, event: &str| {
+        events
+            .iter()
+            .position(|(s, e)| s == service && e == event)
+            .unwrap_or_else(|| panic!("no {event} of {service}: {events:?}"))
+    };
+    assert!(
+        at("quick", "pushed") < at("slow", "built"),
+        "quick's identity tag lands while slow still builds: {events:?}"
+    );
+}
+
+#[test]
+fn build_then_push_records_the_inputs_too() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/{}", bed.plain_registry, unique("twostep"));
+    project(dir.path(), &prefix, &bed.base_image);
+    let sha = fake_sha();
+    for args in [&["build"][..], &["push"][..]] {
+        let out = run(wharf(dir.path()).args(args).env("GITHUB_SHA", &sha));
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    ok(&out);
+    for s in ["base", "api", "worker"] {
+        assert!(unchanged(&events, s), "{s}: {events:?}");
+    }
+}
