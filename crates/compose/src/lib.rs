@@ -322,6 +322,47 @@ mod tests {
     }
 
     #[test]
+    fn a_later_env_file_reads_its_own_lines_first() {
+        let dir = project(
+            "env-file-order",
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  a: {image: \"a:${PORT}\", build: {context: ., args: {URL: \"${URL}\", FIRST: \"${FIRST}\"}}}\n",
+                ),
+                ("base.env", "HOST=localhost\nURL=\"http://${HOST}\"\nPORT=80\n"),
+                (
+                    "override.env",
+                    "HOST=dev.example.com\nURL=\"http://${HOST}\"\nFIRST=${PORT}\nPORT=81\n",
+                ),
+            ],
+        );
+        let p = load(&ProjectOptions {
+            env_files: vec!["base.env".into(), "override.env".into()],
+            ..options(&dir, &[("HOST", "")])
+        })
+        .expect("loads");
+        let a = &p.services["a"];
+        let args = &a.build.as_ref().expect("build").args;
+        // The process environment still comes first (an empty value counts as set).
+        assert_eq!(args["URL"].as_deref(), Some("http://"));
+        let p = load(&ProjectOptions {
+            env_files: vec!["base.env".into(), "override.env".into()],
+            ..options(&dir, &[])
+        })
+        .expect("loads");
+        let a = &p.services["a"];
+        let args = &a.build.as_ref().expect("build").args;
+        assert_eq!(args["URL"].as_deref(), Some("http://dev.example.com"));
+        assert_eq!(
+            args["FIRST"].as_deref(),
+            Some("80"),
+            "an earlier file's value"
+        );
+        assert_eq!(a.image.as_deref(), Some("a:81"));
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let dir = project(
             "errors",
