@@ -97,7 +97,7 @@ fn source_url(dir: &std::path::Path) -> Option<String> {
 }
 
 pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>) -> Result<()> {
-    let project = release::load_project(project_args)?;
+    let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(

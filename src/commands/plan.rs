@@ -155,7 +155,7 @@ fn plan_one(
 }
 
 pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
-    let project = release::load_project(project_args)?;
+    let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     // A plan is read, not pushed: a dirty tree is shown as such rather than refused.
     let mut target_args = args.target.clone();

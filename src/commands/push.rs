@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use std::sync::Arc;
 
 pub fn run(project_args: &ProjectArgs, args: &PushArgs, reporter: Arc<Reporter>) -> Result<()> {
-    let project = release::load_project(project_args)?;
+    let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(

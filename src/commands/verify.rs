@@ -10,7 +10,7 @@ use std::sync::Arc;
 use wharf_pusher::api::RegistryApi;
 
 pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter>) -> Result<()> {
-    let project = release::load_project(project_args)?;
+    let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     let (mut targets, _) = release::targets(&project, &services, &args.target)?;
     targets.retain(|t| t.required || !args.services.is_empty());

@@ -363,6 +363,59 @@ mod tests {
     }
 
     #[test]
+    fn naming_a_service_enables_its_profiles() {
+        let dir = project(
+            "enable",
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  app: {build: ., profiles: [secret]}\n  other: {build: ., profiles: [secret]}\n  tool: {build: ., profiles: [tools]}\n  web: {build: ., platform: linux/386}\n",
+                ),
+                (".env", "DOCKER_DEFAULT_PLATFORM=linux/arm64\n"),
+            ],
+        );
+        let p = load(&options(&dir, &[])).expect("loads");
+        assert_eq!(p.services.keys().collect::<Vec<_>>(), ["web"]);
+        assert_eq!(
+            p.disabled_services.keys().collect::<Vec<_>>(),
+            ["app", "other", "tool"]
+        );
+        assert_eq!(p.services["web"].platform.as_deref(), Some("linux/386"));
+        assert_eq!(p.default_platform.as_deref(), Some("linux/arm64"));
+        // As compose-go's WithServicesEnabled: the whole profile comes in, in name order.
+        let e = p.with_services_enabled(&["app".into(), "web".into(), "nope".into()]);
+        assert_eq!(
+            e.services.keys().collect::<Vec<_>>(),
+            ["app", "other", "web"]
+        );
+        assert_eq!(e.disabled_services.keys().collect::<Vec<_>>(), ["tool"]);
+        assert_eq!(e.profiles, ["", "secret"]);
+        let p = load(&options(&dir, &[("DOCKER_DEFAULT_PLATFORM", "")])).expect("loads");
+        assert_eq!(p.default_platform, None, "the process's empty value wins");
+    }
+
+    #[test]
+    fn service_contexts_are_build_dependencies() {
+        let dir = project(
+            "build-deps",
+            &[(
+                "compose.yaml",
+                "services:\n  main:\n    profiles: [m]\n    build: {context: ., additional_contexts: {a: service:dep1, b: service:dep2, c: ./x}}\n  dep1:\n    profiles: [off]\n    build: {context: ., additional_contexts: {s: service:sub}}\n  dep2: {build: .}\n  sub: {build: ., profiles: [off]}\n  alone: {build: .}\n",
+            )],
+        );
+        // Disabled services count too (compose refuses an active one naming a disabled one).
+        let p = load(&options(&dir, &[])).expect("loads");
+        assert_eq!(
+            p.with_build_dependencies(&["main".into()]),
+            ["main", "dep1", "sub", "dep2"]
+        );
+        assert_eq!(
+            p.with_build_dependencies(&["alone".into(), "dep2".into()]),
+            ["alone", "dep2"]
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let dir = project(
             "errors",
