@@ -147,6 +147,10 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, reporter: Arc<Reporter>
     // a FROM image in the same registry needs no `docker login`.
     let credentials = RegistryCredentials::new();
     prepared.use_credentials(&credentials);
+    if prepared.needs_daemon_platform() {
+        let native = wharf_builder::daemon::native_platform_blocking().map_err(Failure::failed)?;
+        prepared.use_daemon_platform(Ok(native));
+    }
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
     let inputs = release::input_digests(&project, &prepared.builds, parallel)?;
     for b in &mut prepared.builds {
