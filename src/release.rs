@@ -18,10 +18,12 @@ use wharf_pusher::target::{self, ImageTarget, Settings, TagValues};
 use wharf_pusher::template::{Template, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS};
 use wharf_pusher::timeouts::Timeouts;
 
-/// Loads the compose project of the command line.
-pub fn load_project(args: &ProjectArgs) -> Result<Project> {
+/// Loads the compose project of the command line; the services named on it are enabled with
+/// their profiles, as docker compose enables them.
+pub fn load_project(args: &ProjectArgs, named: &[String]) -> Result<Project> {
     let options = crate::commands::config::project_options(args)?;
-    wharf_compose::load(&options).map_err(Failure::config)
+    let project = wharf_compose::load(&options).map_err(Failure::config)?;
+    Ok(project.with_services_enabled(named))
 }
 
 fn skipped(service: &Service) -> bool {

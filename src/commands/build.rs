@@ -97,7 +97,7 @@ fn source_url(dir: &std::path::Path) -> Option<String> {
 
 pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()> {
     let reporter = &run.reporter;
-    let project = release::load_project(project_args)?;
+    let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(
@@ -152,6 +152,10 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
     // a FROM image in the same registry needs no `docker login`.
     let credentials = RegistryCredentials::new();
     prepared.use_credentials(&credentials);
+    if prepared.needs_daemon_platform() {
+        let native = wharf_builder::daemon::native_platform_blocking().map_err(Failure::failed)?;
+        prepared.use_daemon_platform(Ok(native));
+    }
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
     let inputs = release::input_digests(&project, &prepared.builds, parallel)?;
     for b in &mut prepared.builds {

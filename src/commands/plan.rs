@@ -1,5 +1,7 @@
 //! `wharf plan`: what build and push would do, computed from the compose file, the settings and
-//! git alone — no daemon, no AWS call — so it runs anywhere and can be pasted into a review.
+//! git — no build, no AWS call — so it runs anywhere and can be pasted into a review. The one
+//! thing asked of the daemon is its platform, and only for services that declare none (their
+//! input digests cover it); without a daemon their digests are shown as unknown.
 
 use crate::cli::{BuilderChoice, PlanArgs, PlanFormat, ProjectArgs};
 use crate::error::{Failure, Result};
@@ -155,7 +157,7 @@ fn plan_one(
 }
 
 pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
-    let project = release::load_project(project_args)?;
+    let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     // A plan is read, not pushed: a dirty tree is shown as such rather than refused.
     let mut target_args = args.target.clone();
@@ -175,8 +177,19 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
         },
     );
     let (inputs, problem) = match prepared {
-        Ok(p) => (
-            release::input_digests(&project, &p.builds, schedule::default_parallelism())?,
+        Ok(mut p) => (
+            {
+                // The one question a plan asks the daemon, and only when some service is
+                // built for the daemon's own platform: which that is.
+                if p.needs_daemon_platform() {
+                    p.use_daemon_platform(
+                        wharf_builder::daemon::native_platform_blocking().map_err(|e| {
+                            e.to_string().lines().next().unwrap_or_default().to_string()
+                        }),
+                    );
+                }
+                release::input_digests(&project, &p.builds, schedule::default_parallelism())?
+            },
             None,
         ),
         Err(problems) => (

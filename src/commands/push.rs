@@ -10,7 +10,7 @@ use wharf_pusher::release::{Ready, Release, SkipInputs};
 
 pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()> {
     let reporter = &run.reporter;
-    let project = release::load_project(project_args)?;
+    let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(

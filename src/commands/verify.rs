@@ -13,7 +13,7 @@ use wharf_pusher::timeouts::Timeouts;
 
 pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<()> {
     let reporter = &run.reporter;
-    let project = release::load_project(project_args)?;
+    let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     let (mut targets, _) = release::targets(&project, &services, &args.target)?;
     targets.retain(|t| t.required || !args.services.is_empty());

@@ -41,7 +41,11 @@ fn plan(dir: &Path, args: &[&str]) -> String {
         .arg("plan")
         .args(args)
         .env("GITHUB_SHA", SHA)
-        .env("GITHUB_REF_NAME", "main"));
+        .env("GITHUB_REF_NAME", "main")
+        // Input digests cover the platform built: named here, the plan (and its digests) is
+        // the same on every machine, and no daemon is asked.
+        .env("DOCKER_DEFAULT_PLATFORM", "linux/amd64")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).is_empty(),
@@ -91,4 +95,80 @@ fn plan_as_json_for_another_registry() {
     );
     let doc: serde_json::Value = serde_json::from_str(&text).expect("plan --format json is JSON");
     insta::assert_json_snapshot!(doc);
+}
+
+/// The services a JSON plan lists.
+fn planned(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["--format", "json", "--registry", "registry.example.com"];
+    all.extend_from_slice(args);
+    let doc: serde_json::Value = serde_json::from_str(&plan(dir, &all)).unwrap();
+    doc["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn naming_a_service_enables_its_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  app: {build: .}\n  secret: {build: ., profiles: [secret]}\n  also: {build: ., profiles: [secret]}\n",
+    );
+    write(dir.path(), "Dockerfile", "FROM scratch\n");
+    assert_eq!(planned(dir.path(), &[]), ["app"]);
+    // As `docker compose build secret`: named, it is enabled with its profile.
+    assert_eq!(planned(dir.path(), &["secret"]), ["secret"]);
+    assert_eq!(planned(dir.path(), &["app", "secret"]), ["app", "secret"]);
+    // push and verify find it too (and then miss its image: it was never built or pushed).
+    for command in ["push", "verify"] {
+        let out = run(wharf(dir.path())
+            .args([
+                command,
+                "--registry",
+                "127.0.0.1:1",
+                "--allow-dirty",
+                "secret",
+            ])
+            .env("GITHUB_SHA", SHA));
+        let err = stderr(&out);
+        assert!(!err.contains("no such service"), "{command}: {err}");
+        assert!(err.contains("secret"), "{command}: {err}");
+    }
+}
+
+#[test]
+fn without_a_daemon_a_plan_says_why_an_input_digest_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  app: {build: .}\n  pinned: {build: ., platform: linux/arm64}\n",
+    );
+    write(dir.path(), "Dockerfile", "FROM scratch\n");
+    let out = run(wharf(dir.path())
+        .args([
+            "plan",
+            "--format",
+            "json",
+            "--registry",
+            "registry.example.com",
+        ])
+        .env("GITHUB_SHA", SHA)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let inputs = |i: usize| doc["services"][i]["inputs"].clone();
+    assert_eq!(doc["services"][0]["service"], "app");
+    assert!(inputs(0)["digest"].is_null());
+    let reason = inputs(0)["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("daemon's own platform") && reason.contains("/nonexistent/docker.sock"),
+        "{reason}"
+    );
+    // A service that names its platform needs no daemon.
+    assert!(inputs(1)["digest"].is_string(), "{}", inputs(1));
 }

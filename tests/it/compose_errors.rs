@@ -383,6 +383,28 @@ fn undefined_build_secret_names_it_and_the_service() {
 }
 
 #[test]
+fn a_platform_missing_from_build_platforms_names_both_fields() {
+    let refused = Project::new("platform-not-listed")
+        .file(
+            "compose.yaml",
+            "services:\n  app:\n    platform: linux/riscv64\n    build:\n      context: .\n      platforms: [linux/amd64, linux/arm64]\n",
+        )
+        .config(&[]);
+    refused
+        .refused_naming(&[
+            "services.app.build.platforms",
+            "linux/riscv64",
+            "services.app.platform",
+        ])
+        .at_line("compose.yaml", 6);
+    assert!(
+        !refused.stderr.contains("include entry"),
+        "no hint about something else:\n{}",
+        refused.stderr
+    );
+}
+
+#[test]
 fn service_without_image_or_build_names_it() {
     Project::new("no-image-no-build")
         .file(

@@ -13,6 +13,8 @@ pub enum DaemonError {
     Unreachable { host: String, message: String },
     #[error("the Docker context `{context}` cannot be used: {message}")]
     Context { context: String, message: String },
+    #[error("the Docker daemon at {host} does not say which platform it builds: {message}")]
+    Platform { host: String, message: String },
 }
 
 /// Where the daemon is, and why wharf thinks so (for messages).
@@ -99,4 +101,32 @@ pub async fn connect() -> Result<(Docker, Endpoint), DaemonError> {
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     Ok((docker, ep))
+}
+
+/// The platform the daemon builds when none is asked for: its own `os/arch`.
+pub async fn native_platform(docker: &Docker, ep: &Endpoint) -> Result<String, DaemonError> {
+    let fail = |message: String| DaemonError::Platform {
+        host: ep.host.clone(),
+        message,
+    };
+    let v = docker.version().await.map_err(|e| fail(e.to_string()))?;
+    match (v.os, v.arch) {
+        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => Ok(format!("{os}/{arch}")),
+        _ => Err(fail("its version answer names no os/arch".into())),
+    }
+}
+
+/// [`connect`], then [`native_platform`], for callers outside an async runtime.
+pub fn native_platform_blocking() -> Result<String, DaemonError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Platform {
+            host: endpoint().map(|e| e.host).unwrap_or_default(),
+            message: format!("cannot start the async runtime: {e}"),
+        })?;
+    runtime.block_on(async {
+        let (docker, ep) = connect().await?;
+        native_platform(&docker, &ep).await
+    })
 }

@@ -6,16 +6,20 @@
 //!   type, permission bits, link target, size and content; the Dockerfile (or inline text)
 //!   and which builder reads it;
 //! - the build fields that change the image: args, target, labels, network, extra hosts,
-//!   shm size, platforms, secret and SSH ids (not their values), additional contexts (a
-//!   folder's content through the Dockerfile the build is served, which names the folder's
-//!   image by the digest of its content);
+//!   shm size, secret and SSH ids (not their values), additional contexts (a folder's content
+//!   through the Dockerfile the build is served, which names the folder's image by the digest
+//!   of its content);
+//! - the platform actually built: the one the project declares, else the daemon's own (so a
+//!   runner of another architecture never takes an image of this one for its own);
+//! - the compose labels that follow from the project: its name and the service's;
 //! - the input digests of the project's services whose images this one builds `FROM`;
 //! - base images only as the Dockerfile names them: a `FROM image@sha256:…` pins its base,
 //!   a tag (`FROM debian:12`) is covered by its name alone.
 //!
 //! It does not cover modification times and owners (the daemon's own build cache ignores
 //! them too: a fresh checkout must not look changed), cache settings, the secrets' values, or
-//! the OCI labels wharf adds per build (commit, creation time).
+//! the labels that describe the run rather than the inputs: the OCI labels wharf adds per build
+//! (commit, creation time) and the tool's version (`com.docker.compose.version`).
 //!
 //! Services whose inputs cannot be known before the build are never matched: `no_cache` and
 //! `pull` ask for a fresh build, a remote context is fetched by the daemon (unless its URL
@@ -23,6 +27,7 @@
 
 use crate::build::BuilderKind;
 use crate::context::{ContextError, EntryKind};
+use crate::platform::{Native, Target};
 use crate::service::{ServiceBuild, Source};
 use std::collections::HashMap;
 use std::io::Read;
@@ -35,7 +40,7 @@ pub const TAG_PREFIX: &str = "wharf-inputs-";
 pub const LABEL: &str = "dev.wharf.inputs";
 
 /// Bumped whenever what the digest covers changes, so old tags are never matched wrongly.
-const FORMAT: &str = "wharf-inputs/1";
+const FORMAT: &str = "wharf-inputs/2";
 
 /// What is known of a service's inputs before its build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +229,29 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
         },
     );
     settings(&mut h, compose);
+    match &b.platform {
+        Target::Declared(p) | Target::Daemon(Native::Known(p)) => field(&mut h, "platform", p),
+        Target::Daemon(Native::NotAsked) => {
+            return Ok(Own::Unknown(
+                "it is built for the daemon's own platform, which the daemon was not asked".into(),
+            ))
+        }
+        Target::Daemon(Native::Unknown(why)) => {
+            return Ok(Own::Unknown(format!(
+                "it is built for the daemon's own platform, which is not known: {why}"
+            )))
+        }
+    }
+    let mut labels: Vec<(&String, &String)> = b
+        .request
+        .labels
+        .iter()
+        .filter(|(k, _)| crate::labels::digested(k))
+        .collect();
+    labels.sort();
+    for (k, v) in labels {
+        field(&mut h, "compose-label", &format!("{k}={v}"));
+    }
     let (mut entries, mut bytes) = (0, 0);
     match &b.source {
         Source::Remote(url) => match pinned_commit(url) {
@@ -377,9 +405,6 @@ fn settings(h: &mut blake3::Hasher, b: &Build) {
     if let Some(n) = b.shm_size {
         field(h, "shm_size", &n.to_string());
     }
-    for p in &b.platforms {
-        field(h, "platform", p);
-    }
     let mut secrets: Vec<String> = b
         .secrets
         .iter()
@@ -460,5 +485,48 @@ mod tests {
             digest(&[("arg", "A=1"), ("arg", "B=2")]),
             digest(&[("arg", "A=1arg\0B=2")])
         );
+    }
+
+    /// The digest of service `app` of the project of `compose` (named `name`), its daemon
+    /// platform `native` when it declares none.
+    fn digest_of(name: &str, compose: &str, native: Option<&str>) -> Inputs {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+        std::fs::create_dir(dir.path().join("ctx")).unwrap();
+        std::fs::write(dir.path().join("ctx/Dockerfile"), "FROM scratch\n").unwrap();
+        let project = wharf_compose::load(&wharf_compose::ProjectOptions {
+            working_dir: dir.path().to_path_buf(),
+            project_name: Some(name.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let app = &project.services["app"];
+        let mut prepared = crate::service::prepare(&project, &[app], &Default::default()).unwrap();
+        if let Some(n) = native {
+            prepared.use_daemon_platform(Ok(n.into()));
+        }
+        let compose: HashMap<String, &Build> = project
+            .services
+            .values()
+            .filter_map(|s| Some((s.name.clone(), s.build.as_ref()?)))
+            .collect();
+        digest_all(&prepared.builds, &compose, 1).unwrap()["app"].clone()
+    }
+
+    #[test]
+    fn the_platform_built_and_the_project_are_covered() {
+        let free = "services:\n  app: {build: ./ctx}\n";
+        let declared = "services:\n  app: {build: ./ctx, platform: linux/amd64}\n";
+        let amd64 = digest_of("shop", free, Some("linux/amd64"));
+        assert!(amd64.digest().is_some());
+        // What is built decides, not how it was chosen.
+        assert_eq!(digest_of("shop", declared, None), amd64);
+        assert_ne!(digest_of("shop", free, Some("linux/arm64")), amd64);
+        assert!(matches!(
+            digest_of("shop", free, None),
+            Inputs::Unknown { reason } if reason.contains("daemon's own platform")
+        ));
+        // The compose labels name the project and the service.
+        assert_ne!(digest_of("other", free, Some("linux/amd64")), amd64);
     }
 }

@@ -14,6 +14,8 @@
 //!   name to an image (folders built into helper images), the Dockerfile rewritten to use them.
 //! - [`build`] sends one build request (BuildKit through a session, or classic with the
 //!   context streamed as its body) and reports the daemon's output.
+//! - [`labels`] are the labels docker compose writes on the images it builds.
+//! - [`platform`] chooses the platform each image is built for, as docker compose does.
 //! - [`inputs`] digests everything that decides a service's image, so that a release can
 //!   skip services whose inputs did not change.
 //! - [`schedule`] builds many services: dependencies first, independent ones concurrently.
@@ -22,7 +24,9 @@ pub mod build;
 pub mod context;
 pub mod daemon;
 pub mod inputs;
+pub mod labels;
 pub mod named_contexts;
+pub mod platform;
 pub mod schedule;
 pub mod service;
 pub mod session;

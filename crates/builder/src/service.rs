@@ -5,6 +5,7 @@
 use crate::build::{BuildRequest, BuilderKind};
 use crate::context::Context as LocalContext;
 use crate::named_contexts::{self, rewrite::RewriteError, words::Vars, Helper, NamedSource};
+use crate::platform::{Native, Target};
 use crate::session::{RegistryCredentials, SshAgent};
 use std::collections::HashMap;
 use wharf_compose::{Build, Context, Dockerfile, Project, Service};
@@ -32,6 +33,8 @@ pub struct ServiceBuild {
     /// Images made from folder named contexts before this build
     /// ([`crate::named_contexts`]).
     pub context_images: Vec<Helper>,
+    /// The platform the image is made for ([`crate::platform`]).
+    pub platform: Target,
 }
 
 /// A problem with one service's build settings, named by its key path.
@@ -53,7 +56,8 @@ impl std::fmt::Display for Problem {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub builder: BuilderKind,
-    /// Labels added to every image (compose's own labels win on a clash).
+    /// Labels added to every image; the service's `build.labels`, then compose's own labels
+    /// ([`crate::labels`]), win on a clash.
     pub labels: HashMap<String, String>,
     /// The longest a build's answer may stay silent (see [`BuildRequest::idle_timeout`]).
     pub idle_timeout: Option<std::time::Duration>,
@@ -75,6 +79,28 @@ impl Prepared {
             b.request.credentials = credentials.clone();
         }
     }
+
+    /// Whether some build is made for the daemon's own platform, which only the daemon can
+    /// tell ([`crate::daemon::native_platform`]).
+    pub fn needs_daemon_platform(&self) -> bool {
+        self.builds
+            .iter()
+            .any(|b| b.platform == Target::Daemon(Native::NotAsked))
+    }
+
+    /// Records the daemon's own platform (`os/arch`, or why it is not known) for the builds
+    /// that declare none, so that their input digests cover the platform actually built.
+    pub fn use_daemon_platform(&mut self, native: Result<String, String>) {
+        let native = match native {
+            Ok(p) => Native::Known(p),
+            Err(why) => Native::Unknown(why),
+        };
+        for b in &mut self.builds {
+            if let Target::Daemon(n) = &mut b.platform {
+                *n = native.clone();
+            }
+        }
+    }
 }
 
 /// Prepares `selected` services of `project`, or reports every problem of every service.
@@ -86,7 +112,18 @@ pub fn prepare(
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let mut builds = Vec::new();
-    for service in selected {
+    // As docker compose does, the services `service:` contexts name are built (and tagged
+    // under their own names) with the services that use them, enabled or not.
+    let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
+    let mut selected: Vec<&Service> = selected.to_vec();
+    for name in project.with_build_dependencies(&names) {
+        if let Some(s) = project.lookup_service(&name) {
+            if !selected.iter().any(|o| o.name == s.name) {
+                selected.push(s);
+            }
+        }
+    }
+    for service in &selected {
         let Some(build) = &service.build else {
             problems.push(Problem {
                 service: service.name.clone(),
@@ -136,8 +173,24 @@ fn prepare_one(
         message,
     };
 
+    let platform =
+        match crate::platform::choose(service, build, project.default_platform.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(Problem {
+                    service: name.clone(),
+                    key: format!("services.{name}.{}", e.field()),
+                    message: e.to_string(),
+                });
+                None
+            }
+        };
     let mut request = BuildRequest {
         tag: service.image_name(&project.name),
+        platform: platform
+            .as_ref()
+            .and_then(Target::declared)
+            .map(String::from),
         builder: options.builder,
         target: build.target.clone(),
         no_cache: build.no_cache,
@@ -156,6 +209,11 @@ fn prepare_one(
     request
         .labels
         .extend(build.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    request.labels.extend(crate::labels::compose_labels(
+        &project.name,
+        name,
+        options.builder,
+    ));
 
     let source = match (&build.context, &build.dockerfile) {
         (Some(Context::Remote(url)), dockerfile) => {
@@ -242,18 +300,6 @@ fn prepare_one(
             )),
         },
     }
-    match build.platforms.as_slice() {
-        [] => {}
-        [p] => request.platform = Some(p.clone()),
-        many => problems.push(problem(
-            "platforms",
-            format!(
-                "the Docker daemon builds one platform per image, not {} ({}); a multi-platform image needs a buildx builder",
-                many.len(),
-                many.join(", ")
-            ),
-        )),
-    }
     request.secrets = build.secrets.clone();
     if !build.ssh.is_empty() {
         if options.builder == BuilderKind::Classic {
@@ -330,8 +376,8 @@ fn prepare_one(
         }
     }
 
-    match source {
-        Some(source) if problems.is_empty() => Ok(ServiceBuild {
+    match (source, platform) {
+        (Some(source), Some(platform)) if problems.is_empty() => Ok(ServiceBuild {
             service: name.clone(),
             image: request.tag.clone(),
             extra_tags: build.tags.clone(),
@@ -339,6 +385,7 @@ fn prepare_one(
             request,
             after,
             context_images,
+            platform,
         }),
         _ => Err(problems),
     }
@@ -388,7 +435,7 @@ fn named(
             Ok(NamedSource::Image(reference)) => {
                 references.insert(name.clone(), reference);
             }
-            Ok(NamedSource::Service(other)) => match project.services.get(&other) {
+            Ok(NamedSource::Service(other)) => match project.lookup_service(&other) {
                 _ if other == service.name => problems.push(problem(
                     &key,
                     format!("`service:{other}` names this service itself"),
@@ -556,95 +603,19 @@ fn platform_args(platform: Option<&str>) -> Vars {
     vars
 }
 
-/// The image names of `FROM` lines (and `COPY --from=`) of a Dockerfile, with build args and
-/// `ARG` defaults substituted. Written by hand: only these two instructions matter here, and
-/// Dockerfile parser crates do not substitute arguments.
-pub fn referenced_images(dockerfile: &str, args: &HashMap<String, String>) -> Vec<String> {
-    let mut vars: HashMap<String, String> = HashMap::new();
-    let mut stages: Vec<String> = Vec::new();
-    let mut out = Vec::new();
-    // Line continuations join lines before anything else.
-    let joined = dockerfile.replace("\\\r\n", " ").replace("\\\n", " ");
-    for line in joined.lines() {
-        let line = line.trim();
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let mut words = line.split_whitespace();
-        let instruction = words.next().unwrap_or("").to_ascii_uppercase();
-        let rest: Vec<&str> = words.collect();
-        match instruction.as_str() {
-            "ARG" => {
-                for decl in rest {
-                    let (k, default) = match decl.split_once('=') {
-                        Some((k, v)) => (k, Some(v.trim_matches('"').to_string())),
-                        None => (decl, None),
-                    };
-                    if let Some(v) = args.get(k).cloned().or(default) {
-                        vars.entry(k.to_string()).or_insert(v);
-                    }
-                }
-            }
-            "FROM" => {
-                let mut it = rest.iter().filter(|w| !w.starts_with("--"));
-                if let Some(image) = it.next() {
-                    let image = substitute(image, &vars);
-                    if !stages.iter().any(|s| s.eq_ignore_ascii_case(&image)) {
-                        out.push(image);
-                    }
-                }
-                if let (Some(kw), Some(stage)) = (it.next(), it.next()) {
-                    if kw.eq_ignore_ascii_case("as") {
-                        stages.push(stage.to_string());
-                    }
-                }
-            }
-            "COPY" | "ADD" => {
-                for w in rest.iter().filter_map(|w| w.strip_prefix("--from=")) {
-                    let image = substitute(w, &vars);
-                    let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
-                        || image.parse::<usize>().is_ok();
-                    if !is_stage {
-                        out.push(image);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-fn substitute(word: &str, vars: &HashMap<String, String>) -> String {
-    let mut out = word.to_string();
-    for (k, v) in vars {
-        out = out
-            .replace(&format!("${{{k}}}"), v)
-            .replace(&format!("${k}"), v);
-    }
-    out
-}
-
-/// `name` and `name:latest` are the same image.
-fn same_image(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        let last = s.rsplit('/').next().unwrap_or(s);
-        if last.contains(':') {
-            s.to_string()
-        } else {
-            format!("{s}:latest")
-        }
-    };
-    norm(a) == norm(b)
-}
-
+/// Orders builds after the services whose images they use: a `FROM`, `COPY --from` or
+/// `RUN --mount=…,from=` naming a service's image (`image:`, its default
+/// `<project>-<service>`, or one of `build.tags`), compared as BuildKit resolves references
+/// (`name`, `name:latest` and `docker.io/library/name` are one image).
 fn link_dependencies(builds: &mut [ServiceBuild]) {
     let names: Vec<(String, Vec<String>)> = builds
         .iter()
         .map(|b| {
-            let mut all = vec![b.image.clone()];
-            all.extend(b.extra_tags.iter().cloned());
-            (b.service.clone(), all)
+            let keys = std::iter::once(&b.image)
+                .chain(&b.extra_tags)
+                .filter_map(|i| named_contexts::words::context_key(i))
+                .collect();
+            (b.service.clone(), keys)
         })
         .collect();
     for b in builds.iter_mut() {
@@ -657,12 +628,19 @@ fn link_dependencies(builds: &mut [ServiceBuild]) {
             Source::Remote(_) => None,
         };
         let Some(text) = text else { continue };
-        for image in referenced_images(&text, &b.request.args) {
-            for (service, images) in &names {
-                if service != &b.service
-                    && images.iter().any(|i| same_image(i, &image))
-                    && !b.after.contains(service)
-                {
+        // A Dockerfile that cannot be read here fails its own build, with the daemon's words.
+        let uses = named_contexts::rewrite::image_uses(
+            &text,
+            &b.request.args,
+            &platform_args(b.request.platform.as_deref()),
+        )
+        .unwrap_or_default();
+        for image in uses {
+            let Some(key) = named_contexts::words::context_key(&image) else {
+                continue;
+            };
+            for (service, keys) in &names {
+                if service != &b.service && keys.contains(&key) && !b.after.contains(service) {
                     b.after.push(service.clone());
                 }
             }
@@ -706,17 +684,6 @@ fn find_cycle(builds: &[ServiceBuild]) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn from_lines_name_images_not_stages() {
-        let df = "ARG BASE=shop/base:1\nFROM ${BASE} AS build\nRUN x\nFROM build AS test\nFROM --platform=linux/amd64 alpine\nCOPY --from=build /a /b\nCOPY --from=tools:2 /t /t\nCOPY --from=0 /x /y\n";
-        assert_eq!(
-            referenced_images(df, &HashMap::new()),
-            vec!["shop/base:1", "alpine", "tools:2"]
-        );
-        let args = HashMap::from([("BASE".to_string(), "other:3".to_string())]);
-        assert_eq!(referenced_images(df, &args)[0], "other:3");
-    }
 
     fn load(dir: &std::path::Path) -> Project {
         wharf_compose::load(&wharf_compose::ProjectOptions {
@@ -808,10 +775,209 @@ mod tests {
         assert_ne!(changed.builds[0].context_images[0].reference, first);
     }
 
+    /// A scratch project of `files`, loaded as project `shop` with `env` as the environment.
+    fn project_of(files: &[(&str, &str)], env: &[(&str, &str)]) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, text) in files {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let project = wharf_compose::load(&wharf_compose::ProjectOptions {
+            working_dir: dir.path().to_path_buf(),
+            project_name: Some("shop".into()),
+            environment: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+        .unwrap();
+        (dir, project)
+    }
+
+    fn after_of(prepared: &Prepared, service: &str) -> Vec<String> {
+        let mut a = prepared
+            .builds
+            .iter()
+            .find(|b| b.service == service)
+            .unwrap()
+            .after
+            .clone();
+        a.sort();
+        a
+    }
+
     #[test]
-    fn latest_is_implied() {
-        assert!(same_image("shop/base", "shop/base:latest"));
-        assert!(same_image("localhost:5000/a", "localhost:5000/a:latest"));
-        assert!(!same_image("shop/base:1", "shop/base"));
+    fn default_image_names_order_builds_as_references() {
+        let (_dir, project) = project_of(
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  build_base: {build: ./base}\n  tagged: {build: {context: ./base, tags: [\"tools:2\"]}}\n  named: {build: ./base, image: \"registry.local:5000/team/named\"}\n  a: {build: ./a}\n  b: {build: {context: ./b, args: {FLAVOR: build_base}}}\n  c: {build: ./c}\n",
+                ),
+                ("base/Dockerfile", "FROM scratch\n"),
+                (
+                    "a/Dockerfile",
+                    "FROM docker.io/library/shop-build_base:latest AS one\nFROM one\nCOPY --from=tools:2 /t /t\nRUN --mount=type=bind,from=registry.local:5000/team/named,target=/m true\n",
+                ),
+                (
+                    "b/Dockerfile",
+                    "ARG FLAVOR=none\nFROM shop-${FLAVOR}\nCOPY --from=shop-tagged /x /x\n",
+                ),
+                // Stages shadow images: nothing here names another service.
+                (
+                    "c/Dockerfile",
+                    "FROM scratch AS shop-a\nFROM shop-a\nCOPY --from=shop-a /x /x\nFROM shop-b:1\n",
+                ),
+            ],
+            &[],
+        );
+        let selected: Vec<&Service> = project.services.values().collect();
+        let prepared = prepare(&project, &selected, &Options::default()).unwrap();
+        assert_eq!(after_of(&prepared, "a"), ["build_base", "named", "tagged"]);
+        assert_eq!(after_of(&prepared, "b"), ["build_base", "tagged"]);
+        assert!(after_of(&prepared, "c").is_empty());
+    }
+
+    #[test]
+    fn service_contexts_are_built_with_their_users() {
+        let (_dir, project) = project_of(
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  main:\n    profiles: [m]\n    build:\n      context: ./m\n      additional_contexts: {dep: \"service:dep1\"}\n  dep1:\n    profiles: [deps]\n    build:\n      context: ./m\n      additional_contexts: {sub: \"service:sub\"}\n  sub: {build: ./m, profiles: [deps]}\n  other: {build: ./m}\n",
+                ),
+                ("m/Dockerfile", "FROM scratch\n"),
+            ],
+            &[],
+        );
+        // As `docker compose build main`: naming it enables its profile, not its context's.
+        let project = project.with_services_enabled(&["main".into()]);
+        assert!(project.disabled_services.contains_key("dep1"));
+        let main = &project.services["main"];
+        let prepared = prepare(&project, &[main], &Options::default()).unwrap();
+        let built: Vec<(&str, &str)> = prepared
+            .builds
+            .iter()
+            .map(|b| (b.service.as_str(), b.image.as_str()))
+            .collect();
+        assert_eq!(
+            built,
+            [
+                ("main", "shop-main"),
+                ("dep1", "shop-dep1"),
+                ("sub", "shop-sub")
+            ],
+            "each under its own compose name, though its profile is not active"
+        );
+        assert_eq!(after_of(&prepared, "main"), ["dep1"]);
+        assert_eq!(after_of(&prepared, "dep1"), ["sub"]);
+    }
+
+    #[test]
+    fn compose_labels_win_over_the_users() {
+        let (_dir, project) = project_of(
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  app:\n    build:\n      context: .\n      labels:\n        com.docker.compose.project: mine\n        com.docker.compose.other: kept\n        org.opencontainers.image.source: mine\n",
+                ),
+                ("Dockerfile", "FROM scratch\n"),
+            ],
+            &[],
+        );
+        let app = &project.services["app"];
+        for builder in [BuilderKind::BuildKit, BuilderKind::Classic] {
+            let options = Options {
+                builder,
+                labels: HashMap::from([
+                    ("org.opencontainers.image.source".into(), "wharf's".into()),
+                    ("org.opencontainers.image.revision".into(), "abc".into()),
+                ]),
+                ..Default::default()
+            };
+            let prepared = prepare(&project, &[app], &options).unwrap();
+            let labels = &prepared.builds[0].request.labels;
+            let get = |k: &str| labels.get(k).map(String::as_str);
+            assert_eq!(get(crate::labels::PROJECT), Some("shop"));
+            assert_eq!(get(crate::labels::SERVICE), Some("app"));
+            assert_eq!(
+                get(crate::labels::VERSION),
+                Some(crate::labels::tool_version().as_str())
+            );
+            assert_eq!(get("com.docker.compose.other"), Some("kept"));
+            assert_eq!(get("org.opencontainers.image.source"), Some("mine"));
+            assert_eq!(get("org.opencontainers.image.revision"), Some("abc"));
+            assert_eq!(
+                get(crate::labels::IMAGE_BUILDER),
+                (builder == BuilderKind::Classic).then_some("classic")
+            );
+        }
+    }
+
+    #[test]
+    fn platforms_are_chosen_the_compose_way() {
+        let files = [
+            (
+                "compose.yaml",
+                "services:\n  i386: {build: ., platform: linux/386}\n  listed: {build: {context: ., platforms: [linux/arm64]}}\n  free: {build: .}\n",
+            ),
+            ("Dockerfile", "FROM scratch\n"),
+        ];
+        let (_dir, project) = project_of(&files, &[]);
+        let all: Vec<&Service> = project.services.values().collect();
+        let mut prepared = prepare(&project, &all, &Options::default()).unwrap();
+        let platform = |p: &Prepared, s: &str| {
+            let b = p.builds.iter().find(|b| b.service == s).unwrap();
+            (b.platform.clone(), b.request.platform.clone())
+        };
+        assert_eq!(
+            platform(&prepared, "i386"),
+            (
+                Target::Declared("linux/386".into()),
+                Some("linux/386".into())
+            )
+        );
+        assert_eq!(
+            platform(&prepared, "listed"),
+            (
+                Target::Declared("linux/arm64".into()),
+                Some("linux/arm64".into())
+            )
+        );
+        assert_eq!(
+            platform(&prepared, "free"),
+            (Target::Daemon(Native::NotAsked), None)
+        );
+        assert!(prepared.needs_daemon_platform());
+        prepared.use_daemon_platform(Ok("linux/amd64".into()));
+        assert!(!prepared.needs_daemon_platform());
+        assert_eq!(
+            platform(&prepared, "free").0,
+            Target::Daemon(Native::Known("linux/amd64".into()))
+        );
+
+        // DOCKER_DEFAULT_PLATFORM: for `free`; against `listed`'s list and `i386`'s platform.
+        let (_dir, project) = project_of(&files, &[("DOCKER_DEFAULT_PLATFORM", "linux/arm64")]);
+        let free = &project.services["free"];
+        let prepared = prepare(&project, &[free], &Options::default()).unwrap();
+        assert_eq!(
+            platform(&prepared, "free").0,
+            Target::Declared("linux/arm64".into())
+        );
+        let all: Vec<&Service> = project.services.values().collect();
+        let problems = prepare(&project, &all, &Options::default()).unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["services.i386.platform"]);
+        assert!(problems[0].message.contains("DOCKER_DEFAULT_PLATFORM"));
+        let (_dir, project) = project_of(&files, &[("DOCKER_DEFAULT_PLATFORM", "linux/amd64")]);
+        let all: Vec<&Service> = project.services.values().collect();
+        let problems = prepare(&project, &all, &Options::default()).unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["services.i386.platform", "services.listed.build.platforms"]
+        );
     }
 }

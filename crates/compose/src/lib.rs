@@ -326,6 +326,100 @@ mod tests {
     }
 
     #[test]
+    fn a_later_env_file_reads_its_own_lines_first() {
+        let dir = project(
+            "env-file-order",
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  a: {image: \"a:${PORT}\", build: {context: ., args: {URL: \"${URL}\", FIRST: \"${FIRST}\"}}}\n",
+                ),
+                ("base.env", "HOST=localhost\nURL=\"http://${HOST}\"\nPORT=80\n"),
+                (
+                    "override.env",
+                    "HOST=dev.example.com\nURL=\"http://${HOST}\"\nFIRST=${PORT}\nPORT=81\n",
+                ),
+            ],
+        );
+        let p = load(&ProjectOptions {
+            env_files: vec!["base.env".into(), "override.env".into()],
+            ..options(&dir, &[("HOST", "")])
+        })
+        .expect("loads");
+        let a = &p.services["a"];
+        let args = &a.build.as_ref().expect("build").args;
+        // The process environment still comes first (an empty value counts as set).
+        assert_eq!(args["URL"].as_deref(), Some("http://"));
+        let p = load(&ProjectOptions {
+            env_files: vec!["base.env".into(), "override.env".into()],
+            ..options(&dir, &[])
+        })
+        .expect("loads");
+        let a = &p.services["a"];
+        let args = &a.build.as_ref().expect("build").args;
+        assert_eq!(args["URL"].as_deref(), Some("http://dev.example.com"));
+        assert_eq!(
+            args["FIRST"].as_deref(),
+            Some("80"),
+            "an earlier file's value"
+        );
+        assert_eq!(a.image.as_deref(), Some("a:81"));
+    }
+
+    #[test]
+    fn naming_a_service_enables_its_profiles() {
+        let dir = project(
+            "enable",
+            &[
+                (
+                    "compose.yaml",
+                    "services:\n  app: {build: ., profiles: [secret]}\n  other: {build: ., profiles: [secret]}\n  tool: {build: ., profiles: [tools]}\n  web: {build: ., platform: linux/386}\n",
+                ),
+                (".env", "DOCKER_DEFAULT_PLATFORM=linux/arm64\n"),
+            ],
+        );
+        let p = load(&options(&dir, &[])).expect("loads");
+        assert_eq!(p.services.keys().collect::<Vec<_>>(), ["web"]);
+        assert_eq!(
+            p.disabled_services.keys().collect::<Vec<_>>(),
+            ["app", "other", "tool"]
+        );
+        assert_eq!(p.services["web"].platform.as_deref(), Some("linux/386"));
+        assert_eq!(p.default_platform.as_deref(), Some("linux/arm64"));
+        // As compose-go's WithServicesEnabled: the whole profile comes in, in name order.
+        let e = p.with_services_enabled(&["app".into(), "web".into(), "nope".into()]);
+        assert_eq!(
+            e.services.keys().collect::<Vec<_>>(),
+            ["app", "other", "web"]
+        );
+        assert_eq!(e.disabled_services.keys().collect::<Vec<_>>(), ["tool"]);
+        assert_eq!(e.profiles, ["", "secret"]);
+        let p = load(&options(&dir, &[("DOCKER_DEFAULT_PLATFORM", "")])).expect("loads");
+        assert_eq!(p.default_platform, None, "the process's empty value wins");
+    }
+
+    #[test]
+    fn service_contexts_are_build_dependencies() {
+        let dir = project(
+            "build-deps",
+            &[(
+                "compose.yaml",
+                "services:\n  main:\n    profiles: [m]\n    build: {context: ., additional_contexts: {a: service:dep1, b: service:dep2, c: ./x}}\n  dep1:\n    profiles: [off]\n    build: {context: ., additional_contexts: {s: service:sub}}\n  dep2: {build: .}\n  sub: {build: ., profiles: [off]}\n  alone: {build: .}\n",
+            )],
+        );
+        // Disabled services count too (compose refuses an active one naming a disabled one).
+        let p = load(&options(&dir, &[])).expect("loads");
+        assert_eq!(
+            p.with_build_dependencies(&["main".into()]),
+            ["main", "dep1", "sub", "dep2"]
+        );
+        assert_eq!(
+            p.with_build_dependencies(&["alone".into(), "dep2".into()]),
+            ["alone", "dep2"]
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let dir = project(
             "errors",

@@ -904,10 +904,11 @@ pub(crate) fn env_from_files(current: &Env, files: &[String], cwd: &str) -> Resu
         }
         let text = std::fs::read(&file).map_err(|e| Error::io(&file, &e))?;
         let text = String::from_utf8_lossy(&text).into_owned();
+        // compose-go parses every file into the one map it returns, and a variable is looked
+        // up in the process environment first, then in that map as it stands at that line: a
+        // file's own earlier lines win over what earlier files set.
         let lookup = |k: &str| current.get(k).cloned();
-        let mut parsed = env_map.clone();
-        let lookup_all = |k: &str| lookup(k).or_else(|| env_map.get(k).cloned());
-        dotenv::parse(&text, &mut parsed, &lookup_all).map_err(|e| {
+        dotenv::parse(&text, &mut env_map, &lookup).map_err(|e| {
             let mut err = Error::invalid(format!("failed to read {file}: {e}"))
                 .hint("fix the .env syntax: KEY=VALUE lines, quotes closed, no spaces in names");
             err.file = Some(file.clone().into());
@@ -916,7 +917,6 @@ pub(crate) fn env_from_files(current: &Env, files: &[String], cwd: &str) -> Resu
             }
             err
         })?;
-        env_map = parsed;
     }
     Ok(env_map)
 }

@@ -18,6 +18,14 @@ pub struct Project {
     pub files: Vec<PathBuf>,
     /// Active services, in the order compose prints them (sorted by name).
     pub services: IndexMap<String, Service>,
+    /// Services the active profiles leave out (compose-go's `DisabledServices`), sorted by
+    /// name: [`Project::with_services_enabled`] brings them in.
+    pub disabled_services: IndexMap<String, Service>,
+    /// The active profiles (`--profile`, else `COMPOSE_PROFILES`).
+    pub profiles: Vec<String>,
+    /// `DOCKER_DEFAULT_PLATFORM` as compose reads it: from the environment or the project's
+    /// `.env` / `--env-file` files, empty counting as unset.
+    pub default_platform: Option<String>,
     /// Top-level `secrets:` definitions (build secrets refer to them).
     pub secrets: IndexMap<String, SecretDef>,
     /// Top-level `x-wharf:` settings (interpolated, checked when the files were read).
@@ -33,6 +41,9 @@ pub struct Service {
     pub name: String,
     /// `image:` as written (interpolated), if any.
     pub image: Option<String>,
+    /// `platform:`, the platform the service runs on (and, unless `build.platforms` says
+    /// otherwise, is built for).
+    pub platform: Option<String>,
     pub build: Option<Build>,
     pub profiles: Vec<String>,
     /// Per-service `x-wharf:` settings (interpolated, checked when the files were read).
@@ -54,6 +65,97 @@ impl Service {
             Some(i) => i.clone(),
             None => format!("{project}-{}", self.name),
         }
+    }
+}
+
+impl Service {
+    /// Whether the active `profiles` enable this service (compose-go's `HasProfile`): a
+    /// service without profiles always is, `*` enables every service.
+    pub fn has_profile(&self, profiles: &[String]) -> bool {
+        self.profiles.is_empty()
+            || profiles
+                .iter()
+                .any(|p| p == "*" || self.profiles.iter().any(|sp| sp == p))
+    }
+}
+
+impl Build {
+    /// The services whose images `additional_contexts` names (`service:NAME`).
+    pub fn context_services(&self) -> impl Iterator<Item = &str> {
+        self.additional_contexts
+            .values()
+            .filter_map(|v| v.strip_prefix(SERVICE_PREFIX))
+    }
+}
+
+/// The `additional_contexts` prefix naming another service's image (compose-go's
+/// `types.ServicePrefix`).
+pub const SERVICE_PREFIX: &str = "service:";
+
+impl Project {
+    /// The project with the profiles of the named services enabled as well, as docker compose
+    /// does for services named on its command line (compose-go's `WithServicesEnabled`): every
+    /// service of those profiles becomes active, not only the one named. Names of active or
+    /// unknown services change nothing.
+    pub fn with_services_enabled(&self, names: &[String]) -> Project {
+        let mut profiles = self.profiles.clone();
+        for name in names {
+            if self.services.contains_key(name) {
+                continue;
+            }
+            if let Some(s) = self.disabled_services.get(name) {
+                profiles.extend(s.profiles.iter().cloned());
+            }
+        }
+        let mut all: Vec<&Service> = self
+            .services
+            .values()
+            .chain(self.disabled_services.values())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = Project {
+            services: IndexMap::new(),
+            disabled_services: IndexMap::new(),
+            profiles,
+            ..self.clone()
+        };
+        for s in all {
+            let to = if s.has_profile(&out.profiles) {
+                &mut out.services
+            } else {
+                &mut out.disabled_services
+            };
+            to.insert(s.name.clone(), s.clone());
+        }
+        out
+    }
+
+    /// The service called `name`, active or disabled by its profiles.
+    pub fn lookup_service(&self, name: &str) -> Option<&Service> {
+        self.services
+            .get(name)
+            .or_else(|| self.disabled_services.get(name))
+    }
+
+    /// `names` and, transitively, the services their `additional_contexts` name with
+    /// `service:` — active or not — as docker compose adds them to a build
+    /// (`addBuildDependencies`): each such image is built and tagged under its own name too.
+    pub fn with_build_dependencies(&self, names: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut queue: Vec<String> = names.to_vec();
+        queue.reverse();
+        while let Some(name) = queue.pop() {
+            if out.contains(&name) {
+                continue;
+            }
+            if let Some(build) = self.lookup_service(&name).and_then(|s| s.build.as_ref()) {
+                let mut deps: Vec<String> = build.context_services().map(String::from).collect();
+                deps.reverse();
+                queue.extend(deps);
+            }
+            out.push(name);
+        }
+        out
     }
 }
 

@@ -626,13 +626,6 @@ fn glob_match(pattern: &str, name: &str) -> bool {
     rec(&p, &n)
 }
 
-fn has_profile(profiles: &[String], active: &[String]) -> bool {
-    profiles.is_empty()
-        || active
-            .iter()
-            .any(|p| p == "*" || profiles.iter().any(|sp| sp == p))
-}
-
 fn depends_on_of(services: &Map, name: &str) -> Vec<(String, bool)> {
     services
         .get(name)
@@ -840,7 +833,7 @@ fn build_project(
     let mut active: BTreeSet<String> = BTreeSet::new();
     let mut disabled: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, s) in &typed {
-        if has_profile(&s.profiles, &profiles) {
+        if s.has_profile(&profiles) {
             active.insert(name.clone());
         } else {
             disabled.insert(name.clone(), s.profiles.clone());
@@ -865,7 +858,7 @@ fn build_project(
         }
         active.clear();
         for (name, s) in &typed {
-            if has_profile(&s.profiles, &profiles) {
+            if s.has_profile(&profiles) {
                 active.insert(name.clone());
             }
         }
@@ -910,16 +903,27 @@ fn build_project(
             container_names.insert(cn.to_string(), name.clone());
         }
     }
-    let services: IndexMap<String, Service> = typed
-        .into_iter()
-        .filter(|(name, _)| active.contains(name))
-        .collect();
+    let mut services: IndexMap<String, Service> = IndexMap::new();
+    let mut disabled_services: IndexMap<String, Service> = IndexMap::new();
+    for (name, s) in typed {
+        if active.contains(&name) {
+            services.insert(name, s);
+        } else if disabled.contains_key(&name) {
+            disabled_services.insert(name, s);
+        }
+    }
     let _ = session;
     Ok(Project {
         name: prepared.name.clone(),
         working_dir: PathBuf::from(&prepared.working_dir),
         files: prepared.files.iter().map(PathBuf::from).collect(),
         services,
+        disabled_services,
+        profiles,
+        default_platform: env
+            .get("DOCKER_DEFAULT_PLATFORM")
+            .filter(|p| !p.is_empty())
+            .cloned(),
         secrets,
         x_wharf: match dict.get("x-wharf") {
             Some(v) => Some(

@@ -828,6 +828,7 @@ pub(crate) fn service(
         service: Service {
             name: name.to_string(),
             image,
+            platform: str_field(s, "platform").filter(|p| !p.is_empty()),
             build: out_build,
             profiles,
             x_wharf,
@@ -942,7 +943,10 @@ pub(crate) fn check_consistency(
                         name,
                         "build.platforms",
                         format!("service.build.platforms MUST include service.platform {platform:?}: invalid compose project"),
-                    ));
+                    )
+                    .hint(format!(
+                        "add {platform} to services.{name}.build.platforms, or set services.{name}.platform to one of them"
+                    )));
                 }
             }
             if let Some(Value::Seq(items)) = b.get("secrets") {

@@ -301,6 +301,7 @@ mod tests {
                     let s = Service {
                         name: n.to_string(),
                         image: image.map(str::to_string),
+                        platform: None,
                         build: Some(Default::default()),
                         profiles: vec![],
                         x_wharf: x.clone(),
@@ -311,6 +312,9 @@ mod tests {
                     (n.to_string(), s)
                 })
                 .collect(),
+            disabled_services: Default::default(),
+            profiles: vec![],
+            default_platform: None,
             secrets: Default::default(),
             x_wharf: None,
             extensions: Default::default(),

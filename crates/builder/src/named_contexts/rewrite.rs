@@ -86,41 +86,7 @@ pub fn rewrite(
         }
     };
 
-    // The global ARGs, with the build's values for those it declares.
-    let mut vars = platform_args.clone();
-    for ins in &df.instructions {
-        match ins {
-            Instruction::From(_) => break,
-            Instruction::Arg(arg) => {
-                let at = arg.arguments.span.start;
-                for decl in arg_declarations(&arg.arguments.value, escape) {
-                    let (name, default) = match decl.split_once('=') {
-                        Some((n, d)) => (n.to_string(), Some(d.to_string())),
-                        None => (decl, None),
-                    };
-                    let value = match (build_args.get(&name), default) {
-                        (Some(v), _) => Some(Some(v.clone())),
-                        (None, Some(d)) => match words::expand(&d, &vars, escape) {
-                            Ok(v) => Some(Some(v)),
-                            Err(ExpandError::Unknown(_)) => Some(None),
-                            Err(e) => {
-                                return Err(RewriteError::At {
-                                    line: line_of(at),
-                                    message: format!("ARG {name}: {e}"),
-                                })
-                            }
-                        },
-                        // Unset, or still the platform argument's own value.
-                        (None, None) => None,
-                    };
-                    if let Some(v) = value {
-                        vars.values.insert(name, v);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+    let vars = global_vars(&df, text, build_args, platform_args, escape)?;
 
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     let mut used = BTreeSet::new();
@@ -227,6 +193,139 @@ pub fn rewrite(
     }
     out.push_str(&text[at..]);
     Ok(Rewritten { text: out, used })
+}
+
+/// What `FROM` lines see: the platform arguments, and the global `ARG`s with the build's
+/// values for those they declare (else their defaults, evaluated in order).
+fn global_vars(
+    df: &parse_dockerfile::Dockerfile<'_>,
+    text: &str,
+    build_args: &std::collections::HashMap<String, String>,
+    platform_args: &Vars,
+    escape: char,
+) -> Result<Vars, RewriteError> {
+    let line_of = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+    let mut vars = platform_args.clone();
+    for ins in &df.instructions {
+        match ins {
+            Instruction::From(_) => break,
+            Instruction::Arg(arg) => {
+                let at = arg.arguments.span.start;
+                for decl in arg_declarations(&arg.arguments.value, escape) {
+                    let (name, default) = match decl.split_once('=') {
+                        Some((n, d)) => (n.to_string(), Some(d.to_string())),
+                        None => (decl, None),
+                    };
+                    let value = match (build_args.get(&name), default) {
+                        (Some(v), _) => Some(Some(v.clone())),
+                        (None, Some(d)) => match words::expand(&d, &vars, escape) {
+                            Ok(v) => Some(Some(v)),
+                            Err(ExpandError::Unknown(_)) => Some(None),
+                            Err(e) => {
+                                return Err(RewriteError::At {
+                                    line: line_of(at),
+                                    message: format!("ARG {name}: {e}"),
+                                })
+                            }
+                        },
+                        // Unset, or still the platform argument's own value.
+                        (None, None) => None,
+                    };
+                    if let Some(v) = value {
+                        vars.values.insert(name, v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(vars)
+}
+
+/// The images a Dockerfile uses, as BuildKit reads the words that name them: each `FROM`
+/// base that is not an earlier stage (evaluated with the global `ARG`s), each `COPY --from`
+/// and `RUN --mount=…,from=` that is not a stage (nor, for `COPY`, a stage index). `scratch`
+/// is none; a `FROM` word only the daemon can evaluate (`$BUILDPLATFORM`…) is left out.
+pub fn image_uses(
+    text: &str,
+    build_args: &std::collections::HashMap<String, String>,
+    platform_args: &Vars,
+) -> Result<Vec<String>, RewriteError> {
+    let df = parse_dockerfile::parse(text).map_err(|e| RewriteError::Parse(e.to_string()))?;
+    let escape = df
+        .parser_directives
+        .escape
+        .as_ref()
+        .map_or('\\', |d| d.value.value);
+    let vars = global_vars(&df, text, build_args, platform_args, escape)?;
+    let line_of = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+    let stage_names: Vec<String> = df
+        .instructions
+        .iter()
+        .filter_map(|i| match i {
+            Instruction::From(f) => f.as_.as_ref().map(|(_, n)| n.value.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let is_stage = |word: &str| stage_names.contains(&word.to_lowercase());
+    let mut out = Vec::new();
+    let mut earlier: Vec<String> = Vec::new();
+    for ins in &df.instructions {
+        match ins {
+            Instruction::From(from) => {
+                if let Ok(base) = words::expand(&from.image.value, &vars, escape) {
+                    if base != "scratch" && !earlier.contains(&base.to_lowercase()) {
+                        out.push(base);
+                    }
+                }
+                if let Some((_, n)) = &from.as_ {
+                    earlier.push(n.value.to_lowercase());
+                }
+            }
+            Instruction::Copy(copy) => {
+                for flag in copy.options.iter().filter(|f| f.name.value == "from") {
+                    let Some(value) = &flag.value else { continue };
+                    let (_, raw) =
+                        flag_extent(text, value).map_err(|message| RewriteError::At {
+                            line: line_of(value.span.start),
+                            message,
+                        })?;
+                    let word = words::flag_word(&raw);
+                    if word.parse::<i64>().is_err() && !is_stage(&word) && word != "scratch" {
+                        out.push(word);
+                    }
+                }
+            }
+            Instruction::Run(run) => {
+                for flag in run.options.iter().filter(|f| f.name.value == "mount") {
+                    let Some(value) = &flag.value else { continue };
+                    let (_, raw) =
+                        flag_extent(text, value).map_err(|message| RewriteError::At {
+                            line: line_of(value.span.start),
+                            message,
+                        })?;
+                    let fields = words::csv_fields(&words::flag_word(&raw)).map_err(|e| {
+                        RewriteError::At {
+                            line: line_of(value.span.start),
+                            message: format!("--mount: {e}"),
+                        }
+                    })?;
+                    for (_, field) in fields {
+                        if let Some((k, from)) = field.split_once('=') {
+                            if k.eq_ignore_ascii_case("from")
+                                && !is_stage(from)
+                                && from != "scratch"
+                            {
+                                out.push(from.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// A flag value's full extent and text. The parser ends a flag value at the first blank, but
