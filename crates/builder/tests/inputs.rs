@@ -22,12 +22,14 @@ fn digests(dir: &Path) -> HashMap<String, Result<String, String>> {
     })
     .expect("the project loads");
     let services: Vec<_> = project.services.values().collect();
-    let prepared = wharf_builder::service::prepare(
+    let mut prepared = wharf_builder::service::prepare(
         &project,
         &services,
         &wharf_builder::service::Options::default(),
     )
     .expect("the services are accepted");
+    // What `wharf build` asks the daemon: the platform a service without one is built for.
+    prepared.use_daemon_platform(Ok("linux/amd64".into()));
     let compose: HashMap<String, &wharf_compose::Build> = project
         .services
         .values()
