@@ -1,7 +1,10 @@
 //! `wharf verify`: the pre-deploy gate. Every expected reference (each required service, each
 //! tag) must exist in its registry, checked through the registry's HTTP API — no daemon needed.
+//! With ECS services (`--ecs-service`, `x-wharf.ecs_services`), also the post-deploy gate (see
+//! [`super::verify_ecs`]).
 
 use crate::cli::{ProjectArgs, VerifyArgs};
+use crate::deploy;
 use crate::error::{Failure, Result};
 use crate::progress::Reporter;
 use crate::release;
@@ -14,6 +17,16 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter
     let services = release::select(&project, &args.services)?;
     let (mut targets, _) = release::targets(&project, &services, &args.target)?;
     targets.retain(|t| t.required || !args.services.is_empty());
+    let ecs_services = if args.registry_only {
+        Vec::new()
+    } else {
+        deploy::ecs_services(&project, &args.ecs_services)?
+    };
+    if args.wait.is_some() && ecs_services.is_empty() {
+        return Err(Failure::config(anyhow!(
+            "--wait waits for ECS rollouts: name the services with --ecs-service CLUSTER/SERVICE (or x-wharf.ecs_services)"
+        )));
+    }
     reporter.begin(
         &project.name,
         targets
@@ -89,6 +102,19 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, reporter: Arc<Reporter
         reporter.released(&project.name, &images)?;
         if let Some(path) = &args.manifest {
             release::write_manifest(path, &project, &images)?;
+        }
+        if !ecs_services.is_empty() {
+            super::verify_ecs::verify(
+                &project,
+                &ecs_services,
+                args.wait,
+                &targets,
+                &logins,
+                sdk,
+                &api,
+                &reporter,
+            )
+            .await?;
         }
         Ok(())
     })
