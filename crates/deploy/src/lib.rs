@@ -3,7 +3,7 @@
 //! - [`reference`] splits image references and pins a release's image (`repo:tag@sha256:…`).
 //! - [`containers`] decides which compose service a task definition's container runs.
 //! - [`task_definition`] renders a task definition file with the release's images, changing
-//!   nothing else in it (key order and indentation kept, so its diff is the image lines).
+//!   no other byte of it (so its diff is the image lines).
 //! - [`ecs`] reads an ECS service, its primary deployment, task definition and running tasks
 //!   through the ECS API, and waits for a rollout ([`rollout`] judges ECS's answer).
 //! - [`check`] judges whether what ECS runs is the release: the post-deploy gate.

@@ -1,32 +1,27 @@
 //! A task definition file rendered with a release's images: each container of a released
-//! service gets its pinned image; every other byte of meaning — other fields, key order,
-//! indentation — stays, so the rendered file's diff is the image lines.
+//! service gets its pinned image, and every other byte stays as it was — other fields, key
+//! order, indentation, escapes — so the rendered file's diff is the image lines. The edit goes
+//! through a concrete syntax tree (jsonc-parser's), which keeps the text around what changes.
 //!
-//! Both shapes the AWS CLI uses are read and written back in their shape: the answer of
-//! `aws ecs describe-task-definition` (the definition under `taskDefinition`) and the input
-//! of `aws ecs register-task-definition --cli-input-json` (the definition itself).
+//! Both shapes the AWS CLI uses are read: the answer of `aws ecs describe-task-definition`
+//! (the definition under `taskDefinition`) and the input of `aws ecs register-task-definition
+//! --cli-input-json` (the definition itself).
 
 use crate::containers::Matcher;
 use crate::{DeployError, Pin};
+use jsonc_parser::cst::{CstInputValue, CstObject, CstRootNode};
+use jsonc_parser::ParseOptions;
 use serde::Serialize;
 use serde_json::{Map, Value};
-
-/// How the file was laid out, so that it is written back the same way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Layout {
-    /// One line (`--output json` piped through `jq -c`, a hand-written one-liner).
-    Compact,
-    /// Pretty-printed with this indentation (the AWS CLI: 4 spaces; jq: 2).
-    Indented(String),
-}
 
 /// A task definition file as read.
 #[derive(Debug, Clone)]
 pub struct TaskDefinitionFile {
-    doc: Value,
+    text: String,
     wrapped: bool,
-    layout: Layout,
-    trailing_newline: bool,
+    family: Option<String>,
+    /// Each container's name and the image it names (as text), in file order.
+    containers: Vec<(String, Option<String>)>,
 }
 
 /// What rendering changed and what it left alone.
@@ -57,18 +52,12 @@ pub struct Unmatched {
     pub service: Option<String>,
 }
 
-fn layout_of(text: &str) -> Layout {
-    let body = text.trim();
-    if !body.contains('\n') {
-        return Layout::Compact;
+/// The definition's object: under `taskDefinition` in a describe answer.
+fn definition(top: &Map<String, Value>, wrapped: bool) -> &Map<String, Value> {
+    match (wrapped, top.get("taskDefinition")) {
+        (true, Some(Value::Object(d))) => d,
+        _ => top,
     }
-    let indent = body
-        .lines()
-        .skip(1)
-        .map(|l| &l[..l.len() - l.trim_start().len()])
-        .find(|i| !i.is_empty())
-        .unwrap_or("  ");
-    Layout::Indented(indent.to_string())
 }
 
 impl TaskDefinitionFile {
@@ -79,18 +68,14 @@ impl TaskDefinitionFile {
             source_name: source_name.to_string(),
             message,
         };
+        // serde_json for the checks (strict JSON, errors naming line and column); the syntax
+        // tree only for the edit.
         let doc: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
         let Value::Object(top) = &doc else {
             return Err(bad("not a JSON object".into()));
         };
         let wrapped = matches!(top.get("taskDefinition"), Some(Value::Object(_)));
-        let file = TaskDefinitionFile {
-            layout: layout_of(text),
-            trailing_newline: text.ends_with('\n'),
-            wrapped,
-            doc,
-        };
-        let definition = file.definition();
+        let definition = definition(top, wrapped);
         let containers = match definition.get("containerDefinitions") {
             Some(Value::Array(c)) if !c.is_empty() => c,
             Some(Value::Array(_)) => return Err(bad("its containerDefinitions is empty".into())),
@@ -102,9 +87,14 @@ impl TaskDefinitionFile {
                 ))
             }
         };
+        let mut names = Vec::new();
         for (i, c) in containers.iter().enumerate() {
             match c.get("name") {
-                Some(Value::String(_)) => {}
+                Some(Value::String(n)) => names.push((
+                    n.clone(),
+                    c.get("image")
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string)),
+                )),
                 _ => {
                     return Err(bad(format!(
                         "containerDefinitions[{i}] has no name (a string)"
@@ -112,72 +102,71 @@ impl TaskDefinitionFile {
                 }
             }
         }
-        Ok(file)
-    }
-
-    fn definition(&self) -> &Map<String, Value> {
-        let top = self.doc.as_object().expect("checked when parsed");
-        match (self.wrapped, top.get("taskDefinition")) {
-            (true, Some(Value::Object(d))) => d,
-            _ => top,
-        }
-    }
-
-    fn containers_mut(&mut self) -> impl Iterator<Item = &mut Map<String, Value>> {
-        let top = self.doc.as_object_mut().expect("checked when parsed");
-        let definition = if self.wrapped {
-            top.get_mut("taskDefinition")
-                .and_then(Value::as_object_mut)
-                .expect("checked when parsed")
-        } else {
-            top
-        };
-        definition
-            .get_mut("containerDefinitions")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object_mut)
+        CstRootNode::parse(text, &ParseOptions::default()).map_err(|e| bad(e.to_string()))?;
+        Ok(TaskDefinitionFile {
+            text: text.to_string(),
+            wrapped,
+            family: definition
+                .get("family")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            containers: names,
+        })
     }
 
     /// The task definition's family, when it names one.
     pub fn family(&self) -> Option<&str> {
-        self.definition().get("family").and_then(Value::as_str)
+        self.family.as_deref()
+    }
+
+    /// The container objects of the syntax tree, in file order.
+    fn container_objects(&self, root: &CstRootNode) -> Vec<CstObject> {
+        let top = root.object_value();
+        let definition = if self.wrapped {
+            top.and_then(|t| t.object_value("taskDefinition"))
+        } else {
+            top
+        };
+        definition
+            .and_then(|d| d.array_value("containerDefinitions"))
+            .map(|a| a.elements().iter().filter_map(|e| e.as_object()).collect())
+            .unwrap_or_default()
     }
 
     /// Sets each container of a released service to its pinned image. `matcher` knows every
     /// compose service; `pins` are the released ones.
     pub fn render(&mut self, matcher: &Matcher, pins: &[Pin]) -> Rendered {
+        let root =
+            CstRootNode::parse(&self.text, &ParseOptions::default()).expect("parsed when read");
+        let objects = self.container_objects(&root);
         let mut out = Rendered::default();
-        for container in self.containers_mut() {
-            let name = container
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let service = matcher.service_of(&name).map(str::to_string);
-            match service
+        for ((name, before), object) in self.containers.iter().zip(objects) {
+            let service = matcher.service_of(name).map(str::to_string);
+            let Some(pin) = service
                 .as_deref()
                 .and_then(|s| pins.iter().find(|p| p.service == s))
-            {
-                Some(pin) => {
-                    let image = pin.reference();
-                    let before = container
-                        .insert("image".into(), Value::String(image.clone()))
-                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
-                    out.pinned.push(PinnedContainer {
-                        container: name,
-                        service: pin.service.clone(),
-                        before,
-                        image,
-                    });
-                }
-                None => out.unmatched.push(Unmatched {
-                    container: name,
+            else {
+                out.unmatched.push(Unmatched {
+                    container: name.clone(),
                     service,
-                }),
+                });
+                continue;
+            };
+            let image = pin.reference();
+            match object.get("image") {
+                Some(prop) => prop.set_value(CstInputValue::String(image.clone())),
+                None => {
+                    object.append("image", CstInputValue::String(image.clone()));
+                }
             }
+            out.pinned.push(PinnedContainer {
+                container: name.clone(),
+                service: pin.service.clone(),
+                before: before.clone(),
+                image,
+            });
         }
+        self.text = root.to_string();
         out.unused = pins
             .iter()
             .filter(|p| !out.pinned.iter().any(|c| c.service == p.service))
@@ -186,24 +175,9 @@ impl TaskDefinitionFile {
         out
     }
 
-    /// The file's text, laid out as it was read.
+    /// The file's text, as read but for the images rendered into it.
     pub fn to_text(&self) -> String {
-        let mut text = match &self.layout {
-            Layout::Compact => serde_json::to_string(&self.doc),
-            Layout::Indented(indent) => {
-                let mut buf = Vec::new();
-                let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
-                let mut ser = serde_json::Serializer::with_formatter(&mut buf, formatter);
-                self.doc
-                    .serialize(&mut ser)
-                    .map(|_| String::from_utf8(buf).expect("serde_json writes UTF-8"))
-            }
-        }
-        .expect("a JSON value always serializes");
-        if self.trailing_newline {
-            text.push('\n');
-        }
-        text
+        self.text.clone()
     }
 }
 
@@ -234,9 +208,14 @@ mod tests {
         ])
         .unwrap();
         let r = file.render(&matcher, &[pin("api"), pin("worker"), pin("admin")]);
+        let text = file.to_text();
+        let untouched = r#"{"family":"shop","containerDefinitions":[{"name":"api","image":"r.example.com/shop/api:abc@sha256:1111","essential":true},{"name":"envoy","image":"envoyproxy/envoy:v1"},{"#;
+        assert!(text.starts_with(untouched), "{text}");
+        // A container without an image gets one (laid out by the syntax tree's rules).
+        let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
-            file.to_text(),
-            r#"{"family":"shop","containerDefinitions":[{"name":"api","image":"r.example.com/shop/api:abc@sha256:1111","essential":true},{"name":"envoy","image":"envoyproxy/envoy:v1"},{"name":"jobs","cpu":0,"image":"r.example.com/shop/worker:abc@sha256:1111"}]}"#
+            doc["containerDefinitions"][2],
+            serde_json::json!({"name": "jobs", "cpu": 0, "image": "r.example.com/shop/worker:abc@sha256:1111"})
         );
         assert_eq!(r.pinned.len(), 2);
         assert_eq!(r.pinned[0].before.as_deref(), Some("old"));
@@ -253,19 +232,29 @@ mod tests {
     }
 
     #[test]
-    fn layout_is_kept() {
-        let four = "{\n    \"taskDefinition\": {\n        \"containerDefinitions\": [\n            {\n                \"name\": \"api\",\n                \"image\": \"old\",\n                \"portMappings\": []\n            }\n        ],\n        \"z\": {},\n        \"a\": 1.5\n    }\n}\n";
+    fn every_byte_but_the_images_is_kept() {
+        let four = "{\n    \"taskDefinition\": {\n        \"containerDefinitions\": [\n            {\n                \"name\": \"api\",\n                \"image\": \"old\",\n                \"portMappings\": []\n            }\n        ],\n        \"z\": {},\n        \"a\": 1.50\n    }\n}\n";
+        let matcher = Matcher::new([("api", &[][..]), ("web", &[][..])]).unwrap();
         let mut file = TaskDefinitionFile::parse(four, "t.json").unwrap();
-        assert_eq!(file.to_text(), four, "read and written back unchanged");
-        let matcher = Matcher::new([("api", &[][..])]).unwrap();
         file.render(&matcher, &[pin("api")]);
         assert_eq!(
             file.to_text(),
             four.replace("\"old\"", "\"r.example.com/shop/api:abc@sha256:1111\"")
         );
-        let two = "{\n  \"containerDefinitions\": [\n    {\n      \"name\": \"api\"\n    }\n  ]\n}";
-        let file = TaskDefinitionFile::parse(two, "t.json").unwrap();
-        assert_eq!(file.to_text(), two, "no newline added");
+        // A hand-written layout: one line per container, escapes, no final newline.
+        let mixed = "{\"family\": \"shop\",\n  \"containerDefinitions\": [\n    {\"name\": \"api\", \"image\": \"old\", \"environment\": [{\"name\": \"G\", \"value\": \"h\\u00e9llo\"}]},\n    {\"name\":\"web\",\"image\":\"old\"}\n  ]}";
+        let mut file = TaskDefinitionFile::parse(mixed, "t.json").unwrap();
+        file.render(&matcher, &[pin("api"), pin("web")]);
+        assert_eq!(
+            file.to_text(),
+            mixed
+                .replace("\"old\"", "\"r.example.com/shop/api:abc@sha256:1111\"")
+                .replacen(
+                    "\"r.example.com/shop/api:abc@sha256:1111\"}",
+                    "\"r.example.com/shop/web:abc@sha256:1111\"}",
+                    1
+                )
+        );
     }
 
     #[test]
