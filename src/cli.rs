@@ -112,7 +112,9 @@ pub enum Command {
             wharf config                                        the project as YAML\n  \
             wharf config --format json                          … as JSON\n  \
             wharf -f compose.yaml -f compose.prod.yaml config --images\n  \
-            wharf --profile tools config --services            the services of a profile")]
+            wharf --profile tools config --services            the services of a profile\n  \
+            wharf config --lock-image-digests --registry ecr > release.yml   this commit's images, by digest\n    \
+            (then: docker compose -f compose.yaml -f release.yml up -d)")]
     Config(ConfigArgs),
     /// Show what build and push would do, with no daemon and no AWS call.
     #[command(after_help = "Examples:\n  \
@@ -137,13 +139,25 @@ pub enum Command {
             wharf push --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com api\n  \
             wharf push --registry 127.0.0.1:5000 --tag dev     any registry, one moving tag")]
     Push(PushArgs),
-    /// Check that every expected image reference exists in its registry (the pre-deploy gate).
+    /// Check that every expected image reference exists in its registry (the pre-deploy gate);
+    /// with ECS services, that they run this release (the post-deploy gate).
     #[command(after_help = "Examples:\n  \
             wharf verify --registry ecr                         this commit's images are all there\n  \
             GITHUB_SHA=$SHA wharf verify --tag 'prod-{git_sha}' --tag prod-latest\n  \
-            wharf verify --registry ecr --manifest -            … and print their digests\n\n\
-            Exit status: 0 all present, 1 some missing (each named), 2 usage or configuration error.")]
+            wharf verify --registry ecr --manifest -            … and print their digests\n  \
+            wharf verify --registry ecr --ecs-service prod/web --wait 15m   after the deploy\n\n\
+            Exit status: 0 all present (and running), 1 some missing or not running (each named), \
+            2 usage or configuration error (an unknown ECS cluster or service too).")]
     Verify(VerifyArgs),
+    /// Render a deploy file with this release's images pinned by digest.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+            wharf render ecs-task-definition web.json --registry ecr --output web.rendered.json\n  \
+            aws ecs describe-task-definition --task-definition web --query taskDefinition \\\n    \
+            | wharf render ecs-task-definition - --registry ecr > task-definition.json"
+    )]
+    Render(RenderCommand),
     /// Print a shell completion script to stdout.
     #[command(after_help = "Examples:\n  \
             wharf completions bash > /etc/bash_completion.d/wharf\n  \
@@ -272,9 +286,65 @@ pub struct VerifyArgs {
     /// Write the manifest of the verified images (JSON) to FILE, or `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+    /// Also check that this ECS service's primary deployment runs this release's images, in
+    /// its task definition and its running tasks (repeatable; default: x-wharf.ecs_services).
+    #[arg(long = "ecs-service", value_name = "CLUSTER/SERVICE")]
+    pub ecs_services: Vec<String>,
+    /// Wait up to DURATION (`90s`, `15m`) for each ECS service's rollout to complete before
+    /// checking it; a failed rollout fails with ECS's reason.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Check the registry only, not the ECS services of x-wharf.ecs_services (the pre-deploy
+    /// gate of a project that lists them).
+    #[arg(long, conflicts_with_all = ["ecs_services", "wait"])]
+    pub registry_only: bool,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `--wait`: a duration as `90s`, `15m`, `1h30m`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 30s, 15m or 1h)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// An ECS task definition with each container's image pinned to this release's digest.
+    #[command(
+        after_help = "A container runs the compose service of its name, or the one whose \
+            x-wharf.ecs_container names it. Every other field, key order and indentation stay as \
+            they were, so the rendered file's diff is the image lines.\n\n\
+            Examples:\n  \
+            aws ecs describe-task-definition --task-definition web > web.json\n  \
+            wharf render ecs-task-definition web.json --registry ecr --output web.rendered.json\n  \
+            aws ecs describe-task-definition --task-definition web --query taskDefinition \\\n    \
+            | wharf render ecs-task-definition - --registry ecr > task-definition.json\n\n\
+            Exit status: 0 rendered, 1 a service has no release of the commit (each named), \
+            2 usage or configuration error (a file that is not a task definition)."
+    )]
+    EcsTaskDefinition(RenderTaskDefinitionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderTaskDefinitionArgs {
+    /// The task definition: `aws ecs describe-task-definition` output, or the input of
+    /// `aws ecs register-task-definition --cli-input-json`; `-` for standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write the rendered task definition to FILE instead of standard output (in GitHub
+    /// Actions, the step output `task-definition` names it).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The commit whose release to pin (full SHA; default: the current commit).
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -300,7 +370,17 @@ pub struct ConfigArgs {
     /// Only validate the configuration, don't print anything.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print an override file pinning each released service's image to the digest of this
+    /// commit's release (`repo:tag@sha256:…`), as `docker compose config --lock-image-digests`.
+    #[arg(long, conflicts_with_all = ["images", "services", "quiet"])]
+    pub lock_image_digests: bool,
+    /// With --lock-image-digests: the commit whose release to pin (full SHA; default: the
+    /// current commit).
+    #[arg(long, value_name = "SHA", requires = "lock_image_digests")]
+    pub commit: Option<String>,
     /// Services to print (default: all).
     #[arg(value_name = "SERVICE")]
     pub service: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }

@@ -2,12 +2,14 @@
 //!
 //! The binary is thin: `cli` parses the command line, each `commands::*` module runs one
 //! command on top of the wharf-compose, wharf-builder and wharf-pusher libraries, `progress`
-//! shows what happens (a live display, plain lines or JSON lines on stderr), `github` adds
+//! shows what happens (a live display, plain lines or JSON lines on stderr), `deploy` pins a
+//! release for the deploy hand-offs (lock, render, the ECS check), `github` adds
 //! GitHub Actions' groups, annotations, job summary and step outputs, and `error` renders
 //! failures with their context and exit code.
 
 mod cli;
 mod commands;
+mod deploy;
 mod error;
 mod github;
 mod progress;

@@ -3,9 +3,12 @@
 pub mod build;
 pub mod completions;
 pub mod config;
+pub mod lock;
 pub mod plan;
 pub mod push;
+pub mod render;
 pub mod verify;
+pub mod verify_ecs;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -24,11 +27,15 @@ pub struct Run {
 
 pub fn run(cli: Cli, run: Run) -> Result<()> {
     match &cli.command {
+        Command::Config(args) if args.lock_image_digests => {
+            lock::run(&cli.project, args, &run.reporter)
+        }
         Command::Config(args) => config::run(&cli.project, args),
         Command::Plan(args) => plan::run(&cli.project, args),
         Command::Build(args) => build::run(&cli.project, args, &run),
         Command::Push(args) => push::run(&cli.project, args, &run),
         Command::Verify(args) => verify::run(&cli.project, args, &run),
+        Command::Render(command) => render::run(&cli.project, command, &run.reporter),
         Command::Completions(args) => completions::run(args),
     }
 }

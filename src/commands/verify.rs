@@ -1,8 +1,11 @@
 //! `wharf verify`: the pre-deploy gate. Every expected reference (each required service, each
 //! tag) must exist in its registry, checked through the registry's HTTP API — no daemon needed.
+//! With ECS services (`--ecs-service`, `x-wharf.ecs_services`), also the post-deploy gate (see
+//! [`super::verify_ecs`]).
 
 use super::Run;
 use crate::cli::{ProjectArgs, VerifyArgs};
+use crate::deploy;
 use crate::error::{Failure, Result};
 use crate::release;
 use anyhow::anyhow;
@@ -17,6 +20,16 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<(
     let services = release::select(&project, &args.services)?;
     let (mut targets, _) = release::targets(&project, &services, &args.target)?;
     targets.retain(|t| t.required || !args.services.is_empty());
+    let ecs_services = if args.registry_only {
+        Vec::new()
+    } else {
+        deploy::ecs_services(&project, &args.ecs_services)?
+    };
+    if args.wait.is_some() && ecs_services.is_empty() {
+        return Err(Failure::config(anyhow!(
+            "--wait waits for ECS rollouts: name the services with --ecs-service CLUSTER/SERVICE (or x-wharf.ecs_services)"
+        )));
+    }
     reporter.begin(
         &project.name,
         targets
@@ -30,9 +43,11 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<(
         let timeouts = run
             .timeout
             .map_or_else(Timeouts::default, Timeouts::from_request);
-        let logins = login_all(&mut targets, &mut Aws::new(timeouts))
+        let mut aws = Aws::new(timeouts);
+        let logins = login_all(&mut targets, &mut aws)
             .await
             .map_err(Failure::config)?;
+        let sdk = aws.loaded();
         let api = RegistryApi::new(timeouts);
         let mut missing = Vec::new();
         let mut errors = Vec::new();
@@ -90,6 +105,19 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<(
         reporter.released(&project.name, &images)?;
         if let Some(path) = &args.manifest {
             release::write_manifest(path, &project, &images)?;
+        }
+        if !ecs_services.is_empty() {
+            super::verify_ecs::verify(
+                &project,
+                &ecs_services,
+                args.wait,
+                &targets,
+                &logins,
+                sdk,
+                &api,
+                reporter,
+            )
+            .await?;
         }
         Ok(())
     })

@@ -34,6 +34,16 @@ use std::time::{Duration, Instant};
 use wharf_pusher::events::{Event, EventSink, Phase, ServiceEvent};
 use wharf_pusher::release::{Interrupt, Manifest, ManifestImage};
 
+/// Project-level lines that are neither a phase nor the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Note {
+    /// `verify --wait`: an ECS service's rollout changed state.
+    Rollout,
+    /// `verify --ecs-service`: a container no released service runs.
+    EcsUnchecked,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Tty,
@@ -529,7 +539,9 @@ impl Reporter {
             E::Unchanged { .. }
             | E::Retrying { .. }
             | E::CreatingRepository { .. }
-            | E::NotRestored { .. } => in_line = false,
+            | E::NotRestored { .. }
+            | E::EcsMatch { .. }
+            | E::EcsMismatch { .. } => in_line = false,
             E::Output { .. } | E::Upload { .. } | E::Warning { .. } => {}
         }
         match self.mode {
@@ -672,6 +684,17 @@ impl Reporter {
             Mode::Tty => {}
         }
         terminal::overall(&inner);
+    }
+
+    /// A project-level line of its own kind (the `event` of its JSON line).
+    pub fn note(&self, note: Note, text: &str) {
+        match self.mode {
+            Mode::Json => {
+                let line = serde_json::json!({"event": note, "message": text});
+                self.sink.line(&line.to_string());
+            }
+            Mode::Plain | Mode::Tty => self.sink.line(text),
+        }
     }
 
     /// How the command went, in a line (`built 3 service(s)`).

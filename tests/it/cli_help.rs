@@ -18,7 +18,15 @@ fn help(args: &[&str]) -> String {
 #[test]
 fn help_of_wharf_and_every_command() {
     insta::assert_snapshot!("wharf", help(&["--help"]));
-    for command in ["config", "plan", "build", "push", "verify", "completions"] {
+    for command in [
+        "config",
+        "plan",
+        "build",
+        "push",
+        "verify",
+        "render",
+        "completions",
+    ] {
         let text = help(&[command, "--help"]);
         assert!(
             text.contains("Examples:\n  wharf "),
@@ -26,6 +34,10 @@ fn help_of_wharf_and_every_command() {
         );
         insta::assert_snapshot!(command, text);
     }
+    insta::assert_snapshot!(
+        "render-ecs-task-definition",
+        help(&["render", "ecs-task-definition", "--help"])
+    );
 }
 
 #[test]

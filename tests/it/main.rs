@@ -15,6 +15,7 @@ mod cli_streams;
 mod compose_conformance;
 mod compose_errors;
 mod context_conformance;
+mod deploy;
 mod faults;
 mod progress_interrupt;
 mod progress_tty;

@@ -42,6 +42,7 @@ mod yaml_out;
 pub use error::{Error, ErrorDetails, ErrorKind};
 pub use model::*;
 pub use project::normalize_project_name;
+pub use yaml_out::to_yaml;
 
 use indexmap::IndexMap;
 use std::path::PathBuf;

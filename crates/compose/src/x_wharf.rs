@@ -28,6 +28,8 @@ pub struct ProjectSettings {
     pub immutable_tags: Option<bool>,
     pub encryption: Option<Encryption>,
     pub kms_key: Option<String>,
+    /// `CLUSTER/SERVICE` names of the ECS services `verify` checks after a deploy.
+    pub ecs_services: Option<Vec<String>>,
 }
 
 /// A service's `x-wharf:` block.
@@ -44,6 +46,25 @@ pub struct ServiceSettings {
     /// Whether `verify` requires it.
     #[serde(default, deserialize_with = "go_bool")]
     pub required: Option<bool>,
+    /// The ECS containers that run this service's image, when not named after it.
+    pub ecs_container: Option<OneOrMany>,
+}
+
+/// A name, or a list of names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -74,8 +95,9 @@ const PROJECT_KEYS: &[&str] = &[
     "immutable_tags",
     "encryption",
     "kms_key",
+    "ecs_services",
 ];
-const SERVICE_KEYS: &[&str] = &["repository", "tags", "skip", "required"];
+const SERVICE_KEYS: &[&str] = &["repository", "tags", "skip", "required", "ecs_container"];
 
 /// A booleans as compose reads its own after interpolation: YAML booleans, and the strings
 /// Go's `strconv.ParseBool` takes (`${CREATE:-false}` interpolates to a string).

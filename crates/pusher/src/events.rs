@@ -76,6 +76,24 @@ pub enum ServiceEvent {
     },
     /// `verify`: a reference the registry does not serve.
     Missing { service: String, reference: String },
+    /// `verify --ecs-service`: a container of an ECS service runs this release's image.
+    EcsMatch {
+        service: String,
+        ecs_service: String,
+        container: String,
+        expected: String,
+        image: String,
+        detail: String,
+    },
+    /// `verify --ecs-service`: a container of an ECS service does not run this release's image.
+    EcsMismatch {
+        service: String,
+        ecs_service: String,
+        container: String,
+        expected: String,
+        image: String,
+        detail: String,
+    },
     /// Something the user should know that does not fail the run.
     Warning { service: String, message: String },
 }
@@ -101,6 +119,8 @@ impl ServiceEvent {
             | E::NotRestored { service, .. }
             | E::Present { service, .. }
             | E::Missing { service, .. }
+            | E::EcsMatch { service, .. }
+            | E::EcsMismatch { service, .. }
             | E::Warning { service, .. } => service,
         }
     }
@@ -149,6 +169,7 @@ impl ServiceEvent {
                 reference, digest, ..
             } => format!("present {reference} {digest}"),
             E::Missing { reference, .. } => format!("missing {reference}"),
+            E::EcsMatch { detail, .. } | E::EcsMismatch { detail, .. } => detail.clone(),
             E::Warning { message, .. } => message.clone(),
         }
     }

@@ -27,6 +27,11 @@ impl Aws {
         }
     }
 
+    /// The settings, if a registry needed them (so that other AWS calls reuse them).
+    pub fn loaded(self) -> Option<SdkConfig> {
+        self.sdk
+    }
+
     pub async fn config(&mut self) -> &SdkConfig {
         if self.sdk.is_none() {
             self.sdk = Some(login::aws_config(&self.timeouts).await);
