@@ -474,12 +474,10 @@ fn create_settings(project: &Project) -> Result<CreateSettings> {
         .map(str::to_string);
     if let Some(p) = x.get("lifecycle_policy").and_then(|v| v.as_str()) {
         let path = project.working_dir.join(p);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::config(anyhow!(
-                "x-wharf.lifecycle_policy: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
+        use wharf_compose::files::{self, Accept};
+        let text = files::read(&path, Accept::RegularFile, files::MAX_TEXT_FILE)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|e| Failure::config(anyhow!("x-wharf.lifecycle_policy: cannot read {e}")))?;
         serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
             Failure::config(anyhow!(
                 "x-wharf.lifecycle_policy: {} is not JSON: {e}",

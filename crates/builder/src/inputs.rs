@@ -327,7 +327,7 @@ fn hash_content(
             total = bytes.len() as u64;
         }
         S::Disk(path) => {
-            let mut file = std::fs::File::open(path).map_err(|e| ContextError::io(path, e))?;
+            let mut file = wharf_compose::files::open_regular(path)?;
             loop {
                 let n = match file.read(buf) {
                     Ok(0) => break,

@@ -23,6 +23,7 @@
 mod canonical;
 mod dotenv;
 mod error;
+pub mod files;
 mod gopath;
 pub mod interpolate;
 mod loader;
