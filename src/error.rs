@@ -28,11 +28,6 @@ impl Failure {
             Failure::Failed(_) => 1,
         }
     }
-
-    /// Prints the error and its causes to stderr, never a debug dump.
-    pub fn report(&self) {
-        eprintln!("{self}");
-    }
 }
 
 impl fmt::Display for Failure {

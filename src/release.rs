@@ -302,6 +302,7 @@ pub async fn login_all(targets: &mut [ImageTarget], sdk: &mut Option<SdkConfig>)
             }
         }
     }
+    logins.values().for_each(crate::github::mask_login);
     Ok(logins)
 }
 

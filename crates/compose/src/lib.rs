@@ -31,6 +31,7 @@ mod merge;
 pub mod model;
 mod paths;
 mod project;
+pub mod redact;
 mod schema;
 mod tree;
 mod typed;
