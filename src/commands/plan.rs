@@ -123,7 +123,7 @@ fn plan_one(
     let build = s.build.as_ref();
     let context = build.and_then(|b| b.context.as_ref()).map(|c| match c {
         Context::Dir(d) => relative(project, d),
-        Context::Remote(u) => u.clone(),
+        Context::Remote(u) => wharf_compose::redact::userinfo(u).into_owned(),
     });
     let dockerfile = build.map(|b| match &b.dockerfile {
         Some(Dockerfile::Path(p)) => relative(project, p),

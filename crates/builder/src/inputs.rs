@@ -233,7 +233,8 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
             }
             None => {
                 return Ok(Own::Unknown(format!(
-                    "its context {url} is fetched by the daemon (pin a full commit id, `#<sha>`, to make it known)"
+                    "its context {} is fetched by the daemon (pin a full commit id, `#<sha>`, to make it known)",
+                    wharf_compose::redact::userinfo(url)
                 )))
             }
         },
