@@ -31,11 +31,6 @@ impl Failure {
             Failure::Interrupted(_) => 130,
         }
     }
-
-    /// Prints the error and its causes to stderr, never a debug dump.
-    pub fn report(&self) {
-        eprintln!("{self}");
-    }
 }
 
 impl fmt::Display for Failure {

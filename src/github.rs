@@ -140,6 +140,58 @@ fn delimiter_for(value: &str) -> String {
     }
 }
 
+/// Whether the runner would take `line` as a workflow command: `::NAME…::` at its start
+/// (blanks before it are skipped), or the older `##[NAME…]` anywhere in it.
+pub fn could_be_command(line: &str) -> bool {
+    line.trim_start().starts_with("::") || line.contains("##[")
+}
+
+/// Text from outside wharf (a build's output, a registry's or daemon's message, a value from
+/// the environment) made inert for the runner: when `always`, or when a line of it could be
+/// taken for a workflow command, it is wrapped in `::stop-commands::TOKEN` … `::TOKEN::`, with a
+/// random token the text does not contain, so the runner shows every line and runs none.
+pub fn inert(text: &str, always: bool) -> std::borrow::Cow<'_, str> {
+    if !always && !text.lines().any(could_be_command) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let token = loop {
+        let t = uuid::Uuid::new_v4().simple().to_string();
+        if !text.contains(&t) {
+            break t;
+        }
+    };
+    std::borrow::Cow::Owned(format!("::stop-commands::{token}\n{text}\n::{token}::"))
+}
+
+/// A JSON line made inert for the runner without leaving JSON: no JSON line starts with `::`,
+/// and a `#` can only be inside a string, where `\u0023` is the same character.
+pub fn inert_json(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.contains("##[") {
+        std::borrow::Cow::Owned(line.replace("##[", "#\\u0023["))
+    } else {
+        std::borrow::Cow::Borrowed(line)
+    }
+}
+
+/// `::add-mask::SECRET`: from here on the runner shows `***` wherever the secret would appear
+/// in the log (as the ECR login action does for the tokens it obtains). Written straight to
+/// stderr, as one write, when running in GitHub Actions.
+pub fn mask(secret: &str) {
+    if secret.is_empty() || var("GITHUB_ACTIONS").as_deref() != Some("true") {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "::add-mask::{}", escape_data(secret));
+}
+
+/// Masks a registry login's secrets in GitHub Actions: its password (the token), and the
+/// token in the `user:password` base64 form it is issued and sent in.
+pub fn mask_login(login: &wharf_pusher::login::Login) {
+    use secrecy::ExposeSecret;
+    mask(login.password.expose_secret());
+    mask(login.token().expose_secret());
+}
+
 /// The escaping of a workflow command's message.
 pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
@@ -206,6 +258,44 @@ mod tests {
         let second = lines.next().unwrap();
         assert!(second.starts_with("image-api<<ghadelimiter_"), "{second}");
         assert!(text.contains("\nmore<<"), "appended, not replaced: {text}");
+    }
+
+    #[test]
+    fn text_that_could_run_a_command_is_wrapped_in_stop_commands() {
+        for line in [
+            "::add-mask::abc",
+            "  ::set-output name=x::y",
+            "[api] ##[add-mask]abc",
+            "step 3 ##[set-output name=x;]y",
+        ] {
+            assert!(could_be_command(line), "{line}");
+            let text = format!("before\n{line}\nafter");
+            let wrapped = inert(&text, false);
+            let lines: Vec<&str> = wrapped.lines().collect();
+            let token = lines[0].strip_prefix("::stop-commands::").unwrap();
+            assert_eq!(token.len(), 32);
+            assert_eq!(lines[1..4], ["before", line, "after"]);
+            assert_eq!(lines[4], format!("::{token}::"));
+        }
+        for line in ["[api] building", "a::b", "error: x :: y", "# comment [x]"] {
+            assert!(!could_be_command(line), "{line}");
+            assert_eq!(inert(line, false), line);
+        }
+        assert!(inert("plain build output", true).starts_with("::stop-commands::"));
+        assert_ne!(
+            inert("x", true).lines().next(),
+            inert("x", true).lines().next(),
+            "a new token each time"
+        );
+    }
+
+    #[test]
+    fn json_lines_stay_json_and_inert() {
+        let line = serde_json::json!({"event": "output", "message": "##[add-mask]abc"}).to_string();
+        let safe = inert_json(&line);
+        assert!(!safe.contains("##["), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["message"], "##[add-mask]abc");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod commands;
 mod deploy;
 mod error;
 mod github;
+mod log_guard;
 mod progress;
 mod release;
 
@@ -61,7 +62,10 @@ fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8, reporter: &progress::Reporter) {
     use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -71,11 +75,11 @@ fn init_tracing(verbose: u8, reporter: &progress::Reporter) {
     let ansi = reporter.mode() != progress::Mode::Json
         && std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(reporter.log_writer())
         .with_ansi(ansi)
         .with_target(false)
         .without_time()
-        .init();
+        .with_filter(filter.and(log_guard::secret_guard()));
+    tracing_subscriber::registry().with(layer).init();
 }

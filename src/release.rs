@@ -239,12 +239,10 @@ fn create_settings(project: &Project) -> Result<CreateSettings> {
     s.kms_key = x.kms_key.clone();
     if let Some(p) = &x.lifecycle_policy {
         let path = project.working_dir.join(p);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::config(anyhow!(
-                "x-wharf.lifecycle_policy: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
+        use wharf_compose::files::{self, Accept};
+        let text = files::read(&path, Accept::RegularFile, files::MAX_TEXT_FILE)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|e| Failure::config(anyhow!("x-wharf.lifecycle_policy: cannot read {e}")))?;
         serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
             Failure::config(anyhow!(
                 "x-wharf.lifecycle_policy: {} is not JSON: {e}",
@@ -254,6 +252,24 @@ fn create_settings(project: &Project) -> Result<CreateSettings> {
         s.lifecycle_policy = Some(text);
     }
     Ok(s)
+}
+
+/// Logs into every registry the targets use (resolving `--registry ecr` hosts), for the
+/// commands that read registries without releasing; in GitHub Actions every token is masked.
+pub async fn login_all(
+    targets: &mut [ImageTarget],
+    aws: &mut wharf_pusher::release::Aws,
+) -> Result<wharf_pusher::release::Logins> {
+    let logins = wharf_pusher::release::login_all(targets, aws)
+        .await
+        .map_err(Failure::config)?;
+    mask_logins(&logins);
+    Ok(logins)
+}
+
+/// In GitHub Actions, masks every registry token, as the ECR login action does.
+pub fn mask_logins(logins: &wharf_pusher::release::Logins) {
+    logins.values().for_each(crate::github::mask_login);
 }
 
 /// A release that stopped, as the failure wharf exits with: 2 when nothing was built or

@@ -208,6 +208,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         )
         .await
         .map_err(release::failure)?;
+        release::mask_logins(release.logins());
         for l in release.logins().values() {
             credentials.insert(&l.host, &l.username, l.password.clone());
         }

@@ -42,12 +42,9 @@ pub fn run(project_args: &ProjectArgs, args: &ConfigArgs, reporter: &Reporter) -
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     let pins = runtime.block_on(async {
         let timeouts = wharf_pusher::timeouts::Timeouts::default();
-        let logins = wharf_pusher::release::login_all(
-            &mut targets,
-            &mut wharf_pusher::release::Aws::new(timeouts),
-        )
-        .await
-        .map_err(Failure::config)?;
+        let logins =
+            release::login_all(&mut targets, &mut wharf_pusher::release::Aws::new(timeouts))
+                .await?;
         deploy::pins(&targets, &logins, &RegistryApi::new(timeouts), &|w| {
             reporter.warn(w)
         })

@@ -125,7 +125,7 @@ fn plan_one(
     let build = s.build.as_ref();
     let context = build.and_then(|b| b.context.as_ref()).map(|c| match c {
         Context::Dir(d) => relative(project, d),
-        Context::Remote(u) => u.clone(),
+        Context::Remote(u) => wharf_compose::redact::userinfo(u).into_owned(),
     });
     let dockerfile = build.map(|b| match &b.dockerfile {
         Some(Dockerfile::Path(p)) => relative(project, p),
@@ -321,12 +321,9 @@ fn check_registry(
     runtime.block_on(async {
         let mut targets = targets.to_vec();
         let timeouts = wharf_pusher::timeouts::Timeouts::default();
-        let logins = wharf_pusher::release::login_all(
-            &mut targets,
-            &mut wharf_pusher::release::Aws::new(timeouts),
-        )
-        .await
-        .map_err(Failure::config)?;
+        let logins =
+            release::login_all(&mut targets, &mut wharf_pusher::release::Aws::new(timeouts))
+                .await?;
         let api = RegistryApi::new(timeouts);
         // All services at once, as `build --push` asks.
         let lookups = targets.iter().filter_map(|t| {

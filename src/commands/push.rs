@@ -53,6 +53,7 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
         )
         .await
         .map_err(release::failure)?;
+        release::mask_logins(release.logins());
         // Asks every repository before pushing (a registry that cannot be used stops here);
         // `wharf push` pushes what was built, so nothing is skipped.
         release

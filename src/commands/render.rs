@@ -56,12 +56,9 @@ fn ecs_task_definition(
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     let pins = runtime.block_on(async {
         let timeouts = wharf_pusher::timeouts::Timeouts::default();
-        let logins = wharf_pusher::release::login_all(
-            &mut targets,
-            &mut wharf_pusher::release::Aws::new(timeouts),
-        )
-        .await
-        .map_err(Failure::config)?;
+        let logins =
+            release::login_all(&mut targets, &mut wharf_pusher::release::Aws::new(timeouts))
+                .await?;
         deploy::pins(&targets, &logins, &RegistryApi::new(timeouts), &|w| {
             reporter.warn(w)
         })

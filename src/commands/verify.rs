@@ -11,7 +11,7 @@ use crate::release;
 use anyhow::anyhow;
 use wharf_pusher::api::RegistryApi;
 use wharf_pusher::events::ServiceEvent;
-use wharf_pusher::release::{login_all, Aws, ManifestImage};
+use wharf_pusher::release::{Aws, ManifestImage};
 use wharf_pusher::timeouts::Timeouts;
 
 pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<()> {
@@ -44,9 +44,7 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<(
             .timeout
             .map_or_else(Timeouts::default, Timeouts::from_request);
         let mut aws = Aws::new(timeouts);
-        let logins = login_all(&mut targets, &mut aws)
-            .await
-            .map_err(Failure::config)?;
+        let logins = release::login_all(&mut targets, &mut aws).await?;
         let sdk = aws.loaded();
         let api = RegistryApi::new(timeouts);
         let mut missing = Vec::new();

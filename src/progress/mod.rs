@@ -87,6 +87,8 @@ struct Sink {
     multi: Mutex<Option<MultiProgress>>,
     /// Lines kept in memory instead of written (the unit tests read them).
     memory: Option<Mutex<Vec<String>>>,
+    /// Inside GitHub Actions, whose runner reads workflow commands from the output.
+    github: bool,
 }
 
 impl Sink {
@@ -94,7 +96,41 @@ impl Sink {
         self.multi.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Text, which may come from outside wharf: URL credentials are cut out, and in GitHub
+    /// Actions nothing in it can run as a workflow command.
     fn line(&self, text: &str) {
+        let text = wharf_compose::redact::userinfo(text);
+        let text = match (self.github, self.mode) {
+            (false, _) => text,
+            (true, Mode::Json) => crate::github::inert_json(&text).into_owned().into(),
+            (true, _) => crate::github::inert(&text, false).into_owned().into(),
+        };
+        self.write(&text);
+    }
+
+    /// A workflow command wharf means to issue (its data escaped by [`crate::github`]).
+    fn command(&self, command: &str) {
+        self.write(&wharf_compose::redact::userinfo(command));
+    }
+
+    /// A log group: its lines are always made inert (a build's output is not wharf's to run).
+    fn group(&self, title: &str, lines: &[String], tail: &[String]) {
+        let body = wharf_compose::redact::userinfo(&lines.join("\n")).into_owned();
+        let mut text = format!(
+            "{}\n{}\n{}",
+            Actions::group(title),
+            crate::github::inert(&body, true),
+            Actions::end_group()
+        );
+        if !tail.is_empty() {
+            let tail = wharf_compose::redact::userinfo(&tail.join("\n")).into_owned();
+            text.push('\n');
+            text.push_str(&crate::github::inert(&tail, false));
+        }
+        self.write(&text);
+    }
+
+    fn write(&self, text: &str) {
         if let Some(memory) = &self.memory {
             memory
                 .lock()
@@ -299,6 +335,7 @@ impl Reporter {
             terminal::restore_terminal_on_panic();
             MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15))
         });
+        let in_github = github.is_some();
         Reporter {
             mode,
             verbose,
@@ -308,6 +345,7 @@ impl Reporter {
                 mode,
                 multi: Mutex::new(multi),
                 memory: None,
+                github: in_github,
             }),
             inner: Mutex::new(Inner {
                 project: None,
@@ -549,10 +587,7 @@ impl Reporter {
             Mode::Plain => {
                 if let Some((title, lines)) = group.filter(|(_, l)| self.grouped() && !l.is_empty())
                 {
-                    let mut out = vec![Actions::group(&title)];
-                    out.extend(lines);
-                    out.push(Actions::end_group().to_string());
-                    self.sink.lines(out.iter().map(String::as_str));
+                    self.sink.group(&title, &lines, &[]);
                 }
                 self.sink.line(&format!("[{service}] {text}"));
             }
@@ -577,13 +612,16 @@ impl Reporter {
             match self.mode {
                 Mode::Plain if self.grouped() => {
                     // The whole log folds into a group; its tail stays in view.
-                    let mut out = vec![Actions::group(&format!("{service}: build log"))];
-                    out.extend(full);
-                    out.push(Actions::end_group().to_string());
-                    if !self.verbose {
-                        out.extend(log_tail.iter().map(|l| format!("[{service}] {l}")));
-                    }
-                    self.sink.lines(out.iter().map(String::as_str));
+                    let tail: Vec<String> = if self.verbose {
+                        Vec::new()
+                    } else {
+                        log_tail
+                            .iter()
+                            .map(|l| format!("[{service}] {l}"))
+                            .collect()
+                    };
+                    self.sink
+                        .group(&format!("{service}: build log"), &full, &tail);
                 }
                 _ if self.verbose => {}
                 Mode::Json => {
@@ -713,7 +751,7 @@ impl Reporter {
     pub fn warn(&self, text: &str) {
         match self.mode {
             Mode::Json => self.json("warning", &format!("warning: {text}")),
-            Mode::Plain if self.github.is_some() => self.sink.line(&Actions::warning(text)),
+            Mode::Plain if self.github.is_some() => self.sink.command(&Actions::warning(text)),
             _ => self.sink.line(&format!(
                 "{} {text}",
                 console::style("warning:").yellow().bold()
@@ -769,20 +807,17 @@ impl Reporter {
         self.settle(&mut inner, failure.is_none(), &outcome, "not started");
         if self.grouped() {
             // Output not yet shown (a push that failed mid-way) still belongs in the log.
-            let mut out = Vec::new();
             for (name, svc) in inner.services.iter_mut() {
                 for (what, log) in [
                     ("build log", &mut svc.build_log),
                     ("push", &mut svc.push_log),
                 ] {
                     if !log.is_empty() {
-                        out.push(Actions::group(&format!("{name}: {what}")));
-                        out.append(log);
-                        out.push(Actions::end_group().to_string());
+                        self.sink
+                            .group(&format!("{name}: {what}"), &std::mem::take(log), &[]);
                     }
                 }
             }
-            self.sink.lines(out.iter().map(String::as_str));
         }
         let heading = match failure {
             None => outcome,
@@ -845,7 +880,7 @@ impl Reporter {
             });
             self.sink.line(&event.to_string());
         } else {
-            failure.report();
+            self.sink.line(&text);
         }
         if let Some(actions) = &self.github {
             if self.mode != Mode::Json {
@@ -855,7 +890,7 @@ impl Reporter {
                 };
                 let message = text.trim_start_matches("error: ");
                 self.sink
-                    .line(&actions.error(title, message, location(failure).as_ref()));
+                    .command(&actions.error(title, message, location(failure).as_ref()));
             }
         }
     }
@@ -866,7 +901,7 @@ impl Reporter {
         let Some(md) = summary::markdown(inner, heading) else {
             return;
         };
-        if let Err(e) = actions.append_summary(&md) {
+        if let Err(e) = actions.append_summary(&wharf_compose::redact::userinfo(&md)) {
             self.sink.line(&format!(
                 "warning: cannot write the job summary to $GITHUB_STEP_SUMMARY: {e}"
             ));
@@ -908,7 +943,7 @@ impl Reporter {
         if let Some(actions) = &self.github {
             if self.mode != Mode::Json {
                 self.sink
-                    .line(&actions.error("wharf: interrupted", &lines.join("\n"), None));
+                    .command(&actions.error("wharf: interrupted", &lines.join("\n"), None));
             }
         }
         self.write_summary(&inner, &lines[0]);
@@ -969,6 +1004,7 @@ mod tests {
             mode,
             multi: Mutex::new(None),
             memory: Some(Mutex::new(Vec::new())),
+            github: r.github.is_some(),
         });
         r
     }
@@ -1131,7 +1167,23 @@ mod tests {
         let actions = Actions::for_files(dir.path().join("summary.md"), dir.path().join("out"));
         let r = in_memory(Mode::Plain, false, Some(actions));
         two_builds(&r);
-        let shown = lines(&r);
+        // Each group's lines sit between a stop-commands line and its resume line, with a
+        // token of their own: the build's output can issue no workflow command.
+        let mut shown = Vec::new();
+        let mut stopped: Option<String> = None;
+        for line in lines(&r) {
+            if let Some(token) = line.strip_prefix("::stop-commands::") {
+                assert!(stopped.is_none(), "{line}");
+                stopped = Some(token.to_string());
+            } else if stopped.as_ref().is_some_and(|t| line == format!("::{t}::")) {
+                stopped = None;
+            } else {
+                let from_the_build = line.ends_with(" line 1") || line.ends_with(" line 2");
+                let in_group = from_the_build && !line.starts_with('[');
+                assert_eq!(stopped.is_some(), in_group, "{line}");
+                shown.push(line);
+            }
+        }
         assert_eq!(
             shown,
             vec![

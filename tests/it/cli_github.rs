@@ -34,12 +34,18 @@ fn outputs(text: &str) -> BTreeMap<String, String> {
 }
 
 /// The log groups of `stderr`: title → lines. Fails on a group opened inside another, or one
-/// left open.
+/// left open. The `::stop-commands::TOKEN` … `::TOKEN::` lines around each group's body (the
+/// build's output may issue no command) are not part of it.
 fn groups(stderr: &str) -> Vec<(String, Vec<String>)> {
     let mut groups = Vec::new();
     let mut open: Option<(String, Vec<String>)> = None;
+    let mut resume: Option<String> = None;
     for line in stderr.lines() {
-        if let Some(title) = line.strip_prefix("::group::") {
+        if let Some(token) = line.strip_prefix("::stop-commands::") {
+            resume = Some(format!("::{token}::"));
+        } else if resume.as_deref() == Some(line) {
+            resume = None;
+        } else if let Some(title) = line.strip_prefix("::group::") {
             assert!(open.is_none(), "a group opened inside another:\n{stderr}");
             open = Some((title.to_string(), Vec::new()));
         } else if line == "::endgroup::" {

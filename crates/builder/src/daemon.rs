@@ -32,6 +32,12 @@ fn docker_config_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
 }
 
+/// A file of the Docker config folder (a regular file of a sensible size).
+fn read_config(path: &std::path::Path) -> Result<Vec<u8>, wharf_compose::files::FileError> {
+    use wharf_compose::files::{self, Accept};
+    files::read(path, Accept::RegularFile, files::MAX_TEXT_FILE)
+}
+
 /// Finds the daemon endpoint the docker CLI would use.
 pub fn endpoint() -> Result<Endpoint, DaemonError> {
     if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
@@ -45,8 +51,8 @@ pub fn endpoint() -> Result<Endpoint, DaemonError> {
         .ok()
         .filter(|c| !c.is_empty())
         .or_else(|| {
-            let text = std::fs::read_to_string(config.as_ref()?.join("config.json")).ok()?;
-            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let text = read_config(&config.as_ref()?.join("config.json")).ok()?;
+            let json: serde_json::Value = serde_json::from_slice(&text).ok()?;
             json.get("currentContext")?.as_str().map(str::to_string)
         });
     match context {
@@ -68,10 +74,9 @@ pub fn endpoint() -> Result<Endpoint, DaemonError> {
             // The CLI stores each context's metadata under the SHA-256 of its name.
             let id = format!("{:x}", Sha256::digest(name.as_bytes()));
             let meta = dir.join("contexts").join("meta").join(id).join("meta.json");
-            let text = std::fs::read_to_string(&meta)
+            let text = read_config(&meta).map_err(|e| err(e.to_string()))?;
+            let json: serde_json::Value = serde_json::from_slice(&text)
                 .map_err(|e| err(format!("{}: {e}", meta.display())))?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| err(format!("{}: {e}", meta.display())))?;
             let host = json
                 .pointer("/Endpoints/docker/Host")
                 .and_then(|h| h.as_str())

@@ -261,7 +261,8 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
             }
             None => {
                 return Ok(Own::Unknown(format!(
-                    "its context {url} is fetched by the daemon (pin a full commit id, `#<sha>`, to make it known)"
+                    "its context {} is fetched by the daemon (pin a full commit id, `#<sha>`, to make it known)",
+                    wharf_compose::redact::userinfo(url)
                 )))
             }
         },
@@ -355,7 +356,7 @@ fn hash_content(
             total = bytes.len() as u64;
         }
         S::Disk(path) => {
-            let mut file = std::fs::File::open(path).map_err(|e| ContextError::io(path, e))?;
+            let mut file = wharf_compose::files::open_regular(path)?;
             loop {
                 let n = match file.read(buf) {
                     Ok(0) => break,

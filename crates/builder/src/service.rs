@@ -487,7 +487,7 @@ fn named(
         Some(Source::Remote(url)) => {
             problems.push(problem(
                 "",
-                format!("cannot be combined with the remote context {url}: the daemon reads that Dockerfile itself, so wharf cannot point its uses of the names at the contexts"),
+                format!("cannot be combined with the remote context {}: the daemon reads that Dockerfile itself, so wharf cannot point its uses of the names at the contexts", wharf_compose::redact::userinfo(url)),
             ));
             return Err(problems);
         }

@@ -162,6 +162,17 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A file of the project that could not be read (see [`crate::files`]).
+    pub(crate) fn file(path: &str, e: &crate::files::FileError) -> Self {
+        match e.io_error() {
+            Some(io) => Error::io(path, io),
+            None => Error::new(ErrorKind::Io, e.to_string())
+                .hint("name a regular file (or a pipe) of a sensible size"),
+        }
+    }
+}
+
 fn is_dir(path: &str) -> bool {
     std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false)
 }

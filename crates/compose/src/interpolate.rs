@@ -19,7 +19,16 @@ pub enum InterpolateError {
     /// `${V:?msg}` / `${V?msg}` with the variable missing (or empty, for `:?`).
     #[error("required variable {variable} is missing a value{}", reason_suffix(.reason))]
     Required { variable: String, reason: String },
+    /// `${V:-${W:-…}}` nested deeper than [`MAX_NESTING`].
+    #[error("variables are nested more than {limit} levels deep (`${{V:-${{W:-…}}}}`)")]
+    TooDeep { limit: usize },
 }
+
+/// How deep defaults, alternatives and error messages may nest. compose has no limit, but
+/// every level costs a copy of the rest of the string and a native stack frame, so a few KB of
+/// `${A:-${A:-…}}` would otherwise take seconds and hundreds of MB (or the stack); real files
+/// nest two or three levels.
+pub const MAX_NESTING: usize = 64;
 
 fn reason_suffix(reason: &str) -> String {
     if reason.is_empty() {
@@ -54,23 +63,69 @@ pub(crate) fn substitute(
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut dyn FnMut(&str),
 ) -> Result<String, InterpolateError> {
+    substitute_at(template, lookup, unset, 0)
+}
+
+/// Part of a template still to substitute, with its matches (collected up front, so that no
+/// regex search state stays borrowed while nested templates are substituted).
+struct Segment<'t> {
+    text: &'t str,
+    matches: std::vec::IntoIter<Captures<'t>>,
+    last: usize,
+}
+
+impl<'t> Segment<'t> {
+    fn new(text: &'t str) -> Segment<'t> {
+        Segment {
+            text,
+            matches: pattern()
+                .captures_iter(text)
+                .collect::<Vec<_>>()
+                .into_iter(),
+            last: 0,
+        }
+    }
+}
+
+/// Substitutes `template`, `depth` levels inside defaults of enclosing templates.
+fn substitute_at(
+    template: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut dyn FnMut(&str),
+    depth: usize,
+) -> Result<String, InterpolateError> {
     if !template.contains('$') {
         return Ok(template.to_string());
     }
-    let re = pattern();
+    if depth > MAX_NESTING {
+        return Err(InterpolateError::TooDeep { limit: MAX_NESTING });
+    }
     let mut out = String::with_capacity(template.len());
     let mut first_error: Option<InterpolateError> = None;
-    let mut last = 0;
-    for caps in re.captures_iter(template) {
+    // compose substitutes the text of a match after its first closing brace as a template of
+    // its own, recursively; a stack keeps a long line of `${V:-d}` forms off the native stack.
+    let mut stack = vec![Segment::new(template)];
+    while let Some(segment) = stack.last_mut() {
+        let Some(caps) = segment.matches.next() else {
+            out.push_str(&segment.text[segment.last..]);
+            stack.pop();
+            continue;
+        };
         let Some(m) = caps.get(0) else { continue };
-        out.push_str(&template[last..m.start()]);
-        last = m.end();
-        match replacement(m.as_str(), &caps, lookup, unset) {
-            Ok(s) => out.push_str(&s),
+        out.push_str(&segment.text[segment.last..m.start()]);
+        segment.last = m.end();
+        let text = segment.text;
+        match replacement(m.as_str(), &caps, lookup, unset, depth) {
+            Ok((value, rest)) => {
+                out.push_str(&value);
+                if let Some(rest) = rest {
+                    stack.push(Segment::new(rest));
+                }
+            }
             Err(mut e) => {
                 if let InterpolateError::Invalid { template: t } = &mut e {
                     if t.is_empty() {
-                        *t = template.to_string();
+                        *t = text.to_string();
                     }
                 }
                 if first_error.is_none() {
@@ -79,7 +134,6 @@ pub(crate) fn substitute(
             }
         }
     }
-    out.push_str(&template[last..]);
     match first_error {
         Some(e) => Err(e),
         None => Ok(out),
@@ -157,12 +211,15 @@ fn group<'a>(caps: &'a Captures, name: &str) -> &'a str {
     caps.name(name).map(|m| m.as_str()).unwrap_or("")
 }
 
-fn replacement(
-    matched: &str,
+/// The value of one match, and the text after its first closing brace when that is to be
+/// substituted next (compose's recursion on it).
+fn replacement<'m>(
+    matched: &'m str,
     whole: &Captures,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut dyn FnMut(&str),
-) -> Result<String, InterpolateError> {
+    depth: usize,
+) -> Result<(String, Option<&'m str>), InterpolateError> {
     let op = operator_for(matched);
     let (substring, rest) = match first_brace_closing_index(matched) {
         Some(i) => (&matched[..=i], &matched[i + 1..]),
@@ -184,7 +241,7 @@ fn replacement(
         &recaptured
     };
     if !group(caps, "escaped").is_empty() {
-        return Ok("$".to_string());
+        return Ok(("$".to_string(), None));
     }
     let mut substitution = group(caps, "named");
     let mut braced = false;
@@ -198,16 +255,15 @@ fn replacement(
         });
     }
     if braced {
-        if let Some(value) = apply(op, substitution, lookup, unset)? {
-            let nested = substitute(rest, lookup, unset)?;
-            return Ok(value + &nested);
+        if let Some(value) = apply(op, substitution, lookup, unset, depth)? {
+            return Ok((value, Some(rest)));
         }
     }
     match lookup(substitution) {
-        Some(v) => Ok(v),
+        Some(v) => Ok((v, None)),
         None => {
             unset(substitution);
-            Ok(String::new())
+            Ok((String::new(), None))
         }
     }
 }
@@ -218,13 +274,14 @@ fn apply(
     substitution: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut dyn FnMut(&str),
+    depth: usize,
 ) -> Result<Option<String>, InterpolateError> {
     let sep = op.sep();
     let (name, arg) = match substitution.split_once(sep) {
         Some(parts) => parts,
         None => return Ok(None),
     };
-    let arg = substitute(arg, lookup, unset)?;
+    let arg = substitute_at(arg, lookup, unset, depth + 1)?;
     let value = lookup(name);
     let out = match op {
         Op::DefaultIfEmpty => match value {
@@ -308,5 +365,36 @@ mod tests {
         assert!(s("${A").is_err());
         // defaults are expanded even when unused
         assert!(s("${A:-${U:?boom}}").is_err());
+    }
+
+    fn nested(levels: usize) -> String {
+        "${U:-".repeat(levels) + "x" + &"}".repeat(levels)
+    }
+
+    #[test]
+    fn nesting_is_bounded_with_a_clear_error() {
+        assert_eq!(s(&nested(MAX_NESTING + 1)).unwrap(), "x");
+        let e = s(&nested(MAX_NESTING + 2)).unwrap_err();
+        assert_eq!(e, InterpolateError::TooDeep { limit: MAX_NESTING });
+        assert!(e.to_string().contains("nested more than 64 levels"), "{e}");
+        // Thousands of levels fail as fast, before any of them is substituted.
+        let started = std::time::Instant::now();
+        assert!(s(&nested(5000)).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_long_line_of_defaults_is_not_nesting() {
+        // compose substitutes the text after each default's closing brace as a template of its
+        // own: 1500 of them on one line must neither count as nesting nor use the stack.
+        let line = "${U:-a}-".repeat(1_500);
+        let out = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || s(&line))
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, "a-".repeat(1_500));
     }
 }

@@ -23,6 +23,7 @@
 mod canonical;
 mod dotenv;
 mod error;
+pub mod files;
 mod gopath;
 pub mod interpolate;
 mod loader;
@@ -30,6 +31,7 @@ mod merge;
 pub mod model;
 mod paths;
 mod project;
+pub mod redact;
 mod schema;
 mod tree;
 mod typed;

@@ -6,6 +6,7 @@
 use crate::canonical::{canonical, omit_empty, semantic_checks, set_defaults};
 use crate::dotenv;
 use crate::error::{Error, ErrorKind};
+use crate::files;
 use crate::gopath::{abs, dir, is_abs, join, rel};
 use crate::interpolate::{substitute, InterpolateError};
 use crate::merge::{enforce_unicity, extend_service, merge};
@@ -78,7 +79,7 @@ impl Session {
         if let Some((_, text)) = self.files.borrow().iter().find(|(f, _)| f == filename) {
             return Ok(text.clone());
         }
-        let bytes = std::fs::read(filename).map_err(|e| Error::io(filename, &e))?;
+        let bytes = read_project_file(filename)?;
         let text: std::rc::Rc<str> = match String::from_utf8(bytes) {
             Ok(s) => s.into(),
             Err(_) => {
@@ -377,6 +378,10 @@ impl Loader<'_> {
                         InterpolateError::Required { variable, .. } => (
                             format!("error while interpolating {at}: {e}"),
                             format!("set {variable} in the environment or in the project's .env file"),
+                        ),
+                        InterpolateError::TooDeep { .. } => (
+                            format!("error while interpolating {at}: {e}"),
+                            "nest fewer defaults: set the value in the environment or the .env file instead".to_string(),
                         ),
                     };
                     let mut err = Error::new(ErrorKind::Interpolation, message)
@@ -886,6 +891,17 @@ fn import_resources(source: Map, target: &mut Map) -> Result<(), Error> {
     Ok(())
 }
 
+/// A compose, env or label file: a regular file or a pipe (`-f <(…)`), never more than
+/// [`files::MAX_TEXT_FILE`] bytes.
+pub(crate) fn read_project_file(path: &str) -> Result<Vec<u8>, Error> {
+    files::read(
+        std::path::Path::new(path),
+        files::Accept::FileOrPipe,
+        files::MAX_TEXT_FILE,
+    )
+    .map_err(|e| Error::file(path, &e))
+}
+
 /// compose-go's `dotenv.GetEnvFromFile`.
 pub(crate) fn env_from_files(current: &Env, files: &[String], cwd: &str) -> Result<Env, Error> {
     let mut env_map = Env::new();
@@ -902,7 +918,7 @@ pub(crate) fn env_from_files(current: &Env, files: &[String], cwd: &str) -> Resu
         if meta.is_dir() {
             return Err(Error::invalid(format!("{file} is a directory")));
         }
-        let text = std::fs::read(&file).map_err(|e| Error::io(&file, &e))?;
+        let text = read_project_file(&file)?;
         let text = String::from_utf8_lossy(&text).into_owned();
         // compose-go parses every file into the one map it returns, and a variable is looked
         // up in the process environment first, then in that map as it stands at that line: a

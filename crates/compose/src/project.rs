@@ -982,7 +982,7 @@ fn resolve_env_files(name: &str, s: &Map, env: &Env) -> Result<(), Error> {
                 "unsupported env_file format {format:?}"
             )));
         }
-        let text = std::fs::read(&path).map_err(|e| Error::io(&path, &e))?;
+        let text = crate::loader::read_project_file(&path)?;
         let text = String::from_utf8_lossy(&text);
         let lookup = |k: &str| env.get(k).cloned().or_else(|| service_env.get(k).cloned());
         crate::dotenv::parse(&text, &mut vars, &lookup).map_err(|e| {
@@ -1010,7 +1010,7 @@ fn resolve_label_files(name: &str, s: &Map) -> Result<(), Error> {
             ))
             .at_key(&["services".into(), name.into(), "label_file".into()]));
         }
-        let text = std::fs::read(&path).map_err(|e| Error::io(&path, &e))?;
+        let text = crate::loader::read_project_file(&path)?;
         let text = String::from_utf8_lossy(&text);
         let snapshot = labels.clone();
         let lookup = |k: &str| snapshot.get(k).cloned();

@@ -52,15 +52,18 @@ enum Style {
     Quoted,
 }
 
-#[derive(Debug, Clone)]
+/// Children are shared, not owned: an anchored node is referenced from its parent and from
+/// the anchor table alike, so nested anchors (`&a [&b [&c …]]`) cost their size once rather
+/// than once per enclosing anchor (a deep copy per anchor made them quadratic).
+#[derive(Debug)]
 enum Kind {
     Scalar(String, Style),
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
+    Seq(Vec<Rc<Node>>),
+    Map(Vec<(Rc<Node>, Rc<Node>)>),
     Alias(Rc<Node>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Node {
     kind: Kind,
     tag: Option<String>,
@@ -169,20 +172,25 @@ fn tag_name(tag: &str) -> String {
 }
 
 enum Frame {
-    Seq(Node, Vec<Node>, Option<String>),
-    Map(Node, Vec<(Node, Node)>, Option<Node>, Option<String>),
+    Seq(Node, Vec<Rc<Node>>, Option<String>),
+    Map(
+        Node,
+        Vec<(Rc<Node>, Rc<Node>)>,
+        Option<Rc<Node>>,
+        Option<String>,
+    ),
 }
 
 /// Builds the node trees of every document from libyaml's event stream.
-fn build_nodes(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
+fn build_nodes(text: &str) -> Result<Vec<Option<Rc<Node>>>, YamlError> {
     use libyaml_safer::{EventData, Parser, ScalarStyle};
     let mut input: &[u8] = text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
-    let mut docs: Vec<Option<Node>> = Vec::new();
+    let mut docs: Vec<Option<Rc<Node>>> = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<String, Rc<Node>> = HashMap::new();
-    let mut current: Option<Node> = None;
+    let mut current: Option<Rc<Node>> = None;
     loop {
         let event = match parser.parse() {
             Ok(ev) => ev,
@@ -296,8 +304,9 @@ fn build_nodes(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
             },
         };
         if let Some((node, anchor)) = finished {
+            let node = Rc::new(node);
             if let Some(anchor) = anchor {
-                anchors.insert(anchor, Rc::new(node.clone()));
+                anchors.insert(anchor, Rc::clone(&node));
             }
             match stack.last_mut() {
                 Some(Frame::Seq(_, items, _)) => items.push(node),
@@ -408,7 +417,7 @@ impl Decoder {
 
     fn decode_map(
         &mut self,
-        pairs: &[(Node, Node)],
+        pairs: &[(Rc<Node>, Rc<Node>)],
         path: &mut Vec<String>,
     ) -> Result<Map, YamlError> {
         // compose-go's ResetProcessor refuses duplicate keys before go-yaml sees them.

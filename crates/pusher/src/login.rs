@@ -42,6 +42,15 @@ impl Login {
         }
     }
 
+    /// `base64(username:password)`: the form ECR hands the token out in and registries take
+    /// as Basic authorization — as secret as the password itself.
+    pub fn token(&self) -> SecretString {
+        let plain = format!("{}:{}", self.username, self.password.expose_secret());
+        base64::engine::general_purpose::STANDARD
+            .encode(plain)
+            .into()
+    }
+
     /// The credentials in the form the registry API client takes them.
     pub fn registry_auth(&self) -> oci_client::secrets::RegistryAuth {
         oci_client::secrets::RegistryAuth::Basic(

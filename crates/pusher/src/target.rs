@@ -2,7 +2,7 @@
 //! `x-wharf` settings and the command line (command line beats environment beats compose file;
 //! the binary merges those three into [`Settings`]).
 
-use crate::registry::Registry;
+use crate::registry::{is_path_component, Registry};
 use crate::template::{
     check_tag, sanitize_tag, Template, TemplateError, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS,
 };
@@ -176,7 +176,7 @@ pub fn target(
             repository = format!("{ns}/{repository}");
         }
     }
-    check_repository(&repository).map_err(invalid)?;
+    check_repository(&repository, registry.host()).map_err(invalid)?;
 
     let tag_templates = match &own.tags {
         Some(items) => items
@@ -225,21 +225,27 @@ pub fn target(
     })
 }
 
-/// Repository names as registries accept them: lowercase path components of `[a-z0-9._-]`
-/// separated by `/`.
-fn check_repository(repo: &str) -> Result<(), String> {
-    let ok = !repo.is_empty()
-        && repo.split('/').all(|c| {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-                && c.as_bytes()[0].is_ascii_alphanumeric()
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("`{repo}` is not a valid repository name (lowercase letters, digits, `.`, `_`, `-`, separated by `/`)"))
+/// The longest name (host and repository) the distribution grammar allows.
+const MAX_NAME: usize = 255;
+
+/// Repository names by the distribution grammar, checked before anything is built (a registry
+/// refuses a bad name only at push time): lowercase path components
+/// (`[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`) joined by `/`, at most 255 characters with the
+/// host.
+fn check_repository(repo: &str, host: Option<&str>) -> Result<(), String> {
+    if !repo.split('/').all(is_path_component) {
+        return Err(format!(
+            "`{}` is not a valid repository name: lowercase letters and digits, with single `.` or `_`, `__`, or dashes between them, in components joined by `/`",
+            repo.escape_debug()
+        ));
     }
+    let name_len = host.map_or(0, |h| h.len() + 1) + repo.len();
+    if name_len > MAX_NAME {
+        return Err(format!(
+            "the repository name `{repo}` is {name_len} characters long with its registry host; registries accept at most {MAX_NAME}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -434,8 +440,17 @@ mod tests {
 
     #[test]
     fn repository_names_are_checked() {
-        assert!(check_repository("shop/api-v2").is_ok());
-        assert!(check_repository("Shop").is_err());
-        assert!(check_repository("a//b").is_err());
+        assert!(check_repository("shop/api-v2", None).is_ok());
+        assert!(check_repository("shop/api__v2.x--y_z", Some("ghcr.io")).is_ok());
+        for bad in [
+            "Shop", "a//b", "a..b", "a-", "_a", "a___b", "a.-b", "/a", "a/",
+        ] {
+            let e = check_repository(bad, None).unwrap_err();
+            assert!(e.contains("is not a valid repository name"), "{bad}: {e}");
+        }
+        let long = "a".repeat(250);
+        assert!(check_repository(&long, None).is_ok());
+        let e = check_repository(&long, Some("registry.example.com")).unwrap_err();
+        assert!(e.contains("at most 255"), "{e}");
     }
 }

@@ -171,8 +171,10 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
     if !first_ok || !rest_ok || tag.len() > 128 {
+        // Escaped: a tag rendered from the environment may hold a line break.
         return Err(format!(
-            "`{tag}` is not a valid tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)"
+            "`{}` is not a valid tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)",
+            tag.escape_debug()
         ));
     }
     Ok(())

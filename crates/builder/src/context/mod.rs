@@ -63,6 +63,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use wharf_compose::files::{self, Accept};
 use wharf_compose::Dockerfile;
 
 use crate::build::BuilderKind as Builder;
@@ -83,6 +84,8 @@ pub enum ContextError {
     },
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
+    #[error(transparent)]
+    File(#[from] files::FileError),
     #[error("{path}: the file name is not valid UTF-8, which BuildKit's file transfer cannot carry (docker compose fails on it too): rename it, or build with the classic builder")]
     NonUtf8Name { path: PathBuf },
     #[error("{path}: the link's target is not valid UTF-8, which BuildKit's file transfer cannot carry (docker compose fails on it too): point it elsewhere, or build with the classic builder")]
@@ -238,9 +241,11 @@ impl Context {
                 let file = dir.join(&name);
                 let resolved = fs::canonicalize(&file)
                     .map_err(|_| ContextError::DockerfileNotFound { path: p.clone() })?;
-                if !resolved.is_file() {
+                if resolved.is_dir() {
                     return Err(ContextError::DockerfileNotFound { path: p.clone() });
                 }
+                // A FIFO or a device would stall or never end when it is read.
+                files::check(&file, Accept::RegularFile, files::MAX_TEXT_FILE)?;
                 let specific = dir.join(format!("{name}.dockerignore"));
                 if let Some(text) = &rewritten {
                     session_name = name;
@@ -268,8 +273,7 @@ impl Context {
                     let at = match in_context {
                         Some(rel) => DockerfileAt::Inside(rel),
                         None => {
-                            let content =
-                                fs::read(&resolved).map_err(|e| ContextError::io(&resolved, e))?;
+                            let content = read_build_file(&resolved)?;
                             DockerfileAt::Outside(Arc::from(content))
                         }
                     };
@@ -283,6 +287,12 @@ impl Context {
         // Its daemon reads either through the session, so only when it is a file there: a
         // symlink leading out of its folder arrives as a dangling link, as good as no file.
         let context_ignore = root.join(DOCKERIGNORE);
+        if builder == Builder::BuildKit {
+            // Left to the daemon, a FIFO or a device would stall or never end there.
+            for candidate in specific_ignore.iter().chain([&context_ignore]) {
+                special_file(candidate)?;
+            }
+        }
         let specific_ignore = specific_ignore.filter(|s| match (&session_dir, s.parent()) {
             (Some(dir), _) => file_within(dir, s),
             (None, Some(dir)) => file_within(dir, s),
@@ -307,7 +317,7 @@ impl Context {
         };
         let mut patterns = match &ignore_file {
             Some(f) => {
-                let content = fs::read(f).map_err(|e| ContextError::io(f, e))?;
+                let content = read_build_file(f)?;
                 ignore::read_patterns(&content).map_err(|source| ContextError::Pattern {
                     file: Some(f.clone()),
                     source,
@@ -367,7 +377,7 @@ impl Context {
                             mtime,
                         ));
                         let listed = format!("\n{}\n", ignore::escape_pattern(&dockerfile_name));
-                        let entry = match fs::read(&context_ignore) {
+                        let entry = match read_build_file(&context_ignore) {
                             Ok(mut existing) => {
                                 let mut e = disk_entry(&root, DOCKERIGNORE)?;
                                 existing.extend_from_slice(listed.as_bytes());
@@ -442,7 +452,7 @@ impl Context {
     /// The Dockerfile's bytes, as the build reads them.
     pub fn dockerfile_content(&self) -> Result<Vec<u8>, ContextError> {
         match &self.inner.session_dockerfile.content {
-            DockerfileContent::Disk(path) => fs::read(path).map_err(|e| ContextError::io(path, e)),
+            DockerfileContent::Disk(path) => read_build_file(path),
             DockerfileContent::Inline(bytes, _) => Ok(bytes.to_vec()),
         }
     }
@@ -615,6 +625,27 @@ fn disk_entry(root: &Path, rel: &str) -> Result<Entry, ContextError> {
         raw_path: None,
         raw_link: None,
     })
+}
+
+/// Reads a Dockerfile or an ignore file: a regular file (a FIFO or a device would stall the
+/// build or never end), of a sensible size.
+fn read_build_file(path: &Path) -> Result<Vec<u8>, ContextError> {
+    Ok(files::read(
+        path,
+        Accept::RegularFile,
+        files::MAX_TEXT_FILE,
+    )?)
+}
+
+/// Refuses a file that is there but is neither a regular file nor a folder (symlinks
+/// followed): a FIFO, a device or a socket.
+fn special_file(path: &Path) -> Result<(), ContextError> {
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            Ok(files::check(path, Accept::RegularFile, files::MAX_TEXT_FILE).map(drop)?)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether `file` leads to a regular file inside `dir`, symlinks resolved.

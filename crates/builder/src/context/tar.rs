@@ -9,7 +9,6 @@ use super::walk::{Entry, EntryKind, Source};
 use super::ContextError;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::pin::Pin;
@@ -104,7 +103,7 @@ pub(crate) fn append<W: Write>(
             header.set_size(entry.size);
             match &entry.source {
                 Source::Disk(abs) => {
-                    let file = File::open(abs).map_err(|e| ContextError::io(abs, e))?;
+                    let file = wharf_compose::files::open_regular(abs)?;
                     let mut reader = Tee {
                         inner: file.take(entry.size),
                         sink,

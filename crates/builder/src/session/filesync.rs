@@ -21,7 +21,6 @@ use crate::context::{Context, Entry, EntryKind, Filter};
 use bollard::fsutil::types::{packet::PacketType, Packet, Stat};
 use bollard::moby::filesync::v1::file_sync_server::FileSync;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
@@ -345,7 +344,8 @@ fn send_file(id: u32, content: Content, tx: &mpsc::Sender<PacketResult>) -> Resu
     };
     match content {
         Content::Disk(path) => {
-            if let Ok(mut file) = File::open(&path) {
+            // Only a regular file: a FIFO swapped in since the walk would block the transfer.
+            if let Ok(mut file) = wharf_compose::files::open_regular(&path) {
                 loop {
                     let mut buf = vec![0u8; CHUNK];
                     let n = match file.read(&mut buf) {

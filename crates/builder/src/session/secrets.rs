@@ -9,6 +9,7 @@ use bollard::moby::buildkit::secrets::v1::secrets_server::Secrets;
 use bollard::moby::buildkit::secrets::v1::{GetSecretRequest, GetSecretResponse};
 use std::collections::HashMap;
 use tonic::{Request, Response, Status};
+use wharf_compose::files::{self, Accept, FileError};
 use wharf_compose::{BuildSecret, SecretSource};
 
 /// BuildKit's `MaxSecretSize`.
@@ -25,15 +26,8 @@ impl SecretsService {
         let mut sources = HashMap::new();
         for s in secrets {
             if let SecretSource::File(path) = &s.source {
-                let meta = std::fs::metadata(path)
-                    .map_err(|e| format!("secret {}: {}: {e}", s.id, path.display()))?;
-                if meta.len() > MAX_SECRET_SIZE {
-                    return Err(format!(
-                        "secret {}: {} is larger than the 500 KiB BuildKit accepts",
-                        s.id,
-                        path.display()
-                    ));
-                }
+                files::check(path, Accept::RegularFile, MAX_SECRET_SIZE)
+                    .map_err(|e| describe(&s.id, e))?;
             }
             sources.insert(s.id.clone(), s.source.clone());
         }
@@ -41,10 +35,22 @@ impl SecretsService {
     }
 }
 
+/// A secret file that cannot be used, in the words of BuildKit's client where it has some.
+fn describe(id: &str, e: FileError) -> String {
+    match e {
+        FileError::TooLarge { path, .. } => format!(
+            "secret {id}: {} is larger than the 500 KiB BuildKit accepts",
+            path.display()
+        ),
+        other => format!("secret {id}: {other}"),
+    }
+}
+
 fn read(id: &str, source: &SecretSource) -> Result<Vec<u8>, Status> {
     let data = match source {
-        SecretSource::File(path) => std::fs::read(path)
-            .map_err(|e| Status::unavailable(format!("secret {id}: {}: {e}", path.display())))?,
+        // Checked again as it is read: the file may have been swapped since the build started.
+        SecretSource::File(path) => files::read(path, Accept::RegularFile, MAX_SECRET_SIZE)
+            .map_err(|e| Status::unavailable(describe(id, e)))?,
         // As BuildKit's client: an unset variable is an empty secret.
         SecretSource::Environment(name) => std::env::var_os(name)
             .map(|v| v.into_encoded_bytes())

@@ -165,12 +165,21 @@ fn is_socket(_meta: &std::fs::Metadata) -> bool {
 
 /// Reads a private key file for the in-memory agent.
 fn read_key(path: &Path) -> Result<PrivateKey, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    file.take(MAX_KEY_FILE)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot be read as a private key file: {e}"))?;
+    use wharf_compose::files::{self, Accept, FileError};
+    let bytes = files::read(path, Accept::RegularFile, MAX_KEY_FILE).map_err(|e| match e {
+        FileError::NotRegular { kind, .. } => {
+            format!("is {kind}, not a regular file: name a private key file or an agent's socket")
+        }
+        FileError::TooLarge { .. } => {
+            format!(
+                "is larger than {} KiB: not a private key file",
+                MAX_KEY_FILE / 1024
+            )
+        }
+        FileError::Io { source, .. } => source.to_string(),
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| "cannot be read as a private key file: it is not text".to_string())?;
     parse_key(&text)
 }
 
