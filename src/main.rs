@@ -13,6 +13,7 @@ mod github;
 mod log_guard;
 mod progress;
 mod release;
+mod reuse;
 
 use clap::Parser;
 use std::process::ExitCode;

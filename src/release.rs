@@ -759,6 +759,8 @@ pub async fn unchanged(
             refused.join("\n  ")
         )));
     }
+    let mut unchanged =
+        crate::reuse::keep_trusted(pusher, targets, inputs, unchanged, reporter).await;
     loop {
         let needed: Vec<(String, String)> = builds
             .iter()

@@ -12,6 +12,9 @@
 //! - [`push`] pushes a tag through the Docker daemon (bollard, `X-Registry-Auth`).
 //! - [`api`] reads the registry's HTTP API (manifest digests), which is how pushes are checked
 //!   and how `verify` works without a daemon.
+//! - [`trust`] decides whether an image found in the registry (by its inputs tag) may be
+//!   released instead of a build: only when an identity tag of the commit that built it names
+//!   it too.
 
 pub mod api;
 pub mod error;
@@ -23,5 +26,6 @@ pub mod release;
 pub mod repositories;
 pub mod target;
 pub mod template;
+pub mod trust;
 
 pub use error::Error;

@@ -160,6 +160,18 @@ impl<'a> Pusher<'a> {
             .await
     }
 
+    /// Whether `candidate`, found in the target's repository, may be released as this build's
+    /// image (see [`crate::trust`]).
+    pub async fn trust(
+        &self,
+        target: &ImageTarget,
+        candidate: &RawManifest,
+        expected: &crate::trust::Expected<'_>,
+    ) -> Result<crate::trust::Verdict, Error> {
+        let (repository, login) = self.repository(target)?;
+        crate::trust::check(&self.api, &repository, login, candidate, expected).await
+    }
+
     /// Phase 1 for one service: its identity tags, then `extra` tags that describe the image
     /// (the inputs tag). Returns the manifest digest every identity tag names.
     pub async fn identity(
