@@ -18,7 +18,7 @@ use wharf_builder::schedule::{self, Event, Outcome};
 use wharf_builder::service::{self, Options};
 use wharf_builder::session::RegistryCredentials;
 use wharf_pusher::events::ServiceEvent;
-use wharf_pusher::release::{Ready, Release, SkipInputs};
+use wharf_pusher::release::{InputsDigest, Ready, Release, SkipInputs};
 use wharf_pusher::timeouts::Timeouts;
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
@@ -212,22 +212,29 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         for l in release.logins().values() {
             credentials.insert(&l.host, &l.username, l.password.clone());
         }
-        let inputs_tags: HashMap<String, String> = inputs
+        let known: HashMap<String, InputsDigest> = inputs
             .iter()
             .filter_map(|(service, i)| match i {
-                Inputs::Known(d) => Some((service.clone(), d.tag())),
+                Inputs::Known(d) => Some((
+                    service.clone(),
+                    InputsDigest {
+                        hex: d.hex.clone(),
+                        tag: d.tag(),
+                    },
+                )),
                 Inputs::Unknown { reason } => {
                     tracing::info!(service = %service, "always built: {reason}");
                     None
                 }
             })
             .collect();
+        let inputs_tags: HashMap<String, String> = known
+            .iter()
+            .map(|(s, d)| (s.clone(), d.tag.clone()))
+            .collect();
         let skip = SkipInputs {
-            inputs_tags: if args.no_skip {
-                HashMap::new()
-            } else {
-                inputs_tags.clone()
-            },
+            inputs: if args.no_skip { HashMap::new() } else { known },
+            inputs_label: wharf_builder::inputs::LABEL.to_string(),
             builds_from: prepared
                 .builds
                 .iter()

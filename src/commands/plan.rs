@@ -16,6 +16,7 @@ use wharf_compose::{Context, Dockerfile, Project, Service};
 use wharf_pusher::api::RegistryApi;
 use wharf_pusher::registry::Registry;
 use wharf_pusher::target::ImageTarget;
+use wharf_pusher::trust::{self, Verdict};
 
 #[derive(serde::Serialize)]
 struct PlannedService {
@@ -51,9 +52,18 @@ struct PlannedInputs {
     reason: String,
 }
 
+/// What `--check-registry` found under a service's inputs tag.
+enum Found {
+    /// An image a release made (see [`wharf_pusher::trust`]): it would be reused.
+    Reusable,
+    Missing,
+    /// An image that would not be reused, and why.
+    Distrusted(String),
+}
+
 fn plan_inputs(
     inputs: Option<&Inputs>,
-    found: Option<bool>,
+    found: Option<&Found>,
     problem: Option<&str>,
 ) -> PlannedInputs {
     match (inputs, problem) {
@@ -68,17 +78,20 @@ fn plan_inputs(
             files: Some(d.entries),
             bytes: Some(d.bytes),
             action: match found {
-                Some(true) => "skip",
-                Some(false) => "build",
+                Some(Found::Reusable) => "skip",
+                Some(Found::Missing | Found::Distrusted(_)) => "build",
                 None => "build unless the registry holds the tag",
             }
             .into(),
             reason: match found {
-                Some(true) => {
+                Some(Found::Reusable) => {
                     "the registry holds an image of the same inputs; it is tagged, not rebuilt"
                         .into()
                 }
-                Some(false) => "no image of these inputs in the registry".into(),
+                Some(Found::Missing) => "no image of these inputs in the registry".into(),
+                Some(Found::Distrusted(why)) => {
+                    format!("the image under the inputs tag is not reused: {why}")
+                }
                 None => "run with --check-registry to look".into(),
             },
         },
@@ -212,11 +225,7 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
         .iter()
         .zip(&targets)
         .map(|(s, t)| {
-            let i = plan_inputs(
-                inputs.get(&s.name),
-                found.get(&s.name).copied(),
-                problem.as_deref(),
-            );
+            let i = plan_inputs(inputs.get(&s.name), found.get(&s.name), problem.as_deref());
             plan_one(&project, s, t, i)
         })
         .collect();
@@ -310,12 +319,12 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Whether the registry holds an image of each service's inputs (logging in as a release
-/// would; this is the one part of a plan that talks to AWS and the registry).
+/// Whether the registry holds an image of each service's inputs that a release made (logging
+/// in as a release would; this is the one part of a plan that talks to AWS and the registry).
 fn check_registry(
     targets: &[ImageTarget],
     inputs: &HashMap<String, Inputs>,
-) -> Result<HashMap<String, bool>> {
+) -> Result<HashMap<String, Found>> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
@@ -336,14 +345,28 @@ fn check_registry(
             let reference = format!("{repository}:{}", d.tag());
             let api = &api;
             Some(async move {
-                let present = api.manifest_digest(&reference, login).await;
-                (t.service.clone(), present)
+                let found = match api.manifest(&reference, login).await? {
+                    None => Found::Missing,
+                    Some(m) => {
+                        let expected = trust::Expected {
+                            inputs_label: wharf_builder::inputs::LABEL,
+                            inputs: &d.hex,
+                            identity: &t.identity,
+                            platform: None,
+                        };
+                        match trust::check(api, &repository, login, &m, &expected).await? {
+                            Verdict::Trusted { .. } => Found::Reusable,
+                            Verdict::Untrusted(why) => Found::Distrusted(why.to_string()),
+                        }
+                    }
+                };
+                Ok::<_, wharf_pusher::Error>((t.service.clone(), found))
             })
         });
         let mut found = HashMap::new();
-        for (service, present) in futures_util::future::join_all(lookups).await {
-            let present = present.map_err(|e| Failure::failed(anyhow!("{e}")))?;
-            found.insert(service, present.is_some());
+        for lookup in futures_util::future::join_all(lookups).await {
+            let (service, f) = lookup.map_err(|e| Failure::failed(anyhow!("{e}")))?;
+            found.insert(service, f);
         }
         Ok(found)
     })

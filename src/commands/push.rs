@@ -57,10 +57,7 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
         // Asks every repository before pushing (a registry that cannot be used stops here);
         // `wharf push` pushes what was built, so nothing is skipped.
         release
-            .unchanged(&SkipInputs {
-                inputs_tags: HashMap::new(),
-                builds_from: HashMap::new(),
-            })
+            .unchanged(&SkipInputs::default())
             .await
             .map_err(release::failure)?;
         reporter.expect_pushes(

@@ -275,6 +275,86 @@ impl RegistryApi {
     }
 }
 
+impl RegistryApi {
+    /// The blob `digest` of `repository` (`host/repo`), checked against its digest, and never
+    /// more than `limit` bytes of it (a config blob is small; one that is not is refused
+    /// rather than read).
+    pub async fn blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        limit: usize,
+        login: Option<&Login>,
+    ) -> Result<Vec<u8>, Error> {
+        let reference = format!("{repository}@{digest}");
+        let parsed = parse_reference(&reference)?;
+        let host = parsed.resolve_registry().to_string();
+        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let client = self.client_for(&host).await;
+        client.store_auth_if_needed(&host, &auth).await;
+        let mut out = Bounded {
+            buf: Vec::new(),
+            limit,
+            over: false,
+        };
+        let pulled = self
+            .bounded(&host, || format!("GET of {reference}"), async {
+                Ok(client.pull_blob(&parsed, digest, &mut out).await)
+            })
+            .await?;
+        match pulled {
+            Ok(()) => Ok(out.buf),
+            Err(_) if out.over => Err(Error::Registry {
+                registry: host,
+                message: format!("{reference} is larger than the {limit} bytes wharf reads"),
+                fault: Fault::permanent(),
+            }),
+            Err(e) => Err(
+                match classify(e, &host, &reference, self.timeouts.request) {
+                    Err(e) => e,
+                    Ok(_) => Error::NotFound { reference },
+                },
+            ),
+        }
+    }
+}
+
+/// A buffer that refuses to grow past its limit.
+struct Bounded {
+    buf: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl tokio::io::AsyncWrite for Bounded {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.buf.len() + data.len() > self.limit {
+            self.over = true;
+            return std::task::Poll::Ready(Err(std::io::Error::other("over the limit")));
+        }
+        self.buf.extend_from_slice(data);
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 /// The `mediaType` a manifest declares (every manifest Docker and ECR store declares one).
 fn media_type_of(bytes: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]

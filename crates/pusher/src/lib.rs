@@ -16,6 +16,9 @@
 //!   any build, the skip decision, phase 1 (identity tags), the gate, phase 2 (moving tags,
 //!   put back when one cannot move), the manifest. It tells what happens as typed
 //!   [`events`], and every request it makes has a deadline ([`timeouts`]).
+//! - [`trust`] decides whether an image found in the registry (by its inputs tag) may be
+//!   released instead of a build: only when an identity tag of the commit that built it names
+//!   it too.
 
 pub mod api;
 pub mod error;
@@ -29,5 +32,6 @@ pub mod repositories;
 pub mod target;
 pub mod template;
 pub mod timeouts;
+pub mod trust;
 
 pub use error::Error;

@@ -6,6 +6,7 @@ use crate::registry::{is_path_component, Registry};
 use crate::template::{
     check_tag, sanitize_tag, Template, TemplateError, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS,
 };
+use std::collections::BTreeMap;
 use wharf_compose::{Project, Service};
 
 /// Release settings after precedence is applied.
@@ -82,6 +83,64 @@ pub struct ImageTarget {
     pub moving_tags: Vec<String>,
     /// Whether `verify` requires it (per-service `x-wharf.required`, default true).
     pub required: bool,
+    /// How its identity tags read for any commit: what an image built from another commit
+    /// must be tagged with before it is reused (see [`crate::trust`]).
+    #[serde(skip)]
+    pub identity: IdentityTemplates,
+}
+
+/// A service's identity tag templates, with every placeholder that does not name the commit
+/// fixed to this release's value: the identity tags of any commit, known without git.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdentityTemplates {
+    templates: Vec<Template>,
+    /// The values of the other placeholders (`compose_tag`, `git_branch`, `env:NAME`).
+    values: BTreeMap<String, String>,
+}
+
+impl IdentityTemplates {
+    /// Captures `templates` (those naming the commit) and the values `lookup` gives their
+    /// other placeholders. `{timestamp}` is left out: another commit's release ran at another
+    /// time, so a template using it cannot be rendered for that commit.
+    pub fn capture<'t>(
+        templates: impl IntoIterator<Item = &'t Template>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> IdentityTemplates {
+        let mut out = IdentityTemplates::default();
+        for t in templates.into_iter().filter(|t| t.is_identity()) {
+            for name in t.placeholders() {
+                if matches!(name, "git_sha" | "git_short_sha" | "timestamp") {
+                    continue;
+                }
+                if let Some(v) = lookup(name) {
+                    out.values.insert(name.to_string(), v);
+                }
+            }
+            out.templates.push(t.clone());
+        }
+        out
+    }
+
+    /// The identity tags of commit `sha` (a full 40-hex id), in template order; a template
+    /// that cannot be rendered for another commit is skipped.
+    pub fn for_commit(&self, sha: &str) -> Vec<String> {
+        let lookup = |v: &str| -> Option<String> {
+            match v {
+                "git_sha" => Some(sha.to_string()),
+                "git_short_sha" => Some(sha.chars().take(7).collect()),
+                other => self.values.get(other).cloned(),
+            }
+        };
+        let mut tags: Vec<String> = Vec::new();
+        for t in &self.templates {
+            if let Ok(tag) = t.render(&lookup) {
+                if check_tag(&tag).is_ok() && !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+        }
+        tags
+    }
 }
 
 impl ImageTarget {
@@ -197,6 +256,7 @@ pub fn target(
             other => other.strip_prefix("env:").and_then(|n| (values.env)(n)),
         }
     };
+    let identity = IdentityTemplates::capture(&tag_templates, &lookup);
     let (mut identity_tags, mut moving_tags) = (Vec::new(), Vec::new());
     for t in &tag_templates {
         let tag = t.render(&lookup).map_err(templ)?;
@@ -222,6 +282,7 @@ pub fn target(
         identity_tags,
         moving_tags,
         required,
+        identity,
     })
 }
 
@@ -452,5 +513,21 @@ mod tests {
         assert!(check_repository(&long, None).is_ok());
         let e = check_repository(&long, Some("registry.example.com")).unwrap_err();
         assert!(e.contains("at most 255"), "{e}");
+    }
+
+    #[test]
+    fn identity_tags_render_for_any_commit() {
+        let x = wharf_compose::x_wharf::service_settings(&serde_json::json!({"tags": ["{env:STAGE}-{git_short_sha}", "{git_sha}-{timestamp}", "{git_branch}-{git_sha}", "latest"]})).unwrap();
+        let p = project(&[("api", None, Some(x))]);
+        let s = settings("ghcr.io/acme", &[], None);
+        let t = target(&p, &p.services["api"], &s, &values()).unwrap();
+        let other = "fedcba9876543210fedcba9876543210fedcba98";
+        assert_eq!(
+            t.identity.for_commit(other),
+            vec!["prod-fedcba9".to_string(), format!("feature-login-{other}")],
+            "this release's other values; a timestamp cannot be known for another commit"
+        );
+        let sha = values().git_sha.unwrap();
+        assert!(t.identity_tags.contains(&t.identity.for_commit(sha)[0]));
     }
 }

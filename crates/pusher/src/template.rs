@@ -117,6 +117,14 @@ impl Template {
             .any(|p| matches!(p, Part::Var(v) if v == "git_sha" || v == "git_short_sha"))
     }
 
+    /// The placeholders the template uses (`env:NAME` included), in order.
+    pub fn placeholders(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v) => Some(v.as_str()),
+            Part::Text(_) => None,
+        })
+    }
+
     /// Whether the template uses the placeholder `name`.
     pub fn uses(&self, name: &str) -> bool {
         self.parts

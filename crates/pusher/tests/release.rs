@@ -70,6 +70,7 @@ fn target(
         identity_tags: tags.0.iter().map(|t| t.to_string()).collect(),
         moving_tags: tags.1.iter().map(|t| t.to_string()).collect(),
         required: true,
+        identity: Default::default(),
     }
 }
 

@@ -31,7 +31,7 @@ pub use logins::{login_all, Aws};
 pub use manifest::{Manifest, ManifestImage};
 pub use moving::Restoration;
 pub use preflight::ImmutableMovingTag;
-pub use skip::SkipInputs;
+pub use skip::{InputsDigest, SkipInputs};
 pub use tagger::{Logins, Origin, Tagger};
 
 use crate::api::{RawManifest, RegistryApi};

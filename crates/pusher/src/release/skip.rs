@@ -6,20 +6,36 @@
 //! Every target repository is asked something before anything is built, skip or not — the
 //! inputs tag, or the first tag the release will write — so that a registry that cannot be
 //! reached, or refuses the credentials, stops the release before any build time is spent.
+//!
+//! An image found under an inputs tag is reused only when the trust check passes
+//! ([`crate::trust`]): anyone who can push could have planted it there. Otherwise the service
+//! is built, and a warning names the tag and why.
 
 use super::tagger::Tagger;
 use super::ReleaseError;
 use crate::api::RawManifest;
 use crate::events::ServiceEvent;
 use crate::target::ImageTarget;
+use crate::trust::{Expected, Verdict};
 use std::collections::HashMap;
 
-/// What the skip decision knows of one service.
+/// A service's input digest, as the skip decision looks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputsDigest {
+    /// The digest (hex), as the image's inputs label carries it.
+    pub hex: String,
+    /// The tag that names an image of these inputs in the registry.
+    pub tag: String,
+}
+
+/// What the skip decision knows of the services.
 #[derive(Debug, Clone, Default)]
 pub struct SkipInputs {
-    /// The inputs tag of each service that may be skipped (its inputs are known and the run
-    /// allows skipping).
-    pub inputs_tags: HashMap<String, String>,
+    /// The input digest of each service that may be skipped (its inputs are known and the
+    /// run allows skipping).
+    pub inputs: HashMap<String, InputsDigest>,
+    /// The image label that carries the input digest.
+    pub inputs_label: String,
     /// The services each service builds `FROM`.
     pub builds_from: HashMap<String, Vec<String>>,
 }
@@ -30,8 +46,8 @@ pub(super) async fn unchanged(
     inputs: &SkipInputs,
 ) -> Result<HashMap<String, RawManifest>, ReleaseError> {
     let lookups = targets.iter().filter_map(|t| {
-        let (tag, may_skip) = match inputs.inputs_tags.get(&t.service) {
-            Some(tag) => (tag.clone(), true),
+        let (tag, may_skip) = match inputs.inputs.get(&t.service) {
+            Some(d) => (d.tag.clone(), true),
             None => (
                 t.identity_tags.iter().chain(&t.moving_tags).next()?.clone(),
                 false,
@@ -58,7 +74,61 @@ pub(super) async fn unchanged(
     if !refused.is_empty() {
         return Err(ReleaseError::Unusable(refused));
     }
-    Ok(keep_bases_of_builds(unchanged, &inputs.builds_from))
+    let trusted = keep_trusted(tagger, targets, inputs, unchanged).await;
+    Ok(keep_bases_of_builds(trusted, &inputs.builds_from))
+}
+
+/// The candidates (service → the manifest its inputs tag names) that the registry shows a
+/// release made; the others are left out, each with a warning.
+async fn keep_trusted(
+    tagger: &Tagger<'_>,
+    targets: &[ImageTarget],
+    inputs: &SkipInputs,
+    candidates: HashMap<String, RawManifest>,
+) -> HashMap<String, RawManifest> {
+    let checks = candidates.into_iter().filter_map(|(service, candidate)| {
+        let target = targets.iter().find(|t| t.service == service)?;
+        let digest = inputs.inputs.get(&service)?;
+        Some(async move {
+            let expected = Expected {
+                inputs_label: &inputs.inputs_label,
+                inputs: &digest.hex,
+                identity: &target.identity,
+                platform: None,
+            };
+            let verdict = match tagger.repository(target) {
+                Ok((repository, login)) => {
+                    crate::trust::check(tagger.api, &repository, login, &candidate, &expected).await
+                }
+                Err(e) => Err(e),
+            };
+            let tag = format!(
+                "{}:{}",
+                target.repository_ref().unwrap_or_default(),
+                digest.tag
+            );
+            (target, candidate, tag, verdict)
+        })
+    });
+    let mut kept = HashMap::new();
+    for (target, candidate, tag, verdict) in futures_util::future::join_all(checks).await {
+        let service = target.service.clone();
+        match verdict {
+            Ok(Verdict::Trusted { revision, tag }) => {
+                tracing::info!(%service, "reusing the image of commit {revision} (its tag {tag})");
+                kept.insert(service, candidate);
+            }
+            Ok(Verdict::Untrusted(why)) => tagger.events.service(ServiceEvent::Warning {
+                service,
+                message: format!("the image under {tag} is not reused: {why}; building it"),
+            }),
+            Err(e) => tagger.events.service(ServiceEvent::Warning {
+                service,
+                message: format!("cannot check the image under {tag} ({e}); building it"),
+            }),
+        }
+    }
+    kept
 }
 
 /// Drops from `unchanged` every service a service that is built builds `FROM`, until none is

@@ -1,0 +1,366 @@
+//! Whether an image wharf did not build in this run may be released as if it had: the image a
+//! `wharf-inputs-<digest>` tag names, before wharf tags it `{git_sha}` and `latest` instead of
+//! building.
+//!
+//! Anyone who may push to the repository can push an image under an inputs tag (the digests
+//! are printed by `wharf plan`), so the tag alone proves nothing. The image is trusted only when
+//! the registry itself shows that a release made it, checked there alone (a CI checkout is
+//! shallow and may run no git at all):
+//! - its config (every platform's config, for an index) carries the expected inputs label;
+//! - the config names one commit in `org.opencontainers.image.revision`;
+//! - that commit's identity tag in the same repository — the project's identity templates
+//!   rendered for the commit; for one platform's image of a multi-platform release, that
+//!   platform's identity tag (`<tag>-linux-arm64`) — names this very manifest.
+//!
+//! One manifest lookup per identity template, no history. What this does not stop: someone who
+//! can push to the repository and pushes both an inputs tag and a matching identity tag (for a
+//! real commit whose tag is still free, or a made-up one). Only signatures, checked against a
+//! key such a pusher does not hold, would.
+
+use crate::api::{RawManifest, RegistryApi};
+use crate::login::Login;
+use crate::target::IdentityTemplates;
+use crate::Error;
+use std::collections::BTreeMap;
+
+/// The OCI label naming the commit an image was built from (wharf sets it on every build).
+pub const REVISION_LABEL: &str = "org.opencontainers.image.revision";
+
+/// The largest config blob read: a real one is a few KB; a bigger one is not read at all.
+pub const MAX_CONFIG: usize = 4 * 1024 * 1024;
+
+/// The most platform images of an index that are checked (each is a lookup).
+pub const MAX_PLATFORMS: usize = 64;
+
+const IMAGE_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+];
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// An image platform, as platform identity tags name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// `os/architecture[/variant]` (`linux/arm64`, `linux/arm/v7`).
+    pub fn parse(s: &str) -> Option<Platform> {
+        let mut parts = s.split('/');
+        let os = parts.next().filter(|p| !p.is_empty())?;
+        let architecture = parts.next().filter(|p| !p.is_empty())?;
+        let variant = parts.next().filter(|p| !p.is_empty()).map(str::to_string);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Platform {
+            os: os.to_string(),
+            architecture: architecture.to_string(),
+            variant,
+        })
+    }
+
+    /// What a platform identity tag appends to the identity tag: `linux-arm64`, `linux-arm-v7`.
+    pub fn tag_suffix(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}-{}-{v}", self.os, self.architecture),
+            None => format!("{}-{}", self.os, self.architecture),
+        }
+    }
+}
+
+/// What a reused image must show.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The label carrying the input digest (the builder's `dev.wharf.inputs`).
+    pub inputs_label: &'a str,
+    /// Its value: the input digest of this build.
+    pub inputs: &'a str,
+    /// The service's identity tags, for any commit.
+    pub identity: &'a IdentityTemplates,
+    /// `Some` when the candidate is one platform's image of a multi-platform release: its
+    /// identity tags carry the platform.
+    pub platform: Option<&'a Platform>,
+}
+
+/// The outcome of the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A release of `revision` tagged this very image `tag`.
+    Trusted {
+        revision: String,
+        tag: String,
+    },
+    Untrusted(Distrust),
+}
+
+/// Why an image is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Distrust {
+    #[error("it is not an image or an index of images ({media_type})")]
+    NotAnImage { media_type: String },
+    #[error("the index names no platform image")]
+    NoPlatforms,
+    #[error("the index names more than {MAX_PLATFORMS} platform images")]
+    TooManyPlatforms,
+    #[error("its config is larger than {MAX_CONFIG} bytes")]
+    ConfigTooLarge,
+    #[error("its config has no {label} label")]
+    NoInputsLabel { label: String },
+    #[error("its {label} label is `{found}`, not these inputs")]
+    OtherInputs { label: String, found: String },
+    #[error("its config names no commit (no {REVISION_LABEL} label)")]
+    NoRevision,
+    #[error("its {REVISION_LABEL} label `{value}` is not a full commit id")]
+    BadRevision { value: String },
+    #[error("its platform images name different commits ({first} and {second})")]
+    MixedRevisions { first: String, second: String },
+    #[error("no identity tag of its commit {revision} can be known from the tag templates (a release without an identity tag such as {{git_sha}}, or one whose templates use {{timestamp}}, cannot vouch for an image)")]
+    NoIdentityTag { revision: String },
+    #[error("the identity tag {tag} of its commit does not exist")]
+    IdentityMissing { tag: String },
+    #[error("the identity tag {tag} of its commit names another image ({digest})")]
+    IdentityElsewhere { tag: String, digest: String },
+}
+
+#[derive(serde::Deserialize)]
+struct ManifestDoc {
+    config: Option<Descriptor>,
+    manifests: Option<Vec<IndexEntry>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Descriptor {
+    digest: String,
+    #[serde(default)]
+    size: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexEntry {
+    digest: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    platform: Option<EntryPlatform>,
+}
+
+#[derive(serde::Deserialize)]
+struct EntryPlatform {
+    #[serde(default)]
+    os: String,
+}
+
+impl IndexEntry {
+    /// BuildKit's provenance and SBOM manifests sit in an index beside the images.
+    fn is_attestation(&self) -> bool {
+        self.annotations
+            .get("vnd.docker.reference.type")
+            .is_some_and(|t| t == "attestation-manifest")
+            || self.platform.as_ref().is_some_and(|p| p.os == "unknown")
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ConfigDoc {
+    config: Option<ConfigSection>,
+}
+
+#[derive(serde::Deserialize)]
+struct ConfigSection {
+    #[serde(rename = "Labels")]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+fn unreadable(repository: &str, what: &str, e: serde_json::Error) -> Error {
+    Error::Registry {
+        registry: repository.to_string(),
+        message: format!("{what} is not valid JSON: {e}"),
+        fault: crate::error::Fault::permanent(),
+    }
+}
+
+/// The config descriptor of an image manifest.
+fn config_of(repository: &str, manifest: &RawManifest) -> Result<Descriptor, Error> {
+    let doc: ManifestDoc = serde_json::from_slice(&manifest.bytes)
+        .map_err(|e| unreadable(repository, &manifest.digest, e))?;
+    doc.config.ok_or_else(|| Error::Registry {
+        registry: repository.to_string(),
+        message: format!("the image manifest {} names no config", manifest.digest),
+        fault: crate::error::Fault::permanent(),
+    })
+}
+
+/// The labels of the config `descriptor` names, or why they are not read.
+async fn labels(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    descriptor: &Descriptor,
+) -> Result<Result<BTreeMap<String, String>, Distrust>, Error> {
+    if descriptor.size > MAX_CONFIG as u64 {
+        return Ok(Err(Distrust::ConfigTooLarge));
+    }
+    let blob = api
+        .blob(repository, &descriptor.digest, MAX_CONFIG, login)
+        .await?;
+    let doc: ConfigDoc =
+        serde_json::from_slice(&blob).map_err(|e| unreadable(repository, &descriptor.digest, e))?;
+    Ok(Ok(doc.config.and_then(|c| c.labels).unwrap_or_default()))
+}
+
+fn is_full_sha(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `candidate`, found in `repository` (`host/repo`), may be released as the image of
+/// `expected`. `Err` when the registry could not be asked (the caller builds then too).
+pub async fn check(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    expected: &Expected<'_>,
+) -> Result<Verdict, Error> {
+    let untrusted = |d| Ok(Verdict::Untrusted(d));
+    let media_type = candidate.media_type.as_str();
+    let is_index = INDEX_TYPES.contains(&media_type);
+    let configs = if IMAGE_TYPES.contains(&media_type) {
+        vec![config_of(repository, candidate)?]
+    } else if is_index {
+        let doc: ManifestDoc = serde_json::from_slice(&candidate.bytes)
+            .map_err(|e| unreadable(repository, &candidate.digest, e))?;
+        let entries: Vec<IndexEntry> = doc
+            .manifests
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !e.is_attestation())
+            .collect();
+        if entries.is_empty() {
+            return untrusted(Distrust::NoPlatforms);
+        }
+        if entries.len() > MAX_PLATFORMS {
+            return untrusted(Distrust::TooManyPlatforms);
+        }
+        let mut configs = Vec::new();
+        for entry in &entries {
+            let reference = format!("{repository}@{}", entry.digest);
+            let image = api
+                .manifest(&reference, login)
+                .await?
+                .ok_or(Error::NotFound { reference })?;
+            if !IMAGE_TYPES.contains(&image.media_type.as_str()) {
+                return untrusted(Distrust::NotAnImage {
+                    media_type: image.media_type,
+                });
+            }
+            configs.push(config_of(repository, &image)?);
+        }
+        configs
+    } else {
+        return untrusted(Distrust::NotAnImage {
+            media_type: media_type.to_string(),
+        });
+    };
+
+    let mut revision: Option<String> = None;
+    for descriptor in &configs {
+        let labels = match labels(api, repository, login, descriptor).await? {
+            Ok(l) => l,
+            Err(d) => return untrusted(d),
+        };
+        match labels.get(expected.inputs_label) {
+            None => {
+                return untrusted(Distrust::NoInputsLabel {
+                    label: expected.inputs_label.to_string(),
+                })
+            }
+            Some(found) if found != expected.inputs => {
+                return untrusted(Distrust::OtherInputs {
+                    label: expected.inputs_label.to_string(),
+                    found: found.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+        let Some(this) = labels.get(REVISION_LABEL) else {
+            return untrusted(Distrust::NoRevision);
+        };
+        match &revision {
+            Some(first) if first != this => {
+                return untrusted(Distrust::MixedRevisions {
+                    first: first.clone(),
+                    second: this.clone(),
+                })
+            }
+            _ => revision = Some(this.clone()),
+        }
+    }
+    let revision = revision.ok_or(Distrust::NoRevision);
+    let revision = match revision {
+        Ok(r) if is_full_sha(&r) => r,
+        Ok(r) => return untrusted(Distrust::BadRevision { value: r }),
+        Err(d) => return untrusted(d),
+    };
+
+    let mut tags = expected.identity.for_commit(&revision);
+    if let (Some(platform), false) = (expected.platform, is_index) {
+        let suffix = platform.tag_suffix();
+        tags = tags.into_iter().map(|t| format!("{t}-{suffix}")).collect();
+    }
+    if tags.is_empty() {
+        return untrusted(Distrust::NoIdentityTag { revision });
+    }
+    let mut first_miss = None;
+    for tag in tags {
+        let served = api
+            .manifest_digest(&format!("{repository}:{tag}"), login)
+            .await?;
+        match served {
+            Some(d) if d == candidate.digest => return Ok(Verdict::Trusted { revision, tag }),
+            Some(digest) => {
+                first_miss.get_or_insert(Distrust::IdentityElsewhere { tag, digest });
+            }
+            None => {
+                first_miss.get_or_insert(Distrust::IdentityMissing { tag });
+            }
+        }
+    }
+    untrusted(first_miss.expect("at least one identity tag was looked up"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_name_their_identity_tags() {
+        let arm = Platform::parse("linux/arm64").unwrap();
+        assert_eq!(arm.tag_suffix(), "linux-arm64");
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().tag_suffix(),
+            "linux-arm-v7"
+        );
+        assert!(Platform::parse("linux").is_none());
+        assert!(Platform::parse("linux/arm/v7/x").is_none());
+    }
+
+    #[test]
+    fn attestations_are_not_platform_images() {
+        let entry: IndexEntry = serde_json::from_str(
+            r#"{"digest":"sha256:00","platform":{"os":"unknown","architecture":"unknown"},"annotations":{"vnd.docker.reference.type":"attestation-manifest"}}"#,
+        )
+        .unwrap();
+        assert!(entry.is_attestation());
+        let image: IndexEntry = serde_json::from_str(
+            r#"{"digest":"sha256:00","platform":{"os":"linux","architecture":"arm64"}}"#,
+        )
+        .unwrap();
+        assert!(!image.is_attestation());
+    }
+}
