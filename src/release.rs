@@ -18,10 +18,46 @@ use wharf_pusher::target::{self, ImageTarget, Settings, TagValues};
 use wharf_pusher::template::{Template, REPOSITORY_PLACEHOLDERS, TAG_PLACEHOLDERS};
 use wharf_pusher::timeouts::Timeouts;
 
+/// The current folder as Go's `os.Getwd` gives it to docker compose: `$PWD` when it names
+/// this folder (so a folder reached through a symbolic link keeps that name, which the default
+/// project name comes from), else the physical path.
+fn current_dir() -> Result<std::path::PathBuf> {
+    let physical = std::env::current_dir()
+        .map_err(|e| Failure::config(anyhow::anyhow!("cannot read the current folder: {e}")))?;
+    #[cfg(unix)]
+    if let Some(pwd) = std::env::var_os("PWD").map(std::path::PathBuf::from) {
+        use std::os::unix::fs::MetadataExt;
+        if pwd.is_absolute() {
+            if let (Ok(a), Ok(b)) = (std::fs::metadata(&pwd), std::fs::metadata(".")) {
+                if a.dev() == b.dev() && a.ino() == b.ino() {
+                    return Ok(pwd);
+                }
+            }
+        }
+    }
+    Ok(physical)
+}
+
+/// The project options of the command line, with the process's folder and environment.
+pub fn project_options(project: &ProjectArgs) -> Result<wharf_compose::ProjectOptions> {
+    let working_dir = current_dir()?;
+    Ok(wharf_compose::ProjectOptions {
+        files: project.files.clone(),
+        project_name: project.project_name.clone(),
+        profiles: project.profiles.clone(),
+        env_files: project.env_files.clone(),
+        project_directory: project.project_directory.clone(),
+        working_dir,
+        environment: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
+    })
+}
+
 /// Loads the compose project of the command line; the services named on it are enabled with
 /// their profiles, as docker compose enables them.
 pub fn load_project(args: &ProjectArgs, named: &[String]) -> Result<Project> {
-    let options = crate::commands::config::project_options(args)?;
+    let options = project_options(args)?;
     let project = wharf_compose::load(&options).map_err(Failure::config)?;
     Ok(project.with_services_enabled(named))
 }

@@ -19,6 +19,7 @@ mod deploy;
 mod faults;
 mod input_validation;
 mod log_secrets;
+mod module_graph;
 mod planted_inputs;
 mod progress_interrupt;
 mod progress_tty;

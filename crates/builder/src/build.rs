@@ -18,15 +18,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use wharf_compose::BuildSecret;
 
-/// Which of the daemon's builders runs the build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BuilderKind {
-    /// BuildKit (the default): cache/secret/ssh mounts, parallel stages.
-    #[default]
-    BuildKit,
-    /// The classic builder, for daemons without BuildKit.
-    Classic,
-}
+pub use crate::builder_kind::BuilderKind;
 
 /// What the daemon is asked to build. The context itself travels separately ([`Input`]).
 #[derive(Debug, Clone, Default)]

@@ -25,12 +25,11 @@
 //! `pull` ask for a fresh build, a remote context is fetched by the daemon (unless its URL
 //! pins a full commit id).
 
-use crate::build::BuilderKind;
-use crate::context::{ContextError, EntryKind};
+use crate::builder_kind::BuilderKind;
+use crate::context::ContextError;
 use crate::platform::{Native, Target};
 use crate::service::{ServiceBuild, Source};
 use std::collections::HashMap;
-use std::io::Read;
 use wharf_compose::{Build, Dockerfile, SecretSource};
 
 /// The tag that marks an image by its inputs in a registry: `wharf-inputs-<digest>`.
@@ -279,7 +278,7 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
             let mut buf = vec![0u8; 64 * 1024];
             ctx.for_each_entry(|e| {
                 entries += 1;
-                bytes += hash_entry(&mut h, e, &mut buf)?;
+                bytes += crate::entry_digest::hash_entry(&mut h, e, &mut buf)?;
                 Ok(())
             })
             .map_err(err)?;
@@ -290,87 +289,6 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
         entries,
         bytes,
     })
-}
-
-/// Adds one context entry to `h` — path, permission bits, type, and its size and content, link
-/// target or device numbers — and returns the bytes of content read (`buf`: a read buffer).
-pub(crate) fn hash_entry(
-    h: &mut blake3::Hasher,
-    e: &crate::context::Entry,
-    buf: &mut [u8],
-) -> Result<u64, ContextError> {
-    h.update(b"entry\0");
-    h.update(&(e.path.len() as u64).to_le_bytes());
-    h.update(e.path.as_bytes());
-    h.update(&e.mode.to_le_bytes());
-    match &e.kind {
-        EntryKind::File => {
-            h.update(b"f");
-            h.update(&e.size.to_le_bytes());
-            return hash_content(h, e, buf);
-        }
-        EntryKind::Dir => {
-            h.update(b"d");
-        }
-        EntryKind::Symlink { target } => {
-            let t = target.as_os_str().as_encoded_bytes();
-            h.update(b"l");
-            h.update(&(t.len() as u64).to_le_bytes());
-            h.update(t);
-        }
-        EntryKind::Hardlink { target } => {
-            h.update(b"h");
-            h.update(&(target.len() as u64).to_le_bytes());
-            h.update(target.as_bytes());
-        }
-        EntryKind::Fifo => {
-            h.update(b"p");
-        }
-        EntryKind::CharDevice { major, minor } => {
-            h.update(b"c");
-            h.update(&major.to_le_bytes());
-            h.update(&minor.to_le_bytes());
-        }
-        EntryKind::BlockDevice { major, minor } => {
-            h.update(b"b");
-            h.update(&major.to_le_bytes());
-            h.update(&minor.to_le_bytes());
-        }
-    }
-    Ok(0)
-}
-
-/// Streams one file's content into the digest; the length actually read is hashed too, so a
-/// file that changes while it is read still yields a digest of what was read.
-fn hash_content(
-    h: &mut blake3::Hasher,
-    e: &crate::context::Entry,
-    buf: &mut [u8],
-) -> Result<u64, ContextError> {
-    use crate::context::walk::Source as S;
-    let mut total = 0u64;
-    match &e.source {
-        S::Empty => {}
-        S::Memory(bytes) => {
-            h.update(bytes);
-            total = bytes.len() as u64;
-        }
-        S::Disk(path) => {
-            let mut file = wharf_compose::files::open_regular(path)?;
-            loop {
-                let n = match file.read(buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(ContextError::io(path, e)),
-                };
-                h.update(&buf[..n]);
-                total += n as u64;
-            }
-        }
-    }
-    h.update(&total.to_le_bytes());
-    Ok(total)
 }
 
 /// The compose build fields that change the image, in a fixed order.

@@ -1,6 +1,8 @@
 //! wharf-builder: builds compose services through the Docker daemon.
 //!
 //! How the pieces fit:
+//! - [`builder_kind`] names the daemon's two builders, which read contexts and requests
+//!   differently.
 //! - [`daemon`] finds and connects to the daemon the docker CLI would use.
 //! - [`context`] assembles a local build context exactly as Docker would (`.dockerignore`,
 //!   links, modes), as a session serves it or as a tar stream, never holding it whole in
@@ -21,8 +23,10 @@
 //! - [`schedule`] builds many services: dependencies first, independent ones concurrently.
 
 pub mod build;
+pub mod builder_kind;
 pub mod context;
 pub mod daemon;
+mod entry_digest;
 pub mod inputs;
 pub mod labels;
 pub mod named_contexts;

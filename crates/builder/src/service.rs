@@ -2,7 +2,8 @@
 //! passed to the daemon, or reported — as an error when ignoring it would change the image,
 //! as a warning when it would not. All services are checked before anything is built.
 
-use crate::build::{BuildRequest, BuilderKind};
+use crate::build::BuildRequest;
+use crate::builder_kind::BuilderKind;
 use crate::context::Context as LocalContext;
 use crate::named_contexts::{self, rewrite::RewriteError, words::Vars, Helper, NamedSource};
 use crate::platform::{Native, Target};

@@ -66,7 +66,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wharf_compose::files::{self, Accept};
 use wharf_compose::Dockerfile;
 
-use crate::build::BuilderKind as Builder;
+use crate::builder_kind::BuilderKind as Builder;
 
 /// Why a context could not be prepared or sent.
 #[derive(Debug, thiserror::Error)]

@@ -30,7 +30,8 @@
 pub mod rewrite;
 pub mod words;
 
-use crate::build::{BuildError, BuildRequest, BuilderKind};
+use crate::build::{BuildError, BuildRequest};
+use crate::builder_kind::BuilderKind;
 use crate::context::{Context as LocalContext, ContextError};
 use bollard::Docker;
 use std::path::{Path, PathBuf};
@@ -218,6 +219,6 @@ pub fn folder_digest(ctx: &LocalContext, platform: Option<&str>) -> Result<Strin
     let mut buf = vec![0u8; 64 * 1024];
     // The entries as the archive of this context holds them: `.dockerignore` applied, plus
     // the helper's own Dockerfile (always the same bytes).
-    ctx.for_each_entry(|e| crate::inputs::hash_entry(&mut h, e, &mut buf).map(|_| ()))?;
+    ctx.for_each_entry(|e| crate::entry_digest::hash_entry(&mut h, e, &mut buf).map(|_| ()))?;
     Ok(h.finalize().to_hex().to_string())
 }
