@@ -25,7 +25,13 @@ pub fn userinfo(text: &str) -> Cow<'_, str> {
             })
             .map_or(text.len(), |i| authority_start + i);
         let authority = &text[authority_start..authority_end];
-        if let Some(at) = authority.rfind('@') {
+        let scheme_start = text[..from + found]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let scheme = &text[scheme_start..from + found];
+        if let (Some(at), false) = (authority.rfind('@'), names_an_image(scheme)) {
             let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
             o.push_str(&text[copied..authority_start]);
             o.push_str(REDACTED);
@@ -40,6 +46,11 @@ pub fn userinfo(text: &str) -> Cow<'_, str> {
             Cow::Owned(o)
         }
     }
+}
+
+/// Schemes followed by an image reference, where `@` starts a digest (`alpine@sha256:…`).
+fn names_an_image(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("docker-image") || scheme.eq_ignore_ascii_case("oci-layout")
 }
 
 #[cfg(test)]
@@ -64,6 +75,7 @@ mod tests {
             ),
             ("\"https://u:p@h/x\"", "\"https://***@h/x\""),
             ("https://p@ss:w@rd@h/x", "https://***@h/x"),
+            ("é→git+ssh://u:p@h/x", "é→git+ssh://***@h/x"),
         ];
         for (given, expected) in cases {
             assert_eq!(userinfo(given), expected, "{given}");
@@ -76,6 +88,8 @@ mod tests {
             "https://github.com/o/r.git#v1",
             "no url here, just a@b",
             "git@github.com:o/r.git",
+            "docker-image://alpine@sha256:0123abcd",
+            "context base=docker-image://busybox@sha256:00 and oci-layout://./l@sha256:11",
             "://",
             "a://",
             "",
