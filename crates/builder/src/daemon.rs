@@ -108,6 +108,45 @@ pub async fn connect() -> Result<(Docker, Endpoint), DaemonError> {
     Ok((docker, ep))
 }
 
+/// The proxies of the Docker config (`proxies` in `config.json`) for the daemon wharf builds
+/// with, as build args: docker compose passes them to every build the way buildx's
+/// `GetProxyConfig` reads them (the entry of the daemon's host, else `default`). They are
+/// BuildKit's and the classic builder's predefined args: they reach `RUN` steps without an
+/// `ARG` and stay out of the image's history. None when there is no config or no entry.
+pub fn proxy_build_args() -> Vec<(String, String)> {
+    let Some(host) = endpoint().ok().map(|e| e.host) else {
+        return Vec::new();
+    };
+    let config = docker_config_dir()
+        .and_then(|d| std::fs::read_to_string(d.join("config.json")).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    match config {
+        Some(c) => proxies_for(&c, &host),
+        None => Vec::new(),
+    }
+}
+
+fn proxies_for(config: &serde_json::Value, host: &str) -> Vec<(String, String)> {
+    let Some(proxies) = config.get("proxies").and_then(|p| p.as_object()) else {
+        return Vec::new();
+    };
+    let Some(proxy) = proxies.get(host).or_else(|| proxies.get("default")) else {
+        return Vec::new();
+    };
+    [
+        ("httpProxy", "HTTP_PROXY"),
+        ("httpsProxy", "HTTPS_PROXY"),
+        ("noProxy", "NO_PROXY"),
+        ("ftpProxy", "FTP_PROXY"),
+    ]
+    .into_iter()
+    .filter_map(|(field, arg)| {
+        let v = proxy.get(field)?.as_str()?;
+        (!v.is_empty()).then(|| (arg.to_string(), v.to_string()))
+    })
+    .collect()
+}
+
 /// The platform the daemon builds when none is asked for: its own `os/arch`.
 pub async fn native_platform(docker: &Docker, ep: &Endpoint) -> Result<String, DaemonError> {
     let fail = |message: String| DaemonError::Platform {
@@ -134,4 +173,30 @@ pub fn native_platform_blocking() -> Result<String, DaemonError> {
         let (docker, ep) = connect().await?;
         native_platform(&docker, &ep).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxies_of_the_daemons_host_else_default() {
+        let config = serde_json::json!({"proxies": {
+            "default": {"httpProxy": "http://d:3128", "noProxy": "localhost"},
+            "tcp://build:2376": {"httpsProxy": "http://b:3128", "ftpProxy": "", "allProxy": "x"}
+        }});
+        assert_eq!(
+            proxies_for(&config, "unix:///var/run/docker.sock"),
+            [
+                ("HTTP_PROXY".to_string(), "http://d:3128".to_string()),
+                ("NO_PROXY".to_string(), "localhost".to_string())
+            ]
+        );
+        // The host's own entry replaces `default` whole, as in buildx.
+        assert_eq!(
+            proxies_for(&config, "tcp://build:2376"),
+            [("HTTPS_PROXY".to_string(), "http://b:3128".to_string())]
+        );
+        assert!(proxies_for(&serde_json::json!({}), "x").is_empty());
+    }
 }

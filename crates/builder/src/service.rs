@@ -115,6 +115,7 @@ pub fn prepare(
     let mut builds = Vec::new();
     // As docker compose does, the services `service:` contexts name are built (and tagged
     // under their own names) with the services that use them, enabled or not.
+    let proxies = crate::daemon::proxy_build_args();
     let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
     let mut selected: Vec<&Service> = selected.to_vec();
     for name in project.with_build_dependencies(&names) {
@@ -133,7 +134,7 @@ pub fn prepare(
             });
             continue;
         };
-        match prepare_one(project, service, build, options, &mut warnings) {
+        match prepare_one(project, service, build, options, &proxies, &mut warnings) {
             Ok(b) => builds.push(b),
             Err(mut p) => problems.append(&mut p),
         }
@@ -160,6 +161,7 @@ fn prepare_one(
     service: &Service,
     build: &Build,
     options: &Options,
+    proxies: &[(String, String)],
     warnings: &mut Vec<Problem>,
 ) -> Result<ServiceBuild, Vec<Problem>> {
     let name = &service.name;
@@ -206,6 +208,13 @@ fn prepare_one(
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
         .collect();
+    // As docker compose: the Docker config's proxies, never over an arg the service names
+    // (even one left without a value).
+    for (k, v) in proxies {
+        if !build.args.contains_key(k) {
+            request.args.insert(k.clone(), v.clone());
+        }
+    }
     request.labels = options.labels.clone();
     request
         .labels
