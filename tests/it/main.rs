@@ -7,6 +7,7 @@ mod support;
 mod additional_contexts;
 mod bed_e2e;
 mod build;
+mod build_fidelity;
 mod cli_errors;
 mod cli_github;
 mod cli_help;

@@ -27,9 +27,7 @@
 //! containerd image store, named by `WHARF_TEST_DOCKER26_HOST`: without that variable the
 //! second test fails, it never skips.
 
-mod common;
-
-use common::{bed, wharf_bin};
+use crate::support::{bed, wharf_bin};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
