@@ -93,6 +93,19 @@ fn platform_digests(bytes: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The pins of `targets`' release, read from the registry after logging in (the runtime
+/// `lock` and `render` need for it is their only async part).
+pub fn released_pins(targets: &mut [ImageTarget], warn: &dyn Fn(&str)) -> Result<Vec<Pin>> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let timeouts = wharf_pusher::timeouts::Timeouts::default();
+        let logins =
+            release::login_all(targets, &mut wharf_pusher::release::Aws::new(timeouts)).await?;
+        pins(targets, &logins, &RegistryApi::new(timeouts), warn).await
+    })
+}
+
 /// The release's image of each target, pinned: the digest the registry serves for the
 /// target's first identity tag. A required service without a release fails (exit 1, each
 /// named); one marked `x-wharf.required: false` is left out with a warning.

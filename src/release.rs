@@ -308,6 +308,28 @@ pub fn mask_logins(logins: &wharf_pusher::release::Logins) {
     logins.values().for_each(crate::github::mask_login);
 }
 
+/// Prepares the release of `targets` (logins and repository checks, before anything is built
+/// or pushed), telling `events`; in GitHub Actions every token is masked.
+#[allow(clippy::too_many_arguments)]
+pub async fn start(
+    project: &Project,
+    args: &TargetArgs,
+    targets: Vec<ImageTarget>,
+    docker: bollard::Docker,
+    parallel: usize,
+    timeout: Option<std::time::Duration>,
+    events: wharf_pusher::events::EventSink,
+    interrupt: wharf_pusher::release::Interrupt,
+) -> Result<wharf_pusher::release::Release> {
+    let options = options(project, args, parallel, timeout)?;
+    let release =
+        wharf_pusher::release::Release::prepare(targets, docker, options, events, interrupt)
+            .await
+            .map_err(failure)?;
+    mask_logins(release.logins());
+    Ok(release)
+}
+
 /// A release that stopped, as the failure wharf exits with: 2 when nothing was built or
 /// pushed because of the settings, credentials or registries, else 1.
 pub fn failure(e: ReleaseError) -> Failure {

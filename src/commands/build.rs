@@ -18,7 +18,7 @@ use wharf_builder::schedule::{self, Event, Outcome};
 use wharf_builder::service::{self, Options};
 use wharf_builder::session::RegistryCredentials;
 use wharf_pusher::events::ServiceEvent;
-use wharf_pusher::release::{InputsDigest, Ready, Release, SkipInputs};
+use wharf_pusher::release::{InputsDigest, Ready, SkipInputs};
 use wharf_pusher::timeouts::Timeouts;
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
@@ -198,17 +198,17 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         let (docker, _) = wharf_builder::daemon::connect()
             .await
             .map_err(Failure::failed)?;
-        let options = release::options(&project, &args.target, parallel, run.timeout)?;
-        let mut release = Release::prepare(
+        let mut release = release::start(
+            &project,
+            &args.target,
             targets,
             docker.clone(),
-            options,
+            parallel,
+            run.timeout,
             reporter.sink_for_release(),
             run.interrupt.clone(),
         )
-        .await
-        .map_err(release::failure)?;
-        release::mask_logins(release.logins());
+        .await?;
         for l in release.logins().values() {
             credentials.insert(&l.host, &l.username, l.password.clone());
         }

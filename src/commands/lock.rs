@@ -11,7 +11,6 @@ use crate::release;
 use anyhow::anyhow;
 use std::io::Write;
 use wharf_deploy::Pin;
-use wharf_pusher::api::RegistryApi;
 
 /// The override document: `services.NAME.image` for each pin, nothing else.
 fn override_doc(pins: &[Pin]) -> serde_json::Value {
@@ -38,18 +37,7 @@ pub fn run(project_args: &ProjectArgs, args: &ConfigArgs, reporter: &Reporter) -
     }
     let mut targets =
         deploy::targets_at(&project, &services, &args.target, args.commit.as_deref())?;
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
-    let pins = runtime.block_on(async {
-        let timeouts = wharf_pusher::timeouts::Timeouts::default();
-        let logins =
-            release::login_all(&mut targets, &mut wharf_pusher::release::Aws::new(timeouts))
-                .await?;
-        deploy::pins(&targets, &logins, &RegistryApi::new(timeouts), &|w| {
-            reporter.warn(w)
-        })
-        .await
-    })?;
+    let pins = deploy::released_pins(&mut targets, &|w| reporter.warn(w))?;
     let doc = override_doc(&pins);
     let text = match args.format {
         ConfigFormat::Yaml => wharf_compose::to_yaml(&doc),

@@ -6,7 +6,7 @@ use crate::error::{Failure, Result};
 use crate::release;
 use anyhow::anyhow;
 use std::collections::HashMap;
-use wharf_pusher::release::{Ready, Release, SkipInputs};
+use wharf_pusher::release::{Ready, SkipInputs};
 
 pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()> {
     let reporter = &run.reporter;
@@ -43,17 +43,17 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
                 missing.join("\n  ")
             )));
         }
-        let options = release::options(&project, &args.target, parallel, run.timeout)?;
-        let mut release = Release::prepare(
+        let mut release = release::start(
+            &project,
+            &args.target,
             targets,
             docker.clone(),
-            options,
+            parallel,
+            run.timeout,
             reporter.sink_for_release(),
             run.interrupt.clone(),
         )
-        .await
-        .map_err(release::failure)?;
-        release::mask_logins(release.logins());
+        .await?;
         // Asks every repository before pushing (a registry that cannot be used stops here);
         // `wharf push` pushes what was built, so nothing is skipped.
         release

@@ -11,7 +11,6 @@ use anyhow::anyhow;
 use std::io::{Read, Write};
 use std::path::Path;
 use wharf_deploy::task_definition::{Rendered, TaskDefinitionFile};
-use wharf_pusher::api::RegistryApi;
 
 pub fn run(project_args: &ProjectArgs, command: &RenderCommand, reporter: &Reporter) -> Result<()> {
     match command {
@@ -52,18 +51,7 @@ fn ecs_task_definition(
     let matcher = deploy::matcher(&project)?;
     let mut targets =
         deploy::targets_at(&project, &services, &args.target, args.commit.as_deref())?;
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
-    let pins = runtime.block_on(async {
-        let timeouts = wharf_pusher::timeouts::Timeouts::default();
-        let logins =
-            release::login_all(&mut targets, &mut wharf_pusher::release::Aws::new(timeouts))
-                .await?;
-        deploy::pins(&targets, &logins, &RegistryApi::new(timeouts), &|w| {
-            reporter.warn(w)
-        })
-        .await
-    })?;
+    let pins = deploy::released_pins(&mut targets, &|w| reporter.warn(w))?;
     let rendered = file.render(&matcher, &pins);
     if rendered.pinned.is_empty() {
         let containers: Vec<&str> = rendered
