@@ -121,15 +121,19 @@ fn folder_context_matches_the_reference(builder: &str, dockerfile: &str) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let listing = files_under_ctx(&image);
     assert_eq!(listing, reference, "{dockerfile}");
+    // The project is named after the folder (lowercase, without the leading dot).
+    let project = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase()
+        .trim_start_matches('.')
+        .to_string();
     assert!(
-        !helper_images().iter().any(|i| i.contains(&format!(
-            "-{}-app-files-",
-            dir.path()
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .to_lowercase()
-        ))),
+        !helper_images()
+            .iter()
+            .any(|i| i.starts_with(&format!("wharf-context/{project}-"))),
         "the helper image is removed after the build: {:?}",
         helper_images()
     );

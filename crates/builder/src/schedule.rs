@@ -4,6 +4,7 @@
 //! [`Outcome`].
 
 use crate::build::{build, BuildError, Input};
+use crate::named_contexts::Helper;
 use crate::service::{ServiceBuild, Source};
 use bollard::Docker;
 use indexmap::IndexMap;
@@ -61,6 +62,14 @@ pub async fn run(
     events: EventSink,
 ) -> IndexMap<String, Outcome> {
     let parallel = parallel.max(1);
+    // The images made from folder contexts are removed once every build has ended, whatever
+    // the outcomes (see `crate::named_contexts`).
+    let mut helpers: Vec<Helper> = Vec::new();
+    for h in builds.iter().flat_map(|b| &b.context_images) {
+        if !helpers.iter().any(|o| o.repository == h.repository) {
+            helpers.push(h.clone());
+        }
+    }
     let mut outcomes: IndexMap<String, Option<Outcome>> =
         builds.iter().map(|b| (b.service.clone(), None)).collect();
     let mut waiting: Vec<ServiceBuild> = builds;
@@ -158,6 +167,9 @@ pub async fn run(
         });
         outcomes.insert(service, Some(outcome));
     }
+    for helper in &helpers {
+        helper.remove(docker).await;
+    }
     outcomes
         .into_iter()
         .map(|(s, o)| {
@@ -174,13 +186,7 @@ async fn build_one(
     b: &ServiceBuild,
     events: &EventSink,
 ) -> Result<(), BuildError> {
-    let result = build_and_tag(docker, b, events).await;
-    // The images made from folder contexts are removed whatever the outcome (see
-    // `crate::named_contexts`).
-    for helper in &b.context_images {
-        helper.remove(docker).await;
-    }
-    result
+    build_and_tag(docker, b, events).await
 }
 
 async fn build_and_tag(

@@ -113,9 +113,9 @@ pub fn prepare(
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let mut builds = Vec::new();
+    let proxies = crate::daemon::proxy_build_args();
     // As docker compose does, the services `service:` contexts name are built (and tagged
     // under their own names) with the services that use them, enabled or not.
-    let proxies = crate::daemon::proxy_build_args();
     let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
     let mut selected: Vec<&Service> = selected.to_vec();
     for name in project.with_build_dependencies(&names) {
@@ -478,7 +478,6 @@ fn named(
                 }
                 match Helper::prepare(
                     &project.name,
-                    &service.name,
                     name,
                     &dir,
                     request.platform.as_deref(),
@@ -734,9 +733,7 @@ mod tests {
             assert_eq!(app.after, ["base"]);
             assert_eq!(app.context_images.len(), 1, "`spare` is not used");
             let helper = &app.context_images[0];
-            assert!(helper
-                .reference
-                .starts_with("wharf-context/shop-app-files-"));
+            assert!(helper.reference.starts_with("wharf-context/shop-"));
             let Source::Local(ctx) = &app.source else {
                 panic!("a local context")
             };

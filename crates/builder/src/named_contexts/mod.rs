@@ -18,14 +18,18 @@
 //! - URLs (git, https) and `oci-layout://` are refused: the endpoint fetches a remote source
 //!   only as the main context, so wharf cannot turn one into an image before the build.
 //!
-//! Helper images are named `wharf-context/<project>-<service>-<name>-<hash>:<digest>`, where
-//! the digest covers the folder's content as the helper build reads it (so the rewritten
-//! Dockerfile, and with it the service's input digest, changes with that content), and are
-//! removed when the service's build ends, whatever its outcome. Nothing is lost for the next
+//! Helper images are named `wharf-context/<project>-<hash>:<digest>`, where the digest covers
+//! the folder's content as the helper build reads it (so the rewritten Dockerfile, and with it
+//! the service's input digest, changes with that content): folders of the same content share
+//! one image, whichever services and names use them. They are made one at a time and removed
+//! when the run's builds have ended, whatever their outcome — not while another build may
+//! still read one: Docker 26 with the containerd image store was seen to lose the content of
+//! a helper that a running build used when another image of the same content was removed
+//! meanwhile (the build then looked for it in a registry). Nothing is lost for the next
 //! build: the helper's build is in BuildKit's cache, and rebuilding it from there gives the
 //! same image id, so the service's own cached steps still apply. A helper left by an
-//! interrupted run is used as it is (same name, same content) and removed by the next build
-//! of that service.
+//! interrupted run is used as it is (same name, same content) and removed by the next run of
+//! that project.
 
 pub mod rewrite;
 pub mod words;
@@ -79,12 +83,15 @@ pub const HELPER_REPOSITORY: &str = "wharf-context";
 /// The Dockerfile of a helper image: the folder's files at the image's root.
 pub const HELPER_DOCKERFILE: &str = "FROM scratch\nCOPY . /\n";
 
+/// Held while a helper is made: helpers are made one at a time.
+static MAKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A folder context, to be turned into an image before its service's build.
 #[derive(Debug, Clone)]
 pub struct Helper {
     /// The context's name.
     pub name: String,
-    /// `wharf-context/…`, the same for every content of this service's context.
+    /// `wharf-context/…`, the same for every helper of this project.
     pub repository: String,
     /// `repository:digest`: what the Dockerfile names.
     pub reference: String,
@@ -93,11 +100,10 @@ pub struct Helper {
 }
 
 impl Helper {
-    /// Prepares the helper of folder `dir`, named `name` in `service` of `project`, for
+    /// Prepares the helper of folder `dir`, named `name` in a service of `project`, for
     /// images of `platform`: reads the folder (through its `.dockerignore`) for its digest.
     pub fn prepare(
         project: &str,
-        service: &str,
         name: &str,
         dir: &Path,
         platform: Option<&str>,
@@ -105,9 +111,12 @@ impl Helper {
         let dockerfile = Dockerfile::Inline(HELPER_DOCKERFILE.into());
         let context = LocalContext::prepare(dir, Some(&dockerfile), BuilderKind::BuildKit)?;
         let digest = folder_digest(&context, platform)?;
-        let identity = blake3::hash(format!("{project}\0{service}\0{name}").as_bytes());
-        let readable = sanitize(&format!("{project}-{service}-{name}"));
-        let repository = format!("{HELPER_REPOSITORY}/{readable}-{}", &identity.to_hex()[..8]);
+        let identity = blake3::hash(project.as_bytes());
+        let repository = format!(
+            "{HELPER_REPOSITORY}/{}-{}",
+            sanitize(project),
+            &identity.to_hex()[..8]
+        );
         let reference = format!("{repository}:{}", &digest[..32]);
         let request = BuildRequest {
             tag: reference.clone(),
@@ -125,13 +134,15 @@ impl Helper {
         })
     }
 
-    /// Makes sure the daemon has this helper image: built unless an image of the same content
-    /// is there already.
+    /// Makes sure the daemon has this helper image: built unless it is there already (made
+    /// for another service, or left by an interrupted run). One at a time, so that two builds
+    /// of the same content never export it at once.
     pub async fn ensure(
         &self,
         docker: &Docker,
         mut on_line: impl FnMut(&str),
     ) -> Result<(), BuildError> {
+        let _one_at_a_time = MAKING.lock().await;
         if docker.inspect_image(&self.reference).await.is_ok() {
             return Ok(());
         }
