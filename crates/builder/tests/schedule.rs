@@ -9,18 +9,10 @@ use std::sync::Arc;
 use wharf_builder::schedule::{self, Outcome};
 
 mod common;
-use common::{base_image, cat, image_id, remove, unique, write};
+use common::{base_image, cat, image_id, load_project, remove, unique, write};
 
 fn prepare(dir: &Path, name: &str) -> wharf_builder::service::Prepared {
-    let project = wharf_compose::load(&wharf_compose::ProjectOptions {
-        project_name: Some(name.into()),
-        working_dir: dir.to_path_buf(),
-        environment: [("PATH".to_string(), "/usr/bin".to_string())]
-            .into_iter()
-            .collect(),
-        ..Default::default()
-    })
-    .expect("the project loads");
+    let project = load_project(dir, name);
     let services: Vec<_> = project.services.values().collect();
     wharf_builder::service::prepare(
         &project,
