@@ -30,3 +30,6 @@ mod release_faults;
 mod resource_bounds;
 mod skip;
 mod workflow_commands;
+
+// Reproducible images, kept bases and cache sources.
+mod reproducible;

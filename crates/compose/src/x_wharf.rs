@@ -30,6 +30,19 @@ pub struct ProjectSettings {
     pub kms_key: Option<String>,
     /// `CLUSTER/SERVICE` names of the ECS services `verify` checks after a deploy.
     pub ecs_services: Option<Vec<String>>,
+    /// What an image's `org.opencontainers.image.created` label says (default: the commit's
+    /// time, so that a rebuild of the same inputs gives the same image).
+    pub created: Option<Created>,
+}
+
+/// The time an image's `created` label names (`SOURCE_DATE_EPOCH` wins over both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Created {
+    /// The time of the commit being built: the same for every build of that commit.
+    Commit,
+    /// The time of the build: every build makes another image.
+    Build,
 }
 
 /// A service's `x-wharf:` block.
@@ -96,6 +109,7 @@ const PROJECT_KEYS: &[&str] = &[
     "encryption",
     "kms_key",
     "ecs_services",
+    "created",
 ];
 const SERVICE_KEYS: &[&str] = &["repository", "tags", "skip", "required", "ecs_container"];
 

@@ -63,6 +63,18 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The committer time of commit `sha` (seconds since 1970), read from the repository in `dir`;
+/// `None` when there is no repository or it does not hold the commit.
+pub fn commit_time(dir: &Path, sha: &str) -> Option<i64> {
+    if !is_full_sha(sha) {
+        return None;
+    }
+    git(dir, &["show", "-s", "--format=%ct", sha])
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Finds the revision for the project in `dir`, with `env` the process environment.
 pub fn revision(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Revision, GitError> {
     let branch_from_env = || {
