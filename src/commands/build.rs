@@ -257,7 +257,19 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                 .map(|b| (b.service.clone(), b.after.clone()))
                 .collect(),
         };
-        let unchanged = release.unchanged(&skip).await.map_err(release::failure)?;
+        let mut unchanged = release.unchanged(&skip).await.map_err(release::failure)?;
+        // An unchanged base keeps its image: the daemon gets it for the services built FROM it.
+        let local_names: HashMap<String, Vec<String>> = prepared
+            .builds
+            .iter()
+            .map(|b| {
+                let names = std::iter::once(&b.image).chain(&b.extra_tags).cloned();
+                (b.service.clone(), names.collect())
+            })
+            .collect();
+        release
+            .bases_into_daemon(&mut unchanged, &skip, &local_names)
+            .await;
         let (builds, skipped): (Vec<_>, Vec<_>) = prepared
             .builds
             .into_iter()

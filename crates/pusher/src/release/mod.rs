@@ -7,6 +7,8 @@
 //! 2. [`Release::unchanged`] — the skip decision ([`skip`]): which services the registry
 //!    already holds by input digest; it also asks every repository something, so that a
 //!    registry that cannot be used stops the release before any build.
+//!    [`Release::bases_into_daemon`] then gives the daemon the images of unchanged bases that
+//!    changed services build `FROM` ([`local`]).
 //! 3. [`Release::identity_phase`] — phase 1: each service's identity tags (and inputs tag),
 //!    an unchanged one at once by a manifest copy, a built one as soon as the caller says it
 //!    is [`Ready`] (the binary builds while this runs).
@@ -19,6 +21,7 @@
 //! retries of transient faults; every request has a deadline ([`Timeouts`]).
 
 mod interrupt;
+mod local;
 mod logins;
 mod manifest;
 mod moving;
@@ -27,6 +30,7 @@ mod skip;
 mod tagger;
 
 pub use interrupt::Interrupt;
+pub use local::{LocalBase, LocalBaseError};
 pub use logins::{login_all, Aws};
 pub use manifest::{Manifest, ManifestImage};
 pub use moving::Restoration;
@@ -265,6 +269,19 @@ impl Release {
         inputs: &SkipInputs,
     ) -> Result<HashMap<String, RawManifest>, ReleaseError> {
         skip::unchanged(&self.tagger(), &self.targets, inputs).await
+    }
+
+    /// Makes the daemon hold the image of each unchanged service that a service being built
+    /// builds `FROM`, under `names` (service → the local names its dependents use), so that
+    /// the base keeps its image; one that cannot be had there leaves `unchanged` and must be
+    /// built (see [`skip`]).
+    pub async fn bases_into_daemon(
+        &self,
+        unchanged: &mut HashMap<String, RawManifest>,
+        inputs: &SkipInputs,
+        names: &HashMap<String, Vec<String>>,
+    ) {
+        skip::bases_into_daemon(&self.tagger(), &self.targets, inputs, unchanged, names).await
     }
 
     /// Phase 1: identity tags of every unchanged service at once, and of every built one as it
