@@ -270,10 +270,14 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         release
             .bases_into_daemon(&mut unchanged, &skip, &local_names)
             .await;
-        let (builds, skipped): (Vec<_>, Vec<_>) = prepared
+        let (mut builds, skipped): (Vec<_>, Vec<_>) = prepared
             .builds
             .into_iter()
             .partition(|b| !unchanged.contains_key(&b.service));
+        let previous = revision
+            .as_ref()
+            .and_then(|r| wharf_pusher::git::parent(&project.working_dir, &r.sha));
+        add_cache_sources(&project, &release, &mut builds, previous.as_deref()).await;
         reporter.expect_pushes(
             release
                 .targets()
@@ -314,6 +318,48 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         }
         Ok(())
     })
+}
+
+/// Whether a service's build takes its last release as a cache source: BuildKit builds (the
+/// classic builder uses only images the daemon holds) unless `x-wharf: {cache: false}`.
+pub(crate) fn default_cache(
+    project: &wharf_compose::Project,
+    service: &str,
+    builder: BuilderKind,
+) -> bool {
+    builder == BuilderKind::BuildKit
+        && project
+            .services
+            .get(service)
+            .and_then(|s| s.x_wharf.as_ref())
+            .and_then(|x| x.cache)
+            != Some(false)
+}
+
+/// Adds to each build, after the user's `cache_from`, the service's last release that passes
+/// the trust check (see `wharf_pusher::release::Release::cache_sources`).
+async fn add_cache_sources(
+    project: &wharf_compose::Project,
+    release: &wharf_pusher::release::Release,
+    builds: &mut [wharf_builder::service::ServiceBuild],
+    previous: Option<&str>,
+) {
+    let lookups = builds.iter().map(|b| async {
+        if default_cache(project, &b.service, b.request.builder) {
+            release.cache_sources(&b.service, previous).await
+        } else {
+            Vec::new()
+        }
+    });
+    let sources = futures_util::future::join_all(lookups).await;
+    for (b, sources) in builds.iter_mut().zip(sources) {
+        for s in sources {
+            if !b.request.cache_from.contains(&s) {
+                tracing::info!(service = %b.service, "cache source {s}");
+                b.request.cache_from.push(s);
+            }
+        }
+    }
 }
 
 fn failures(outcomes: &IndexMap<String, Outcome>) -> Vec<String> {

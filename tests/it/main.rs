@@ -32,4 +32,5 @@ mod skip;
 mod workflow_commands;
 
 // Reproducible images, kept bases and cache sources.
+mod inline_cache;
 mod reproducible;

@@ -61,6 +61,10 @@ pub struct ServiceSettings {
     pub required: Option<bool>,
     /// The ECS containers that run this service's image, when not named after it.
     pub ecs_container: Option<OneOrMany>,
+    /// Whether its builds write inline cache metadata and take the service's last release as
+    /// a cache source (default true; `cache_from` of its own is used either way).
+    #[serde(default, deserialize_with = "go_bool")]
+    pub cache: Option<bool>,
 }
 
 /// A name, or a list of names.
@@ -111,7 +115,14 @@ const PROJECT_KEYS: &[&str] = &[
     "ecs_services",
     "created",
 ];
-const SERVICE_KEYS: &[&str] = &["repository", "tags", "skip", "required", "ecs_container"];
+const SERVICE_KEYS: &[&str] = &[
+    "repository",
+    "tags",
+    "skip",
+    "required",
+    "ecs_container",
+    "cache",
+];
 
 /// A booleans as compose reads its own after interpolation: YAML booleans, and the strings
 /// Go's `strconv.ParseBool` takes (`${CREATE:-false}` interpolates to a string).

@@ -20,6 +20,7 @@
 //! What happens is told as [`ServiceEvent`]s; [`tagger`] does the pushing and tagging, with
 //! retries of transient faults; every request has a deadline ([`Timeouts`]).
 
+mod cache;
 mod interrupt;
 mod local;
 mod logins;
@@ -29,6 +30,7 @@ mod preflight;
 mod skip;
 mod tagger;
 
+pub use cache::candidate_tags as cache_candidate_tags;
 pub use interrupt::Interrupt;
 pub use local::{LocalBase, LocalBaseError};
 pub use logins::{login_all, Aws};
@@ -269,6 +271,16 @@ impl Release {
         inputs: &SkipInputs,
     ) -> Result<HashMap<String, RawManifest>, ReleaseError> {
         skip::unchanged(&self.tagger(), &self.targets, inputs).await
+    }
+
+    /// The cache sources a build of `service` takes by default: its last release (moving tags,
+    /// and the identity tags of the `previous` commit), each passing the trust check (see
+    /// [`cache`]).
+    pub async fn cache_sources(&self, service: &str, previous: Option<&str>) -> Vec<String> {
+        match self.targets.iter().find(|t| t.service == service) {
+            Some(target) => cache::trusted(&self.tagger(), target, previous).await,
+            None => Vec::new(),
+        }
     }
 
     /// Makes the daemon hold the image of each unchanged service that a service being built
