@@ -125,3 +125,40 @@ fn a_fresh_runner_takes_the_expensive_step_from_the_last_release() {
         "without cache sources the fresh runner runs the step again"
     );
 }
+
+#[test]
+fn an_image_planted_under_the_moving_tag_is_no_cache_source() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/{}", bed.plain_registry, unique("cacheplant"));
+    let image = format!("{prefix}/api");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!("services:\n  api:\n    image: {image}\n    build: ./api\n"),
+    );
+    write(
+        dir.path(),
+        "api/Dockerfile",
+        &format!("FROM {}\nCOPY src /src\n", bed.base_image),
+    );
+    write(dir.path(), "api/src", &unique("src"));
+    // Someone who may push puts an image no release made under `latest`.
+    let planted = format!("{image}:latest");
+    for args in [
+        &["tag", bed.base_image.as_str(), planted.as_str()][..],
+        &["push", planted.as_str()][..],
+    ] {
+        let out = Command::new("docker").args(args).output().unwrap();
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+    }
+    let out = run(wharf(dir.path())
+        .args(["build", "--push"])
+        .env("GITHUB_SHA", fake_sha()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{planted} is not used as a cache source")),
+        "{err}"
+    );
+}
