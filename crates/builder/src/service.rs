@@ -10,6 +10,7 @@ use crate::platform::{Native, Target};
 use crate::session::{RegistryCredentials, SshAgent};
 use std::collections::HashMap;
 use wharf_compose::{Build, Context, Dockerfile, Project, Service};
+use wharf_docker::{ImageReference, ReferenceError};
 
 /// Where a service's context comes from, ready to send.
 #[derive(Debug, Clone)]
@@ -126,6 +127,18 @@ pub fn prepare(
         }
     }
     for service in &selected {
+        // Any other bad name is the daemon's to refuse, in its words; this one would be
+        // echoed with its password.
+        if let Some(Err(e @ ReferenceError::Credentials { .. })) =
+            service.image.as_deref().map(ImageReference::parse)
+        {
+            problems.push(Problem {
+                service: service.name.clone(),
+                key: format!("services.{}.image", service.name),
+                message: format!("is not a valid image reference: {e}"),
+            });
+            continue;
+        }
         let Some(build) = &service.build else {
             problems.push(Problem {
                 service: service.name.clone(),
