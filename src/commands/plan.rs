@@ -36,6 +36,10 @@ struct PlannedService {
     /// before anything is pushed; other registries create repositories on push.
     repository_checked: bool,
     inputs: PlannedInputs,
+    /// Where a build takes its cache from: the service's own `cache_from`, then its last
+    /// release (each used only when it passes the trust check at build time).
+    cache_from: Vec<String>,
+    cache_from_release: Vec<String>,
 }
 
 /// What `build --push` would do with the service: build it, or only tag the image of the
@@ -136,6 +140,7 @@ fn plan_one(
     s: &Service,
     t: &ImageTarget,
     inputs: PlannedInputs,
+    release_cache_tags: Vec<String>,
 ) -> PlannedService {
     let build = s.build.as_ref();
     let context = build.and_then(|b| b.context.as_ref()).map(|c| match c {
@@ -162,12 +167,17 @@ fn plan_one(
             t.registry,
             Registry::Ecr { .. } | Registry::EcrOfCaller | Registry::EcrPublic { .. }
         ),
-        registry,
         repository: t.repository.clone(),
         identity_tags: t.identity_tags.clone(),
         moving_tags: t.moving_tags.clone(),
         references,
         inputs,
+        cache_from: build.map(|b| b.cache_from.clone()).unwrap_or_default(),
+        cache_from_release: release_cache_tags
+            .iter()
+            .map(|tag| format!("{registry}/{}:{tag}", t.repository))
+            .collect(),
+        registry,
     }
 }
 
@@ -223,12 +233,24 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
     } else {
         HashMap::new()
     };
+    let previous = revision
+        .as_ref()
+        .and_then(|r| wharf_pusher::git::parent(&project.working_dir, &r.sha));
+    let builder = match args.builder {
+        BuilderChoice::Buildkit => BuilderKind::BuildKit,
+        BuilderChoice::Classic => BuilderKind::Classic,
+    };
     let planned: Vec<PlannedService> = services
         .iter()
         .zip(&targets)
         .map(|(s, t)| {
             let i = plan_inputs(inputs.get(&s.name), found.get(&s.name), problem.as_deref());
-            plan_one(&project, s, t, i)
+            let release_cache = if super::build::default_cache(&project, &s.name, builder) {
+                wharf_pusher::release::cache_candidate_tags(t, previous.as_deref())
+            } else {
+                Vec::new()
+            };
+            plan_one(&project, s, t, i, release_cache)
         })
         .collect();
     let dirty_note = revision.as_ref().filter(|r| r.dirty && refuses_dirty).map(|r| {
@@ -296,6 +318,15 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
                     );
                 }
                 row("release", &format!("{} ({})", i.action, i.reason));
+                let mut cache: Vec<String> = p.cache_from.clone();
+                cache.extend(
+                    p.cache_from_release
+                        .iter()
+                        .map(|r| format!("{r} (if a release made it)")),
+                );
+                if !cache.is_empty() {
+                    row("cache from", &cache.join(", "));
+                }
             }
             if let Some(n) = &dirty_note {
                 o.push_str(&format!("\nwarning: {n}\n"));

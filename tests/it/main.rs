@@ -30,3 +30,7 @@ mod release_faults;
 mod resource_bounds;
 mod skip;
 mod workflow_commands;
+
+// Reproducible images, kept bases and cache sources.
+mod inline_cache;
+mod reproducible;

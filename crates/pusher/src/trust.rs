@@ -227,6 +227,43 @@ pub async fn check(
     candidate: &RawManifest,
     expected: &Expected<'_>,
 ) -> Result<Verdict, Error> {
+    let inputs = Some((expected.inputs_label, expected.inputs));
+    verdict(
+        api,
+        repository,
+        login,
+        candidate,
+        inputs,
+        expected.identity,
+        expected.platform,
+    )
+    .await
+}
+
+/// Whether `candidate`, found in `repository`, is an image a release of the service made,
+/// whatever its inputs: the same check without the inputs label, for an image a build may
+/// take as its cache source (BuildKit would otherwise take layers anyone who can push there
+/// planted under a moving tag).
+pub async fn check_released(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    identity: &IdentityTemplates,
+) -> Result<Verdict, Error> {
+    verdict(api, repository, login, candidate, None, identity, None).await
+}
+
+/// The check; `inputs`: the label and the value the configs must carry, when they must.
+async fn verdict(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    inputs: Option<(&str, &str)>,
+    identity: &IdentityTemplates,
+    platform: Option<&Platform>,
+) -> Result<Verdict, Error> {
     let untrusted = |d| Ok(Verdict::Untrusted(d));
     let media_type = candidate.media_type.as_str();
     let is_index = INDEX_TYPES.contains(&media_type);
@@ -274,19 +311,21 @@ pub async fn check(
             Ok(l) => l,
             Err(d) => return untrusted(d),
         };
-        match labels.get(expected.inputs_label) {
-            None => {
-                return untrusted(Distrust::NoInputsLabel {
-                    label: expected.inputs_label.to_string(),
-                })
+        if let Some((label, expected)) = inputs {
+            match labels.get(label) {
+                None => {
+                    return untrusted(Distrust::NoInputsLabel {
+                        label: label.to_string(),
+                    })
+                }
+                Some(found) if found != expected => {
+                    return untrusted(Distrust::OtherInputs {
+                        label: label.to_string(),
+                        found: found.clone(),
+                    })
+                }
+                Some(_) => {}
             }
-            Some(found) if found != expected.inputs => {
-                return untrusted(Distrust::OtherInputs {
-                    label: expected.inputs_label.to_string(),
-                    found: found.clone(),
-                })
-            }
-            Some(_) => {}
         }
         let Some(this) = labels.get(REVISION_LABEL) else {
             return untrusted(Distrust::NoRevision);
@@ -308,8 +347,8 @@ pub async fn check(
         Err(d) => return untrusted(d),
     };
 
-    let mut tags = expected.identity.for_commit(&revision);
-    if let (Some(platform), false) = (expected.platform, is_index) {
+    let mut tags = identity.for_commit(&revision);
+    if let (Some(platform), false) = (platform, is_index) {
         let suffix = platform.tag_suffix();
         tags = tags.into_iter().map(|t| format!("{t}-{suffix}")).collect();
     }
