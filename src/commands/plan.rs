@@ -189,9 +189,14 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
             idle_timeout: None,
         },
     );
+    // `--shard K/N`: the services of that shard, which push identity tags only.
+    let mut in_shard: Option<std::collections::BTreeSet<String>> = None;
     let (inputs, problem) = match prepared {
         Ok(mut p) => (
             {
+                if let Some(shard) = args.shard {
+                    in_shard = Some(crate::shard::services(&p.builds, shard)?);
+                }
                 // The one question a plan asks the daemon, and only when some service is
                 // built for the daemon's own platform: which that is.
                 if p.needs_daemon_platform() {
@@ -205,6 +210,13 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
             },
             None,
         ),
+        Err(problems) if args.shard.is_some() => {
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(Failure::config(anyhow!(
+                "the build settings have problems, so no shard can be told:\n  {}",
+                lines.join("\n  ")
+            )));
+        }
         Err(problems) => (
             HashMap::new(),
             Some(
@@ -224,11 +236,23 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
     let planned: Vec<PlannedService> = services
         .iter()
         .zip(&targets)
+        .filter(|(s, _)| in_shard.as_ref().is_none_or(|keep| keep.contains(&s.name)))
         .map(|(s, t)| {
             let i = plan_inputs(inputs.get(&s.name), found.get(&s.name), problem.as_deref());
-            plan_one(&project, s, t, i)
+            let mut t = t.clone();
+            if in_shard.is_some() {
+                t.moving_tags.clear();
+            }
+            plan_one(&project, s, &t, i)
         })
         .collect();
+    let shard_note = args.shard.map(|s| {
+        format!(
+            "shard {s}: {} of {} service(s), identity tags only; phase 2 left to `wharf promote`",
+            planned.len(),
+            services.len()
+        )
+    });
     let dirty_note = revision.as_ref().filter(|r| r.dirty && refuses_dirty).map(|r| {
         format!("the work tree has uncommitted changes: build --push would refuse (commit {}, or pass --allow-dirty)", &r.sha[..12])
     });
@@ -242,6 +266,10 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
                 "services": planned,
                 "warnings": dirty_note.iter().collect::<Vec<_>>(),
             });
+            let mut doc = doc;
+            if let Some(s) = args.shard {
+                doc["shard"] = serde_json::json!({"index": s.index, "count": s.count});
+            }
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::config(anyhow!("{e}")))? + "\n"
         }
         PlanFormat::Text => {
@@ -255,6 +283,9 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
                 ));
             }
             o.push('\n');
+            if let Some(n) = &shard_note {
+                o.push_str(&format!("{n}\n"));
+            }
             for p in &planned {
                 o.push_str(&format!("\n{}\n", p.service));
                 let mut row = |k: &str, v: &str| o.push_str(&format!("  {k:<11} {v}\n"));

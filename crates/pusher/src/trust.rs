@@ -125,6 +125,8 @@ pub enum Distrust {
     NoIdentityTag { revision: String },
     #[error("the identity tag {tag} of its commit does not exist")]
     IdentityMissing { tag: String },
+    #[error("its config names commit {found}, not {expected}")]
+    OtherCommit { found: String, expected: String },
     #[error("the identity tag {tag} of its commit names another image ({digest})")]
     IdentityElsewhere { tag: String, digest: String },
 }
@@ -227,6 +229,52 @@ pub async fn check(
     candidate: &RawManifest,
     expected: &Expected<'_>,
 ) -> Result<Verdict, Error> {
+    judge(
+        api,
+        repository,
+        login,
+        candidate,
+        Some((expected.inputs_label, expected.inputs)),
+        expected.identity,
+        expected.platform,
+    )
+    .await
+}
+
+/// Whether `candidate`, which an identity tag of `commit` names in `repository`, may be
+/// promoted as that commit's release: what [`check`] asks of a reused image, with the inputs
+/// unknown (promote reads no build context), plus that every platform's config names `commit`
+/// — an identity tag pushed by hand onto another commit's image is refused.
+pub async fn check_promoted(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    identity: &IdentityTemplates,
+    commit: &str,
+) -> Result<Verdict, Error> {
+    let verdict = judge(api, repository, login, candidate, None, identity, None).await?;
+    Ok(match verdict {
+        Verdict::Trusted { revision, .. } if !revision.eq_ignore_ascii_case(commit) => {
+            Verdict::Untrusted(Distrust::OtherCommit {
+                found: revision,
+                expected: commit.to_string(),
+            })
+        }
+        v => v,
+    })
+}
+
+/// [`check`], with the inputs label checked only when `inputs` (label, value) is given.
+async fn judge(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    inputs: Option<(&str, &str)>,
+    identity: &IdentityTemplates,
+    platform: Option<&Platform>,
+) -> Result<Verdict, Error> {
     let untrusted = |d| Ok(Verdict::Untrusted(d));
     let media_type = candidate.media_type.as_str();
     let is_index = INDEX_TYPES.contains(&media_type);
@@ -274,19 +322,21 @@ pub async fn check(
             Ok(l) => l,
             Err(d) => return untrusted(d),
         };
-        match labels.get(expected.inputs_label) {
-            None => {
-                return untrusted(Distrust::NoInputsLabel {
-                    label: expected.inputs_label.to_string(),
-                })
+        if let Some((label, value)) = inputs {
+            match labels.get(label) {
+                None => {
+                    return untrusted(Distrust::NoInputsLabel {
+                        label: label.to_string(),
+                    })
+                }
+                Some(found) if found != value => {
+                    return untrusted(Distrust::OtherInputs {
+                        label: label.to_string(),
+                        found: found.clone(),
+                    })
+                }
+                Some(_) => {}
             }
-            Some(found) if found != expected.inputs => {
-                return untrusted(Distrust::OtherInputs {
-                    label: expected.inputs_label.to_string(),
-                    found: found.clone(),
-                })
-            }
-            Some(_) => {}
         }
         let Some(this) = labels.get(REVISION_LABEL) else {
             return untrusted(Distrust::NoRevision);
@@ -308,8 +358,8 @@ pub async fn check(
         Err(d) => return untrusted(d),
     };
 
-    let mut tags = expected.identity.for_commit(&revision);
-    if let (Some(platform), false) = (expected.platform, is_index) {
+    let mut tags = identity.for_commit(&revision);
+    if let (Some(platform), false) = (platform, is_index) {
         let suffix = platform.tag_suffix();
         tags = tags.into_iter().map(|t| format!("{t}-{suffix}")).collect();
     }
