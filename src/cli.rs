@@ -161,10 +161,10 @@ pub enum Command {
     /// Move the moving tags onto a commit's release once every identity tag of it is there:
     /// the fan-in of a sharded release, a rollback, a promotion to another registry.
     #[command(after_help = "Examples:\n  \
-            wharf promote --registry ecr                        after every `build --push --shard K/N` of this commit\n  \
-            wharf promote --registry ecr --commit 3f2a9c1       rollback: `latest` back on an earlier release\n  \
-            wharf promote --registry ecr --tag '{git_sha}' --tag prod-latest   a moving tag of your own\n  \
-            wharf promote --registry ecr --to 210987654321.dkr.ecr.eu-west-1.amazonaws.com --create-repositories\n\n\
+            wharf promote --registry ecr                  after every shard of this commit\n  \
+            wharf promote --registry ecr --commit 3f2a9c1 rollback: latest back on an older release\n  \
+            wharf promote --registry ecr --tag '{git_sha}' --tag prod-latest\n  \
+            wharf promote --registry ecr --to 210987654321.dkr.ecr.eu-west-1.amazonaws.com\n\n\
             It never builds. Exit status: 0 moved, 1 a service's release of the commit is missing, \
             untrusted or could not be copied (each named; nothing moved) or a moving tag could not move \
             (the others put back), 2 usage or configuration error, 130 interrupted.")]
