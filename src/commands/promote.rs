@@ -23,6 +23,17 @@ pub fn run(project_args: &ProjectArgs, args: &PromoteArgs, run: &Run) -> Result<
     refuse_timestamp_identity(&project, &services, &args.target)?;
     let commit = commit(&project.working_dir, args.commit.as_deref())?;
     let sources = deploy::targets_at(&project, &services, &args.target, Some(&commit))?;
+    let without: Vec<String> = sources
+        .iter()
+        .filter(|t| t.identity_tags.is_empty())
+        .map(|t| format!("`{}`", t.service))
+        .collect();
+    if !without.is_empty() {
+        return Err(Failure::config(anyhow!(
+            "{} have no identity tag (a tag template with {{git_sha}} or {{git_short_sha}}), so no release of a commit can be found for them\n  give promote the identity templates the release used, e.g. --tag '{{git_sha}}' --tag latest",
+            without.join(", ")
+        )));
+    }
     let destination = match &args.to {
         Some(to) => {
             let mut there = args.target.clone();
@@ -166,6 +177,7 @@ fn refuse_timestamp_identity(
 fn failure(e: PromoteError) -> Failure {
     match e {
         PromoteError::Release(e) => release::failure(e),
+        e @ PromoteError::Unusable(_) => Failure::config(anyhow!(e)),
         e @ (PromoteError::Incomplete { .. } | PromoteError::Copy { .. }) => {
             Failure::failed(anyhow!(e))
         }

@@ -614,3 +614,43 @@ fn plan_shows_what_each_shard_releases() {
     }
     assert_eq!(seen.len(), 4);
 }
+
+#[test]
+fn promote_refuses_what_it_cannot_do_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), "refused");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--registry", "127.0.0.1:9/nothing"],
+            "the registry cannot be read",
+        ),
+        (
+            &["--registry", "127.0.0.1:9/x", "--commit", "not-a-commit"],
+            "--commit not-a-commit",
+        ),
+        (
+            &[
+                "--registry",
+                "127.0.0.1:9/x",
+                "--tag",
+                "{git_sha}-{timestamp}",
+            ],
+            "{timestamp}",
+        ),
+        (
+            &["--registry", "127.0.0.1:9/x", "--tag", "latest"],
+            "no identity tag",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = wharf(dir.path())
+            .arg("promote")
+            .args(args)
+            .env("GITHUB_SHA", crate::support::SHA)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

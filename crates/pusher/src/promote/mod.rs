@@ -33,6 +33,11 @@ pub enum PromoteError {
         faults: Vec<(String, Fault)>,
     },
 
+    /// The registry holding the release cannot be read at all (no answer, refused
+    /// credentials): nothing was looked at, nothing moved.
+    #[error("the registry cannot be read; no moving tag was moved.\n  {}\n  check the registry address (--registry, the image names) and its credentials (docker login, or the AWS credentials for ECR)", list(.0))]
+    Unusable(Vec<(String, Fault)>),
+
     /// Copying to the destination registry failed; no moving tag moved there.
     #[error("copying the release to {registry} failed; no moving tag was moved there.\n  {}", failed.iter().map(|(s, e)| format!("`{s}`: {e}")).collect::<Vec<_>>().join("\n  "))]
     Copy {
@@ -88,9 +93,18 @@ pub async fn promote(
     let api = crate::api::RegistryApi::new(options.timeouts);
     let found = find(&api, &source_logins, &sources, &commit)
         .await
-        .map_err(|faults| PromoteError::Incomplete {
-            commit: commit.clone(),
-            faults,
+        .map_err(|faults| {
+            let unusable = faults
+                .iter()
+                .all(|(_, f)| matches!(f, Fault::Registry(e) if e.is_unusable_registry()));
+            if unusable {
+                PromoteError::Unusable(faults)
+            } else {
+                PromoteError::Incomplete {
+                    commit: commit.clone(),
+                    faults,
+                }
+            }
         })?;
 
     let copying = destination.is_some();
