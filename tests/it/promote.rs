@@ -654,3 +654,56 @@ fn promote_refuses_what_it_cannot_do_with_exit_2() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn an_identity_tag_put_on_another_commits_image_is_not_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("forged").replace('-', "");
+    project(dir.path(), &prefix);
+    let (built, forged) = (fake_sha(), fake_sha());
+    let out = wharf_at(
+        dir.path(),
+        &built,
+        &[
+            "build",
+            "--push",
+            "--registry",
+            "ecr",
+            "--shard",
+            "1/1",
+            "--manifest",
+            "-",
+            "web",
+        ],
+    )
+    .output()
+    .unwrap();
+    ok(&out, "the release");
+    let api = RegistryApi::default();
+    let login = ecr_login();
+    let repository = format!("{}/{prefix}/web", bed().ecr_registry);
+    let image = api
+        .manifest(&format!("{repository}:{built}"), Some(&login))
+        .await
+        .unwrap()
+        .expect("web's release");
+    api.put_manifest(&repository, &forged, &image, Some(&login))
+        .await
+        .unwrap();
+
+    let out = wharf_at(
+        dir.path(),
+        &forged,
+        &["promote", "--registry", "ecr", "web"],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`web`: the image its identity tag names is not trusted")
+            && stderr.contains(&format!("names commit {built}, not {forged}")),
+        "{stderr}"
+    );
+    assert_eq!(ecr_served(&prefix, "web", "latest").await, None);
+}

@@ -125,10 +125,10 @@ pub enum Distrust {
     NoIdentityTag { revision: String },
     #[error("the identity tag {tag} of its commit does not exist")]
     IdentityMissing { tag: String },
-    #[error("its config names commit {found}, not {expected}")]
-    OtherCommit { found: String, expected: String },
     #[error("the identity tag {tag} of its commit names another image ({digest})")]
     IdentityElsewhere { tag: String, digest: String },
+    #[error("its config names commit {found}, not {expected}")]
+    OtherCommit { found: String, expected: String },
 }
 
 #[derive(serde::Deserialize)]
@@ -229,52 +229,6 @@ pub async fn check(
     candidate: &RawManifest,
     expected: &Expected<'_>,
 ) -> Result<Verdict, Error> {
-    judge(
-        api,
-        repository,
-        login,
-        candidate,
-        Some((expected.inputs_label, expected.inputs)),
-        expected.identity,
-        expected.platform,
-    )
-    .await
-}
-
-/// Whether `candidate`, which an identity tag of `commit` names in `repository`, may be
-/// promoted as that commit's release: what [`check`] asks of a reused image, with the inputs
-/// unknown (promote reads no build context), plus that every platform's config names `commit`
-/// — an identity tag pushed by hand onto another commit's image is refused.
-pub async fn check_promoted(
-    api: &RegistryApi,
-    repository: &str,
-    login: Option<&Login>,
-    candidate: &RawManifest,
-    identity: &IdentityTemplates,
-    commit: &str,
-) -> Result<Verdict, Error> {
-    let verdict = judge(api, repository, login, candidate, None, identity, None).await?;
-    Ok(match verdict {
-        Verdict::Trusted { revision, .. } if !revision.eq_ignore_ascii_case(commit) => {
-            Verdict::Untrusted(Distrust::OtherCommit {
-                found: revision,
-                expected: commit.to_string(),
-            })
-        }
-        v => v,
-    })
-}
-
-/// [`check`], with the inputs label checked only when `inputs` (label, value) is given.
-async fn judge(
-    api: &RegistryApi,
-    repository: &str,
-    login: Option<&Login>,
-    candidate: &RawManifest,
-    inputs: Option<(&str, &str)>,
-    identity: &IdentityTemplates,
-    platform: Option<&Platform>,
-) -> Result<Verdict, Error> {
     let untrusted = |d| Ok(Verdict::Untrusted(d));
     let media_type = candidate.media_type.as_str();
     let is_index = INDEX_TYPES.contains(&media_type);
@@ -322,21 +276,19 @@ async fn judge(
             Ok(l) => l,
             Err(d) => return untrusted(d),
         };
-        if let Some((label, value)) = inputs {
-            match labels.get(label) {
-                None => {
-                    return untrusted(Distrust::NoInputsLabel {
-                        label: label.to_string(),
-                    })
-                }
-                Some(found) if found != value => {
-                    return untrusted(Distrust::OtherInputs {
-                        label: label.to_string(),
-                        found: found.clone(),
-                    })
-                }
-                Some(_) => {}
+        match labels.get(expected.inputs_label) {
+            None => {
+                return untrusted(Distrust::NoInputsLabel {
+                    label: expected.inputs_label.to_string(),
+                })
             }
+            Some(found) if found != expected.inputs => {
+                return untrusted(Distrust::OtherInputs {
+                    label: expected.inputs_label.to_string(),
+                    found: found.clone(),
+                })
+            }
+            Some(_) => {}
         }
         let Some(this) = labels.get(REVISION_LABEL) else {
             return untrusted(Distrust::NoRevision);
@@ -358,8 +310,8 @@ async fn judge(
         Err(d) => return untrusted(d),
     };
 
-    let mut tags = identity.for_commit(&revision);
-    if let (Some(platform), false) = (platform, is_index) {
+    let mut tags = expected.identity.for_commit(&revision);
+    if let (Some(platform), false) = (expected.platform, is_index) {
         let suffix = platform.tag_suffix();
         tags = tags.into_iter().map(|t| format!("{t}-{suffix}")).collect();
     }
@@ -382,6 +334,91 @@ async fn judge(
         }
     }
     untrusted(first_miss.expect("at least one identity tag was looked up"))
+}
+
+/// Whether `candidate`, which an identity tag of `commit` names in `repository`, may be
+/// promoted as that commit's release (`wharf promote`, which builds nothing and so knows no
+/// input digest): the config of the image — of every platform image, for an index — must
+/// name `commit` in its revision label, and an identity tag of `commit` must name this very
+/// manifest. An identity tag pushed by hand onto another commit's image is refused.
+pub async fn check_promoted(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    identity: &IdentityTemplates,
+    commit: &str,
+) -> Result<Verdict, Error> {
+    let untrusted = |d| Ok(Verdict::Untrusted(d));
+    let media_type = candidate.media_type.as_str();
+    let images = if IMAGE_TYPES.contains(&media_type) {
+        vec![candidate.clone()]
+    } else if INDEX_TYPES.contains(&media_type) {
+        let doc: ManifestDoc = serde_json::from_slice(&candidate.bytes)
+            .map_err(|e| unreadable(repository, &candidate.digest, e))?;
+        let entries: Vec<IndexEntry> = doc
+            .manifests
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !e.is_attestation())
+            .collect();
+        if entries.is_empty() {
+            return untrusted(Distrust::NoPlatforms);
+        }
+        if entries.len() > MAX_PLATFORMS {
+            return untrusted(Distrust::TooManyPlatforms);
+        }
+        let mut images = Vec::new();
+        for entry in &entries {
+            let reference = format!("{repository}@{}", entry.digest);
+            let image = api
+                .manifest(&reference, login)
+                .await?
+                .ok_or(Error::NotFound { reference })?;
+            if !IMAGE_TYPES.contains(&image.media_type.as_str()) {
+                return untrusted(Distrust::NotAnImage {
+                    media_type: image.media_type,
+                });
+            }
+            images.push(image);
+        }
+        images
+    } else {
+        return untrusted(Distrust::NotAnImage {
+            media_type: media_type.to_string(),
+        });
+    };
+    for image in &images {
+        let descriptor = config_of(repository, image)?;
+        let labels = match labels(api, repository, login, &descriptor).await? {
+            Ok(l) => l,
+            Err(d) => return untrusted(d),
+        };
+        match labels.get(REVISION_LABEL) {
+            None => return untrusted(Distrust::NoRevision),
+            Some(r) if !r.eq_ignore_ascii_case(commit) => {
+                return untrusted(Distrust::OtherCommit {
+                    found: r.clone(),
+                    expected: commit.to_string(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for tag in identity.for_commit(commit) {
+        let served = api
+            .manifest_digest(&format!("{repository}:{tag}"), login)
+            .await?;
+        if served.as_deref() == Some(candidate.digest.as_str()) {
+            return Ok(Verdict::Trusted {
+                revision: commit.to_string(),
+                tag,
+            });
+        }
+    }
+    untrusted(Distrust::NoIdentityTag {
+        revision: commit.to_string(),
+    })
 }
 
 #[cfg(test)]
