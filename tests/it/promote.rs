@@ -707,3 +707,58 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted() {
     );
     assert_eq!(ecr_served(&prefix, "web", "latest").await, None);
 }
+
+#[tokio::test]
+async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others() {
+    use crate::support::registry_proxy::{Fault as ProxyFault, Method, RegistryProxy};
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("undo").replace('-', "");
+    project(dir.path(), &prefix);
+    let plain = format!("{}/{prefix}", bed.plain_registry);
+    let release = |sha: &str| {
+        let out = wharf_at(
+            dir.path(),
+            sha,
+            &["build", "--push", "--registry", &plain, "--manifest", "-"],
+        )
+        .output()
+        .unwrap();
+        digests(&ok(&out, "release"))
+    };
+    let old = fake_sha();
+    release(&old);
+    restamp(dir.path());
+    let current = release(&fake_sha());
+
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    let refused = proxy.fault(
+        Method::PUT,
+        &format!(r"/{prefix}/{prefix}/web/manifests/latest$"),
+        ProxyFault::refuse_tag(),
+    );
+    let through = format!("{}/{prefix}", proxy.addr);
+    let out = wharf_at(
+        dir.path(),
+        &old,
+        &["promote", "--registry", &through, "--commit", &old],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(refused.hits() >= 1, "{stderr}");
+    assert!(stderr.contains("`web`"), "{stderr}");
+    assert!(
+        stderr.contains("the registry holds the whole previous release"),
+        "{stderr}"
+    );
+    for s in SERVICES {
+        let reference = format!("{plain}/{prefix}/{s}:latest");
+        assert_eq!(
+            served(&reference, None).await.as_ref(),
+            Some(&current[s]),
+            "{reference}: still the current release"
+        );
+    }
+}
