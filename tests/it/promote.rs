@@ -182,15 +182,30 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
         );
     }
 
+    let github = tempfile::tempdir().unwrap();
+    let summary = github.path().join("summary.md");
+    let outputs = github.path().join("output.txt");
     let out = wharf_at(
         dir.path(),
         &sha,
         &["promote", "--registry", "ecr", "--manifest", "-"],
     )
+    .env("GITHUB_ACTIONS", "true")
+    .env("GITHUB_STEP_SUMMARY", &summary)
+    .env("GITHUB_OUTPUT", &outputs)
     .output()
     .unwrap();
     let promoted = digests(&ok(&out, "promote"));
     assert_eq!(promoted, released);
+    let summary = std::fs::read_to_string(&summary).expect("a job summary");
+    let outputs = std::fs::read_to_string(&outputs).expect("step outputs");
+    for (service, digest) in &released {
+        assert!(
+            summary.contains(service.as_str()) && summary.contains(&digest[7..19]),
+            "the job summary lists the release: {summary}"
+        );
+        assert!(outputs.contains(&format!("image-{service}")), "{outputs}");
+    }
     let moved = events(&out, "pushed");
     for service in SERVICES {
         assert_eq!(
