@@ -193,11 +193,18 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
     );
     // `--shard K/N`: the services of that shard, which push identity tags only.
     let mut in_shard: Option<std::collections::BTreeSet<String>> = None;
+    // The shard's estimated work and the whole release's, in units.
+    let mut work = (0u64, 0u64);
     let (inputs, problem) = match prepared {
         Ok(mut p) => (
             {
                 if let Some(shard) = args.shard {
-                    in_shard = Some(crate::shard::services(&p.builds, shard)?);
+                    let split = crate::shard::split(&p.builds, shard)?;
+                    work = (
+                        split.weight(shard.index - 1),
+                        (0..shard.count).map(|i| split.weight(i)).sum(),
+                    );
+                    in_shard = Some(split.services(shard));
                 }
                 // The one question a plan asks the daemon, and only when some service is
                 // built for the daemon's own platform: which that is.
@@ -250,9 +257,11 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
         .collect();
     let shard_note = args.shard.map(|s| {
         format!(
-            "shard {s}: {} of {} service(s), identity tags only; phase 2 left to `wharf promote`",
+            "shard {s}: {} of {} service(s), an estimated {} of {} units of work (one per Dockerfile instruction, one per started MiB of build context); identity tags only, phase 2 left to `wharf promote`",
             planned.len(),
-            services.len()
+            services.len(),
+            work.0,
+            work.1
         )
     });
     let dirty_note = revision.as_ref().filter(|r| r.dirty && refuses_dirty).map(|r| {
@@ -270,7 +279,7 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             });
             let mut doc = doc;
             if let Some(s) = args.shard {
-                doc["shard"] = serde_json::json!({"index": s.index, "count": s.count});
+                doc["shard"] = serde_json::json!({"index": s.index, "count": s.count, "estimate": work.0, "estimate_of_release": work.1});
             }
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::config(anyhow!("{e}")))? + "\n"
         }

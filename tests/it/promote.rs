@@ -603,8 +603,13 @@ fn plan_shows_what_each_shard_releases() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let mut seen = BTreeSet::new();
+    let mut estimates = Vec::new();
     for k in ["1/2", "2/2"] {
         let p = plan(k);
+        estimates.push((
+            p["shard"]["estimate"].as_u64().unwrap(),
+            p["shard"]["estimate_of_release"].as_u64().unwrap(),
+        ));
         let services: Vec<String> = p["services"]
             .as_array()
             .unwrap()
@@ -628,6 +633,12 @@ fn plan_shows_what_each_shard_releases() {
         seen.extend(services);
     }
     assert_eq!(seen.len(), 4);
+    assert_eq!(
+        estimates[0].0 + estimates[1].0,
+        estimates[0].1,
+        "{estimates:?}"
+    );
+    assert_eq!(estimates[0].1, estimates[1].1);
 }
 
 #[test]
