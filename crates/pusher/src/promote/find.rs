@@ -1,7 +1,7 @@
 //! Step 1 of a promotion: the commit's release, found whole in the registry or not at all.
 
-use crate::api::{RawManifest, RegistryApi};
-use crate::release::Logins;
+use crate::api::RawManifest;
+use crate::release::Tagger;
 use crate::target::ImageTarget;
 use crate::trust::{self, Distrust, Verdict};
 use crate::Error;
@@ -46,16 +46,16 @@ pub enum Fault {
 }
 
 /// Finds every target's release of `commit`; every service at fault (by name) when one is.
+/// Transient registry faults are retried (each retry told as an event).
 pub async fn find(
-    api: &RegistryApi,
-    logins: &Logins,
+    tagger: &Tagger<'_>,
     targets: &[ImageTarget],
     commit: &str,
 ) -> Result<BTreeMap<String, Found>, Vec<(String, Fault)>> {
     let looked = stream::iter(
         targets
             .iter()
-            .map(|t| async move { (t.service.clone(), one(api, logins, t, commit).await) }),
+            .map(|t| async move { (t.service.clone(), one(tagger, t, commit).await) }),
     )
     .buffer_unordered(LOOKUPS)
     .collect::<Vec<_>>()
@@ -77,26 +77,16 @@ pub async fn find(
     Err(faults)
 }
 
-async fn one(
-    api: &RegistryApi,
-    logins: &Logins,
-    t: &ImageTarget,
-    commit: &str,
-) -> Result<Found, Fault> {
+async fn one(tagger: &Tagger<'_>, t: &ImageTarget, commit: &str) -> Result<Found, Fault> {
     if t.identity_tags.is_empty() {
         return Err(Fault::NoIdentity);
     }
-    let host = t.host.as_deref().unwrap_or_default();
-    let repository = format!("{host}/{}", t.repository);
-    let login = logins.get(host);
+    let api = tagger.api;
+    let (repository, login) = tagger.repository(t).map_err(Fault::Registry)?;
     let mut named: Vec<(String, RawManifest)> = Vec::new();
     let mut missing = Vec::new();
     for tag in &t.identity_tags {
-        match api
-            .manifest(&format!("{repository}:{tag}"), login)
-            .await
-            .map_err(Fault::Registry)?
-        {
+        match tagger.find(t, tag).await.map_err(Fault::Registry)? {
             Some(m) => named.push((tag.clone(), m)),
             None => missing.push(tag.clone()),
         }
@@ -117,8 +107,11 @@ async fn one(
     let children = children(&manifest);
     let mut absent = Vec::new();
     for child in &children {
-        let there = api
-            .manifest_digest(&format!("{repository}@{}", child.digest), login)
+        let reference = format!("{repository}@{}", child.digest);
+        let there = tagger
+            .retried(&t.service, &format!("HEAD {reference}"), || {
+                api.manifest_digest(&reference, login)
+            })
             .await
             .map_err(Fault::Registry)?;
         if there.is_none() {

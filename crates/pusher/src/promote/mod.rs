@@ -18,7 +18,7 @@ mod find;
 pub use find::{find, Fault, Found};
 
 use crate::events::EventSink;
-use crate::release::{self, Aws, Interrupt, Logins, ManifestImage, Release, ReleaseError};
+use crate::release::{self, Aws, Interrupt, Logins, ManifestImage, Release, ReleaseError, Tagger};
 use crate::target::ImageTarget;
 use crate::Error;
 use std::collections::BTreeMap;
@@ -91,21 +91,25 @@ pub async fn promote(
         .map_err(ReleaseError::Config)?;
     prepared(&source_logins);
     let api = crate::api::RegistryApi::new(options.timeouts);
-    let found = find(&api, &source_logins, &sources, &commit)
-        .await
-        .map_err(|faults| {
-            let unusable = faults
-                .iter()
-                .all(|(_, f)| matches!(f, Fault::Registry(e) if e.is_unusable_registry()));
-            if unusable {
-                PromoteError::Unusable(faults)
-            } else {
-                PromoteError::Incomplete {
-                    commit: commit.clone(),
-                    faults,
-                }
+    let reader = Tagger {
+        docker: &docker,
+        api: &api,
+        logins: &source_logins,
+        events: &events,
+    };
+    let found = find(&reader, &sources, &commit).await.map_err(|faults| {
+        let unusable = faults
+            .iter()
+            .all(|(_, f)| matches!(f, Fault::Registry(e) if e.is_unusable_registry()));
+        if unusable {
+            PromoteError::Unusable(faults)
+        } else {
+            PromoteError::Incomplete {
+                commit: commit.clone(),
+                faults,
             }
-        })?;
+        }
+    })?;
 
     let copying = destination.is_some();
     let mut release = Release::prepare(
