@@ -24,6 +24,7 @@ mod module_graph;
 mod planted_inputs;
 mod progress_interrupt;
 mod progress_tty;
+mod promote;
 mod registry_proxy;
 mod release;
 mod release_faults;
