@@ -5,6 +5,7 @@
 mod support;
 
 mod additional_contexts;
+mod aws_errors;
 mod bed_e2e;
 mod build;
 mod build_fidelity;

@@ -21,6 +21,7 @@
 //!   it too.
 
 pub mod api;
+pub mod aws_failure;
 pub mod error;
 pub mod events;
 pub mod git;

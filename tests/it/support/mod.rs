@@ -3,6 +3,7 @@
 //! proxies that stage faults in front of the bed's registries and daemon.
 #![allow(dead_code)]
 
+pub mod aws_stub;
 pub mod bed;
 pub mod daemon_proxy;
 pub mod docker;
