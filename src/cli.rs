@@ -164,6 +164,47 @@ pub enum Command {
             wharf completions zsh > \"${fpath[1]}/_wharf\"\n  \
             wharf completions fish > ~/.config/fish/completions/wharf.fish")]
     Completions(CompletionsArgs),
+    // --- adoption: iam-policy and init ---
+    /// Print the least-privilege IAM policy this project's release needs.
+    #[command(
+        name = "iam-policy",
+        long_about = "Print the least-privilege IAM policy this project's release needs: the ECR \
+            actions to push and read manifests on exactly the project's repositories, \
+            ecr:GetAuthorizationToken (which takes only `*`), repository creation only when \
+            configured, ECR Public's token actions when a public target is configured, and the \
+            ECS reads of `verify --ecs-service` when ECS services are configured. No AWS call. \
+            With `--registry ecr` the account is the caller's, unknown offline: its ARNs read \
+            `*` there (name the registry host for exact ARNs).",
+        after_help = "Examples:\n  \
+            wharf iam-policy --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com\n  \
+            wharf iam-policy --create-repositories --ecs-service prod/api > policy.json\n  \
+            aws iam put-role-policy --role-name ci-release --policy-name wharf \\\n    \
+            --policy-document \"$(wharf iam-policy)\""
+    )]
+    IamPolicy(IamPolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// Output format: the policy document as indented JSON, as IAM takes it.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: PolicyFormat,
+    /// An ECS service `verify` checks after the deploy (repeatable; default:
+    /// x-wharf.ecs_services).
+    #[arg(long = "ecs-service", value_name = "CLUSTER/SERVICE")]
+    pub ecs_services: Vec<String>,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PolicyFormat {
+    /// The policy document (JSON, indented).
+    #[default]
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod completions;
 pub mod config;
+pub mod iam_policy;
 pub mod lock;
 pub mod plan;
 pub mod push;
@@ -37,5 +38,6 @@ pub fn run(cli: Cli, run: Run) -> Result<()> {
         Command::Verify(args) => verify::run(&cli.project, args, &run),
         Command::Render(command) => render::run(&cli.project, command, &run.reporter),
         Command::Completions(args) => completions::run(args),
+        Command::IamPolicy(args) => iam_policy::run(&cli.project, args),
     }
 }

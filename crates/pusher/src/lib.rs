@@ -25,6 +25,7 @@ pub mod aws_failure;
 pub mod error;
 pub mod events;
 pub mod git;
+pub mod iam_policy;
 pub mod login;
 pub mod push;
 pub mod registry;

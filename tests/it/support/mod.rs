@@ -8,6 +8,7 @@ pub mod bed;
 pub mod daemon_proxy;
 pub mod docker;
 pub mod fixtures;
+pub mod lint_tools;
 pub mod proxy;
 pub mod registry;
 pub mod registry_proxy;
