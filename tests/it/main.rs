@@ -19,6 +19,7 @@ mod compose_errors;
 mod context_conformance;
 mod deploy;
 mod faults;
+mod github_files;
 mod iam_policy;
 mod input_validation;
 mod log_secrets;

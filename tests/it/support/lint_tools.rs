@@ -41,3 +41,59 @@ pub fn parliament_findings(policy: &str) -> String {
     );
     text.trim().to_string()
 }
+
+/// What a GitHub YAML file is, for the schema it is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GithubFile {
+    Workflow,
+    Action,
+}
+
+impl GithubFile {
+    fn schema(self) -> &'static str {
+        match self {
+            GithubFile::Workflow => "vendor.github-workflows",
+            GithubFile::Action => "vendor.github-actions",
+        }
+    }
+}
+
+/// Checks `path` against GitHub's schema for its kind and with zizmor (offline, the
+/// repository's zizmor policy): panics with the tools' output on a schema error or a
+/// finding of high severity.
+pub fn check_github_file(
+    path: &std::path::Path,
+    kind: GithubFile,
+    zizmor_config: &std::path::Path,
+) {
+    let file = path.to_str().expect("a UTF-8 path");
+    let out = lint(
+        "check-jsonschema",
+        &["--builtin-schema", kind.schema(), file],
+    );
+    assert!(
+        out.status.success(),
+        "{file} does not match GitHub's {kind:?} schema:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = zizmor_config.to_str().expect("a UTF-8 path");
+    let out = lint(
+        "zizmor",
+        &[
+            "--offline",
+            "--no-progress",
+            "--config",
+            config,
+            "--min-severity",
+            "high",
+            file,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "zizmor finds a high-severity problem in {file}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
