@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tracing::Instrument;
+use wharf_docker::reference::{ImageReference, DEFAULT_TAG};
 
 /// How one service's build ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,21 +210,23 @@ async fn build_and_tag(
         Source::Remote(_) => build(docker, &b.request, Input::Remote, on_line).await?,
     }
     for extra in &b.extra_tags {
-        let (repo, tag) = match extra.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
-            _ => (extra.clone(), "latest".to_string()),
+        let tagging = |message: String| BuildError::Daemon {
+            message: format!("tagging {} as {extra} (build.tags): {message}", b.image),
+            log_tail: Vec::new(),
         };
+        let reference = ImageReference::parse(extra).map_err(|e| tagging(e.to_string()))?;
+        if reference.digest().is_some() {
+            // As the daemon refuses it.
+            return Err(tagging("a tag cannot name a digest".into()));
+        }
         let options = bollard::query_parameters::TagImageOptions {
-            repo: Some(repo),
-            tag: Some(tag),
+            repo: Some(reference.written_name()),
+            tag: Some(reference.tag().unwrap_or(DEFAULT_TAG).to_string()),
         };
         docker
             .tag_image(&b.image, Some(options))
             .await
-            .map_err(|e| BuildError::Daemon {
-                message: format!("tagging {} as {extra} (build.tags): {e}", b.image),
-                log_tail: Vec::new(),
-            })?;
+            .map_err(|e| tagging(e.to_string()))?;
     }
     Ok(())
 }
