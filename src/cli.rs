@@ -182,6 +182,49 @@ pub enum Command {
             --policy-document \"$(wharf iam-policy)\""
     )]
     IamPolicy(IamPolicyArgs),
+    /// Set up an existing compose project: its x-wharf block and a release workflow.
+    #[command(
+        long_about = "Set up an existing compose project for wharf: print the top-level x-wharf \
+            block for the registry and tags chosen, and a GitHub Actions release workflow that \
+            runs wharf's action with OIDC credentials (actions pinned by commit). With --write, \
+            append the block to the compose file and write .github/workflows/release.yml at the \
+            repository's root; an existing block or workflow is replaced only with --force.",
+        after_help = "Examples:\n  \
+            wharf init                                                  print, for ECR of the caller's account\n  \
+            wharf init --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com --write\n  \
+            wharf init --tag '{git_short_sha}' --tag stage-latest --branch develop --write --force"
+    )]
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The registry: `ecr`, ACCOUNT.dkr.ecr.REGION.amazonaws.com, public.ecr.aws/ALIAS or
+    /// HOST[:PORT][/NAMESPACE].
+    #[arg(long, value_name = "REG", default_value = "ecr")]
+    pub registry: String,
+    /// Tag template (repeatable).
+    #[arg(long = "tag", value_name = "TEMPLATE", default_values_t = ["{git_sha}".to_string(), "latest".to_string()])]
+    pub tags: Vec<String>,
+    /// Create missing repositories on release.
+    #[arg(long)]
+    pub create_repositories: bool,
+    /// The branch whose pushes release.
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    pub branch: String,
+    /// The IAM role the workflow assumes (default: the repository variable
+    /// WHARF_RELEASE_ROLE_ARN).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The AWS region of `--registry ecr` (default: the repository variable AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Write the block into the compose file and the workflow file instead of printing them.
+    #[arg(long)]
+    pub write: bool,
+    /// With --write: replace an existing x-wharf block and workflow.
+    #[arg(long, requires = "write")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ pub mod build;
 pub mod completions;
 pub mod config;
 pub mod iam_policy;
+pub mod init;
 pub mod lock;
 pub mod plan;
 pub mod push;
@@ -46,5 +47,6 @@ pub fn run(cli: Cli, run: Run) -> Result<()> {
         Command::Render(command) => render::run(&cli.project, command, &run),
         Command::Completions(args) => completions::run(args),
         Command::IamPolicy(args) => iam_policy::run(&cli.project, args),
+        Command::Init(args) => init::run(&cli.project, args),
     }
 }

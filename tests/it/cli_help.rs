@@ -147,7 +147,7 @@ fn typos_are_answered_with_the_fix() {
 // The policy and onboarding commands.
 #[test]
 fn help_of_iam_policy_and_init() {
-    for command in ["iam-policy"] {
+    for command in ["iam-policy", "init"] {
         let text = help(&[command, "--help"]);
         assert!(
             text.contains("Examples:\n  wharf "),

@@ -21,6 +21,7 @@ mod deploy;
 mod faults;
 mod github_files;
 mod iam_policy;
+mod init;
 mod input_validation;
 mod log_secrets;
 mod module_graph;
