@@ -16,7 +16,8 @@ fn policy(dir: &Path, args: &[&str]) -> serde_json::Value {
     let out = run(wharf(dir)
         .arg("iam-policy")
         .args(args)
-        .env_remove("AWS_REGION"));
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     let findings = parliament_findings(&text);
