@@ -175,6 +175,90 @@ pub enum Command {
             wharf completions zsh > \"${fpath[1]}/_wharf\"\n  \
             wharf completions fish > ~/.config/fish/completions/wharf.fish")]
     Completions(CompletionsArgs),
+    // --- adoption: iam-policy and init ---
+    /// Print the least-privilege IAM policy this project's release needs.
+    #[command(
+        name = "iam-policy",
+        long_about = "Print the least-privilege IAM policy this project's release needs: the ECR \
+            actions to push and read manifests on exactly the project's repositories, \
+            ecr:GetAuthorizationToken (which takes only `*`), repository creation only when \
+            configured, ECR Public's token actions when a public target is configured, and the \
+            ECS reads of `verify --ecs-service` when ECS services are configured. No AWS call. \
+            With `--registry ecr` the account is the caller's, unknown offline: its ARNs read \
+            `*` there (name the registry host for exact ARNs).",
+        after_help = "Examples:\n  \
+            wharf iam-policy --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com\n  \
+            wharf iam-policy --create-repositories --ecs-service prod/api > policy.json\n  \
+            aws iam put-role-policy --role-name ci-release --policy-name wharf \\\n    \
+            --policy-document \"$(wharf iam-policy)\""
+    )]
+    IamPolicy(IamPolicyArgs),
+    /// Set up an existing compose project: its x-wharf block and a release workflow.
+    #[command(
+        long_about = "Set up an existing compose project for wharf: print the top-level x-wharf \
+            block for the registry and tags chosen, and a GitHub Actions release workflow that \
+            runs wharf's action with OIDC credentials (actions pinned by commit). With --write, \
+            append the block to the compose file and write .github/workflows/release.yml at the \
+            repository's root; an existing block or workflow is replaced only with --force.",
+        after_help = "Examples:\n  \
+            wharf init                                                  print, for ECR of the caller's account\n  \
+            wharf init --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com --write\n  \
+            wharf init --tag '{git_short_sha}' --tag stage-latest --branch develop --write --force"
+    )]
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The registry: `ecr`, ACCOUNT.dkr.ecr.REGION.amazonaws.com, public.ecr.aws/ALIAS or
+    /// HOST[:PORT][/NAMESPACE].
+    #[arg(long, value_name = "REG", default_value = "ecr")]
+    pub registry: String,
+    /// Tag template (repeatable).
+    #[arg(long = "tag", value_name = "TEMPLATE", default_values_t = ["{git_sha}".to_string(), "latest".to_string()])]
+    pub tags: Vec<String>,
+    /// Create missing repositories on release.
+    #[arg(long)]
+    pub create_repositories: bool,
+    /// The branch whose pushes release.
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    pub branch: String,
+    /// The IAM role the workflow assumes (default: the repository variable
+    /// WHARF_RELEASE_ROLE_ARN).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The AWS region of `--registry ecr` (default: the repository variable AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Write the block into the compose file and the workflow file instead of printing them.
+    #[arg(long)]
+    pub write: bool,
+    /// With --write: replace an existing x-wharf block and workflow.
+    #[arg(long, requires = "write")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// Output format: the policy document as indented JSON, as IAM takes it.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: PolicyFormat,
+    /// An ECS service `verify` checks after the deploy (repeatable; default:
+    /// x-wharf.ecs_services).
+    #[arg(long = "ecs-service", value_name = "CLUSTER/SERVICE")]
+    pub ecs_services: Vec<String>,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PolicyFormat {
+    /// The policy document (JSON, indented).
+    #[default]
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,8 @@
 pub mod build;
 pub mod completions;
 pub mod config;
+pub mod iam_policy;
+pub mod init;
 pub mod lock;
 pub mod plan;
 pub mod promote;
@@ -46,5 +48,7 @@ pub fn run(cli: Cli, run: Run) -> Result<()> {
         Command::Render(command) => render::run(&cli.project, command, &run),
         Command::Promote(args) => promote::run(&cli.project, args, &run),
         Command::Completions(args) => completions::run(args),
+        Command::IamPolicy(args) => iam_policy::run(&cli.project, args),
+        Command::Init(args) => init::run(&cli.project, args),
     }
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod additional_contexts;
+mod aws_errors;
 mod bed_e2e;
 mod build;
 mod build_fidelity;
@@ -18,6 +19,9 @@ mod compose_errors;
 mod context_conformance;
 mod deploy;
 mod faults;
+mod github_files;
+mod iam_policy;
+mod init;
 mod input_validation;
 mod log_secrets;
 mod module_graph;

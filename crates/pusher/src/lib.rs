@@ -24,9 +24,11 @@
 //!   registry (copying it to another registry first with `--to`) and moves the moving tags.
 
 pub mod api;
+pub mod aws_failure;
 pub mod error;
 pub mod events;
 pub mod git;
+pub mod iam_policy;
 pub mod login;
 pub mod promote;
 pub mod push;
