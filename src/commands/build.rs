@@ -159,6 +159,11 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             "--manifest describes pushed images: use it with --push"
         )));
     }
+    if args.shard.is_some() && !args.push {
+        return Err(Failure::config(anyhow!(
+            "--shard releases one share of the services: use it with --push"
+        )));
+    }
     if args.no_skip && !args.push {
         return Err(Failure::config(anyhow!(
             "--no-skip applies to --push (a build without --push never skips)"
@@ -172,6 +177,29 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         let native = wharf_builder::daemon::native_platform_blocking().map_err(Failure::failed)?;
         prepared.use_daemon_platform(Ok(native));
     }
+    // `--shard K/N`: this run's share of the services, identity and inputs tags only (a
+    // service stays with the service it is built from, so the share builds on its own).
+    let targets = match (args.shard, targets) {
+        (Some(shard), Some(mut targets)) => {
+            let keep = crate::shard::services(&prepared.builds, shard)?;
+            prepared.builds.retain(|b| keep.contains(&b.service));
+            targets.retain(|t| keep.contains(&t.service));
+            for t in &mut targets {
+                t.moving_tags.clear();
+            }
+            if targets.is_empty() {
+                reporter.summary(&format!(
+                    "shard {shard}: no service falls to this shard; phase 2 left to `wharf promote`"
+                ));
+                if let Some(path) = &args.manifest {
+                    release::write_manifest(path, &project, &[])?;
+                }
+                return Ok(());
+            }
+            Some(targets)
+        }
+        (_, targets) => targets,
+    };
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
     let inputs = release::input_digests(&project, &prepared.builds, parallel)?;
     for b in &mut prepared.builds {
@@ -311,7 +339,13 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             .finish(first, failures(&outcomes))
             .await
             .map_err(release::failure)?;
-        reporter.summary(&format!("released {} image(s)", images.len()));
+        match args.shard {
+            Some(shard) => reporter.summary(&format!(
+                "shard {shard}: released {} image(s), identity tags only; phase 2 left to `wharf promote`",
+                images.len()
+            )),
+            None => reporter.summary(&format!("released {} image(s)", images.len())),
+        }
         reporter.released(&project.name, &images)?;
         if let Some(path) = &args.manifest {
             release::write_manifest(path, &project, &images)?;

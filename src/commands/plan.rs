@@ -201,9 +201,21 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             idle_timeout: None,
         },
     );
+    // `--shard K/N`: the services of that shard, which push identity tags only.
+    let mut in_shard: Option<std::collections::BTreeSet<String>> = None;
+    // The shard's estimated work and the whole release's, in units.
+    let mut work = (0u64, 0u64);
     let (inputs, problem) = match prepared {
         Ok(mut p) => (
             {
+                if let Some(shard) = args.shard {
+                    let split = crate::shard::split(&p.builds, shard)?;
+                    work = (
+                        split.weight(shard.index - 1),
+                        (0..shard.count).map(|i| split.weight(i)).sum(),
+                    );
+                    in_shard = Some(split.services(shard));
+                }
                 // The one question a plan asks the daemon, and only when some service is
                 // built for the daemon's own platform: which that is.
                 if p.needs_daemon_platform() {
@@ -217,6 +229,13 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             },
             None,
         ),
+        Err(problems) if args.shard.is_some() => {
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(Failure::config(anyhow!(
+                "the build settings have problems, so no shard can be told:\n  {}",
+                lines.join("\n  ")
+            )));
+        }
         Err(problems) => (
             HashMap::new(),
             Some(
@@ -243,6 +262,7 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
     let planned: Vec<PlannedService> = services
         .iter()
         .zip(&targets)
+        .filter(|(s, _)| in_shard.as_ref().is_none_or(|keep| keep.contains(&s.name)))
         .map(|(s, t)| {
             let i = plan_inputs(inputs.get(&s.name), found.get(&s.name), problem.as_deref());
             let release_cache = if super::build::default_cache(&project, &s.name, builder) {
@@ -250,9 +270,22 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             } else {
                 Vec::new()
             };
-            plan_one(&project, s, t, i, release_cache)
+            let mut t = t.clone();
+            if in_shard.is_some() {
+                t.moving_tags.clear();
+            }
+            plan_one(&project, s, &t, i, release_cache)
         })
         .collect();
+    let shard_note = args.shard.map(|s| {
+        format!(
+            "shard {s}: {} of {} service(s), an estimated {} of {} units of work (one per Dockerfile instruction, one per started MiB of build context); identity tags only, phase 2 left to `wharf promote`",
+            planned.len(),
+            services.len(),
+            work.0,
+            work.1
+        )
+    });
     let dirty_note = revision.as_ref().filter(|r| r.dirty && refuses_dirty).map(|r| {
         format!("the work tree has uncommitted changes: build --push would refuse (commit {}, or pass --allow-dirty)", &r.sha[..12])
     });
@@ -266,6 +299,10 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
                 "services": planned,
                 "warnings": dirty_note.iter().collect::<Vec<_>>(),
             });
+            let mut doc = doc;
+            if let Some(s) = args.shard {
+                doc["shard"] = serde_json::json!({"index": s.index, "count": s.count, "estimate": work.0, "estimate_of_release": work.1});
+            }
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::config(anyhow!("{e}")))? + "\n"
         }
         PlanFormat::Text => {
@@ -279,6 +316,9 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
                 ));
             }
             o.push('\n');
+            if let Some(n) = &shard_note {
+                o.push_str(&format!("{n}\n"));
+            }
             for p in &planned {
                 o.push_str(&format!("\n{}\n", p.service));
                 let mut row = |k: &str, v: &str| o.push_str(&format!("  {k:<11} {v}\n"));

@@ -10,6 +10,7 @@ use crate::platform::{Native, Target};
 use crate::session::{RegistryCredentials, SshAgent};
 use std::collections::HashMap;
 use wharf_compose::{Build, Context, Dockerfile, Project, Service};
+use wharf_docker::{ImageReference, ReferenceError};
 
 /// The build arg that asks BuildKit to write inline cache metadata into the image.
 pub const INLINE_CACHE: &str = "BUILDKIT_INLINE_CACHE";
@@ -128,6 +129,18 @@ pub fn prepare(
         }
     }
     for service in &selected {
+        // Any other bad name is the daemon's to refuse, in its words; this one would be
+        // echoed with its password.
+        if let Some(Err(e @ ReferenceError::Credentials { .. })) =
+            service.image.as_deref().map(ImageReference::parse)
+        {
+            problems.push(Problem {
+                service: service.name.clone(),
+                key: format!("services.{}.image", service.name),
+                message: format!("is not a valid image reference: {e}"),
+            });
+            continue;
+        }
         let Some(build) = &service.build else {
             problems.push(Problem {
                 service: service.name.clone(),

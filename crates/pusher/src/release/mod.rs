@@ -382,6 +382,16 @@ impl Release {
         failed_builds: Vec<String>,
     ) -> Result<Vec<ManifestImage>, ReleaseError> {
         let digests = gate(first, failed_builds)?;
+        self.move_to(digests).await
+    }
+
+    /// Phase 2 alone, onto images the registry already holds (`digests`: each service's
+    /// manifest digest, which its identity tags name): the fan-in of a sharded release, a
+    /// rollback, a promotion. All or nothing, as after phase 1. Returns the manifest.
+    pub async fn move_to(
+        &mut self,
+        digests: BTreeMap<String, String>,
+    ) -> Result<Vec<ManifestImage>, ReleaseError> {
         logins::refresh(&self.targets, &mut self.logins, &mut self.aws)
             .await
             .map_err(ReleaseError::Config)?;
