@@ -135,9 +135,11 @@ fn the_action_installs_a_checked_binary_and_refuses_a_tampered_one() {
     std::fs::create_dir_all(&temp).unwrap();
     let (out, bin) = install(&release, &temp);
     assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("{asset}: OK")), "{out:?}");
     assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("wharf "),
-        "{out:?}"
+        said.contains("\nwharf "),
+        "the installed binary runs: {out:?}"
     );
     let outputs = std::fs::read_to_string(temp.join("github-output")).unwrap();
     assert_eq!(outputs.trim(), format!("path={}", bin.display()));
