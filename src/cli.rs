@@ -22,7 +22,7 @@ const VERSION: &str = env!("WHARF_VERSION");
         wharf build --push --registry ecr          build, then push {git_sha} and latest to ECR\n  \
         wharf verify --registry ecr                every expected image exists (the deploy gate)\n  \
         wharf completions bash > /etc/bash_completion.d/wharf\n\n\
-        Environment: WHARF_REGISTRY, WHARF_TAGS, WHARF_PROGRESS, WHARF_TIMEOUT, RUST_LOG, and docker compose's \
+        Environment: WHARF_REGISTRY, WHARF_TAGS, WHARF_SHARD, WHARF_PROGRESS, WHARF_TIMEOUT, RUST_LOG, and docker compose's \
         COMPOSE_FILE, COMPOSE_PROJECT_NAME, COMPOSE_PROFILES, COMPOSE_PATH_SEPARATOR.\n\
         Exit status: 0 success, 1 a build, push or verification failed, 2 usage or configuration \
         error (nothing was built or pushed), 130 interrupted.",
@@ -158,6 +158,17 @@ pub enum Command {
             | wharf render ecs-task-definition - --registry ecr > task-definition.json"
     )]
     Render(RenderCommand),
+    /// Move the moving tags onto a commit's release once every identity tag of it is there:
+    /// the fan-in of a sharded release, a rollback, a promotion to another registry.
+    #[command(after_help = "Examples:\n  \
+            wharf promote --registry ecr                  after every shard of this commit\n  \
+            wharf promote --registry ecr --commit 3f2a9c1 rollback: latest back on an older release\n  \
+            wharf promote --registry ecr --tag '{git_sha}' --tag prod-latest\n  \
+            wharf promote --registry ecr --to 210987654321.dkr.ecr.eu-west-1.amazonaws.com\n\n\
+            It never builds. Exit status: 0 moved, 1 a service's release of the commit is missing, \
+            untrusted or could not be copied (each named; nothing moved) or a moving tag could not move \
+            (the others put back), 2 usage or configuration error, 130 interrupted.")]
+    Promote(PromoteArgs),
     /// Print a shell completion script to stdout.
     #[command(after_help = "Examples:\n  \
             wharf completions bash > /etc/bash_completion.d/wharf\n  \
@@ -306,6 +317,9 @@ pub struct PlanArgs {
     /// The builder `build` would use (the input digests name it).
     #[arg(long, value_enum, default_value_t)]
     pub builder: BuilderChoice,
+    /// Show what shard K of N (`build --push --shard K/N`) would release.
+    #[arg(long, env = "WHARF_SHARD", value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<wharf_pusher::shard::Shard>,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -343,11 +357,43 @@ pub struct BuildArgs {
     /// the registry (which are otherwise only tagged there, not rebuilt).
     #[arg(long, env = "WHARF_NO_SKIP")]
     pub no_skip: bool,
+    /// With --push: release only shard K of N (1/2, 2/2 …) of the selected services, identity
+    /// and inputs tags only; the moving tags are left to `wharf promote`. A service built FROM
+    /// another service's image goes to its base's shard.
+    #[arg(long, env = "WHARF_SHARD", value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<wharf_pusher::shard::Shard>,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The commit whose release to promote (a SHA, full or abbreviated as git knows it;
+    /// default: the current commit). An older one is a rollback.
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// Copy the release to this registry first (through the registry API; digests stay the
+    /// same), then move the moving tags there: `ecr`, ACCOUNT.dkr.ecr.REGION.amazonaws.com,
+    /// public.ecr.aws/ALIAS, or HOST[:PORT][/NAMESPACE].
+    #[arg(long, value_name = "REGISTRY")]
+    pub to: Option<String>,
+    /// Write the manifest of the promoted images (JSON) to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `--shard K/N`: one runner's share of a release.
+fn parse_shard(text: &str) -> Result<wharf_pusher::shard::Shard, String> {
+    text.parse()
+        .map_err(|e: wharf_pusher::shard::ShardError| e.to_string())
 }
 
 #[derive(Debug, Args)]

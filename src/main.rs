@@ -15,6 +15,7 @@ mod github;
 mod log_guard;
 mod progress;
 mod release;
+mod shard;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -26,6 +26,7 @@ fn help_of_wharf_and_every_command() {
         "verify",
         "render",
         "completions",
+        "promote",
     ] {
         let text = help(&[command, "--help"]);
         assert!(

@@ -28,9 +28,14 @@ mod module_graph;
 mod planted_inputs;
 mod progress_interrupt;
 mod progress_tty;
+mod promote;
 mod registry_proxy;
 mod release;
 mod release_faults;
 mod resource_bounds;
 mod skip;
 mod workflow_commands;
+
+// Reproducible images, kept bases and cache sources.
+mod inline_cache;
+mod reproducible;

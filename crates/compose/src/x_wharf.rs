@@ -30,6 +30,19 @@ pub struct ProjectSettings {
     pub kms_key: Option<String>,
     /// `CLUSTER/SERVICE` names of the ECS services `verify` checks after a deploy.
     pub ecs_services: Option<Vec<String>>,
+    /// What an image's `org.opencontainers.image.created` label says (default: the commit's
+    /// time, so that a rebuild of the same inputs gives the same image).
+    pub created: Option<Created>,
+}
+
+/// The time an image's `created` label names (`SOURCE_DATE_EPOCH` wins over both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Created {
+    /// The time of the commit being built: the same for every build of that commit.
+    Commit,
+    /// The time of the build: every build makes another image.
+    Build,
 }
 
 /// A service's `x-wharf:` block.
@@ -48,6 +61,10 @@ pub struct ServiceSettings {
     pub required: Option<bool>,
     /// The ECS containers that run this service's image, when not named after it.
     pub ecs_container: Option<OneOrMany>,
+    /// Whether its builds write inline cache metadata and take the service's last release as
+    /// a cache source (default true; `cache_from` of its own is used either way).
+    #[serde(default, deserialize_with = "go_bool")]
+    pub cache: Option<bool>,
 }
 
 /// A name, or a list of names.
@@ -96,8 +113,16 @@ const PROJECT_KEYS: &[&str] = &[
     "encryption",
     "kms_key",
     "ecs_services",
+    "created",
 ];
-const SERVICE_KEYS: &[&str] = &["repository", "tags", "skip", "required", "ecs_container"];
+const SERVICE_KEYS: &[&str] = &[
+    "repository",
+    "tags",
+    "skip",
+    "required",
+    "ecs_container",
+    "cache",
+];
 
 /// A booleans as compose reads its own after interpolation: YAML booleans, and the strings
 /// Go's `strconv.ParseBool` takes (`${CREATE:-false}` interpolates to a string).
