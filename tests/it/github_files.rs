@@ -69,3 +69,96 @@ fn every_workflow_and_action_passes_the_schema_and_zizmor() {
         check_github_file(path, *kind, &config);
     }
 }
+
+/// The action's install step, as action.yml has it, with its download base pointed at a local
+/// release folder (`file://`), the way bench/setup/run runs it.
+fn install_script(release: &Path) -> String {
+    let text = std::fs::read_to_string(root().join("action.yml")).unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let steps = doc["runs"]["steps"].as_sequence().unwrap();
+    let run = steps
+        .iter()
+        .find(|s| s["id"].as_str() == Some("install"))
+        .and_then(|s| s["run"].as_str())
+        .expect("an install step")
+        .to_string();
+    let base = "https://github.com/$repo/releases";
+    assert!(run.contains(base), "the install step downloads from {base}");
+    run.replace(base, &format!("file://{}", release.display()))
+        .replace("--proto '=https'", "--proto '=file'")
+}
+
+/// Runs the install step for a Linux x86_64 runner against `release`; its output and where
+/// the binary went.
+fn install(release: &Path, temp: &Path) -> (std::process::Output, PathBuf) {
+    let output = temp.join("github-output");
+    std::fs::write(&output, "").unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-ec")
+        .arg(install_script(release))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("RUNNER_TEMP", temp)
+        .env("GITHUB_OUTPUT", &output)
+        .env("WHARF_ACTION_REPOSITORY", "wharf-rs/wharf")
+        .env("WHARF_VERSION", "latest")
+        .env("RUNNER_OS_NAME", "Linux")
+        .env("RUNNER_ARCH_NAME", "X64")
+        .output()
+        .unwrap();
+    (out, temp.join("wharf-bin/wharf"))
+}
+
+#[test]
+fn the_action_installs_a_checked_binary_and_refuses_a_tampered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let assets = release.join("latest/download");
+    std::fs::create_dir_all(&assets).unwrap();
+    // The binary under test, packed as release.yml packs it.
+    let stage = dir.path().join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    std::fs::copy(crate::support::wharf_bin(), stage.join("wharf")).unwrap();
+    let asset = "wharf-x86_64-unknown-linux-musl.tar.gz";
+    let sh = |script: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(&assets)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    sh(&format!(
+        "tar -C {} -czf {asset} wharf && sha256sum {asset} > SHA256SUMS",
+        stage.display()
+    ));
+    let temp = dir.path().join("runner-temp");
+    std::fs::create_dir_all(&temp).unwrap();
+    let (out, bin) = install(&release, &temp);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("{asset}: OK")), "{out:?}");
+    assert!(
+        said.contains("\nwharf "),
+        "the installed binary runs: {out:?}"
+    );
+    let outputs = std::fs::read_to_string(temp.join("github-output")).unwrap();
+    assert_eq!(outputs.trim(), format!("path={}", bin.display()));
+
+    // The same archive name with other contents: the checksum no longer matches.
+    std::fs::write(stage.join("wharf"), "#!/bin/sh\necho not wharf\n").unwrap();
+    sh(&format!("tar -C {} -czf {asset} wharf", stage.display()));
+    let temp = dir.path().join("runner-temp-2");
+    std::fs::create_dir_all(&temp).unwrap();
+    let (out, bin) = install(&release, &temp);
+    assert!(
+        !out.status.success(),
+        "a tampered archive is refused: {out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("does not match the release's SHA256SUMS"),
+        "{out:?}"
+    );
+    assert!(!bin.exists(), "nothing was installed");
+}
