@@ -384,6 +384,61 @@ pub fn input_digests(
         .map_err(|e| Failure::config(anyhow!(e)))
 }
 
+/// The input digest of every build: one per platform of a multi-platform image.
+pub fn unit_digests(
+    project: &Project,
+    builds: &[wharf_builder::service::ServiceBuild],
+    parallel: usize,
+) -> Result<HashMap<wharf_builder::service::Unit, Inputs>> {
+    let compose: HashMap<String, &wharf_compose::Build> = project
+        .services
+        .values()
+        .filter_map(|s| Some((s.name.clone(), s.build.as_ref()?)))
+        .collect();
+    wharf_builder::inputs::digest_units(builds, &compose, parallel)
+        .map_err(|e| Failure::config(anyhow!(e)))
+}
+
+/// `--platform` / `WHARF_PLATFORMS`: the platforms this run builds, if it names some.
+pub fn only_platforms(args: &TargetArgs) -> Result<Option<Vec<wharf_compose::platform::Platform>>> {
+    let Some(list) = args.platforms.as_deref() else {
+        return Ok(None);
+    };
+    let platforms = wharf_compose::platform::parse_list(list)
+        .map_err(|e| Failure::config(anyhow!("--platform: {e}")))?;
+    if platforms.is_empty() {
+        return Err(Failure::config(anyhow!(
+            "--platform: no platform given (write e.g. linux/amd64,linux/arm64)"
+        )));
+    }
+    Ok(Some(platforms))
+}
+
+/// With `--platform`, the services of `services` that declare one of those platforms (in
+/// `build.platforms` or `platform:`); others are left out of the run.
+pub fn declaring<'p>(
+    project: &Project,
+    services: Vec<&'p Service>,
+    only: Option<&[wharf_compose::platform::Platform]>,
+) -> Result<Vec<&'p Service>> {
+    let Some(only) = only else {
+        return Ok(services);
+    };
+    let mut kept = Vec::new();
+    for s in services {
+        let Some(build) = &s.build else { continue };
+        let declared =
+            wharf_builder::platform::choose(s, build, project.default_platform.as_deref())
+                .map_err(|e| Failure::config(anyhow!("services.{}.{}: {e}", s.name, e.field())))?;
+        if declared.iter().any(|p| only.contains(p)) {
+            kept.push(s);
+        } else {
+            tracing::info!(service = %s.name, "not built: it declares none of --platform's platforms");
+        }
+    }
+    Ok(kept)
+}
+
 /// The input digest a local image carries in its label, as the tag that names it.
 pub async fn inputs_tag_of_local(docker: &bollard::Docker, image: &str) -> Option<String> {
     let inspect = docker.inspect_image(image).await.ok()?;

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use wharf_builder::build::BuilderKind;
 use wharf_builder::inputs::Inputs;
+use wharf_builder::platform::Platform;
 use wharf_builder::schedule::{self, Event, Outcome};
-use wharf_builder::service::{self, Options};
+use wharf_builder::service::{self, Options, Unit};
 use wharf_builder::session::RegistryCredentials;
 use wharf_pusher::events::ServiceEvent;
 use wharf_pusher::release::{InputsDigest, Ready, SkipInputs};
@@ -99,6 +100,8 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
     let reporter = &run.reporter;
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
+    let only_platforms = release::only_platforms(&args.target)?;
+    let services = release::declaring(&project, services, only_platforms.as_deref())?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(
             "no service of project `{}` has a build section: nothing to build",
@@ -126,6 +129,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                     .map_or_else(Timeouts::default, Timeouts::from_request)
                     .build_idle,
             ),
+            only_platforms: only_platforms.clone(),
         },
     )
     .map_err(|problems| {
@@ -156,21 +160,43 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         let native = wharf_builder::daemon::native_platform_blocking().map_err(Failure::failed)?;
         prepared.use_daemon_platform(Ok(native));
     }
+    let native = prepared.native.clone();
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
-    let inputs = release::input_digests(&project, &prepared.builds, parallel)?;
+    let unit_inputs = release::unit_digests(&project, &prepared.builds, parallel)?;
+    let inputs = wharf_builder::inputs::by_service(&prepared.builds, &unit_inputs);
     for b in &mut prepared.builds {
-        if let Some(d) = inputs.get(&b.service).and_then(Inputs::digest) {
+        if let Some(d) = unit_inputs.get(&b.unit()).and_then(Inputs::digest) {
             b.request
                 .labels
                 .insert(wharf_builder::inputs::LABEL.into(), d.hex.clone());
         }
     }
+    let targets = targets.map(|mut targets| {
+        for t in &mut targets {
+            if let Some(b) = prepared.builds.iter().find(|b| b.service == t.service) {
+                t.use_platforms(b.service_platforms.clone(), &b.platforms_built);
+            }
+        }
+        targets
+    });
+    if let Some(targets) = &targets {
+        for t in targets.iter().filter(|t| t.partial) {
+            reporter.warn(&format!(
+                "`{}` is built for {} of its platforms ({}): only their platform identity tags are pushed, no index and no moving tag (a run with every platform, or `wharf promote`, writes the index)",
+                t.service,
+                prepared.builds.iter().filter(|b| b.service == t.service).count(),
+                t.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    let labels: Vec<(String, String)> = prepared
+        .builds
+        .iter()
+        .map(|b| (b.unit().to_string(), b.image.clone()))
+        .collect();
     reporter.begin(
         &project.name,
-        prepared
-            .builds
-            .iter()
-            .map(|b| (b.service.as_str(), b.image.as_str())),
+        labels.iter().map(|(u, i)| (u.as_str(), i.as_str())),
         args.push,
     );
 
@@ -181,8 +207,16 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             let (docker, _) = wharf_builder::daemon::connect()
                 .await
                 .map_err(Failure::failed)?;
-            let outcomes =
-                build_all(&docker, prepared.builds, parallel, args, reporter, None).await;
+            let outcomes = build_all(
+                &docker,
+                prepared.builds,
+                parallel,
+                native.as_ref(),
+                args,
+                reporter,
+                None,
+            )
+            .await;
             let failed = failures(&outcomes);
             if !failed.is_empty() {
                 return Err(Failure::failed(anyhow!(
@@ -228,9 +262,42 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                 }
             })
             .collect();
-        let inputs_tags: HashMap<String, String> = known
+        // The inputs tag each build's image is stored under: a single image's is its
+        // service's; each platform of a multi-platform image has its own, and its index the
+        // service's.
+        let unit_tags: HashMap<Unit, String> = prepared
+            .builds
             .iter()
-            .map(|(s, d)| (s.clone(), d.tag.clone()))
+            .filter_map(|b| {
+                let tag = match b.part() {
+                    Some(_) => unit_inputs.get(&b.unit())?.digest()?.tag(),
+                    None => known.get(&b.service)?.tag.clone(),
+                };
+                Some((b.unit(), tag))
+            })
+            .collect();
+        let index_inputs_tags: HashMap<String, String> = prepared
+            .builds
+            .iter()
+            .filter(|b| b.is_multi_platform())
+            .filter_map(|b| Some((b.service.clone(), known.get(&b.service)?.tag.clone())))
+            .collect();
+        let mut platform_inputs: HashMap<String, HashMap<Platform, String>> = HashMap::new();
+        for b in &prepared.builds {
+            if let (Some(p), Some(d)) = (
+                b.part(),
+                unit_inputs.get(&b.unit()).and_then(Inputs::digest),
+            ) {
+                platform_inputs
+                    .entry(b.service.clone())
+                    .or_default()
+                    .insert(p.clone(), d.hex.clone());
+            }
+        }
+        let local_images: HashMap<Unit, String> = prepared
+            .builds
+            .iter()
+            .map(|b| (b.unit(), b.image.clone()))
             .collect();
         let skip = SkipInputs {
             inputs: if args.no_skip { HashMap::new() } else { known },
@@ -240,40 +307,63 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                 .iter()
                 .map(|b| (b.service.clone(), b.after.clone()))
                 .collect(),
+            platform_inputs,
         };
         let unchanged = release.unchanged(&skip).await.map_err(release::failure)?;
         let (builds, skipped): (Vec<_>, Vec<_>) = prepared
             .builds
             .into_iter()
             .partition(|b| !unchanged.contains_key(&b.service));
-        reporter.expect_pushes(
-            release
-                .targets()
+        reporter.expect_pushes(release.targets().iter().map(|t| {
+            let mut tags: Vec<String> = t
+                .platforms
                 .iter()
-                .map(|t| (t.service.as_str(), t.all_tags().cloned().collect())),
-        );
+                .flat_map(|p| t.platform_tags(p))
+                .collect();
+            if !t.partial {
+                tags.extend(t.all_tags().cloned());
+            }
+            (t.service.as_str(), tags)
+        }));
         // Builds run while phase 1 pushes each image as soon as it is built.
-        let (ready, ready_rx) = mpsc::unbounded_channel::<String>();
+        let (ready, ready_rx) = mpsc::unbounded_channel::<Unit>();
         let (to_push, to_push_rx) = mpsc::unbounded_channel::<Ready>();
         let forward = async move {
             let mut ready_rx = ready_rx;
-            while let Some(service) = ready_rx.recv().await {
-                let inputs_tag = inputs_tags.get(&service).cloned();
+            while let Some(unit) = ready_rx.recv().await {
+                let inputs_tag = unit_tags.get(&unit).cloned();
+                let platform = match &unit.platform {
+                    Some(p) => local_images
+                        .get(&unit)
+                        .map(|image| (p.clone(), image.clone())),
+                    None => None,
+                };
                 let _ = to_push.send(Ready {
-                    service,
+                    service: unit.service,
                     inputs_tag,
+                    platform,
                 });
             }
         };
-        let building = build_all(&docker, builds, parallel, args, reporter, Some(ready));
+        let building = build_all(
+            &docker,
+            builds,
+            parallel,
+            native.as_ref(),
+            args,
+            reporter,
+            Some(ready),
+        );
         let ((outcomes, ()), first) = tokio::join!(
             async { tokio::join!(building, forward) },
-            release.identity_phase(&unchanged, to_push_rx)
+            release.identity_phase(&unchanged, to_push_rx, &index_inputs_tags)
         );
+        let mut skipped_services: Vec<&str> = skipped.iter().map(|b| b.service.as_str()).collect();
+        skipped_services.dedup();
         reporter.summary(&format!(
-            "built {} service(s), {} unchanged",
+            "built {} image(s), {} service(s) unchanged",
             outcomes.len(),
-            skipped.len()
+            skipped_services.len()
         ));
         let images = release
             .finish(first, failures(&outcomes))
@@ -288,7 +378,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
     })
 }
 
-fn failures(outcomes: &IndexMap<String, Outcome>) -> Vec<String> {
+fn failures(outcomes: &IndexMap<Unit, Outcome>) -> Vec<String> {
     outcomes
         .iter()
         .filter_map(|(s, o)| match o {
@@ -299,24 +389,25 @@ fn failures(outcomes: &IndexMap<String, Outcome>) -> Vec<String> {
         .collect()
 }
 
-/// Builds `builds`, reporting each; `done` hears of each service built.
+/// Builds `builds`, reporting each; `done` hears of each one built.
 async fn build_all(
     docker: &bollard::Docker,
     builds: Vec<wharf_builder::service::ServiceBuild>,
     parallel: usize,
+    native: Option<&Platform>,
     args: &BuildArgs,
     reporter: &Arc<Reporter>,
-    done: Option<mpsc::UnboundedSender<String>>,
-) -> IndexMap<String, Outcome> {
+    done: Option<mpsc::UnboundedSender<Unit>>,
+) -> IndexMap<Unit, Outcome> {
     let events: schedule::EventSink = {
         let r = reporter.clone();
         Arc::new(move |e: Event| match e {
-            Event::Started { service } => r.event(&ServiceEvent::Building {
-                service: service.to_string(),
+            Event::Started { unit } => r.event(&ServiceEvent::Building {
+                service: unit.to_string(),
             }),
-            Event::Line { service, line } => r.output(service, line),
-            Event::Finished { service, outcome } => {
-                let service = service.to_string();
+            Event::Line { unit, line } => r.output(&unit.to_string(), line),
+            Event::Finished { unit, outcome } => {
+                let service = unit.to_string();
                 match outcome {
                     Outcome::Built { elapsed } => {
                         r.event(&ServiceEvent::Built {
@@ -324,7 +415,7 @@ async fn build_all(
                             seconds: elapsed.as_secs_f64(),
                         });
                         if let Some(done) = &done {
-                            let _ = done.send(service);
+                            let _ = done.send(unit.clone());
                         }
                     }
                     Outcome::Failed { message, log_tail } => r.event(&ServiceEvent::BuildFailed {
@@ -340,5 +431,5 @@ async fn build_all(
             }
         })
     };
-    schedule::run(docker, builds, parallel, args.keep_going, events).await
+    schedule::run(docker, builds, parallel, args.keep_going, native, events).await
 }

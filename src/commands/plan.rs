@@ -187,6 +187,7 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
             },
             labels: Default::default(),
             idle_timeout: None,
+            only_platforms: release::only_platforms(&args.target)?,
         },
     );
     let (inputs, problem) = match prepared {
@@ -353,6 +354,7 @@ fn check_registry(
                             inputs: &d.hex,
                             identity: &t.identity,
                             platform: None,
+                            platform_inputs: None,
                         };
                         match trust::check(api, &repository, login, &m, &expected).await? {
                             Verdict::Trusted { .. } => Found::Reusable,

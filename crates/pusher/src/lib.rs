@@ -24,6 +24,7 @@ pub mod api;
 pub mod error;
 pub mod events;
 pub mod git;
+pub mod index;
 pub mod login;
 pub mod push;
 pub mod registry;

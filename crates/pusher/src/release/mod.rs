@@ -28,7 +28,7 @@ mod tagger;
 
 pub use interrupt::Interrupt;
 pub use logins::{login_all, Aws};
-pub use manifest::{Manifest, ManifestImage};
+pub use manifest::{Manifest, ManifestImage, PlatformImage};
 pub use moving::Restoration;
 pub use preflight::ImmutableMovingTag;
 pub use skip::{InputsDigest, SkipInputs};
@@ -36,6 +36,7 @@ pub use tagger::{Logins, Origin, Tagger};
 
 use crate::api::{RawManifest, RegistryApi};
 use crate::events::{EventSink, Phase, ServiceEvent};
+use crate::index::Platform;
 use crate::repositories::CreateSettings;
 use crate::target::ImageTarget;
 use crate::timeouts::Timeouts;
@@ -178,22 +179,35 @@ fn moving_message(
     format!("{why}\n  {state}")
 }
 
-/// A service whose image the caller has built: phase 1 may push it.
+/// A service whose image the caller has built (or one platform's image of it): phase 1 may
+/// push it.
 #[derive(Debug, Clone)]
 pub struct Ready {
     pub service: String,
     /// Its inputs tag, stored beside its identity tags so a later run can skip it.
     pub inputs_tag: Option<String>,
+    /// For one platform's image of a multi-platform service: the platform, and the local
+    /// image it was built as.
+    pub platform: Option<(Platform, String)>,
 }
 
 /// One service's part of phase 1.
 #[derive(Debug)]
 pub enum Landing {
-    /// Every identity tag landed; the manifest digest the registry accepted.
+    /// Every identity tag landed; the manifest digest the registry accepted (an index's, for
+    /// a multi-platform image), and each platform's image.
     Landed {
         digest: String,
+        platforms: Vec<PlatformImage>,
     },
     Failed(Error),
+}
+
+/// What phase 1 still waits for of a multi-platform service.
+#[derive(Default)]
+struct Assembly {
+    children: Vec<crate::index::Child>,
+    failed: bool,
 }
 
 /// A release of a set of images: see the module's documentation.
@@ -268,11 +282,15 @@ impl Release {
     }
 
     /// Phase 1: identity tags of every unchanged service at once, and of every built one as it
-    /// arrives on `ready` (until the sender is dropped).
+    /// arrives on `ready` (until the sender is dropped). A multi-platform service's platforms
+    /// get their platform identity tags as each arrives; its index is written once all of
+    /// them landed (not by a run that builds only some: see [`ImageTarget::partial`]).
+    /// `index_inputs_tags`: each multi-platform service's inputs tag for its index.
     pub async fn identity_phase(
         &self,
         unchanged: &HashMap<String, RawManifest>,
         mut ready: mpsc::UnboundedReceiver<Ready>,
+        index_inputs_tags: &HashMap<String, String>,
     ) -> IndexMap<String, Landing> {
         self.emit_phase(Phase::Identity);
         let tagger = self.tagger();
@@ -282,7 +300,15 @@ impl Release {
             .iter()
             .map(|t| (t.service.as_str(), t))
             .collect();
-        let push = |t: &'_ ImageTarget, origin: Origin, extra: Vec<String>| {
+        enum Done {
+            Image(Result<String, Error>),
+            Reused(Result<(String, Vec<crate::index::Child>), Error>),
+            Platform(Result<crate::index::Child, Error>),
+        }
+        let push = |t: &'_ ImageTarget,
+                    origin: Origin,
+                    extra: Vec<String>,
+                    platform: Option<(Platform, String)>| {
             let span = tracing::info_span!("push", service = %t.service);
             let slots = &slots;
             let tagger = &tagger;
@@ -294,8 +320,23 @@ impl Release {
                     Origin::Daemon => slots.acquire().await.ok(),
                     Origin::Registry(_) => None,
                 };
-                let r = tagger.identity(&t, &origin, &extra).await;
-                (t.service, r)
+                let done = match (platform, &origin) {
+                    (Some((p, local)), _) => {
+                        Done::Platform(tagger.platform_image(&t, &p, &local, &extra).await)
+                    }
+                    (None, Origin::Registry(m)) if t.is_multi_platform() => {
+                        let r = match tagger.identity(&t, &origin, &extra).await {
+                            Ok(digest) => tagger
+                                .platform_tags_of(&t, m)
+                                .await
+                                .map(|children| (digest, children)),
+                            Err(e) => Err(e),
+                        };
+                        Done::Reused(r)
+                    }
+                    (None, _) => Done::Image(tagger.identity(&t, &origin, &extra).await),
+                };
+                (t.service, done)
             }
             .instrument(span)
         };
@@ -306,22 +347,68 @@ impl Release {
                     service: t.service.clone(),
                     tag: m.digest.clone(),
                 });
-                pushes.push(push(t, Origin::Registry(m.clone()), Vec::new()));
+                pushes.push(push(t, Origin::Registry(m.clone()), Vec::new(), None));
             }
         }
-        let mut results: HashMap<String, Result<String, Error>> = HashMap::new();
+        let mut assemblies: HashMap<String, Assembly> = HashMap::new();
+        let mut results: HashMap<String, Result<(String, Vec<PlatformImage>), Error>> =
+            HashMap::new();
+        let mut indexes = FuturesUnordered::new();
         let mut open = true;
         loop {
             tokio::select! {
                 next = ready.recv(), if open => match next {
                     Some(r) => {
                         if let Some(t) = by_service.get(r.service.as_str()) {
-                            pushes.push(push(t, Origin::Daemon, r.inputs_tag.into_iter().collect()));
+                            pushes.push(push(t, Origin::Daemon, r.inputs_tag.into_iter().collect(), r.platform));
                         }
                     }
                     None => open = false,
                 },
-                Some((service, r)) = pushes.next(), if !pushes.is_empty() => {
+                Some((service, done)) = pushes.next(), if !pushes.is_empty() => {
+                    let failed = |e: &Error| self.emit(ServiceEvent::PushFailed { service: service.clone(), message: e.to_string() });
+                    match done {
+                        Done::Image(r) => {
+                            if let Err(e) = &r { failed(e) }
+                            results.insert(service, r.map(|d| (d, Vec::new())));
+                        }
+                        Done::Reused(r) => {
+                            if let Err(e) = &r { failed(e) }
+                            results.insert(service, r.map(|(d, children)| (d, platform_images(&children))));
+                        }
+                        Done::Platform(r) => {
+                            let a = assemblies.entry(service.clone()).or_default();
+                            match r {
+                                Ok(child) => a.children.push(child),
+                                Err(e) => {
+                                    failed(&e);
+                                    a.failed = true;
+                                    results.insert(service.clone(), Err(e));
+                                }
+                            }
+                            let Some(t) = by_service.get(service.as_str()) else { continue };
+                            let complete = t.platforms.iter().all(|p| a.children.iter().any(|c| &c.platform == p));
+                            if a.failed {
+                                // Already failed: a platform that landed stays as it is.
+                            } else if t.partial {
+                                // Each platform is recorded as it lands: the first's digest
+                                // stands for the service (no index in such a run).
+                                let children = a.children.clone();
+                                results.insert(service.clone(), Ok((children[0].digest.clone(), platform_images(&children))));
+                            } else if complete {
+                                let children = a.children.clone();
+                                let extra: Vec<String> = index_inputs_tags.get(&service).cloned().into_iter().collect();
+                                let t = (*t).clone();
+                                let tagger = &tagger;
+                                indexes.push(async move {
+                                    let r = tagger.index(&t, &children, &extra).await;
+                                    (t.service, r.map(|m| (m.digest, platform_images(&children))))
+                                });
+                            }
+                        }
+                    }
+                }
+                Some((service, r)) = indexes.next(), if !indexes.is_empty() => {
                     if let Err(e) = &r {
                         self.emit(ServiceEvent::PushFailed { service: service.clone(), message: e.to_string() });
                     }
@@ -337,7 +424,7 @@ impl Release {
                 Some((
                     t.service.clone(),
                     match r {
-                        Ok(digest) => Landing::Landed { digest },
+                        Ok((digest, platforms)) => Landing::Landed { digest, platforms },
                         Err(e) => Landing::Failed(e),
                     },
                 ))
@@ -352,7 +439,7 @@ impl Release {
         first: IndexMap<String, Landing>,
         failed_builds: Vec<String>,
     ) -> Result<Vec<ManifestImage>, ReleaseError> {
-        let digests = gate(first, failed_builds)?;
+        let (digests, platforms) = gate(first, failed_builds)?;
         logins::refresh(&self.targets, &mut self.logins, &mut self.aws)
             .await
             .map_err(ReleaseError::Config)?;
@@ -377,7 +464,13 @@ impl Release {
         Ok(self
             .targets
             .iter()
-            .map(|t| ManifestImage::new(t, digests.get(&t.service).map_or("", String::as_str)))
+            .map(|t| {
+                ManifestImage::with_platforms(
+                    t,
+                    digests.get(&t.service).map_or("", String::as_str),
+                    platforms.get(&t.service).cloned().unwrap_or_default(),
+                )
+            })
             .collect())
     }
 
@@ -393,27 +486,49 @@ impl Release {
 
 /// The digests phase 1 landed, or the failed release described: which services failed (in
 /// the build or the push) and which landed their identity tags only.
+type Landed = (
+    BTreeMap<String, String>,
+    HashMap<String, Vec<PlatformImage>>,
+);
+
 fn gate(
     first: IndexMap<String, Landing>,
     failed_builds: Vec<String>,
-) -> Result<BTreeMap<String, String>, ReleaseError> {
+) -> Result<Landed, ReleaseError> {
     let mut failed = failed_builds;
     let mut landed = Vec::new();
     let mut digests = BTreeMap::new();
+    let mut platforms = HashMap::new();
     for (service, l) in first {
         match l {
             Landing::Failed(e) => failed.push(format!("`{service}`: {e}")),
-            Landing::Landed { digest } => {
+            Landing::Landed {
+                digest,
+                platforms: p,
+            } => {
                 landed.push(service.clone());
-                digests.insert(service, digest);
+                digests.insert(service.clone(), digest);
+                platforms.insert(service, p);
             }
         }
     }
     if failed.is_empty() {
-        Ok(digests)
+        Ok((digests, platforms))
     } else {
         Err(ReleaseError::IdentityFailed { failed, landed })
     }
+}
+
+fn platform_images(children: &[crate::index::Child]) -> Vec<PlatformImage> {
+    let mut out: Vec<PlatformImage> = children
+        .iter()
+        .map(|c| PlatformImage {
+            platform: c.platform.clone(),
+            digest: c.digest.clone(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.platform.cmp(&b.platform));
+    out
 }
 
 #[cfg(test)]
@@ -428,15 +543,17 @@ mod tests {
             "api".to_string(),
             Landing::Landed {
                 digest: "sha256:a".into(),
+                platforms: Vec::new(),
             },
         );
         first.insert(
             "web".to_string(),
             Landing::Landed {
                 digest: "sha256:b".into(),
+                platforms: Vec::new(),
             },
         );
-        let digests = gate(first, Vec::new()).unwrap();
+        let (digests, _) = gate(first, Vec::new()).unwrap();
         assert_eq!(digests.len(), 2);
 
         let mut first = IndexMap::new();
@@ -444,6 +561,7 @@ mod tests {
             "api".to_string(),
             Landing::Landed {
                 digest: "sha256:a".into(),
+                platforms: Vec::new(),
             },
         );
         first.insert(

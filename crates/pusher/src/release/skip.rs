@@ -38,6 +38,9 @@ pub struct SkipInputs {
     pub inputs_label: String,
     /// The services each service builds `FROM`.
     pub builds_from: HashMap<String, Vec<String>>,
+    /// For a multi-platform service (whose inputs digest is its index's): each platform's
+    /// input digest (hex), which that platform's image carries in its label.
+    pub platform_inputs: HashMap<String, HashMap<crate::index::Platform, String>>,
 }
 
 pub(super) async fn unchanged(
@@ -95,6 +98,7 @@ async fn keep_trusted(
                 inputs: &digest.hex,
                 identity: &target.identity,
                 platform: None,
+                platform_inputs: inputs.platform_inputs.get(&service),
             };
             let verdict = match tagger.repository(target) {
                 Ok((repository, login)) => {

@@ -1,0 +1,282 @@
+//! Multi-platform images through the daemon's plain build endpoint, on both engines of the
+//! bed (Docker 20.10 with its one-image-per-name store, Docker 26 with the containerd store):
+//! each platform built on its own (foreign `RUN` steps through the bed's QEMU), pushed under
+//! its platform identity tags, then an index under the identity and moving tags; a service
+//! built FROM another uses the same platform's image of it.
+
+use crate::support::{bed, bed_var, ecr_login, fake_sha, unique, wharf, write};
+use std::path::Path;
+use std::process::{Command, Output};
+use wharf_pusher::api::{RawManifest, RegistryApi};
+use wharf_pusher::login::Login;
+
+/// The engine a test drives.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Docker20,
+    Docker26,
+}
+
+impl Engine {
+    fn host(self) -> Option<String> {
+        match self {
+            Engine::Docker20 => None,
+            Engine::Docker26 => Some(bed_var("WHARF_TEST_DOCKER26_HOST")),
+        }
+    }
+}
+
+fn wharf_on(engine: Engine, dir: &Path, sha: &str) -> Command {
+    let mut c = wharf(dir);
+    c.env("GITHUB_SHA", sha);
+    if let Some(h) = engine.host() {
+        c.env("DOCKER_HOST", h);
+    }
+    c
+}
+
+fn release(engine: Engine, dir: &Path, sha: &str, extra: &[&str]) -> Output {
+    crate::support::run(
+        wharf_on(engine, dir, sha)
+            .args([
+                "build",
+                "--push",
+                "--registry",
+                "ecr",
+                "--create-repositories",
+                "--progress",
+                "json",
+                "--manifest",
+                "-",
+            ])
+            .args(extra),
+    )
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// base (two platforms) ← api (two platforms, FROM base's image), and single (one platform).
+/// Each `RUN uname -m` records the machine the step ran on.
+fn project(dir: &Path, prefix: &str) {
+    write(
+        dir,
+        "compose.yaml",
+        &format!(
+            "services:\n  base:\n    image: {prefix}/base\n    build:\n      context: ./base\n      platforms: [linux/amd64, linux/arm64]\n  api:\n    image: {prefix}/api\n    build:\n      context: ./api\n      platforms: [linux/amd64, linux/arm64]\n  single:\n    image: {prefix}/single\n    build: ./single\n"
+        ),
+    );
+    write(
+        dir,
+        "base/Dockerfile",
+        "ARG TARGETARCH\nFROM wharf-test/busybox:1-${TARGETARCH}\nRUN uname -m > /base-arch\n",
+    );
+    write(
+        dir,
+        "api/Dockerfile",
+        &format!("FROM {prefix}/base\nRUN uname -m > /api-arch\nCOPY stamp /stamp\n"),
+    );
+    write(dir, "api/stamp", &unique("api"));
+    write(
+        dir,
+        "single/Dockerfile",
+        "FROM wharf-test/busybox:1\nCOPY stamp /stamp\n",
+    );
+    write(dir, "single/stamp", &unique("single"));
+}
+
+async fn get(api: &RegistryApi, reference: &str, login: &Login) -> RawManifest {
+    api.manifest(reference, Some(login))
+        .await
+        .expect("the registry answers")
+        .unwrap_or_else(|| panic!("{reference} is not in the registry"))
+}
+
+/// The content of `path` in the image `manifest` of `repository` names, read from its layers
+/// (the last layer holding it wins).
+async fn file_in_image(
+    api: &RegistryApi,
+    repository: &str,
+    manifest: &RawManifest,
+    path: &str,
+    login: &Login,
+) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    let mut found = None;
+    for layer in doc["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        let blob = api
+            .blob(repository, digest, 64 << 20, Some(login))
+            .await
+            .expect("the layer is served");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &blob).unwrap();
+        let out = Command::new("tar")
+            .arg("-xOf")
+            .arg(file.path())
+            .arg(path)
+            .output()
+            .expect("tar runs");
+        if out.status.success() {
+            found = Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+    }
+    found
+}
+
+/// The architecture the config of `manifest` records.
+async fn architecture(
+    api: &RegistryApi,
+    repository: &str,
+    manifest: &RawManifest,
+    login: &Login,
+) -> String {
+    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    let config = doc["config"]["digest"].as_str().unwrap();
+    let blob = api
+        .blob(repository, config, 1 << 20, Some(login))
+        .await
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&blob).unwrap();
+    config["architecture"].as_str().unwrap().to_string()
+}
+
+const LISTS: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+const IMAGES: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+];
+
+async fn two_platforms_one_tag(engine: Engine) {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mp").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let out = release(engine, dir.path(), &sha, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+
+    for service in ["base", "api"] {
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let index = get(&api, &format!("{repository}:{sha}"), &login).await;
+        assert!(
+            LISTS.contains(&index.media_type.as_str()),
+            "{service}: {}",
+            index.media_type
+        );
+        let latest = get(&api, &format!("{repository}:latest"), &login).await;
+        assert_eq!(latest.digest, index.digest, "latest names the index");
+        let children = wharf_pusher::index::children(&index).unwrap();
+        let platforms: Vec<String> = children.iter().map(|c| c.platform.to_string()).collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{service}");
+        let entry = manifest["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == service)
+            .unwrap();
+        assert_eq!(entry["digest"], index.digest.as_str());
+        for (child, (arch, machine)) in children
+            .iter()
+            .zip([("amd64", "x86_64"), ("arm64", "aarch64")])
+        {
+            // Each platform's image, also under its platform identity tag.
+            let tag = format!("{sha}-linux-{arch}");
+            let image = get(&api, &format!("{repository}:{tag}"), &login).await;
+            assert_eq!(image.digest, child.digest, "{service} {tag}");
+            assert!(IMAGES.contains(&image.media_type.as_str()));
+            assert_eq!(architecture(&api, &repository, &image, &login).await, arch);
+            assert_eq!(
+                file_in_image(&api, &repository, &image, "base-arch", &login)
+                    .await
+                    .as_deref(),
+                Some(machine),
+                "{service} {arch}: base's RUN step ran on {arch} (api uses base's {arch} image)"
+            );
+            if service == "api" {
+                assert_eq!(
+                    file_in_image(&api, &repository, &image, "api-arch", &login)
+                        .await
+                        .as_deref(),
+                    Some(machine)
+                );
+            }
+            let listed = entry["platforms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["platform"] == format!("linux/{arch}"))
+                .unwrap_or_else(|| panic!("{entry}"));
+            assert_eq!(listed["digest"], child.digest.as_str());
+        }
+    }
+    // The single-platform service: a plain image manifest, as ever.
+    let single = get(
+        &api,
+        &format!("{}/{prefix}/single:{sha}", bed.ecr_registry),
+        &login,
+    )
+    .await;
+    assert!(
+        IMAGES.contains(&single.media_type.as_str()),
+        "{}",
+        single.media_type
+    );
+
+    // The same commit again: nothing is built, every tag stays where it is.
+    let again = release(engine, dir.path(), &sha, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let log = stderr(&again);
+    assert!(!log.contains("\"event\":\"building\""), "{log}");
+    let second: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(second["images"], manifest["images"]);
+
+    // A failing arm64 build: no moving tag moves, for any service.
+    write(
+        dir.path(),
+        "api/Dockerfile",
+        &format!("FROM {prefix}/base\nRUN [ \"$(uname -m)\" != aarch64 ]\n"),
+    );
+    let failing = fake_sha();
+    let out = release(engine, dir.path(), &failing, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no moving tag was moved"),
+        "{}",
+        stderr(&out)
+    );
+    for service in ["base", "api", "single"] {
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let latest = get(&api, &format!("{repository}:latest"), &login).await;
+        let before = get(&api, &format!("{repository}:{sha}"), &login).await;
+        assert_eq!(
+            latest.digest, before.digest,
+            "{service}: latest did not move"
+        );
+    }
+    let api_latest = format!("{}/{prefix}/api:{failing}", bed.ecr_registry);
+    assert!(
+        api.manifest(&api_latest, Some(&login))
+            .await
+            .unwrap()
+            .is_none(),
+        "no index of api for the failing commit"
+    );
+}
+
+#[tokio::test]
+async fn two_platforms_under_one_tag_on_docker20() {
+    two_platforms_one_tag(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn two_platforms_under_one_tag_on_docker26() {
+    two_platforms_one_tag(Engine::Docker26).await;
+}
