@@ -161,6 +161,9 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         prepared.use_daemon_platform(Ok(native));
     }
     let native = prepared.native.clone();
+    if let Some(native) = &native {
+        check_emulation(&prepared.builds, native)?;
+    }
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
     let unit_inputs = release::unit_digests(&project, &prepared.builds, parallel)?;
     let inputs = wharf_builder::inputs::by_service(&prepared.builds, &unit_inputs);
@@ -375,6 +378,65 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             release::write_manifest(path, &project, &images)?;
         }
         Ok(())
+    })
+}
+
+/// Refuses, before anything is built or pushed, platforms the engine cannot run where that can
+/// be known: its architecture, and this host's emulators when the engine runs here.
+fn check_emulation(builds: &[service::ServiceBuild], native: &Platform) -> Result<()> {
+    use wharf_builder::emulation::{runs, ways_out, Runs};
+    let local = wharf_builder::daemon::endpoint()
+        .map(|e| e.host.starts_with("unix://"))
+        .unwrap_or(false);
+    let binfmt = local.then_some(std::path::Path::new("/proc/sys/fs/binfmt_misc"));
+    let mut problems: Vec<String> = Vec::new();
+    for b in builds {
+        let Some(p) = b.platform.declared() else {
+            continue;
+        };
+        if !runs_steps(b) {
+            continue;
+        }
+        match runs(native, p, binfmt) {
+            Runs::Cannot(why) => {
+                let line = format!(
+                    "`{}` cannot be built for {p} by the engine ({native}): {why}\n    {}",
+                    b.service,
+                    ways_out(p)
+                );
+                if !problems.contains(&line) {
+                    problems.push(line);
+                }
+            }
+            Runs::Emulated(handler) => {
+                tracing::info!(service = %b.service, "{p} runs through {handler}")
+            }
+            Runs::Natively | Runs::Unknown => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::failed(anyhow!(
+            "nothing was built or pushed:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// Whether a build runs commands of its image (a `RUN` instruction): one that only copies
+/// files needs no emulator. A context the daemon fetches is taken to run some.
+fn runs_steps(b: &service::ServiceBuild) -> bool {
+    let service::Source::Local(ctx) = &b.source else {
+        return true;
+    };
+    let Ok(text) = ctx.dockerfile_content() else {
+        return true;
+    };
+    String::from_utf8_lossy(&text).lines().any(|l| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("RUN"))
     })
 }
 

@@ -280,3 +280,88 @@ async fn two_platforms_under_one_tag_on_docker20() {
 async fn two_platforms_under_one_tag_on_docker26() {
     two_platforms_one_tag(Engine::Docker26).await;
 }
+
+/// Turns a binfmt_misc handler off while alive (as on a host without that emulator), and back
+/// on when dropped, whatever the test did.
+/// Tests of this binary that turn a handler off take turns.
+static HANDLERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct HandlerOff(
+    std::path::PathBuf,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, ()>,
+);
+
+impl HandlerOff {
+    fn new(name: &str) -> HandlerOff {
+        let turn = HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
+        let path = std::path::Path::new("/proc/sys/fs/binfmt_misc").join(name);
+        let state = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (the bed registers QEMU)", path.display()));
+        assert!(state.starts_with("enabled"), "{state}");
+        std::fs::write(&path, "0").expect("binfmt_misc is writable (the bed runs as root)");
+        HandlerOff(path, turn)
+    }
+}
+
+impl Drop for HandlerOff {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "1");
+    }
+}
+
+async fn unrunnable_platform_fails_before_any_push(engine: Engine) {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpx").replace('-', "");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: {prefix}/app\n    build:\n      context: .\n      platforms: [linux/amd64, linux/s390x]\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "Dockerfile",
+        "FROM wharf-test/busybox:1\nRUN true\n",
+    );
+    let sha = fake_sha();
+    let out = {
+        let _off = HandlerOff::new("qemu-s390x");
+        release(engine, dir.path(), &sha, &[])
+    };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("linux/s390x") && err.contains("qemu-s390x"),
+        "{err}"
+    );
+    assert!(
+        err.contains("register QEMU") && err.contains("x-wharf.engines"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("\"event\":\"building\""),
+        "nothing was built: {err}"
+    );
+    let login = ecr_login(&bed);
+    let reference = format!("{}/{prefix}/app:{sha}-linux-amd64", bed.ecr_registry);
+    let api = RegistryApi::default();
+    assert!(
+        api.manifest(&reference, Some(&login))
+            .await
+            .map(|m| m.is_none())
+            .unwrap_or(true),
+        "nothing was pushed"
+    );
+}
+
+#[tokio::test]
+async fn unrunnable_platform_fails_before_any_push_on_docker20() {
+    unrunnable_platform_fails_before_any_push(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn unrunnable_platform_fails_before_any_push_on_docker26() {
+    unrunnable_platform_fails_before_any_push(Engine::Docker26).await;
+}

@@ -26,6 +26,7 @@ pub mod build;
 pub mod builder_kind;
 pub mod context;
 pub mod daemon;
+pub mod emulation;
 mod entry_digest;
 pub mod inputs;
 pub mod labels;

@@ -227,6 +227,13 @@ pub async fn run(
                             elapsed: started.elapsed(),
                         },
                         Err(BuildError::Daemon { message, log_tail }) => {
+                            let message = b
+                                .platform
+                                .declared()
+                                .and_then(|p| {
+                                    crate::emulation::explain_failure(p, &message, &log_tail)
+                                })
+                                .unwrap_or(message);
                             Outcome::Failed { message, log_tail }
                         }
                     };
