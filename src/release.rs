@@ -399,6 +399,15 @@ pub fn unit_digests(
         .map_err(|e| Failure::config(anyhow!(e)))
 }
 
+/// Which engine builds which platform: `x-wharf.engines`, overridden per platform by
+/// `WHARF_ENGINES`.
+pub fn engine_routes(project: &Project) -> Result<wharf_builder::engines::Routes> {
+    let compose = project.x_wharf.as_ref().and_then(|x| x.engines.as_ref());
+    let env = std::env::var("WHARF_ENGINES").ok();
+    wharf_builder::engines::Routes::new(compose, env.as_deref())
+        .map_err(|e| Failure::config(anyhow!(e)))
+}
+
 /// `--platform` / `WHARF_PLATFORMS`: the platforms this run builds, if it names some.
 pub fn only_platforms(args: &TargetArgs) -> Result<Option<Vec<wharf_compose::platform::Platform>>> {
     let Some(list) = args.platforms.as_deref() else {

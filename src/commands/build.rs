@@ -13,13 +13,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wharf_builder::build::BuilderKind;
+use wharf_builder::engines::Engines;
 use wharf_builder::inputs::Inputs;
 use wharf_builder::platform::Platform;
 use wharf_builder::schedule::{self, Event, Outcome};
 use wharf_builder::service::{self, Options, Unit};
 use wharf_builder::session::RegistryCredentials;
 use wharf_pusher::events::ServiceEvent;
-use wharf_pusher::release::{InputsDigest, Ready, SkipInputs};
+use wharf_pusher::release::{InputsDigest, PlatformReady, Ready, SkipInputs};
 use wharf_pusher::timeouts::Timeouts;
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
@@ -101,6 +102,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     let only_platforms = release::only_platforms(&args.target)?;
+    let routes = release::engine_routes(&project)?;
     let services = release::declaring(&project, services, only_platforms.as_deref())?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(
@@ -130,6 +132,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                     .build_idle,
             ),
             only_platforms: only_platforms.clone(),
+            routes: routes.clone(),
         },
     )
     .map_err(|problems| {
@@ -161,9 +164,6 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         prepared.use_daemon_platform(Ok(native));
     }
     let native = prepared.native.clone();
-    if let Some(native) = &native {
-        check_emulation(&prepared.builds, native)?;
-    }
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
     let unit_inputs = release::unit_digests(&project, &prepared.builds, parallel)?;
     let inputs = wharf_builder::inputs::by_service(&prepared.builds, &unit_inputs);
@@ -210,8 +210,12 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             let (docker, _) = wharf_builder::daemon::connect()
                 .await
                 .map_err(Failure::failed)?;
+            let engines = Engines::connect(docker, &routes)
+                .await
+                .map_err(Failure::failed)?;
+            check_emulation(&prepared.builds, &engines, native.as_ref()).await?;
             let outcomes = build_all(
-                &docker,
+                &engines,
                 prepared.builds,
                 parallel,
                 native.as_ref(),
@@ -235,6 +239,10 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         let (docker, _) = wharf_builder::daemon::connect()
             .await
             .map_err(Failure::failed)?;
+        let engines = Engines::connect(docker.clone(), &routes)
+            .await
+            .map_err(Failure::failed)?;
+        check_emulation(&prepared.builds, &engines, native.as_ref()).await?;
         let mut release = release::start(
             &project,
             &args.target,
@@ -297,10 +305,17 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                     .insert(p.clone(), d.hex.clone());
             }
         }
-        let local_images: HashMap<Unit, String> = prepared
+        let local_images: HashMap<Unit, (String, Option<bollard::Docker>)> = prepared
             .builds
             .iter()
-            .map(|b| (b.unit(), b.image.clone()))
+            .map(|b| {
+                let engine = b
+                    .request
+                    .engine
+                    .as_deref()
+                    .map(|e| engines.get(Some(e)).clone());
+                (b.unit(), (b.image.clone(), engine))
+            })
             .collect();
         let skip = SkipInputs {
             inputs: if args.no_skip { HashMap::new() } else { known },
@@ -338,7 +353,11 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                 let platform = match &unit.platform {
                     Some(p) => local_images
                         .get(&unit)
-                        .map(|image| (p.clone(), image.clone())),
+                        .map(|(image, engine)| PlatformReady {
+                            platform: p.clone(),
+                            local_image: image.clone(),
+                            engine: engine.clone(),
+                        }),
                     None => None,
                 };
                 let _ = to_push.send(Ready {
@@ -349,7 +368,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             }
         };
         let building = build_all(
-            &docker,
+            &engines,
             builds,
             parallel,
             native.as_ref(),
@@ -383,12 +402,17 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
 
 /// Refuses, before anything is built or pushed, platforms the engine cannot run where that can
 /// be known: its architecture, and this host's emulators when the engine runs here.
-fn check_emulation(builds: &[service::ServiceBuild], native: &Platform) -> Result<()> {
+async fn check_emulation(
+    builds: &[service::ServiceBuild],
+    engines: &Engines,
+    native: Option<&Platform>,
+) -> Result<()> {
     use wharf_builder::emulation::{runs, ways_out, Runs};
-    let local = wharf_builder::daemon::endpoint()
-        .map(|e| e.host.starts_with("unix://"))
-        .unwrap_or(false);
-    let binfmt = local.then_some(std::path::Path::new("/proc/sys/fs/binfmt_misc"));
+    let default_host = wharf_builder::daemon::endpoint()
+        .map(|e| e.host)
+        .unwrap_or_default();
+    let mut natives: HashMap<Option<String>, Option<Platform>> = HashMap::new();
+    natives.insert(None, native.cloned());
     let mut problems: Vec<String> = Vec::new();
     for b in builds {
         let Some(p) = b.platform.declared() else {
@@ -397,10 +421,29 @@ fn check_emulation(builds: &[service::ServiceBuild], native: &Platform) -> Resul
         if !runs_steps(b) {
             continue;
         }
+        let engine = b.request.engine.clone();
+        if !natives.contains_key(&engine) {
+            let docker = engines.get(engine.as_deref());
+            let ep = wharf_builder::daemon::Endpoint {
+                host: engine.clone().unwrap_or_default(),
+                source: "x-wharf.engines / WHARF_ENGINES",
+            };
+            let n = wharf_builder::daemon::native_platform(docker, &ep)
+                .await
+                .ok();
+            natives.insert(engine.clone(), n);
+        }
+        let Some(Some(native)) = natives.get(&engine) else {
+            continue;
+        };
+        let host = engine.as_deref().unwrap_or(&default_host);
+        let binfmt = host
+            .starts_with("unix://")
+            .then_some(std::path::Path::new("/proc/sys/fs/binfmt_misc"));
         match runs(native, p, binfmt) {
             Runs::Cannot(why) => {
                 let line = format!(
-                    "`{}` cannot be built for {p} by the engine ({native}): {why}\n    {}",
+                    "`{}` cannot be built for {p} by the engine at {host} ({native}): {why}\n    {}",
                     b.service,
                     ways_out(p)
                 );
@@ -453,7 +496,7 @@ fn failures(outcomes: &IndexMap<Unit, Outcome>) -> Vec<String> {
 
 /// Builds `builds`, reporting each; `done` hears of each one built.
 async fn build_all(
-    docker: &bollard::Docker,
+    engines: &Engines,
     builds: Vec<wharf_builder::service::ServiceBuild>,
     parallel: usize,
     native: Option<&Platform>,
@@ -493,5 +536,5 @@ async fn build_all(
             }
         })
     };
-    schedule::run(docker, builds, parallel, args.keep_going, native, events).await
+    schedule::run(engines, builds, parallel, args.keep_going, native, events).await
 }

@@ -188,6 +188,7 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
             labels: Default::default(),
             idle_timeout: None,
             only_platforms: release::only_platforms(&args.target)?,
+            routes: release::engine_routes(&project)?,
         },
     );
     let (inputs, problem) = match prepared {

@@ -98,7 +98,11 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
                 service,
                 // The index's own inputs tag is known only to the run that builds it.
                 inputs_tag,
-                platform: platform.map(|p| (p, image)),
+                platform: platform.map(|platform| wharf_pusher::release::PlatformReady {
+                    platform,
+                    local_image: image,
+                    engine: None,
+                }),
             });
         }
         drop(to_push);

@@ -365,3 +365,122 @@ async fn unrunnable_platform_fails_before_any_push_on_docker20() {
 async fn unrunnable_platform_fails_before_any_push_on_docker26() {
     unrunnable_platform_fails_before_any_push(Engine::Docker26).await;
 }
+
+/// The routing map: linux/arm64 builds (and is pushed) on the second engine, linux/amd64 on the
+/// default one; a build FROM another service's image finds it on the same engine.
+#[tokio::test]
+async fn platforms_routed_to_another_engine_build_there() {
+    let bed = bed();
+    let d26 = bed_var("WHARF_TEST_DOCKER26_HOST");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpr").replace('-', "");
+    project(dir.path(), &prefix);
+    let compose = std::fs::read_to_string(dir.path().join("compose.yaml")).unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!("{compose}x-wharf:\n  engines:\n    linux/arm64: {d26}\n"),
+    );
+    let sha = fake_sha();
+    let out = release(Engine::Docker20, dir.path(), &sha, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let on = |host: Option<&str>, image: &str| {
+        let mut c = Command::new("docker");
+        if let Some(h) = host {
+            c.args(["-H", h]);
+        }
+        c.args(["image", "inspect", "--format", "{{.Architecture}}", image])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap()
+    };
+    for service in ["base", "api"] {
+        let arm = format!("{prefix}/{service}:latest-linux-arm64");
+        let amd = format!("{prefix}/{service}:latest-linux-amd64");
+        assert_eq!(
+            on(Some(&d26), &arm),
+            "arm64",
+            "{arm} was built on the second engine"
+        );
+        assert_eq!(
+            on(None, &arm),
+            "",
+            "{arm} was not built on the default engine"
+        );
+        assert_eq!(on(None, &amd), "amd64");
+        let api = RegistryApi::default();
+        let login = ecr_login(&bed);
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let index = get(&api, &format!("{repository}:latest"), &login).await;
+        let children = wharf_pusher::index::children(&index).unwrap();
+        assert_eq!(children.len(), 2);
+        let arm_image = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+        assert_eq!(
+            file_in_image(&api, &repository, &arm_image, "base-arch", &login)
+                .await
+                .as_deref(),
+            Some("aarch64")
+        );
+    }
+}
+
+/// `--platform` narrower than a service's platforms: only that platform's identity tags, no
+/// index, no moving tag; services that declare none of them are left out.
+async fn a_narrowed_run_writes_no_index(engine: Engine) {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpn").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let out = release(engine, dir.path(), &sha, &["--platform", "linux/arm64"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no index and no moving tag"), "{err}");
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services: Vec<&str> = manifest["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        ["api", "base"],
+        "single declares no platform: {manifest}"
+    );
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    for service in ["base", "api"] {
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let arm = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+        assert!(IMAGES.contains(&arm.media_type.as_str()));
+        for absent in [sha.clone(), "latest".into(), format!("{sha}-linux-amd64")] {
+            let r = format!("{repository}:{absent}");
+            assert!(
+                api.manifest(&r, Some(&login)).await.unwrap().is_none(),
+                "{r}"
+            );
+        }
+        let entry = manifest["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == service)
+            .unwrap();
+        assert_eq!(
+            entry["tags"],
+            serde_json::json!([format!("{sha}-linux-arm64")])
+        );
+        assert_eq!(entry["platforms"][0]["digest"], arm.digest.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_narrowed_run_writes_no_index_on_docker20() {
+    a_narrowed_run_writes_no_index(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn a_narrowed_run_writes_no_index_on_docker26() {
+    a_narrowed_run_writes_no_index(Engine::Docker26).await;
+}

@@ -43,10 +43,12 @@ pub fn runs(native: &Platform, wanted: &Platform, binfmt: Option<&Path>) -> Runs
     };
     let status = std::fs::read_to_string(dir.join("status"));
     match status.as_deref().map(str::trim) {
-        Err(_) => return Runs::Cannot(format!(
+        Err(_) => {
+            return Runs::Cannot(format!(
             "binfmt_misc is not mounted on this host ({}), so no emulator runs {machine} binaries",
             dir.display()
-        )),
+        ))
+        }
         Ok("disabled") => return Runs::Cannot("binfmt_misc is disabled on this host".into()),
         Ok(_) => {}
     }

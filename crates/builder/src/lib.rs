@@ -27,6 +27,7 @@ pub mod builder_kind;
 pub mod context;
 pub mod daemon;
 pub mod emulation;
+pub mod engines;
 mod entry_digest;
 pub mod inputs;
 pub mod labels;

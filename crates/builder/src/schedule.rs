@@ -5,6 +5,7 @@
 //! [`Outcome`].
 
 use crate::build::{build, BuildError, Input};
+use crate::engines::Engines;
 use crate::named_contexts::Helper;
 use crate::platform::Platform;
 use crate::service::{dependency_unit, split_tag, ServiceBuild, Source, Unit};
@@ -125,7 +126,7 @@ fn needs(builds: &[ServiceBuild], b: &ServiceBuild) -> Needs {
 /// the daemon's own platform, whose image of a multi-platform service takes its compose name
 /// once every build has ended.
 pub async fn run(
-    docker: &Docker,
+    engines: &Engines,
     builds: Vec<ServiceBuild>,
     parallel: usize,
     keep_going: bool,
@@ -206,7 +207,7 @@ pub async fn run(
                 }
             }
             events(Event::Started { unit: &unit });
-            let docker = docker.clone();
+            let docker = engines.get(b.request.engine.as_deref()).clone();
             let events = events.clone();
             let span = tracing::info_span!("build", unit = %unit);
             let handle = running.spawn(
@@ -275,10 +276,11 @@ pub async fn run(
         outcomes.insert(unit, Some(outcome));
     }
     // Each multi-platform image's compose name (and `build.tags`) ends on one platform's image.
-    for (unit, image, names) in &compose_names {
+    for (unit, image, names, engine) in &compose_names {
         if !matches!(outcomes.get(unit), Some(Some(Outcome::Built { .. }))) {
             continue;
         }
+        let docker = engines.get(engine.as_deref());
         for name in names {
             if let Err(e) = tag(docker, image, name).await {
                 tracing::warn!("{e}");
@@ -286,7 +288,7 @@ pub async fn run(
         }
     }
     for helper in &helpers {
-        helper.remove(docker).await;
+        helper.remove(&engines.default).await;
     }
     outcomes
         .into_iter()
@@ -305,10 +307,10 @@ pub async fn run(
 fn compose_names(
     builds: &[ServiceBuild],
     native: Option<&Platform>,
-) -> Vec<(Unit, String, Vec<String>)> {
-    let mut out: Vec<(Unit, String, Vec<String>)> = Vec::new();
+) -> Vec<(Unit, String, Vec<String>, Option<String>)> {
+    let mut out: Vec<(Unit, String, Vec<String>, Option<String>)> = Vec::new();
     for b in builds.iter().filter(|b| b.is_multi_platform()) {
-        if out.iter().any(|(u, _, _)| u.service == b.service) {
+        if out.iter().any(|(u, _, _, _)| u.service == b.service) {
             continue;
         }
         let parts: Vec<&ServiceBuild> = builds.iter().filter(|o| o.service == b.service).collect();
@@ -318,7 +320,12 @@ fn compose_names(
             .unwrap_or(&parts[0]);
         let mut names = vec![chosen.compose_image.clone()];
         names.extend(chosen_extra_tags(chosen));
-        out.push((chosen.unit(), chosen.image.clone(), names));
+        out.push((
+            chosen.unit(),
+            chosen.image.clone(),
+            names,
+            chosen.request.engine.clone(),
+        ));
     }
     out
 }

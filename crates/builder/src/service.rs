@@ -169,6 +169,8 @@ pub struct Options {
     pub labels: HashMap<String, String>,
     /// The longest a build's answer may stay silent (see [`BuildRequest::idle_timeout`]).
     pub idle_timeout: Option<std::time::Duration>,
+    /// Platforms routed to engines other than the default one ([`crate::engines`]).
+    pub routes: crate::engines::Routes,
     /// `--platform`: the platforms this run builds. A service's own platforms are narrowed to
     /// these; a service that declares none is built for these.
     pub only_platforms: Option<Vec<Platform>>,
@@ -258,6 +260,11 @@ pub fn prepare(
     if problems.is_empty() {
         link_dependencies(&mut builds);
         builds = builds.into_iter().flat_map(per_platform).collect();
+        for b in &mut builds {
+            if let Some(p) = b.platform.declared() {
+                b.request.engine = options.routes.endpoint(p).map(str::to_string);
+            }
+        }
         if let Some(cycle) = find_cycle(&builds) {
             problems.push(Problem {
                 service: cycle[0].clone(),

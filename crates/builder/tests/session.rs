@@ -246,7 +246,7 @@ async fn compose_build_secrets_match_docker_compose() {
     b.request.tag = wharf_image.clone();
     let (docker, _) = wharf_builder::daemon::connect().await.expect("the daemon");
     let outcomes = wharf_builder::schedule::run(
-        &docker,
+        &wharf_builder::engines::Engines::single(docker.clone()),
         vec![b],
         1,
         false,

@@ -30,6 +30,9 @@ pub struct ProjectSettings {
     pub kms_key: Option<String>,
     /// `CLUSTER/SERVICE` names of the ECS services `verify` checks after a deploy.
     pub ecs_services: Option<Vec<String>>,
+    /// Platform (`linux/arm64`) → the Docker engine that builds it, written as `DOCKER_HOST`
+    /// is (`unix://…`, `tcp://…`, `ssh://…`).
+    pub engines: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A service's `x-wharf:` block.
@@ -48,6 +51,10 @@ pub struct ServiceSettings {
     pub required: Option<bool>,
     /// The ECS containers that run this service's image, when not named after it.
     pub ecs_container: Option<OneOrMany>,
+    /// An AWS Lambda container image: pushed as a plain image manifest, never an index (Lambda
+    /// refuses indexes and attestations), so it has one platform.
+    #[serde(default, deserialize_with = "go_bool")]
+    pub lambda: Option<bool>,
 }
 
 /// A name, or a list of names.
@@ -96,8 +103,16 @@ const PROJECT_KEYS: &[&str] = &[
     "encryption",
     "kms_key",
     "ecs_services",
+    "engines",
 ];
-const SERVICE_KEYS: &[&str] = &["repository", "tags", "skip", "required", "ecs_container"];
+const SERVICE_KEYS: &[&str] = &[
+    "repository",
+    "tags",
+    "skip",
+    "required",
+    "ecs_container",
+    "lambda",
+];
 
 /// A booleans as compose reads its own after interpolation: YAML booleans, and the strings
 /// Go's `strconv.ParseBool` takes (`${CREATE:-false}` interpolates to a string).

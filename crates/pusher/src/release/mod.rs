@@ -186,9 +186,19 @@ pub struct Ready {
     pub service: String,
     /// Its inputs tag, stored beside its identity tags so a later run can skip it.
     pub inputs_tag: Option<String>,
-    /// For one platform's image of a multi-platform service: the platform, and the local
-    /// image it was built as.
-    pub platform: Option<(Platform, String)>,
+    /// For one platform's image of a multi-platform service: which.
+    pub platform: Option<PlatformReady>,
+}
+
+/// One platform's image of a multi-platform service, built.
+#[derive(Debug, Clone)]
+pub struct PlatformReady {
+    pub platform: Platform,
+    /// The local image it was built as.
+    pub local_image: String,
+    /// The engine that holds it, when not the release's (a platform routed to another
+    /// engine): it pushes the layers.
+    pub engine: Option<Docker>,
 }
 
 /// One service's part of phase 1.
@@ -308,7 +318,7 @@ impl Release {
         let push = |t: &'_ ImageTarget,
                     origin: Origin,
                     extra: Vec<String>,
-                    platform: Option<(Platform, String)>| {
+                    platform: Option<PlatformReady>| {
             let span = tracing::info_span!("push", service = %t.service);
             let slots = &slots;
             let tagger = &tagger;
@@ -321,8 +331,17 @@ impl Release {
                     Origin::Registry(_) => None,
                 };
                 let done = match (platform, &origin) {
-                    (Some((p, local)), _) => {
-                        Done::Platform(tagger.platform_image(&t, &p, &local, &extra).await)
+                    (Some(ready), _) => {
+                        let engine = ready.engine.as_ref().unwrap_or(tagger.docker);
+                        let on_engine = Tagger {
+                            docker: engine,
+                            ..*tagger
+                        };
+                        Done::Platform(
+                            on_engine
+                                .platform_image(&t, &ready.platform, &ready.local_image, &extra)
+                                .await,
+                        )
                     }
                     (None, Origin::Registry(m)) if t.is_multi_platform() => {
                         let r = match tagger.identity(&t, &origin, &extra).await {

@@ -37,6 +37,7 @@ pub(crate) fn retry_policy() -> ExponentialBuilder {
 }
 
 /// Puts tags on one release's images.
+#[derive(Clone, Copy)]
 pub struct Tagger<'a> {
     pub(crate) docker: &'a Docker,
     pub(crate) api: &'a RegistryApi,
