@@ -95,11 +95,14 @@ fn platform_digests(bytes: &[u8]) -> Vec<String> {
 
 /// The pins of `targets`' release, read from the registry after logging in (the runtime
 /// `lock` and `render` need for it is their only async part).
-pub fn released_pins(targets: &mut [ImageTarget], warn: &dyn Fn(&str)) -> Result<Vec<Pin>> {
+pub fn released_pins(
+    targets: &mut [ImageTarget],
+    timeouts: wharf_pusher::timeouts::Timeouts,
+    warn: &dyn Fn(&str),
+) -> Result<Vec<Pin>> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let timeouts = wharf_pusher::timeouts::Timeouts::default();
         let logins =
             release::login_all(targets, &mut wharf_pusher::release::Aws::new(timeouts)).await?;
         pins(targets, &logins, &RegistryApi::new(timeouts), warn).await

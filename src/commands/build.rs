@@ -21,7 +21,6 @@ use wharf_builder::service::{self, Options, Unit};
 use wharf_builder::session::RegistryCredentials;
 use wharf_pusher::events::ServiceEvent;
 use wharf_pusher::release::{InputsDigest, PlatformReady, Ready, SkipInputs};
-use wharf_pusher::timeouts::Timeouts;
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
 /// was built. Compose's own labels win on a clash. `revision`: the one the release's tags name,
@@ -126,11 +125,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         &Options {
             builder,
             labels: oci_labels(&project, revision.as_ref()),
-            idle_timeout: Some(
-                run.timeout
-                    .map_or_else(Timeouts::default, Timeouts::from_request)
-                    .build_idle,
-            ),
+            idle_timeout: Some(run.timeouts().build_idle),
             only_platforms: only_platforms.clone(),
             routes: routes.clone(),
         },

@@ -4,9 +4,9 @@
 //! `docker compose -f compose.yaml -f release.yml up -d`.
 
 use crate::cli::{ConfigArgs, ConfigFormat, ProjectArgs};
+use crate::commands::Run;
 use crate::deploy;
 use crate::error::{Failure, Result};
-use crate::progress::Reporter;
 use crate::release;
 use anyhow::anyhow;
 use std::io::Write;
@@ -26,7 +26,8 @@ fn override_doc(pins: &[Pin]) -> serde_json::Value {
     serde_json::json!({ "services": services })
 }
 
-pub fn run(project_args: &ProjectArgs, args: &ConfigArgs, reporter: &Reporter) -> Result<()> {
+pub fn run(project_args: &ProjectArgs, args: &ConfigArgs, run: &Run) -> Result<()> {
+    let reporter = &run.reporter;
     let project = release::load_project(project_args, &args.service)?;
     let services = release::select(&project, &args.service)?;
     if services.is_empty() {
@@ -37,7 +38,7 @@ pub fn run(project_args: &ProjectArgs, args: &ConfigArgs, reporter: &Reporter) -
     }
     let mut targets =
         deploy::targets_at(&project, &services, &args.target, args.commit.as_deref())?;
-    let pins = deploy::released_pins(&mut targets, &|w| reporter.warn(w))?;
+    let pins = deploy::released_pins(&mut targets, run.timeouts(), &|w| reporter.warn(w))?;
     let doc = override_doc(&pins);
     let text = match args.format {
         ConfigFormat::Yaml => wharf_compose::to_yaml(&doc),

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::progress::Reporter;
 use std::sync::Arc;
 use wharf_pusher::release::Interrupt;
+use wharf_pusher::timeouts::Timeouts;
 
 /// What every command that talks to registries or the daemon shares.
 pub struct Run {
@@ -25,17 +26,23 @@ pub struct Run {
     pub timeout: Option<std::time::Duration>,
 }
 
+impl Run {
+    /// The deadlines every request of the command runs under.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeout
+            .map_or_else(Timeouts::default, Timeouts::from_request)
+    }
+}
+
 pub fn run(cli: Cli, run: Run) -> Result<()> {
     match &cli.command {
-        Command::Config(args) if args.lock_image_digests => {
-            lock::run(&cli.project, args, &run.reporter)
-        }
+        Command::Config(args) if args.lock_image_digests => lock::run(&cli.project, args, &run),
         Command::Config(args) => config::run(&cli.project, args),
-        Command::Plan(args) => plan::run(&cli.project, args),
+        Command::Plan(args) => plan::run(&cli.project, args, &run),
         Command::Build(args) => build::run(&cli.project, args, &run),
         Command::Push(args) => push::run(&cli.project, args, &run),
         Command::Verify(args) => verify::run(&cli.project, args, &run),
-        Command::Render(command) => render::run(&cli.project, command, &run.reporter),
+        Command::Render(command) => render::run(&cli.project, command, &run),
         Command::Completions(args) => completions::run(args),
     }
 }

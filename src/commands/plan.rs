@@ -4,6 +4,7 @@
 //! input digests cover it); without a daemon their digests are shown as unknown.
 
 use crate::cli::{BuilderChoice, PlanArgs, PlanFormat, ProjectArgs};
+use crate::commands::Run;
 use crate::error::{Failure, Result};
 use crate::release;
 use anyhow::anyhow;
@@ -16,6 +17,7 @@ use wharf_compose::{Context, Dockerfile, Project, Service};
 use wharf_pusher::api::RegistryApi;
 use wharf_pusher::registry::Registry;
 use wharf_pusher::target::ImageTarget;
+use wharf_pusher::timeouts::Timeouts;
 use wharf_pusher::trust::{self, Verdict};
 
 #[derive(serde::Serialize)]
@@ -169,7 +171,7 @@ fn plan_one(
     }
 }
 
-pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
+pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()> {
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
     // A plan is read, not pushed: a dirty tree is shown as such rather than refused.
@@ -219,7 +221,7 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs) -> Result<()> {
         ),
     };
     let found = if args.check_registry {
-        check_registry(&targets, &inputs)?
+        check_registry(&targets, &inputs, run.timeouts())?
     } else {
         HashMap::new()
     };
@@ -326,12 +328,12 @@ fn human_bytes(n: u64) -> String {
 fn check_registry(
     targets: &[ImageTarget],
     inputs: &HashMap<String, Inputs>,
+    timeouts: Timeouts,
 ) -> Result<HashMap<String, Found>> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let mut targets = targets.to_vec();
-        let timeouts = wharf_pusher::timeouts::Timeouts::default();
         let logins =
             release::login_all(&mut targets, &mut wharf_pusher::release::Aws::new(timeouts))
                 .await?;

@@ -2,6 +2,7 @@
 //! released service pinned to the release's image, and nothing else changed.
 
 use crate::cli::{ProjectArgs, RenderCommand, RenderTaskDefinitionArgs};
+use crate::commands::Run;
 use crate::deploy;
 use crate::error::{Failure, Result};
 use crate::github::{self, Actions};
@@ -12,9 +13,9 @@ use std::io::{Read, Write};
 use std::path::Path;
 use wharf_deploy::task_definition::{Rendered, TaskDefinitionFile};
 
-pub fn run(project_args: &ProjectArgs, command: &RenderCommand, reporter: &Reporter) -> Result<()> {
+pub fn run(project_args: &ProjectArgs, command: &RenderCommand, run: &Run) -> Result<()> {
     match command {
-        RenderCommand::EcsTaskDefinition(args) => ecs_task_definition(project_args, args, reporter),
+        RenderCommand::EcsTaskDefinition(args) => ecs_task_definition(project_args, args, run),
     }
 }
 
@@ -35,8 +36,9 @@ fn read_input(path: &Path) -> Result<(String, String)> {
 fn ecs_task_definition(
     project_args: &ProjectArgs,
     args: &RenderTaskDefinitionArgs,
-    reporter: &Reporter,
+    run: &Run,
 ) -> Result<()> {
+    let reporter = &run.reporter;
     // A file that is not a task definition is refused before any registry is asked.
     let (text, source_name) = read_input(&args.file)?;
     let mut file = TaskDefinitionFile::parse(&text, &source_name).map_err(deploy::failure)?;
@@ -51,7 +53,7 @@ fn ecs_task_definition(
     let matcher = deploy::matcher(&project)?;
     let mut targets =
         deploy::targets_at(&project, &services, &args.target, args.commit.as_deref())?;
-    let pins = deploy::released_pins(&mut targets, &|w| reporter.warn(w))?;
+    let pins = deploy::released_pins(&mut targets, run.timeouts(), &|w| reporter.warn(w))?;
     let rendered = file.render(&matcher, &pins);
     if rendered.pinned.is_empty() {
         let containers: Vec<&str> = rendered

@@ -12,7 +12,6 @@ use anyhow::anyhow;
 use wharf_pusher::api::RegistryApi;
 use wharf_pusher::events::ServiceEvent;
 use wharf_pusher::release::{Aws, ManifestImage};
-use wharf_pusher::timeouts::Timeouts;
 
 pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<()> {
     let reporter = &run.reporter;
@@ -40,9 +39,7 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<(
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let timeouts = run
-            .timeout
-            .map_or_else(Timeouts::default, Timeouts::from_request);
+        let timeouts = run.timeouts();
         let mut aws = Aws::new(timeouts);
         let logins = release::login_all(&mut targets, &mut aws).await?;
         let sdk = aws.loaded();

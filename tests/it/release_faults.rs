@@ -277,3 +277,35 @@ fn ctrl_c_during_phase_2_puts_the_moving_tags_back() {
     );
     assert_eq!(latest(&bed.plain_registry, &prefix), before, "{all}");
 }
+
+#[test]
+fn commands_that_only_read_the_registry_keep_the_deadline_too() {
+    let bed = bed();
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    proxy.fault(Method::GET, r"^/v2/.+", Fault::Hang);
+    proxy.fault(Method::HEAD, r"^/v2/.+", Fault::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &bed.base_image);
+    let prefix = unique("faults/hung-read");
+    let repository = format!("{prefix}-{{service}}");
+    let reads: [&[&str]; 2] = [
+        &["plan", "--check-registry"],
+        &["config", "--lock-image-digests"],
+    ];
+    for command in reads {
+        let started = Instant::now();
+        let out = wharf(dir.path())
+            .args(command)
+            .args(["--registry", &proxy.addr, "--repository", &repository])
+            .args(["--tag", "{git_sha}", "--timeout", "2s"])
+            .env("GITHUB_SHA", fake_sha())
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let err = stderr(&out);
+        assert_ne!(out.status.code(), Some(0), "{command:?}: {err}");
+        assert!(err.contains("did not answer"), "{command:?}: {err}");
+        // Under the default deadline (15 s) one request alone would take longer.
+        assert!(took < Duration::from_secs(12), "{command:?} took {took:?}");
+    }
+}

@@ -5,7 +5,6 @@
 
 use bollard::Docker;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -26,12 +25,6 @@ pub struct Endpoint {
 
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
-fn docker_config_dir() -> Option<PathBuf> {
-    std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
-}
-
 /// A file of the Docker config folder (a regular file of a sensible size).
 fn read_config(path: &std::path::Path) -> Result<Vec<u8>, wharf_compose::files::FileError> {
     use wharf_compose::files::{self, Accept};
@@ -46,7 +39,7 @@ pub fn endpoint() -> Result<Endpoint, DaemonError> {
             source: "DOCKER_HOST",
         });
     }
-    let config = docker_config_dir();
+    let config = wharf_docker::config::config_dir();
     let context = std::env::var("DOCKER_CONTEXT")
         .ok()
         .filter(|c| !c.is_empty())
@@ -117,7 +110,7 @@ pub fn proxy_build_args() -> Vec<(String, String)> {
     let Some(host) = endpoint().ok().map(|e| e.host) else {
         return Vec::new();
     };
-    let config = docker_config_dir()
+    let config = wharf_docker::config::config_dir()
         .and_then(|d| std::fs::read_to_string(d.join("config.json")).ok())
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     match config {

@@ -8,7 +8,7 @@ use crate::build::{build, BuildError, Input};
 use crate::engines::Engines;
 use crate::named_contexts::Helper;
 use crate::platform::Platform;
-use crate::service::{dependency_unit, split_tag, ServiceBuild, Source, Unit};
+use crate::service::{dependency_unit, ServiceBuild, Source, Unit};
 use bollard::Docker;
 use indexmap::IndexMap;
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tracing::Instrument;
+use wharf_docker::reference::{ImageReference, DEFAULT_TAG};
 
 /// How one build ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,10 +337,13 @@ fn chosen_extra_tags(b: &ServiceBuild) -> Vec<String> {
 
 /// Tags `image` as `name` on the daemon.
 async fn tag(docker: &Docker, image: &str, name: &str) -> Result<(), BuildError> {
-    let (repo, tag) = split_tag(name);
+    let reference = ImageReference::parse(name).map_err(|e| BuildError::Daemon {
+        message: format!("tagging {image} as {name}: {e}"),
+        log_tail: Vec::new(),
+    })?;
     let options = bollard::query_parameters::TagImageOptions {
-        repo: Some(repo.to_string()),
-        tag: Some(tag.to_string()),
+        repo: Some(reference.written_name()),
+        tag: Some(reference.tag().unwrap_or(DEFAULT_TAG).to_string()),
     };
     docker
         .tag_image(image, Some(options))
@@ -366,12 +370,23 @@ async fn build_one(
         Source::Remote(_) => build(docker, &b.request, Input::Remote, on_line).await?,
     }
     for extra in &b.extra_tags {
-        tag(docker, &b.image, extra)
+        let tagging = |message: String| BuildError::Daemon {
+            message: format!("tagging {} as {extra} (build.tags): {message}", b.image),
+            log_tail: Vec::new(),
+        };
+        let reference = ImageReference::parse(extra).map_err(|e| tagging(e.to_string()))?;
+        if reference.digest().is_some() {
+            // As the daemon refuses it.
+            return Err(tagging("a tag cannot name a digest".into()));
+        }
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(reference.written_name()),
+            tag: Some(reference.tag().unwrap_or(DEFAULT_TAG).to_string()),
+        };
+        docker
+            .tag_image(&b.image, Some(options))
             .await
-            .map_err(|e| BuildError::Daemon {
-                message: format!("{e} (build.tags)"),
-                log_tail: Vec::new(),
-            })?;
+            .map_err(|e| tagging(e.to_string()))?;
     }
     Ok(())
 }

@@ -8,19 +8,11 @@ use std::path::Path;
 use wharf_builder::inputs::{self, Inputs};
 
 mod common;
-use common::write;
+use common::{load_project, write};
 
 /// Every service's digest (`None`: not known before building, with the reason).
 fn digests(dir: &Path) -> HashMap<String, Result<String, String>> {
-    let project = wharf_compose::load(&wharf_compose::ProjectOptions {
-        project_name: Some("inputs".into()),
-        working_dir: dir.to_path_buf(),
-        environment: [("PATH".to_string(), "/usr/bin".to_string())]
-            .into_iter()
-            .collect(),
-        ..Default::default()
-    })
-    .expect("the project loads");
+    let project = load_project(dir, "inputs");
     let services: Vec<_> = project.services.values().collect();
     let mut prepared = wharf_builder::service::prepare(
         &project,

@@ -286,7 +286,7 @@ fn apply(t: T, data: Value, path: &mut Vec<String>) -> R {
             Value::Str(s) => {
                 let mut spec = parse_volume(&s)?;
                 if !spec.target.is_empty() {
-                    spec.target = crate::gopath::clean(&spec.target);
+                    spec.target = wharf_docker::filepath::clean(&spec.target);
                 }
                 Ok(Value::Map(spec.to_map()))
             }

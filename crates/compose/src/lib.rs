@@ -12,7 +12,7 @@
 //! - [`interpolate`]: `${VAR}` substitution in every value;
 //! - `loader`: compose-go's per-file pipeline: `extends`, `include`, merging (`merge`), schema
 //!   validation (`schema`, the compose specification's JSON schema), canonical forms
-//!   (`canonical`, `volume`), absolute paths (`paths`, `gopath`);
+//!   (`canonical`, `volume`), absolute paths (`paths`, on Go's `filepath` from wharf-docker);
 //! - `typed`: the checks of compose's typed decoding, profiles and consistency checks, and the
 //!   [`model`] the builder and the pusher consume, with each service's build section as
 //!   `docker compose config` prints it ([`Project::to_compose_json`]; `yaml_out` for YAML).
@@ -24,7 +24,6 @@ mod canonical;
 mod dotenv;
 mod error;
 pub mod files;
-mod gopath;
 pub mod interpolate;
 mod loader;
 mod merge;

@@ -7,7 +7,6 @@ use crate::canonical::{canonical, omit_empty, semantic_checks, set_defaults};
 use crate::dotenv;
 use crate::error::{Error, ErrorKind};
 use crate::files;
-use crate::gopath::{abs, dir, is_abs, join, rel};
 use crate::interpolate::{substitute, InterpolateError};
 use crate::merge::{enforce_unicity, extend_service, merge};
 use crate::paths::PathResolver;
@@ -18,6 +17,7 @@ use crate::yaml::{parse_documents, Document, YamlError};
 use indexmap::IndexMap;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use wharf_docker::filepath::{abs, dir, is_abs, join, rel};
 
 pub(crate) type Env = IndexMap<String, String>;
 

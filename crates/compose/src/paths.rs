@@ -2,9 +2,9 @@
 //! build contexts (git and other URLs kept as written), additional contexts, ssh keys, env
 //! files, `extends.file`, bind mounts, secret and config files, include paths.
 
-use crate::gopath::{is_abs, join};
 use crate::tree::matches;
 use crate::value::{Map, Value};
+use wharf_docker::filepath::{is_abs, join};
 
 #[derive(Clone, Copy)]
 enum Resolver {

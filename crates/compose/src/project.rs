@@ -3,7 +3,6 @@
 //! normalization, typed decoding, selected services.
 
 use crate::error::{Error, ErrorKind};
-use crate::gopath::{abs, base, dir, join};
 use crate::loader::{env_from_files, ConfigDetails, Env, Loader, Opts, Session};
 use crate::model::{Project, Service};
 use crate::value::{Map, Value};
@@ -13,6 +12,7 @@ use indexmap::IndexMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::rc::Rc;
+use wharf_docker::filepath::{abs, base, clean, dir, join};
 
 const DEFAULT_FILES: [&str; 4] = [
     "compose.yaml",
@@ -534,7 +534,7 @@ fn normalize(dict: &mut Map, env: &Env) {
             if let Some(Value::Seq(vols)) = s.get_mut("volumes") {
                 for v in vols.iter_mut() {
                     if let Some(Value::Str(t)) = v.as_map_mut().and_then(|m| m.get_mut("target")) {
-                        *t = crate::gopath::clean(t);
+                        *t = clean(t);
                     }
                 }
             }
@@ -583,47 +583,10 @@ fn resolve_bare(v: Value, env: &Env, keep_empty: bool) -> Value {
     }
 }
 
-/// Go's `filepath.Match` for service name patterns (`*`, `?`, `[...]`).
+/// Whether service `name` is selected by `pattern` (a name or a `filepath.Match` pattern; a
+/// malformed pattern selects nothing).
 fn glob_match(pattern: &str, name: &str) -> bool {
-    fn rec(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| rec(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && rec(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().position(|c| *c == ']') else {
-                    return false;
-                };
-                let Some(c) = n.first() else { return false };
-                let class = &p[1..end];
-                let (negate, class) = match class.first() {
-                    Some('^') => (true, &class[1..]),
-                    _ => (false, class),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        if class[i] <= *c && *c <= class[i + 2] {
-                            hit = true;
-                        }
-                        i += 3;
-                    } else {
-                        if class[i] == *c {
-                            hit = true;
-                        }
-                        i += 1;
-                    }
-                }
-                hit != negate && rec(&p[end + 1..], &n[1..])
-            }
-            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && rec(&p[2..], &n[1..]),
-            Some(c) => n.first() == Some(c) && rec(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    rec(&p, &n)
+    wharf_docker::filepath::matches(pattern, name).unwrap_or(false)
 }
 
 fn depends_on_of(services: &Map, name: &str) -> Vec<(String, bool)> {
@@ -655,7 +618,7 @@ pub fn load_project(opts: &ProjectOptions, selected: &[String]) -> Result<Projec
         let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         path_str(&base.join(&opts.working_dir))
     };
-    let cwd = crate::gopath::clean(&cwd);
+    let cwd = clean(&cwd);
     let session = Session::new(cwd, opts.environment.get("HOME").cloned());
     let result = load_in(opts, selected, &session);
     let unset = session.unset.borrow();

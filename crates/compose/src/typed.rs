@@ -5,7 +5,6 @@
 //! secrets; dependency cycles).
 
 use crate::error::{Error, ErrorKind};
-use crate::gopath::join;
 use crate::loader::{go_atoi, go_bool};
 use crate::model::{
     Build, BuildSecret, Context, Dockerfile, SecretDef, SecretSource, Service, SshKey, Ulimit,
@@ -16,6 +15,7 @@ use indexmap::IndexMap;
 use serde_json::{json, Value as J};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use wharf_docker::filepath::join;
 
 fn err_at(service: &str, field: &str, message: impl Into<String>) -> Error {
     let path: Vec<String> = std::iter::once("services".to_string())

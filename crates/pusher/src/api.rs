@@ -186,12 +186,15 @@ pub struct RawManifest {
     pub digest: String,
 }
 
+/// `reference` read as docker reads it, for the registry client.
 fn parse_reference(reference: &str) -> Result<Reference, Error> {
-    reference.parse().map_err(|e| Error::Registry {
-        registry: reference.to_string(),
-        message: format!("not an image reference: {e}"),
-        fault: Fault::permanent(),
-    })
+    wharf_docker::ImageReference::parse(reference)
+        .map(|r| r.to_oci())
+        .map_err(|e| Error::Registry {
+            registry: reference.to_string(),
+            message: format!("not an image reference: {e}"),
+            fault: Fault::permanent(),
+        })
 }
 
 impl RegistryApi {

@@ -254,28 +254,26 @@ pub async fn ecr_public(sdk: &SdkConfig) -> Result<Login, Error> {
     })
 }
 
-/// Credentials for any other registry from the Docker config (`auths`, `credsStore`,
-/// `credHelpers`, running helper binaries as docker does); `None` means anonymous.
+/// Credentials for any other registry from the Docker config, as the docker CLI finds them
+/// ([`wharf_docker::config`]); `None` means anonymous.
 pub fn docker_config(host: &str) -> Result<Option<Login>, Error> {
-    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    // Docker Hub's credentials live under its legacy index address.
-    let key = match host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "https://index.docker.io/v1/",
-        h => h,
-    };
-    match docker_credential::get_credential(key) {
-        Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Some(Login {
+    use wharf_docker::Credentials;
+    match wharf_docker::DockerConfig::from_env().credentials(host) {
+        Ok(Some(Credentials::Basic { username, password })) => Ok(Some(Login {
             host: host.to_string(),
             username,
-            password: SecretString::from(password),
+            password,
             expires_at: None,
         })),
-        Ok(DockerCredential::IdentityToken(_)) => Err(Error::DockerConfig {
+        Ok(Some(Credentials::IdentityToken(_))) => Err(Error::DockerConfig {
             registry: host.to_string(),
             message: "the Docker config holds an identity token (OAuth), which wharf cannot use; log in with a username and password or token".into(),
         }),
-        Err(E::ConfigNotFound | E::ConfigReadError | E::NoCredentialConfigured) => Ok(None),
-        Err(e) => Err(Error::DockerConfig { registry: host.to_string(), message: e.to_string() }),
+        Ok(None) => Ok(None),
+        Err(e) => Err(Error::DockerConfig {
+            registry: host.to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 

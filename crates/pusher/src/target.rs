@@ -8,6 +8,7 @@ use crate::template::{
 };
 use std::collections::BTreeMap;
 use wharf_compose::{Project, Service};
+use wharf_docker::reference::{ImageReference, DEFAULT_TAG};
 
 /// Release settings after precedence is applied.
 #[derive(Debug, Clone)]
@@ -26,43 +27,6 @@ pub fn default_tags() -> Vec<Template> {
         .iter()
         .map(|t| Template::parse(t, TAG_PLACEHOLDERS).expect("the default templates parse"))
         .collect()
-}
-
-/// An image reference split the way Docker splits it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageName {
-    /// The registry host when the first path component names one (has `.` or `:`, or is
-    /// `localhost`).
-    pub registry: Option<String>,
-    /// The path without registry, tag and digest.
-    pub path: String,
-    pub tag: Option<String>,
-}
-
-/// Splits `[HOST[:PORT]/]PATH[:TAG][@DIGEST]`. Written by hand: image reference crates
-/// normalize to Docker Hub (`library/…`), which would change the repository names users wrote.
-pub fn split_image_name(name: &str) -> ImageName {
-    let name = name.split('@').next().unwrap_or(name);
-    let (rest, tag) = match name.rfind(':') {
-        Some(i) if !name[i + 1..].contains('/') => (&name[..i], Some(name[i + 1..].to_string())),
-        _ => (name, None),
-    };
-    match rest.split_once('/') {
-        Some((first, path))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            ImageName {
-                registry: Some(first.to_string()),
-                path: path.to_string(),
-                tag,
-            }
-        }
-        _ => ImageName {
-            registry: None,
-            path: rest.to_string(),
-            tag,
-        },
-    }
 }
 
 /// One service's destination.
@@ -230,9 +194,19 @@ pub fn target(
         source,
     };
     let local_image = service.image_name(&project.name);
-    let split = split_image_name(&local_image);
+    // The image as the user wrote it: its registry, path and tag name wharf's targets, with no
+    // Docker Hub `library/` added (`image: api` pushed elsewhere is the repository `api`).
+    let image = match &service.image {
+        Some(written) => Some(ImageReference::parse(written).map_err(|e| {
+            invalid(format!(
+                "its image `{written}` is not a valid image reference: {e}"
+            ))
+        })?),
+        None => None,
+    };
+    let written_registry = image.as_ref().and_then(ImageReference::written_registry);
 
-    let registry = match (&settings.registry, &split.registry) {
+    let registry = match (&settings.registry, written_registry) {
         (Some(r), _) => r.clone(),
         (None, Some(host)) => Registry::parse(host).map_err(|e| invalid(e.to_string()))?,
         (None, None) => {
@@ -247,10 +221,9 @@ pub fn target(
         Some(s) => Some(Template::parse(s, REPOSITORY_PLACEHOLDERS).map_err(templ)?),
         None => settings.repository.clone(),
     };
-    let image_path = if service.image.is_some() {
-        split.path.clone()
-    } else {
-        format!("{}-{}", project.name, service.name)
+    let image_path = match &image {
+        Some(i) => i.written_path().to_string(),
+        None => format!("{}-{}", project.name, service.name),
     };
     let mut repository = match &repository_template {
         Some(t) => t
@@ -283,7 +256,11 @@ pub fn target(
         None if settings.tags.is_empty() => default_tags(),
         None => settings.tags.clone(),
     };
-    let compose_tag = split.tag.clone().unwrap_or_else(|| "latest".to_string());
+    let compose_tag = image
+        .as_ref()
+        .and_then(ImageReference::tag)
+        .unwrap_or(DEFAULT_TAG)
+        .to_string();
     let lookup = |v: &str| -> Option<String> {
         match v {
             "git_sha" => values.git_sha.map(str::to_string),
@@ -352,44 +329,6 @@ fn check_repository(repo: &str, host: Option<&str>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn image_names_split_like_docker() {
-        assert_eq!(
-            split_image_name("gateway:dev"),
-            ImageName {
-                registry: None,
-                path: "gateway".into(),
-                tag: Some("dev".into())
-            }
-        );
-        assert_eq!(
-            split_image_name("localhost:5000/a/b"),
-            ImageName {
-                registry: Some("localhost:5000".into()),
-                path: "a/b".into(),
-                tag: None
-            }
-        );
-        assert_eq!(
-            split_image_name(
-                "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/api:1.0@sha256:abc"
-            ),
-            ImageName {
-                registry: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com".into()),
-                path: "shop/api".into(),
-                tag: Some("1.0".into())
-            }
-        );
-        assert_eq!(
-            split_image_name("gamepulse/backend"),
-            ImageName {
-                registry: None,
-                path: "gamepulse/backend".into(),
-                tag: None
-            }
-        );
-    }
 
     fn project(
         services: &[(
@@ -464,6 +403,23 @@ mod tests {
         assert_eq!(repo("codeguardians-gateway"), "gateway");
         assert_eq!(repo("backend"), "gamepulse/backend");
         assert_eq!(repo("worker"), "shop-worker");
+    }
+
+    #[test]
+    fn an_image_docker_cannot_read_is_refused_by_name() {
+        let p = project(&[("api", Some("Shop/API"), None)]);
+        let e = target(
+            &p,
+            &p.services["api"],
+            &settings("ecr", &[], None),
+            &values(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`Shop/API` is not a valid image reference") && e.contains("lowercase"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! follow paths: those are taken as include patterns, together with the targets of any
 //! symlinks along them, so that a link and what it points to travel together.
 
-use super::ignore::{clean, PatternError, PatternMatcher};
+use super::ignore::{PatternError, PatternMatcher};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
+use wharf_docker::filepath::{clean, join, matches};
 
 /// The filters of one transfer.
 #[derive(Debug, Clone, Default)]
@@ -81,14 +82,14 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn append(&mut self, p: &str) {
-        let mut rest = join(".", p);
+        let mut rest = join(&[".", p]);
         let mut current = ".".to_string();
         loop {
             let (first, tail) = match rest.split_once('/') {
                 Some((a, b)) => (a.to_string(), b.to_string()),
                 None => (rest.clone(), String::new()),
             };
-            current = join(&current, &first);
+            current = join(&[&current, &first]);
             let targets = self.read_symlink(&current, true);
             rest = tail;
             if (rest.is_empty() || targets.is_some()) && self.resolved.contains(&current) {
@@ -97,7 +98,7 @@ impl Resolver<'_> {
             if let Some(targets) = targets {
                 self.resolved.insert(current.clone());
                 for target in targets {
-                    self.append(&join(&target, &rest));
+                    self.append(&join(&[&target, &rest]));
                 }
                 return;
             }
@@ -124,9 +125,10 @@ impl Resolver<'_> {
                 .collect();
             names.sort();
             for name in names {
-                if go_match(base, &name) {
+                // fsutil ignores `filepath.Match`'s error: a malformed pattern matches nothing.
+                if matches(base, &name).unwrap_or(false) {
                     out.extend(
-                        self.read_symlink(&join(dir, &name), false)
+                        self.read_symlink(&join(&[dir, &name]), false)
                             .unwrap_or_default(),
                     );
                 }
@@ -148,16 +150,6 @@ impl Resolver<'_> {
         } else {
             Some(vec![clean(&format!("/{dir}/{link}"))])
         }
-    }
-}
-
-/// Go's `filepath.Join(a, b)` for slash-separated paths: joined, then cleaned.
-fn join(a: &str, b: &str) -> String {
-    match (a.is_empty(), b.is_empty()) {
-        (true, true) => String::new(),
-        (true, false) => clean(b),
-        (false, true) => clean(a),
-        (false, false) => clean(&format!("{a}/{b}")),
     }
 }
 
@@ -192,168 +184,10 @@ fn contains_wildcards(name: &str) -> bool {
     false
 }
 
-/// Go's `filepath.Match` (Unix), for one name against one pattern. Written by hand: the glob
-/// crates differ from Go on classes and escapes, and this is only the few lines Go has.
-/// A malformed pattern matches nothing, as Go reports it as an error that fsutil ignores.
-fn go_match(pattern: &str, name: &str) -> bool {
-    let mut pattern: Vec<char> = pattern.chars().collect();
-    let mut name: Vec<char> = name.chars().collect();
-    'pattern: while !pattern.is_empty() {
-        let (star, chunk, rest) = scan_chunk(&pattern);
-        if star && chunk.is_empty() {
-            return !name.contains(&'/');
-        }
-        match match_chunk(&chunk, &name) {
-            Some(t) if t.is_empty() || !rest.is_empty() => {
-                name = t;
-                pattern = rest;
-                continue;
-            }
-            Some(_) | None => {}
-        }
-        if star {
-            let mut i = 0;
-            while i < name.len() && name[i] != '/' {
-                if let Some(t) = match_chunk(&chunk, &name[i + 1..]) {
-                    if rest.is_empty() && !t.is_empty() {
-                        i += 1;
-                        continue;
-                    }
-                    name = t;
-                    pattern = rest;
-                    continue 'pattern;
-                }
-                i += 1;
-            }
-        }
-        return false;
-    }
-    name.is_empty()
-}
-
-fn scan_chunk(pattern: &[char]) -> (bool, Vec<char>, Vec<char>) {
-    let mut p = pattern;
-    let mut star = false;
-    while let Some('*') = p.first() {
-        p = &p[1..];
-        star = true;
-    }
-    let mut in_range = false;
-    let mut i = 0;
-    while i < p.len() {
-        match p[i] {
-            '\\' if i + 1 < p.len() => i += 1,
-            '[' => in_range = true,
-            ']' => in_range = false,
-            '*' if !in_range => break,
-            _ => {}
-        }
-        i += 1;
-    }
-    (star, p[..i].to_vec(), p[i..].to_vec())
-}
-
-/// Matches `chunk` at the start of `s`; the rest of `s`, or `None`.
-fn match_chunk(chunk: &[char], s: &[char]) -> Option<Vec<char>> {
-    let mut chunk = chunk;
-    let mut s = s;
-    while let Some(&c) = chunk.first() {
-        match c {
-            '[' => {
-                let r = *s.first()?;
-                s = &s[1..];
-                chunk = &chunk[1..];
-                let negated = chunk.first() == Some(&'^');
-                if negated {
-                    chunk = &chunk[1..];
-                }
-                let mut matched = false;
-                let mut n = 0;
-                loop {
-                    if !chunk.is_empty() && chunk[0] == ']' && n > 0 {
-                        chunk = &chunk[1..];
-                        break;
-                    }
-                    let (lo, after) = class_char(chunk)?;
-                    chunk = after;
-                    let mut hi = lo;
-                    if chunk.first() == Some(&'-') {
-                        let (h, after) = class_char(&chunk[1..])?;
-                        hi = h;
-                        chunk = after;
-                    }
-                    if lo <= r && r <= hi {
-                        matched = true;
-                    }
-                    n += 1;
-                }
-                if matched == negated {
-                    return None;
-                }
-            }
-            '?' => {
-                if *s.first()? == '/' {
-                    return None;
-                }
-                s = &s[1..];
-                chunk = &chunk[1..];
-            }
-            '\\' => {
-                chunk = &chunk[1..];
-                let want = *chunk.first()?;
-                if *s.first()? != want {
-                    return None;
-                }
-                s = &s[1..];
-                chunk = &chunk[1..];
-            }
-            _ => {
-                if *s.first()? != c {
-                    return None;
-                }
-                s = &s[1..];
-                chunk = &chunk[1..];
-            }
-        }
-    }
-    Some(s.to_vec())
-}
-
-fn class_char(chunk: &[char]) -> Option<(char, &[char])> {
-    match chunk.first()? {
-        '-' | ']' => None,
-        '\\' => Some((*chunk.get(1)?, &chunk[2..])),
-        &c => Some((c, &chunk[1..])),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
-
-    #[test]
-    fn go_filepath_match() {
-        for (p, n, want) in [
-            ("*", "abc", true),
-            ("*c", "abc", true),
-            ("a*", "a", true),
-            ("a*/b", "abc/b", true),
-            ("a*b*c", "abxbbxdbxc", true),
-            ("a?c", "abc", true),
-            ("a[b-d]c", "acc", true),
-            ("a[^b-d]c", "acc", false),
-            ("a[^b-d]c", "aec", true),
-            ("a\\*c", "a*c", true),
-            ("a\\*c", "abc", false),
-            ("*.txt", "notes.txt", true),
-            ("*.txt", "notes.md", false),
-            ("[", "a", false),
-            ("Dockerfile*", "Dockerfile.dockerignore", true),
-        ] {
-            assert_eq!(go_match(p, n), want, "{p} {n}");
-        }
-    }
 
     #[test]
     fn follow_paths_bring_link_targets() {

@@ -12,6 +12,7 @@
 
 use regex::Regex;
 use std::fmt;
+use wharf_docker::filepath::clean;
 
 /// Why an ignore file or a pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,95 +75,6 @@ pub fn read_patterns(content: &[u8]) -> Result<Vec<String>, PatternError> {
         out.push(p);
     }
     Ok(out)
-}
-
-/// Go's `filepath.Clean` on a slash-separated path: the shortest equivalent path, by purely
-/// lexical processing.
-pub fn clean(path: &str) -> String {
-    if path.is_empty() {
-        return ".".into();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    // Number of leading `..` that cannot be removed (only for relative paths).
-    let mut dotdot = 0usize;
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.len() > dotdot {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                    dotdot = parts.len();
-                }
-            }
-            _ => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
-/// Whether Go's `filepath.Match(pattern, ".")` would report `ErrBadPattern`, which moby uses as
-/// its syntax check. Go (since 1.16) validates the whole pattern, so this is a pure syntax walk.
-fn go_match_syntax_ok(pattern: &str) -> bool {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut i = 0;
-    // getEsc: a possibly escaped character inside a class; it may not be the last character.
-    let get_esc = |i: &mut usize| -> bool {
-        match chars.get(*i) {
-            None | Some('-') | Some(']') => return false,
-            Some('\\') => {
-                *i += 1;
-                if *i >= chars.len() {
-                    return false;
-                }
-            }
-            _ => {}
-        }
-        *i += 1;
-        *i < chars.len()
-    };
-    while i < chars.len() {
-        match chars[i] {
-            '\\' => {
-                if i + 1 >= chars.len() {
-                    return false;
-                }
-                i += 2;
-            }
-            '[' => {
-                i += 1;
-                if chars.get(i) == Some(&'^') {
-                    i += 1;
-                }
-                let mut nrange = 0;
-                loop {
-                    if chars.get(i) == Some(&']') && nrange > 0 {
-                        i += 1;
-                        break;
-                    }
-                    if !get_esc(&mut i) {
-                        return false;
-                    }
-                    if chars[i] == '-' {
-                        i += 1;
-                        if !get_esc(&mut i) {
-                            return false;
-                        }
-                    }
-                    nrange += 1;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    true
 }
 
 #[derive(Debug, Clone)]
@@ -333,7 +245,8 @@ impl PatternMatcher {
                 p = rest.to_string();
                 pm.exclusions = true;
             }
-            if !go_match_syntax_ok(&p) {
+            // moby's syntax check: `filepath.Match(pattern, ".")` reports a malformed one.
+            if wharf_docker::filepath::matches(&p, ".").is_err() {
                 return Err(PatternError::Syntax {
                     pattern: p,
                     detail: None,
@@ -844,24 +757,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, ["#not-a-comment", "b", "c/d", "/", "!x"]);
-    }
-
-    #[test]
-    fn go_clean() {
-        for (i, o) in [
-            ("", "."),
-            ("a/b/../c", "a/c"),
-            ("../a", "../a"),
-            ("a/../../b", "../b"),
-            ("/../a", "/a"),
-            ("//a//b/", "/a/b"),
-            ("./", "."),
-            ("..", ".."),
-            ("a/..", "."),
-            ("!a/..", "."),
-        ] {
-            assert_eq!(clean(i), o, "{i}");
-        }
     }
 
     #[test]

@@ -3,123 +3,28 @@
 //! arguments substituted, flag words with their quotes, and `--mount` fields.
 //!
 //! Written by hand: the Dockerfile parser crate gives instructions and spans, not these
-//! evaluations, and no crate does Docker's reference normalization or BuildKit's shell-word
-//! expansion on its own.
+//! evaluations, and no crate does BuildKit's shell-word expansion on its own. References are
+//! read as docker reads them ([`wharf_docker::reference`]).
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::OnceLock;
-
-/// A reference split as the Docker reference library splits it.
-struct Reference<'a> {
-    domain: &'a str,
-    /// With `library/` added for official images.
-    path: String,
-    tag: Option<&'a str>,
-    digest: Option<&'a str>,
-}
-
-fn split_reference(reference: &str) -> Option<Reference<'_>> {
-    static PATH: OnceLock<regex::Regex> = OnceLock::new();
-    static TAG: OnceLock<regex::Regex> = OnceLock::new();
-    let path_re = PATH.get_or_init(|| {
-        regex::Regex::new(
-            r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$",
-        )
-        .expect("valid regex")
-    });
-    let tag_re =
-        TAG.get_or_init(|| regex::Regex::new(r"^[\w][\w.-]{0,127}$").expect("valid regex"));
-    let (name_tag, digest) = match reference.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (reference, None),
-    };
-    let (name, tag) = match name_tag.rfind(':') {
-        Some(i) if !name_tag[i + 1..].contains('/') => (&name_tag[..i], Some(&name_tag[i + 1..])),
-        _ => (name_tag, None),
-    };
-    let (domain, path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.to_lowercase() != first =>
-        {
-            (first, rest)
-        }
-        _ => ("docker.io", name),
-    };
-    let domain = if domain == "index.docker.io" {
-        "docker.io"
-    } else {
-        domain
-    };
-    let path = if domain == "docker.io" && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path.to_string()
-    };
-    if !path_re.is_match(&path) || name.len() > 255 {
-        return None;
-    }
-    if tag.is_some_and(|t| !tag_re.is_match(t)) {
-        return None;
-    }
-    if digest.is_some_and(|d| !d.contains(':')) {
-        return None;
-    }
-    Some(Reference {
-        domain,
-        path,
-        tag,
-        digest,
-    })
-}
+use wharf_docker::ImageReference;
 
 /// The name BuildKit looks a named context up by when a Dockerfile names `reference`: its
 /// familiar form (`docker.io/library/` dropped) without `:latest`. `None` for a word that is
 /// not a valid reference (BuildKit refuses it before looking).
 pub fn context_key(reference: &str) -> Option<String> {
-    let r = split_reference(reference)?;
-    let mut out = if r.domain == "docker.io" {
-        match r.path.strip_prefix("library/") {
-            Some(rest) if !rest.contains('/') => rest.to_string(),
-            _ => r.path.clone(),
-        }
-    } else {
-        format!("{}/{}", r.domain, r.path)
-    };
-    if let Some(t) = r.tag {
-        out.push(':');
-        out.push_str(t);
-    }
-    if let Some(d) = r.digest {
-        out.push('@');
-        out.push_str(d);
-    }
-    Some(match out.strip_suffix(":latest") {
+    let familiar = ImageReference::parse(reference).ok()?.familiar();
+    Some(match familiar.strip_suffix(":latest") {
         Some(s) => s.to_string(),
-        None => out,
+        None => familiar,
     })
 }
 
 /// `reference` written out in full (`docker.io/library/x:latest`): a form no stage name and
 /// no stage index can take.
 pub fn fully_qualified(reference: &str) -> Option<String> {
-    let r = split_reference(reference)?;
-    let mut out = format!("{}/{}", r.domain, r.path);
-    match (r.tag, r.digest) {
-        (None, None) => out.push_str(":latest"),
-        (Some(t), _) => {
-            out.push(':');
-            out.push_str(t);
-        }
-        _ => {}
-    }
-    if let Some(d) = r.digest {
-        out.push('@');
-        out.push_str(d);
-    }
-    Some(out)
+    Some(ImageReference::parse(reference).ok()?.normalized())
 }
 
 /// Why a `FROM` word could not be evaluated.

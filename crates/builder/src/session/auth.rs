@@ -2,9 +2,10 @@
 //!
 //! The daemon asks for a registry host's credentials when a `FROM` image (or a cache source)
 //! needs them. The answer comes first from the credentials the caller handed in
-//! ([`RegistryCredentials`], e.g. an ECR login made in memory), else from where the docker CLI
-//! would take it: `auths`, `credsStore` and `credHelpers` of the Docker config, running helper
-//! binaries as docker does. Credentials only pass through memory; nothing is logged.
+//! ([`RegistryCredentials`], e.g. an ECR login made in memory), else from the Docker config as
+//! the docker CLI reads it ([`wharf_docker::config`]: `credHelpers`, `credsStore`, `auths`,
+//! helper binaries run as docker runs them). Credentials only pass through memory; nothing is
+//! logged.
 //!
 //! The token methods stay unavailable: the daemon then fetches registry tokens itself with the
 //! credentials, as it does for the docker CLI unless a token authority is configured.
@@ -19,6 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tonic::{Request, Response, Status};
+use wharf_docker::config::{config_key, registry_host, Credentials, DockerConfig};
 
 /// Registry credentials the caller hands in, per registry host (`HOST[:PORT]`, as images are
 /// named), used before the Docker config's. A cheap handle: clones share the same entries, so
@@ -43,7 +45,7 @@ impl RegistryCredentials {
     pub fn insert(&self, host: &str, username: &str, password: SecretString) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         entries.insert(
-            host_key(host),
+            registry_host(host),
             Entry {
                 username: username.to_string(),
                 password,
@@ -54,7 +56,7 @@ impl RegistryCredentials {
     /// Forgets the credentials of `host`.
     pub fn remove(&self, host: &str) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&host_key(host));
+        entries.remove(&registry_host(host));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -74,10 +76,12 @@ impl RegistryCredentials {
 
     fn get(&self, host: &str) -> Option<CredentialsResponse> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(&host_key(host)).map(|e| CredentialsResponse {
-            username: e.username.clone(),
-            secret: e.password.expose_secret().to_string(),
-        })
+        entries
+            .get(&registry_host(host))
+            .map(|e| CredentialsResponse {
+                username: e.username.clone(),
+                secret: e.password.expose_secret().to_string(),
+            })
     }
 
     /// The credentials in the form the classic builder takes them (`X-Registry-Config`).
@@ -110,19 +114,6 @@ impl std::fmt::Debug for RegistryCredentials {
     }
 }
 
-/// One name per registry: Docker Hub's aliases are one host.
-fn host_key(host: &str) -> String {
-    let host = host
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let host = host.strip_suffix("/v1").unwrap_or(host);
-    match host {
-        "registry-1.docker.io" | "docker.io" | "index.docker.io" => "docker.io".to_string(),
-        h => h.to_ascii_lowercase(),
-    }
-}
-
 #[derive(Debug, Default)]
 pub(crate) struct AuthService {
     handed: RegistryCredentials,
@@ -134,38 +125,20 @@ impl AuthService {
     }
 }
 
-/// The Docker config's key for a registry host the daemon names.
-fn config_key(host: &str) -> &str {
-    match host {
-        // Docker Hub's credentials live under its legacy index address.
-        "registry-1.docker.io" | "docker.io" | "index.docker.io" => "https://index.docker.io/v1/",
-        h => h,
-    }
-}
-
+/// The Docker config's credentials for `host`, in the form the session answers with.
 fn credentials(host: &str) -> Result<CredentialsResponse, Status> {
-    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    match docker_credential::get_credential(config_key(host)) {
-        Ok(DockerCredential::UsernamePassword(username, secret)) => {
-            Ok(CredentialsResponse { username, secret })
-        }
-        Ok(DockerCredential::IdentityToken(secret)) => Ok(CredentialsResponse {
+    match DockerConfig::from_env().credentials(host) {
+        Ok(Some(Credentials::Basic { username, password })) => Ok(CredentialsResponse {
+            username,
+            secret: password.expose_secret().to_string(),
+        }),
+        // The daemon exchanges an identity token itself; BuildKit takes it without a user.
+        Ok(Some(Credentials::IdentityToken(token))) => Ok(CredentialsResponse {
             username: String::new(),
-            secret,
+            secret: token.expose_secret().to_string(),
         }),
         // No credentials: the daemon pulls anonymously.
-        Err(E::ConfigNotFound | E::ConfigReadError | E::NoCredentialConfigured) => {
-            Ok(CredentialsResponse::default())
-        }
-        // What the docker CLI also takes as "none" (credentials.IsErrCredentialsNotFound).
-        Err(E::HelperFailure { stdout, .. }) if stdout.contains("credentials not found") => {
-            Ok(CredentialsResponse::default())
-        }
-        // A failing helper reports its error on stdout, by the helpers' protocol.
-        Err(E::HelperFailure { helper, stdout, .. }) => Err(Status::unavailable(format!(
-            "credentials for {host}: the credential helper `{helper}` failed: {}",
-            stdout.trim()
-        ))),
+        Ok(None) => Ok(CredentialsResponse::default()),
         Err(e) => Err(Status::unavailable(format!(
             "credentials for {host} from the Docker config: {e}"
         ))),
@@ -217,15 +190,6 @@ impl Auth for AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn docker_hub_is_looked_up_under_its_index_address() {
-        assert_eq!(
-            config_key("registry-1.docker.io"),
-            "https://index.docker.io/v1/"
-        );
-        assert_eq!(config_key("127.0.0.1:5000"), "127.0.0.1:5000");
-    }
 
     #[test]
     fn handed_in_credentials_are_found_by_host_and_never_shown() {

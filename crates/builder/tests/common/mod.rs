@@ -76,3 +76,17 @@ pub fn remove(images: &[&str]) {
         .args(images)
         .output();
 }
+
+/// The compose project in `dir` under project name `name`, with only `PATH` in its
+/// environment (so that the machine's variables cannot change what is built).
+pub fn load_project(dir: &Path, name: &str) -> wharf_compose::Project {
+    wharf_compose::load(&wharf_compose::ProjectOptions {
+        project_name: Some(name.into()),
+        working_dir: dir.to_path_buf(),
+        environment: [("PATH".to_string(), "/usr/bin".to_string())]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    })
+    .expect("the project loads")
+}
