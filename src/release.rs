@@ -408,6 +408,46 @@ pub fn engine_routes(project: &Project) -> Result<wharf_builder::engines::Routes
         .map_err(|e| Failure::config(anyhow!(e)))
 }
 
+/// The platforms `service`'s image is made of, as the project declares them (empty: the
+/// daemon's own).
+pub fn platforms_of(
+    project: &Project,
+    service: &Service,
+) -> Result<Vec<wharf_compose::platform::Platform>> {
+    let Some(build) = &service.build else {
+        return Ok(Vec::new());
+    };
+    wharf_builder::platform::choose(service, build, project.default_platform.as_deref())
+        .map_err(|e| Failure::config(anyhow!("services.{}.{}: {e}", service.name, e.field())))
+}
+
+/// Whether the service is marked as an AWS Lambda image (`x-wharf.lambda`).
+pub fn is_lambda(service: &Service) -> bool {
+    service.x_wharf.as_ref().and_then(|x| x.lambda) == Some(true)
+}
+
+/// Refuses a Lambda image of more than one platform: Lambda runs a plain image manifest of
+/// one architecture, never an index.
+pub fn check_lambda(project: &Project, services: &[&Service]) -> Result<()> {
+    let mut problems = Vec::new();
+    for s in services.iter().filter(|s| is_lambda(s)) {
+        let platforms = platforms_of(project, s)?;
+        if platforms.len() > 1 {
+            problems.push(format!(
+                "services.{}: x-wharf.lambda is set, but build.platforms lists {} platforms ({}); a Lambda function runs one architecture from a plain image manifest — keep one platform (linux/amd64 or linux/arm64), or make one service per architecture",
+                s.name,
+                platforms.len(),
+                platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::config(anyhow!(problems.join("\n  "))))
+    }
+}
+
 /// `--platform` / `WHARF_PLATFORMS`: the platforms this run builds, if it names some.
 pub fn only_platforms(args: &TargetArgs) -> Result<Option<Vec<wharf_compose::platform::Platform>>> {
     let Some(list) = args.platforms.as_deref() else {

@@ -100,6 +100,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
     let reporter = &run.reporter;
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
+    release::check_lambda(&project, &services)?;
     let only_platforms = release::only_platforms(&args.target)?;
     let routes = release::engine_routes(&project)?;
     let services = release::declaring(&project, services, only_platforms.as_deref())?;

@@ -36,6 +36,16 @@ struct PlannedService {
     /// before anything is pushed; other registries create repositories on push.
     repository_checked: bool,
     inputs: PlannedInputs,
+    /// The platforms of a service that declares some, each with the engine that builds it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    platforms: Vec<PlannedPlatform>,
+}
+
+#[derive(serde::Serialize)]
+struct PlannedPlatform {
+    platform: wharf_compose::platform::Platform,
+    /// The endpoint of the engine it is routed to; `None`: the default engine.
+    engine: Option<String>,
 }
 
 /// What `build --push` would do with the service: build it, or only tag the image of the
@@ -168,12 +178,16 @@ fn plan_one(
         moving_tags: t.moving_tags.clone(),
         references,
         inputs,
+        platforms: Vec::new(),
     }
 }
 
 pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()> {
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
+    release::check_lambda(&project, &services)?;
+    let routes = release::engine_routes(&project)?;
+    let only = release::only_platforms(&args.target)?;
     // A plan is read, not pushed: a dirty tree is shown as such rather than refused.
     let mut target_args = args.target.clone();
     let refuses_dirty = !target_args.allow_dirty;
@@ -189,8 +203,8 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             },
             labels: Default::default(),
             idle_timeout: None,
-            only_platforms: release::only_platforms(&args.target)?,
-            routes: release::engine_routes(&project)?,
+            only_platforms: only.clone(),
+            routes: routes.clone(),
         },
     );
     let (inputs, problem) = match prepared {
@@ -230,7 +244,19 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
         .zip(&targets)
         .map(|(s, t)| {
             let i = plan_inputs(inputs.get(&s.name), found.get(&s.name), problem.as_deref());
-            plan_one(&project, s, t, i)
+            let mut p = plan_one(&project, s, t, i);
+            let mut platforms = release::platforms_of(&project, s).unwrap_or_default();
+            if let Some(only) = &only {
+                platforms.retain(|p| only.contains(p));
+            }
+            p.platforms = platforms
+                .into_iter()
+                .map(|platform| PlannedPlatform {
+                    engine: routes.endpoint(&platform).map(str::to_string),
+                    platform,
+                })
+                .collect();
+            p
         })
         .collect();
     let dirty_note = revision.as_ref().filter(|r| r.dirty && refuses_dirty).map(|r| {
@@ -272,6 +298,17 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
                     row("target", t);
                 }
                 row("image", &p.image);
+                if !p.platforms.is_empty() {
+                    let list: Vec<String> = p
+                        .platforms
+                        .iter()
+                        .map(|pp| match &pp.engine {
+                            Some(e) => format!("{} (engine {e})", pp.platform),
+                            None => format!("{} (default engine)", pp.platform),
+                        })
+                        .collect();
+                    row("platforms", &list.join(", "));
+                }
                 let repo = format!("{}/{}", p.registry, p.repository);
                 let repo_note = match (p.repository_checked, create) {
                     (true, true) => " (created if missing)",

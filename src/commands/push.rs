@@ -12,6 +12,7 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
     let reporter = &run.reporter;
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
+    release::check_lambda(&project, &services)?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(
             "no service of project `{}` has a build section: nothing to push",

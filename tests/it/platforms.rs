@@ -230,6 +230,21 @@ async fn two_platforms_one_tag(engine: Engine) {
         single.media_type
     );
 
+    // The pre-deploy gate: every platform of every index is there.
+    let verified = crate::support::run(wharf_on(engine, dir.path(), &sha).args([
+        "verify",
+        "--registry",
+        "ecr",
+        "--manifest",
+        "-",
+    ]));
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    let gate: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(
+        gate["images"], manifest["images"],
+        "verify's manifest is the release's"
+    );
+
     // The same commit again: nothing is built, every tag stays where it is.
     let again = release(engine, dir.path(), &sha, &[]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
@@ -382,6 +397,19 @@ async fn platforms_routed_to_another_engine_build_there() {
         &format!("{compose}x-wharf:\n  engines:\n    linux/arm64: {d26}\n"),
     );
     let sha = fake_sha();
+    let plan = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
+        "plan",
+        "--registry",
+        "ecr",
+    ]));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains(&format!(
+            "linux/amd64 (default engine), linux/arm64 (engine {d26})"
+        )),
+        "{text}{}",
+        stderr(&plan)
+    );
     let out = release(Engine::Docker20, dir.path(), &sha, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let on = |host: Option<&str>, image: &str| {
@@ -483,4 +511,60 @@ async fn a_narrowed_run_writes_no_index_on_docker20() {
 #[tokio::test]
 async fn a_narrowed_run_writes_no_index_on_docker26() {
     a_narrowed_run_writes_no_index(Engine::Docker26).await;
+}
+
+/// A Lambda image (x-wharf.lambda): a plain image manifest of its one platform, checked by
+/// `verify`; more than one platform for it is a configuration error.
+#[tokio::test]
+async fn lambda_images_are_plain_manifests_of_one_platform() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpl").replace('-', "");
+    let compose = |platforms: &str| {
+        format!(
+            "services:\n  fn:\n    image: {prefix}/fn\n    build:\n      context: .\n      platforms: [{platforms}]\n    x-wharf:\n      lambda: true\n"
+        )
+    };
+    write(
+        dir.path(),
+        "compose.yaml",
+        &compose("linux/amd64, linux/arm64"),
+    );
+    write(
+        dir.path(),
+        "Dockerfile",
+        "FROM wharf-test/busybox:1-arm64\nCOPY stamp /stamp\n",
+    );
+    write(dir.path(), "stamp", &unique("fn"));
+    let sha = fake_sha();
+    let refused = release(Engine::Docker20, dir.path(), &sha, &[]);
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("x-wharf.lambda") && err.contains("plain image manifest"),
+        "{err}"
+    );
+
+    write(dir.path(), "compose.yaml", &compose("linux/arm64"));
+    let out = release(Engine::Docker20, dir.path(), &sha, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let repository = format!("{}/{prefix}/fn", bed.ecr_registry);
+    let image = get(&api, &format!("{repository}:{sha}"), &login).await;
+    assert!(
+        IMAGES.contains(&image.media_type.as_str()),
+        "{}",
+        image.media_type
+    );
+    assert_eq!(
+        architecture(&api, &repository, &image, &login).await,
+        "arm64"
+    );
+    let verified = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
+        "verify",
+        "--registry",
+        "ecr",
+    ]));
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
 }

@@ -224,6 +224,15 @@ pub async fn run(
                     if result.is_ok() {
                         result = build_one(&docker, &b, &events).await;
                     }
+                    if matches!(&result, Err(BuildError::Daemon { message, log_tail }) if lost_at_export(message, log_tail))
+                    {
+                        let unit = b.unit();
+                        events(Event::Line {
+                            unit: &unit,
+                            line: "the engine lost the image while exporting it; building again",
+                        });
+                        result = build_one(&docker, &b, &events).await;
+                    }
                     let outcome = match result {
                         Ok(()) => Outcome::Built {
                             elapsed: started.elapsed(),
@@ -300,6 +309,16 @@ pub async fn run(
             (s, o)
         })
         .collect()
+}
+
+/// Docker 26's containerd image store was seen to end a build `FROM` a multi-platform
+/// service's image with a bare "not found" while exporting, when that base image was being
+/// pushed at the same time; the same build started again (from the build cache) succeeds.
+fn lost_at_export(message: &str, log_tail: &[String]) -> bool {
+    message.trim() == "not found"
+        && log_tail
+            .last()
+            .is_some_and(|l| l.starts_with("exporting to image"))
 }
 
 /// For each multi-platform service, the build whose image its compose name and `build.tags`
