@@ -534,4 +534,50 @@ mod tests {
         // The compose labels name the project and the service.
         assert_ne!(digest_of("other", free, Some("linux/amd64")), amd64);
     }
+
+    #[test]
+    fn each_platform_has_its_digest_and_the_index_the_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("compose.yaml"),
+            "services:\n  app: {build: {context: ./ctx, platforms: [linux/amd64, linux/arm64]}}\n  one: {build: {context: ./ctx, platforms: [linux/amd64]}}\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("ctx")).unwrap();
+        std::fs::write(dir.path().join("ctx/Dockerfile"), "FROM scratch\n").unwrap();
+        let project = wharf_compose::load(&wharf_compose::ProjectOptions {
+            working_dir: dir.path().to_path_buf(),
+            project_name: Some("shop".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let all: Vec<&wharf_compose::Service> = project.services.values().collect();
+        let prepared = crate::service::prepare(&project, &all, &Default::default()).unwrap();
+        let compose: HashMap<String, &Build> = project
+            .services
+            .values()
+            .filter_map(|s| Some((s.name.clone(), s.build.as_ref()?)))
+            .collect();
+        let units = digest_units(&prepared.builds, &compose, 2).unwrap();
+        let unit = |s: &str, p: Option<&str>| Unit {
+            service: s.into(),
+            platform: p.map(|p| crate::platform::Platform::parse(p).unwrap()),
+        };
+        let amd64 = units[&unit("app", Some("linux/amd64"))]
+            .digest()
+            .unwrap()
+            .hex
+            .clone();
+        let arm64 = units[&unit("app", Some("linux/arm64"))]
+            .digest()
+            .unwrap()
+            .hex
+            .clone();
+        assert_ne!(amd64, arm64);
+        assert!(units[&unit("one", None)].digest().is_some());
+        let services = by_service(&prepared.builds, &units);
+        let set = services["app"].digest().unwrap().hex.clone();
+        assert!(set != amd64 && set != arm64);
+        assert_eq!(services["one"], units[&unit("one", None)]);
+    }
 }
