@@ -253,6 +253,22 @@ async fn two_platforms_one_tag(engine: Engine) {
     let second: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(second["images"], manifest["images"]);
 
+    // A new commit that changes nothing: nothing is built; its tags, platform identity tags
+    // included, name the same images.
+    let next = fake_sha();
+    let unchanged = release(engine, dir.path(), &next, &[]);
+    assert_eq!(unchanged.status.code(), Some(0), "{}", stderr(&unchanged));
+    let log = stderr(&unchanged);
+    assert!(!log.contains("\"event\":\"building\""), "{log}");
+    for service in ["base", "api"] {
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        for tag in ["", "-linux-amd64", "-linux-arm64"] {
+            let old = get(&api, &format!("{repository}:{sha}{tag}"), &login).await;
+            let new = get(&api, &format!("{repository}:{next}{tag}"), &login).await;
+            assert_eq!(old.digest, new.digest, "{service} {tag}");
+        }
+    }
+
     // A failing arm64 build: no moving tag moves, for any service.
     write(
         dir.path(),
@@ -270,7 +286,7 @@ async fn two_platforms_one_tag(engine: Engine) {
     for service in ["base", "api", "single"] {
         let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
         let latest = get(&api, &format!("{repository}:latest"), &login).await;
-        let before = get(&api, &format!("{repository}:{sha}"), &login).await;
+        let before = get(&api, &format!("{repository}:{next}"), &login).await;
         assert_eq!(
             latest.digest, before.digest,
             "{service}: latest did not move"
