@@ -229,7 +229,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                     failed.join("\n  ")
                 )));
             }
-            reporter.summary(&format!("built {} service(s)", outcomes.len()));
+            reporter.summary(&format!("built {} image(s)", outcomes.len()));
             return Ok(());
         };
         let (docker, _) = wharf_builder::daemon::connect()

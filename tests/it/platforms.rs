@@ -584,3 +584,39 @@ async fn lambda_images_are_plain_manifests_of_one_platform() {
     ]));
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
 }
+
+/// `wharf build`, then `wharf push`: each platform's image, kept under its own local name, is
+/// pushed under its platform identity tags and the index written, as `build --push` does.
+#[tokio::test]
+async fn push_after_build_writes_the_index() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpp").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let built = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args(["build"]));
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let pushed = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
+        "push",
+        "--registry",
+        "ecr",
+        "--create-repositories",
+    ]));
+    assert_eq!(pushed.status.code(), Some(0), "{}", stderr(&pushed));
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let repository = format!("{}/{prefix}/api", bed.ecr_registry);
+    let index = get(&api, &format!("{repository}:latest"), &login).await;
+    assert!(
+        LISTS.contains(&index.media_type.as_str()),
+        "{}",
+        index.media_type
+    );
+    let arm = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+    assert_eq!(
+        file_in_image(&api, &repository, &arm, "api-arch", &login)
+            .await
+            .as_deref(),
+        Some("aarch64")
+    );
+}
