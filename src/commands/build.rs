@@ -20,7 +20,7 @@ use wharf_builder::schedule::{self, Event, Outcome};
 use wharf_builder::service::{self, Options, Unit};
 use wharf_builder::session::RegistryCredentials;
 use wharf_pusher::events::ServiceEvent;
-use wharf_pusher::release::{InputsDigest, PlatformReady, Ready, SkipInputs};
+use wharf_pusher::release::{InputsDigest, PlatformCandidate, PlatformReady, Ready, SkipInputs};
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
 /// was built. Compose's own labels win on a clash. `revision`: the one the release's tags name,
@@ -324,10 +324,69 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             platform_inputs,
         };
         let unchanged = release.unchanged(&skip).await.map_err(release::failure)?;
+        // A multi-platform service the registry does not hold whole may hold some of its
+        // platforms (a run narrowed by --platform, on another runner): those are tagged.
+        let candidates: Vec<PlatformCandidate> = if args.no_skip {
+            Vec::new()
+        } else {
+            prepared
+                .builds
+                .iter()
+                .filter(|b| !unchanged.contains_key(&b.service))
+                .filter_map(|b| {
+                    let platform = b.part()?.clone();
+                    let d = unit_inputs.get(&b.unit())?.digest()?;
+                    Some(PlatformCandidate {
+                        service: b.service.clone(),
+                        platform,
+                        inputs: InputsDigest {
+                            hex: d.hex.clone(),
+                            tag: d.tag(),
+                        },
+                    })
+                })
+                .collect()
+        };
+        let mut unchanged_platforms = release
+            .unchanged_platforms(wharf_builder::inputs::LABEL, &candidates)
+            .await;
+        let reused = |u: &HashMap<(String, Platform), _>, b: &service::ServiceBuild| {
+            unchanged.contains_key(&b.service)
+                || b.part()
+                    .is_some_and(|p| u.contains_key(&(b.service.clone(), p.clone())))
+        };
+        // A platform's image that a build uses as its base is built too: the engine needs it.
+        loop {
+            let mut needed = Vec::new();
+            for b in prepared
+                .builds
+                .iter()
+                .filter(|b| !reused(&unchanged_platforms, b))
+            {
+                for dep in &b.after {
+                    let unit = service::dependency_unit(&prepared.builds, dep, b.platform.known());
+                    if let Some(Unit {
+                        service,
+                        platform: Some(p),
+                    }) = unit
+                    {
+                        if unchanged_platforms.contains_key(&(service.clone(), p.clone())) {
+                            needed.push((service, p));
+                        }
+                    }
+                }
+            }
+            if needed.is_empty() {
+                break;
+            }
+            for key in needed {
+                unchanged_platforms.remove(&key);
+            }
+        }
         let (builds, skipped): (Vec<_>, Vec<_>) = prepared
             .builds
             .into_iter()
-            .partition(|b| !unchanged.contains_key(&b.service));
+            .partition(|b| !reused(&unchanged_platforms, b));
         reporter.expect_pushes(release.targets().iter().map(|t| {
             let mut tags: Vec<String> = t
                 .platforms
@@ -374,7 +433,12 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         );
         let ((outcomes, ()), first) = tokio::join!(
             async { tokio::join!(building, forward) },
-            release.identity_phase(&unchanged, to_push_rx, &index_inputs_tags)
+            release.identity_phase(
+                &unchanged,
+                &unchanged_platforms,
+                to_push_rx,
+                &index_inputs_tags
+            )
         );
         let mut skipped_services: Vec<&str> = skipped.iter().map(|b| b.service.as_str()).collect();
         skipped_services.dedup();

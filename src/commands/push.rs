@@ -108,7 +108,7 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
         }
         drop(to_push);
         let first = release
-            .identity_phase(&HashMap::new(), to_push_rx, &HashMap::new())
+            .identity_phase(&HashMap::new(), &HashMap::new(), to_push_rx, &HashMap::new())
             .await;
         let images = release
             .finish(first, Vec::new())

@@ -517,6 +517,31 @@ async fn a_narrowed_run_writes_no_index(engine: Engine) {
         );
         assert_eq!(entry["platforms"][0]["digest"], arm.digest.as_str());
     }
+
+    // The run with every platform (another runner, say) builds only what is missing: the
+    // arm64 images are taken from the registry, the index written.
+    let full = release(engine, dir.path(), &sha, &[]);
+    let log = stderr(&full);
+    assert_eq!(full.status.code(), Some(0), "{log}");
+    for service in ["base", "api"] {
+        let building = |platform: &str| {
+            format!("\"event\":\"building\",\"service\":\"{service} ({platform})\"")
+        };
+        assert!(
+            !log.contains(&building("linux/arm64")),
+            "{service} arm64 is reused: {log}"
+        );
+        assert!(log.contains(&building("linux/amd64")), "{log}");
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let arm = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+        let index = get(&api, &format!("{repository}:latest"), &login).await;
+        let children = wharf_pusher::index::children(&index).unwrap();
+        assert_eq!(children.len(), 2);
+        assert_eq!(
+            children[1].digest, arm.digest,
+            "{service}: the narrowed run's arm64 image"
+        );
+    }
 }
 
 #[tokio::test]

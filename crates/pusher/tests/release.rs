@@ -151,7 +151,7 @@ async fn a_release_lands_identity_tags_then_moving_tags_and_returns_the_manifest
     }
     drop(tx);
     let first = release
-        .identity_phase(&unchanged, rx, &HashMap::new())
+        .identity_phase(&unchanged, &HashMap::new(), rx, &HashMap::new())
         .await;
     let images = release.finish(first, Vec::new()).await.expect("released");
     assert_eq!(images.len(), 2);
@@ -215,7 +215,7 @@ async fn a_failed_build_moves_no_moving_tag() {
     .unwrap();
     drop(tx);
     let first = release
-        .identity_phase(&HashMap::new(), rx, &HashMap::new())
+        .identity_phase(&HashMap::new(), &HashMap::new(), rx, &HashMap::new())
         .await;
     let e = release
         .finish(first, vec!["`worker`: build failed".into()])

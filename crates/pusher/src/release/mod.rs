@@ -31,7 +31,7 @@ pub use logins::{login_all, Aws};
 pub use manifest::{Manifest, ManifestImage, PlatformImage};
 pub use moving::Restoration;
 pub use preflight::ImmutableMovingTag;
-pub use skip::{InputsDigest, SkipInputs};
+pub use skip::{InputsDigest, PlatformCandidate, SkipInputs};
 pub use tagger::{Logins, Origin, Tagger};
 
 use crate::api::{RawManifest, RegistryApi};
@@ -291,14 +291,27 @@ impl Release {
         skip::unchanged(&self.tagger(), &self.targets, inputs).await
     }
 
+    /// The platforms' images of multi-platform services the registry already holds by input
+    /// digest (for a service the registry does not hold whole): tagged, not built.
+    pub async fn unchanged_platforms(
+        &self,
+        inputs_label: &str,
+        candidates: &[PlatformCandidate],
+    ) -> HashMap<(String, Platform), RawManifest> {
+        skip::unchanged_platforms(&self.tagger(), &self.targets, inputs_label, candidates).await
+    }
+
     /// Phase 1: identity tags of every unchanged service at once, and of every built one as it
     /// arrives on `ready` (until the sender is dropped). A multi-platform service's platforms
     /// get their platform identity tags as each arrives; its index is written once all of
     /// them landed (not by a run that builds only some: see [`ImageTarget::partial`]).
     /// `index_inputs_tags`: each multi-platform service's inputs tag for its index.
+    /// `unchanged_platforms`: platforms' images reused from the registry
+    /// ([`Release::unchanged_platforms`]).
     pub async fn identity_phase(
         &self,
         unchanged: &HashMap<String, RawManifest>,
+        unchanged_platforms: &HashMap<(String, Platform), RawManifest>,
         mut ready: mpsc::UnboundedReceiver<Ready>,
         index_inputs_tags: &HashMap<String, String>,
     ) -> IndexMap<String, Landing> {
@@ -369,6 +382,24 @@ impl Release {
                 pushes.push(push(t, Origin::Registry(m.clone()), Vec::new(), None));
             }
         }
+        let reuse = |t: &'_ ImageTarget, platform: Platform, manifest: RawManifest| {
+            let tagger = &tagger;
+            let t = t.clone();
+            async move {
+                let r = tagger.platform_reused(&t, &platform, &manifest).await;
+                (t.service, Done::Platform(r))
+            }
+        };
+        let mut reused = FuturesUnordered::new();
+        for ((service, platform), m) in unchanged_platforms {
+            if let Some(t) = by_service.get(service.as_str()) {
+                self.emit(ServiceEvent::Unchanged {
+                    service: format!("{service} ({platform})"),
+                    tag: m.digest.clone(),
+                });
+                reused.push(reuse(t, platform.clone(), m.clone()));
+            }
+        }
         let mut assemblies: HashMap<String, Assembly> = HashMap::new();
         let mut results: HashMap<String, Result<(String, Vec<PlatformImage>), Error>> =
             HashMap::new();
@@ -384,7 +415,7 @@ impl Release {
                     }
                     None => open = false,
                 },
-                Some((service, done)) = pushes.next(), if !pushes.is_empty() => {
+                Some((service, done)) = next_done(&mut pushes, &mut reused), if !pushes.is_empty() || !reused.is_empty() => {
                     let failed = |e: &Error| self.emit(ServiceEvent::PushFailed { service: service.clone(), message: e.to_string() });
                     match done {
                         Done::Image(r) => {
@@ -535,6 +566,19 @@ fn gate(
         Ok((digests, platforms))
     } else {
         Err(ReleaseError::IdentityFailed { failed, landed })
+    }
+}
+
+/// The next of either set of futures to finish.
+async fn next_done<A, B, T>(a: &mut FuturesUnordered<A>, b: &mut FuturesUnordered<B>) -> Option<T>
+where
+    A: std::future::Future<Output = T>,
+    B: std::future::Future<Output = T>,
+{
+    tokio::select! {
+        Some(x) = a.next(), if !a.is_empty() => Some(x),
+        Some(x) = b.next(), if !b.is_empty() => Some(x),
+        else => None,
     }
 }
 

@@ -203,6 +203,25 @@ impl<'a> Tagger<'a> {
         Ok(Child::of(&manifest, platform.clone()))
     }
 
+    /// Phase 1 for one platform's image the repository already holds (same inputs): its
+    /// platform identity tags, by manifest copy.
+    pub async fn platform_reused(
+        &self,
+        target: &ImageTarget,
+        platform: &Platform,
+        manifest: &RawManifest,
+    ) -> Result<Child, Error> {
+        let part = ImageTarget {
+            identity_tags: target.platform_tags(platform),
+            moving_tags: Vec::new(),
+            ..target.clone()
+        };
+        let m = self
+            .identity_manifest(&part, &Origin::Registry(manifest.clone()), &[])
+            .await?;
+        Ok(Child::of(&m, platform.clone()))
+    }
+
     /// Phase 1's end for a multi-platform service: the index of `children` under its identity
     /// tags, then `extra` (the index's inputs tag). Returns the index.
     pub async fn index(
