@@ -215,7 +215,7 @@ impl Prepared {
             if let Target::Daemon(n) = &mut b.platform {
                 *n = native.clone();
             }
-            if let (Native::Known(p), true) = (&native, b.is_multi_platform()) {
+            if let (Native::Known(p), true) = (&native, b.request.platform.is_some()) {
                 platform_args_of(&mut b.request.args, "BUILD", p);
             }
         }
@@ -355,6 +355,9 @@ fn prepare_one(
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
         .collect();
+    if let Some([p]) = platform.as_deref() {
+        target_args(&mut request.args, p);
+    }
 
     // As docker compose: the Docker config's proxies, never over an arg the service names
     // (even one left without a value).
