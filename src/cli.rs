@@ -22,7 +22,7 @@ const VERSION: &str = env!("WHARF_VERSION");
         wharf build --push --registry ecr          build, then push {git_sha} and latest to ECR\n  \
         wharf verify --registry ecr                every expected image exists (the deploy gate)\n  \
         wharf completions bash > /etc/bash_completion.d/wharf\n\n\
-        Environment: WHARF_REGISTRY, WHARF_TAGS, WHARF_PROGRESS, WHARF_TIMEOUT, RUST_LOG, and docker compose's \
+        Environment: WHARF_REGISTRY, WHARF_TAGS, WHARF_SHARD, WHARF_PROGRESS, WHARF_TIMEOUT, RUST_LOG, and docker compose's \
         COMPOSE_FILE, COMPOSE_PROJECT_NAME, COMPOSE_PROFILES, COMPOSE_PATH_SEPARATOR.\n\
         Exit status: 0 success, 1 a build, push or verification failed, 2 usage or configuration \
         error (nothing was built or pushed), 130 interrupted.",
@@ -158,12 +158,107 @@ pub enum Command {
             | wharf render ecs-task-definition - --registry ecr > task-definition.json"
     )]
     Render(RenderCommand),
+    /// Move the moving tags onto a commit's release once every identity tag of it is there:
+    /// the fan-in of a sharded release, a rollback, a promotion to another registry.
+    #[command(after_help = "Examples:\n  \
+            wharf promote --registry ecr                  after every shard of this commit\n  \
+            wharf promote --registry ecr --commit 3f2a9c1 rollback: latest back on an older release\n  \
+            wharf promote --registry ecr --tag '{git_sha}' --tag prod-latest\n  \
+            wharf promote --registry ecr --to 210987654321.dkr.ecr.eu-west-1.amazonaws.com\n\n\
+            It never builds. Exit status: 0 moved, 1 a service's release of the commit is missing, \
+            untrusted or could not be copied (each named; nothing moved) or a moving tag could not move \
+            (the others put back), 2 usage or configuration error, 130 interrupted.")]
+    Promote(PromoteArgs),
     /// Print a shell completion script to stdout.
     #[command(after_help = "Examples:\n  \
             wharf completions bash > /etc/bash_completion.d/wharf\n  \
             wharf completions zsh > \"${fpath[1]}/_wharf\"\n  \
             wharf completions fish > ~/.config/fish/completions/wharf.fish")]
     Completions(CompletionsArgs),
+    // --- adoption: iam-policy and init ---
+    /// Print the least-privilege IAM policy this project's release needs.
+    #[command(
+        name = "iam-policy",
+        long_about = "Print the least-privilege IAM policy this project's release needs: the ECR \
+            actions to push and read manifests on exactly the project's repositories, \
+            ecr:GetAuthorizationToken (which takes only `*`), repository creation only when \
+            configured, ECR Public's token actions when a public target is configured, and the \
+            ECS reads of `verify --ecs-service` when ECS services are configured. No AWS call. \
+            With `--registry ecr` the account is the caller's, unknown offline: its ARNs read \
+            `*` there (name the registry host for exact ARNs).",
+        after_help = "Examples:\n  \
+            wharf iam-policy --registry 123456789012.dkr.ecr.us-east-1.amazonaws.com\n  \
+            wharf iam-policy --create-repositories --ecs-service prod/api > policy.json\n  \
+            aws iam put-role-policy --role-name ci-release --policy-name wharf \\\n    \
+            --policy-document \"$(wharf iam-policy)\""
+    )]
+    IamPolicy(IamPolicyArgs),
+    /// Set up an existing compose project: its x-wharf block and a release workflow.
+    #[command(
+        long_about = "Set up an existing compose project for wharf: print the top-level x-wharf \
+            block for the registry and tags chosen, and a GitHub Actions release workflow that \
+            runs wharf's action with OIDC credentials (actions pinned by commit). With --write, \
+            append the block to the compose file and write .github/workflows/release.yml at the \
+            repository's root; an existing block or workflow is replaced only with --force.",
+        after_help = "Examples:\n  \
+            wharf init                                                  print, for ECR of the caller's account\n  \
+            wharf init --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com --write\n  \
+            wharf init --tag '{git_short_sha}' --tag stage-latest --branch develop --write --force"
+    )]
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The registry: `ecr`, ACCOUNT.dkr.ecr.REGION.amazonaws.com, public.ecr.aws/ALIAS or
+    /// HOST[:PORT][/NAMESPACE].
+    #[arg(long, value_name = "REG", default_value = "ecr")]
+    pub registry: String,
+    /// Tag template (repeatable).
+    #[arg(long = "tag", value_name = "TEMPLATE", default_values_t = ["{git_sha}".to_string(), "latest".to_string()])]
+    pub tags: Vec<String>,
+    /// Create missing repositories on release.
+    #[arg(long)]
+    pub create_repositories: bool,
+    /// The branch whose pushes release.
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    pub branch: String,
+    /// The IAM role the workflow assumes (default: the repository variable
+    /// WHARF_RELEASE_ROLE_ARN).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The AWS region of `--registry ecr` (default: the repository variable AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Write the block into the compose file and the workflow file instead of printing them.
+    #[arg(long)]
+    pub write: bool,
+    /// With --write: replace an existing x-wharf block and workflow.
+    #[arg(long, requires = "write")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// Output format: the policy document as indented JSON, as IAM takes it.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: PolicyFormat,
+    /// An ECS service `verify` checks after the deploy (repeatable; default:
+    /// x-wharf.ecs_services).
+    #[arg(long = "ecs-service", value_name = "CLUSTER/SERVICE")]
+    pub ecs_services: Vec<String>,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PolicyFormat {
+    /// The policy document (JSON, indented).
+    #[default]
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +322,9 @@ pub struct PlanArgs {
     /// The builder `build` would use (the input digests name it).
     #[arg(long, value_enum, default_value_t)]
     pub builder: BuilderChoice,
+    /// Show what shard K of N (`build --push --shard K/N`) would release.
+    #[arg(long, env = "WHARF_SHARD", value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<wharf_pusher::shard::Shard>,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -264,11 +362,43 @@ pub struct BuildArgs {
     /// the registry (which are otherwise only tagged there, not rebuilt).
     #[arg(long, env = "WHARF_NO_SKIP")]
     pub no_skip: bool,
+    /// With --push: release only shard K of N (1/2, 2/2 …) of the selected services, identity
+    /// and inputs tags only; the moving tags are left to `wharf promote`. A service built FROM
+    /// another service's image goes to its base's shard.
+    #[arg(long, env = "WHARF_SHARD", value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<wharf_pusher::shard::Shard>,
     /// Services (default: every service with a build section).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The commit whose release to promote (a SHA, full or abbreviated as git knows it;
+    /// default: the current commit). An older one is a rollback.
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// Copy the release to this registry first (through the registry API; digests stay the
+    /// same), then move the moving tags there: `ecr`, ACCOUNT.dkr.ecr.REGION.amazonaws.com,
+    /// public.ecr.aws/ALIAS, or HOST[:PORT][/NAMESPACE].
+    #[arg(long, value_name = "REGISTRY")]
+    pub to: Option<String>,
+    /// Write the manifest of the promoted images (JSON) to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Services (default: every service with a build section).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `--shard K/N`: one runner's share of a release.
+fn parse_shard(text: &str) -> Result<wharf_pusher::shard::Shard, String> {
+    text.parse()
+        .map_err(|e: wharf_pusher::shard::ShardError| e.to_string())
 }
 
 #[derive(Debug, Args)]

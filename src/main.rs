@@ -15,6 +15,7 @@ mod github;
 mod log_guard;
 mod progress;
 mod release;
+mod shard;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -60,6 +61,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// The AWS SDK's tracing targets (prefixes).
+const AWS_SDK_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_smithy_runtime",
+    "aws_smithy_http_client",
+    "aws_runtime",
+    "aws_sdk_ecr",
+    "aws_sdk_ecrpublic",
+    "aws_sdk_ecs",
+    "aws_sdk_sts",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "aws_credential_types",
+    "aws_sigv4",
+];
+
 fn init_tracing(verbose: u8, reporter: &progress::Reporter) {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::FilterExt;
@@ -70,6 +87,16 @@ fn init_tracing(verbose: u8, reporter: &progress::Reporter) {
         0 => "warn",
         1 => "info",
         _ => "debug",
+    };
+    // The AWS SDK warns about every credential and region source it tries (IMDS on a laptop)
+    // with a debug dump of the answer; wharf reports the failure that matters itself. Its
+    // traces show from -vv on.
+    let default = if verbose < 2 {
+        AWS_SDK_TARGETS
+            .iter()
+            .fold(default.to_string(), |f, t| format!("{f},{t}=error"))
+    } else {
+        default.to_string()
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = reporter.mode() != progress::Mode::Json

@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -81,9 +82,11 @@ def log(msg):
 # The generated project
 
 
-def write_project(path, ns, registry, services, files, blob_mib, seed):
+def write_project(path, ns, registry, services, files, blob_mib, seed, deps_seconds=0, shared_base=False):
     """A compose project of `services` services under `path`, committed to a new git repository.
-    `seed` makes its contents differ from every other project's."""
+    `seed` makes its contents differ from every other project's. `deps_seconds`: each service
+    first runs a dependency step that long (`RUN sleep`, on a `deps.txt` of its own) before its
+    sources are copied. `shared_base`: svc-02… build FROM svc-01's image (a `service:` context)."""
     rng = random.Random(seed)
     compose = [f"name: {ns}", "services:"]
     for s in range(1, services + 1):
@@ -98,13 +101,25 @@ def write_project(path, ns, registry, services, files, blob_mib, seed):
                 f.write(rng.randbytes(rng.randint(1024, 4096)))
         with open(os.path.join(root, "blob.bin"), "wb") as f:
             f.write(rng.randbytes(blob_mib * 1024 * 1024))
+        from_base = shared_base and s > 1
+        lines = [f"FROM {'base' if from_base else BASE_IMAGE}"]
+        if deps_seconds:
+            with open(os.path.join(root, "deps.txt"), "w") as f:
+                f.write(rng.randbytes(16).hex() + "\n")
+            lines += ["COPY deps.txt /deps.txt",
+                      f"RUN sleep {deps_seconds} && wc -c /deps.txt > /deps.done"]
+        lines += ["COPY . /app", "RUN ls -R /app > /app.list"]
         with open(os.path.join(root, "Dockerfile"), "w") as f:
-            f.write(f"FROM {BASE_IMAGE}\nCOPY . /app\nRUN ls -R /app > /app.list\n")
+            f.write("\n".join(lines) + "\n")
         compose += [
             f"  {svc}:",
             f"    image: {registry}/{ns}/{svc}:${{TAG:-latest}}",
-            f"    build: ./{svc}",
         ]
+        if from_base:
+            compose += ["    build:", f"      context: ./{svc}",
+                        "      additional_contexts:", "        base: service:svc-01"]
+        else:
+            compose += [f"    build: ./{svc}"]
     with open(os.path.join(path, "compose.yaml"), "w") as f:
         f.write("\n".join(compose) + "\n")
     git(path, "init", "-q")
@@ -147,16 +162,27 @@ class Step:
         env = clean_env()
         env.update(env_extra or {})
         rss_file = self.log_path + ".rss"
+        # When each stderr line arrived (seconds from the start): the phase breakdown of wharf's
+        # JSON progress is read from these.
+        self.line_times = []
         with open(self.log_path, "ab") as out:
             out.write(f"\n$ {' '.join(cmd)}   {env_extra or ''}\n".encode())
             out.flush()
             start = time.perf_counter()
-            try:
-                proc = subprocess.run([TIME, "-v", "-o", rss_file, *cmd], cwd=self.cwd, env=env,
-                                      stdout=out, stderr=subprocess.PIPE, timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                raise BenchError(f"{name}: no answer after {self.timeout} s (log: {self.log_path})")
+            proc = subprocess.Popen([TIME, "-v", "-o", rss_file, *cmd], cwd=self.cwd, env=env,
+                                    stdout=out, stderr=subprocess.PIPE)
+            killer = threading.Timer(self.timeout, proc.kill)
+            killer.start()
+            lines = []
+            for raw in proc.stderr:
+                lines.append(raw)
+                self.line_times.append((time.perf_counter() - start, raw.decode(errors="replace")))
+            proc.wait()
+            killer.cancel()
             seconds = time.perf_counter() - start
+            if seconds >= self.timeout:
+                raise BenchError(f"{name}: no answer after {self.timeout} s (log: {self.log_path})")
+            proc.stderr = b"".join(lines)
             out.write(proc.stderr)
         rss_kib = None
         with open(rss_file) as f:
@@ -188,6 +214,38 @@ def wharf_events(stderr):
     return counts, notes
 
 
+def phases(line_times):
+    """Where a wharf run spent its time, from when its JSON progress lines arrived: preparing
+    (project, git, context hashing, logins, the registry lookups of the skip decision) until the
+    first build starts; the builds' wall time and their summed time; what followed the last build
+    until phase 2 (the last pushes); phase 2 (moving tags, manifest copies)."""
+    events = []
+    for t, line in line_times:
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict):
+            events.append((t, ev))
+    if not events:
+        return None
+    end = line_times[-1][0]
+    first = lambda kind: next((t for t, e in events if e.get("event") == kind), None)
+    last = lambda kind: next((t for t, e in reversed(events) if e.get("event") == kind), None)
+    moving = next((t for t, e in events if e.get("event") == "phase" and e.get("phase") == "moving"), None)
+    building, last_built = first("building"), last("built")
+    start_of_work = building if building is not None else (first("phase") or end)
+    out = {
+        "prepare": start_of_work,
+        "builds_wall": (last_built - building) if building is not None and last_built is not None else 0.0,
+        "build_sum": sum(float(e.get("seconds") or 0) for _, e in events if e.get("event") == "built"),
+        "pushes_after_builds": (moving if moving is not None else end) - (last_built if last_built is not None else start_of_work),
+        "moving_tags": (end - moving) if moving is not None else 0.0,
+        "total": end,
+    }
+    return {k: round(v, 3) for k, v in out.items()}
+
+
 def run_recipe(recipe, project, services, registry, ns, wharf, step):
     """Runs one recipe once; returns the commit it released."""
     sha = git(project, "rev-parse", "HEAD")
@@ -196,7 +254,7 @@ def run_recipe(recipe, project, services, registry, ns, wharf, step):
         stderr = step.run("wharf build --push", [
             wharf, "build", "--push", "--registry", prefix, "--repository", "{service}",
             "--tag", "{git_sha}", "--tag", "latest", "--progress", "json"])
-        return sha, wharf_events(stderr)
+        return sha, (*wharf_events(stderr), phases(step.line_times))
     if recipe == "compose":
         for tag in (sha, "latest"):
             label = "sha" if tag == sha else "latest"
@@ -300,7 +358,8 @@ def sample(args, recipe, run_index, services, files, blob_mib, root, run_id):
     project = os.path.join(work, "project")
     os.makedirs(project)
     seed = int.from_bytes(os.urandom(8), "big")
-    svcs = write_project(project, ns, args.registry, services, files, blob_mib, seed)
+    svcs = write_project(project, ns, args.registry, services, files, blob_mib, seed,
+                         args.deps_seconds, args.shared_base)
     prefix = f"{args.registry}/{ns}"
     result = {"recipe": recipe, "run": run_index, "services": services, "namespace": ns}
     try:
@@ -310,17 +369,33 @@ def sample(args, recipe, run_index, services, files, blob_mib, root, run_id):
         remove_images(prefix)
         if any(tags_of(args.registry, f"{ns}/{s}") for s in svcs):
             raise BenchError(f"registry namespace {ns} is not empty before the cold run")
-        for scenario in ("cold", "noop"):
+        base_before = None
+        for scenario in args.scenarios:
             if scenario == "noop":
                 git(project, "commit", "-q", "--allow-empty", "-m", "nothing changed")
+            if scenario == "fresh":
+                # A fresh runner, one service changed (the last: with --shared-base, one built
+                # FROM svc-01): the daemon holds none of the images and (with
+                # --prune-build-cache) no build cache; the registry holds the last release.
+                base_before = digest_of(args.registry, f"{ns}/{svcs[0]}", "latest")
+                with open(os.path.join(project, svcs[-1], "changed.txt"), "w") as f:
+                    f.write(os.urandom(8).hex() + "\n")
+                git(project, "add", "-A")
+                git(project, "commit", "-q", "-m", "one service changed")
+                remove_images(prefix)
+                if args.prune_build_cache:
+                    subprocess.run(["docker", "builder", "prune", "-af"], check=True, capture_output=True)
             step = Step(project, os.path.join(work, f"{scenario}.log"), args.timeout)
             start = time.perf_counter()
             sha, events = run_recipe(recipe, project, svcs, args.registry, ns, args.wharf, step)
             seconds = time.perf_counter() - start
             check = check_release(args.registry, ns, svcs, sha)
             entry = {"seconds": round(seconds, 3), "commit": sha, "steps": step.steps, **check}
+            if scenario == "fresh":
+                # Whether the unchanged svc-01 (with --shared-base: the base) kept its image.
+                entry["base_kept"] = digest_of(args.registry, f"{ns}/{svcs[0]}", sha) == base_before
             if recipe == "wharf":
-                counts, notes = events
+                counts, notes, entry["phases"] = events
                 entry["max_rss_kib"] = step.steps[0]["max_rss_kib"]
                 entry["events"] = counts
                 entry["built"] = counts.get("built", 0)
@@ -334,6 +409,8 @@ def sample(args, recipe, run_index, services, files, blob_mib, root, run_id):
             if recipe == "wharf":
                 extra = (f", built {entry['built']}/{services}, unchanged {entry['unchanged']}, peak RSS {entry['max_rss_kib'] / 1024:.1f} MiB"
                          f", wharf-inputs tags {entry['wharf_inputs_tags']}")
+            if "base_kept" in entry:
+                extra += f", svc-01 kept its digest: {entry['base_kept']}"
             log(f"{LABELS[recipe]:<52} N={services:<3} run {run_index} {scenario:<5} {seconds:8.2f} s{extra}")
     finally:
         if not args.keep:
@@ -359,35 +436,61 @@ def fmt(x, spec=".2f"):
     return "—" if x is None else format(x, spec)
 
 
-def main_table(samples, recipes):
-    base = {sc: median(samples, BASELINE, sc) for sc in ("cold", "noop")}
-    lines = [
-        "| recipe | cold median s | no-op median s | cold ratio vs (b) | no-op ratio vs (b) | peak RSS MiB (max) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+SCENARIO_NAMES = {"cold": "cold", "noop": "no-op", "fresh": "fresh runner"}
+
+
+def main_table(samples, recipes, scenarios):
+    base = {sc: median(samples, BASELINE, sc) for sc in scenarios}
+    head = "| recipe |" + "".join(f" {SCENARIO_NAMES[sc]} median s |" for sc in scenarios)
+    head += "".join(f" {SCENARIO_NAMES[sc]} ratio vs (b) |" for sc in scenarios) + " peak RSS MiB (max) |"
+    lines = [head, "|---|" + "---:|" * (2 * len(scenarios) + 1)]
     for r in recipes:
-        cold, noop = median(samples, r, "cold"), median(samples, r, "noop")
+        values = {sc: median(samples, r, sc) for sc in scenarios}
         ratio = lambda v, sc: None if v is None or not base[sc] else v / base[sc]
         rss = "—"
         if r == "wharf":
-            kib = [s[sc]["max_rss_kib"] for s in samples if s["recipe"] == r for sc in ("cold", "noop") if sc in s]
+            kib = [s[sc]["max_rss_kib"] for s in samples if s["recipe"] == r for sc in scenarios if sc in s]
             rss = fmt(max(kib) / 1024, ".1f") if kib else "—"
-        lines.append(f"| {LABELS[r]} | {fmt(cold)} | {fmt(noop)} | {fmt(ratio(cold, 'cold'))} | "
-                     f"{fmt(ratio(noop, 'noop'))} | {rss} |")
+        cells = [fmt(values[sc]) for sc in scenarios] + [fmt(ratio(values[sc], sc)) for sc in scenarios]
+        lines.append(f"| {LABELS[r]} | " + " | ".join(cells) + f" | {rss} |")
     return "\n".join(lines)
 
 
-def runs_table(samples, recipes):
-    lines = ["| recipe | run | cold s | no-op s | wharf built (cold / no-op) | wharf unchanged (cold / no-op) | wharf peak RSS MiB (cold / no-op) |",
-             "|---|---:|---:|---:|---|---|---|"]
+def runs_table(samples, recipes, scenarios):
+    head = "| recipe | run |" + "".join(f" {SCENARIO_NAMES[sc]} s |" for sc in scenarios)
+    head += " wharf built | wharf unchanged | svc-01 digest kept (fresh) |"
+    lines = [head, "|---|---:|" + "---:|" * len(scenarios) + "---|---|---|"]
     for r in recipes:
         for s in sorted((s for s in samples if s["recipe"] == r), key=lambda s: s["run"]):
-            built = unchanged = rss = "—"
+            built = unchanged = "—"
             if r == "wharf":
-                built = f"{s['cold']['built']} / {s['noop']['built']} of {s['services']}"
-                unchanged = f"{s['cold']['unchanged']} / {s['noop']['unchanged']}"
-                rss = f"{s['cold']['max_rss_kib'] / 1024:.1f} / {s['noop']['max_rss_kib'] / 1024:.1f}"
-            lines.append(f"| {LABELS[r]} | {s['run']} | {s['cold']['seconds']:.2f} | {s['noop']['seconds']:.2f} | {built} | {unchanged} | {rss} |")
+                built = " / ".join(str(s[sc]["built"]) for sc in scenarios if sc in s) + f" of {s['services']}"
+                unchanged = " / ".join(str(s[sc]["unchanged"]) for sc in scenarios if sc in s)
+            kept = str(s["fresh"]["base_kept"]).lower() if "fresh" in s else "—"
+            cells = [fmt(s[sc]["seconds"]) if sc in s else "—" for sc in scenarios]
+            lines.append(f"| {LABELS[r]} | {s['run']} | " + " | ".join(cells) + f" | {built} | {unchanged} | {kept} |")
+    return "\n".join(lines)
+
+
+PHASES = [("prepare", "prepare (project, git, hashing, logins, skip lookups)"),
+          ("builds_wall", "builds, first start to last end (wall)"),
+          ("build_sum", "builds, summed over services"),
+          ("pushes_after_builds", "pushes after the last build (phase 1 tail)"),
+          ("moving_tags", "phase 2: moving tags (manifest copies)"),
+          ("total", "total")]
+
+
+def phase_table(samples, scenario):
+    rows = [s[scenario]["phases"] for s in samples
+            if s["recipe"] == "wharf" and scenario in s and s[scenario].get("phases")]
+    if not rows:
+        return None
+    lines = [f"| wharf {SCENARIO_NAMES[scenario]} release: phase | median s | share of total |", "|---|---:|---:|"]
+    total = statistics.median(r["total"] for r in rows) or None
+    for key, label in PHASES:
+        m = statistics.median(r[key] for r in rows)
+        share = "—" if key in ("build_sum", "total") or not total else f"{m / total:.0%}"
+        lines.append(f"| {label} | {m:.2f} | {share} |")
     return "\n".join(lines)
 
 
@@ -454,7 +557,20 @@ def parse_args():
     p.add_argument("--prune-build-cache", action="store_true",
                    help="run `docker builder prune -af` before every cold run (empties the build cache of the WHOLE daemon)")
     p.add_argument("--timeout", type=int, default=3600, help="seconds before one command counts as hung (default 3600)")
+    p.add_argument("--scenarios", default="cold,noop",
+                   help="of cold,noop,fresh, in order (default cold,noop); fresh: one service changed on a "
+                        "runner without the images (and, with --prune-build-cache, without build cache)")
+    p.add_argument("--deps-seconds", type=int, default=0,
+                   help="each service runs a dependency step that long before its sources are copied (default 0: none)")
+    p.add_argument("--shared-base", action="store_true",
+                   help="svc-02… build FROM svc-01's image; fresh then changes a dependent only")
     args = p.parse_args()
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for sc in args.scenarios:
+        if sc not in SCENARIO_NAMES:
+            p.error(f"unknown scenario {sc!r}: one of {', '.join(SCENARIO_NAMES)}")
+    if args.scenarios[0] != "cold":
+        p.error("the scenarios start with cold (the others follow a release)")
     args.wharf = os.path.abspath(args.wharf)
     args.recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     for r in args.recipes:
@@ -504,7 +620,8 @@ def main():
                 "prune_build_cache": args.prune_build_cache, "host": platform.node(),
                 "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                 "seconds": round(time.time() - started, 1),
-                "medians": {r: {sc: median(samples, r, sc) for sc in ("cold", "noop")} for r in args.recipes},
+                "scenarios": args.scenarios, "deps_seconds": args.deps_seconds, "shared_base": args.shared_base,
+                "medians": {r: {sc: median(samples, r, sc) for sc in args.scenarios} for r in args.recipes},
                 "samples": samples,
             }
             with open(args.out, "w") as f:
@@ -516,11 +633,17 @@ def main():
         print(scale_table(samples, args.recipes, args.sizes))
     else:
         print(f"{args.services} services, medians of {args.runs} runs:\n")
-        print(main_table(samples, args.recipes))
+        print(main_table(samples, args.recipes, args.scenarios))
         print()
-        print(runs_table(samples, args.recipes))
-    notes = [f"{s['namespace']} no-op: {n}" for s in samples if s["recipe"] == "wharf" for n in s["noop"].get("skip_notes", [])]
-    if "wharf" in args.recipes:
+        print(runs_table(samples, args.recipes, args.scenarios))
+        for sc in args.scenarios:
+            table = phase_table(samples, sc)
+            if table:
+                print()
+                print(table)
+    notes = [f"{s['namespace']} no-op: {n}" for s in samples if s["recipe"] == "wharf" and "noop" in s
+             for n in s["noop"].get("skip_notes", [])]
+    if "wharf" in args.recipes and "noop" in args.scenarios:
         ws = [s for s in samples if s["recipe"] == "wharf"]
         built, unchanged = sum(s["noop"]["built"] for s in ws), sum(s["noop"]["unchanged"] for s in ws)
         inputs = sum(s["noop"]["wharf_inputs_tags"] for s in ws)

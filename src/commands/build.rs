@@ -19,6 +19,7 @@ use wharf_builder::platform::Platform;
 use wharf_builder::schedule::{self, Event, Outcome};
 use wharf_builder::service::{self, Options, Unit};
 use wharf_builder::session::RegistryCredentials;
+use wharf_compose::x_wharf::Created;
 use wharf_pusher::events::ServiceEvent;
 use wharf_pusher::release::{InputsDigest, PlatformCandidate, PlatformReady, Ready, SkipInputs};
 
@@ -37,26 +38,46 @@ fn oci_labels(
             .ok()
             .map(|r| r.sha),
     };
+    let setting = project.x_wharf.as_ref().and_then(|x| x.created);
+    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let commit_time = || wharf_pusher::git::commit_time(&project.working_dir, sha.as_deref()?);
+    match created(source_date_epoch.as_deref(), setting, commit_time) {
+        Some(at) => {
+            labels.insert("org.opencontainers.image.created".into(), at);
+        }
+        None => tracing::info!(
+            "no org.opencontainers.image.created label: the commit's time cannot be read here \
+             (set SOURCE_DATE_EPOCH, or x-wharf created: build)"
+        ),
+    }
     if let Some(sha) = sha {
         labels.insert("org.opencontainers.image.revision".into(), sha);
     }
     if let Some(source) = source_url(&project.working_dir) {
         labels.insert("org.opencontainers.image.source".into(), source);
     }
-    labels.insert("org.opencontainers.image.created".into(), created());
     labels
 }
 
-/// When the image was made: now, or `SOURCE_DATE_EPOCH` (seconds since 1970) when set — the
-/// reproducible-builds convention BuildKit and buildx follow too, so that building one commit
-/// twice need not give two images.
-fn created() -> String {
-    let at = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
-        .unwrap_or_else(chrono::Utc::now);
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+/// When the image was made, as its `created` label says. `SOURCE_DATE_EPOCH` (seconds since
+/// 1970) wins, as BuildKit and buildx take it; else, by default, the commit's time (as ko, Jib
+/// and Bazel's rules do), so that a rebuild of the same inputs from the daemon's cache is the
+/// very same image and a re-release moves no tag; the build's time only when the project asks
+/// for it (`x-wharf: {created: build}`). `None` (no label) when the commit's time is not known
+/// here (no repository holding the commit): a missing label varies less than a made-up one.
+fn created(
+    source_date_epoch: Option<&str>,
+    setting: Option<Created>,
+    commit_time: impl FnOnce() -> Option<i64>,
+) -> Option<String> {
+    let at = match source_date_epoch.and_then(|s| s.trim().parse::<i64>().ok()) {
+        Some(secs) => chrono::DateTime::from_timestamp(secs, 0)?,
+        None => match setting.unwrap_or(Created::Commit) {
+            Created::Build => chrono::Utc::now(),
+            Created::Commit => chrono::DateTime::from_timestamp(commit_time()?, 0)?,
+        },
+    };
+    Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 /// The repository's web address: from GitHub Actions' variables, else `origin`, with any
@@ -146,6 +167,11 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             "--manifest describes pushed images: use it with --push"
         )));
     }
+    if args.shard.is_some() && !args.push {
+        return Err(Failure::config(anyhow!(
+            "--shard releases one share of the services: use it with --push"
+        )));
+    }
     if args.no_skip && !args.push {
         return Err(Failure::config(anyhow!(
             "--no-skip applies to --push (a build without --push never skips)"
@@ -160,6 +186,29 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         prepared.use_daemon_platform(Ok(native));
     }
     let native = prepared.native.clone();
+    // `--shard K/N`: this run's share of the services, identity and inputs tags only (a
+    // service stays with the service it is built from, so the share builds on its own).
+    let targets = match (args.shard, targets) {
+        (Some(shard), Some(mut targets)) => {
+            let keep = crate::shard::services(&prepared.builds, shard)?;
+            prepared.builds.retain(|b| keep.contains(&b.service));
+            targets.retain(|t| keep.contains(&t.service));
+            for t in &mut targets {
+                t.moving_tags.clear();
+            }
+            if targets.is_empty() {
+                reporter.summary(&format!(
+                    "shard {shard}: no service falls to this shard; phase 2 left to `wharf promote`"
+                ));
+                if let Some(path) = &args.manifest {
+                    release::write_manifest(path, &project, &[])?;
+                }
+                return Ok(());
+            }
+            Some(targets)
+        }
+        (_, targets) => targets,
+    };
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
     let unit_inputs = release::unit_digests(&project, &prepared.builds, parallel)?;
     let inputs = wharf_builder::inputs::by_service(&prepared.builds, &unit_inputs);
@@ -323,7 +372,45 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                 .collect(),
             platform_inputs,
         };
-        let unchanged = release.unchanged(&skip).await.map_err(release::failure)?;
+        let mut unchanged = release.unchanged(&skip).await.map_err(release::failure)?;
+        // A multi-platform base of a service that is built is built too: each platform's build
+        // FROM it needs that platform's image in the engine.
+        loop {
+            let mut needed = Vec::new();
+            for (user, bases) in &skip.builds_from {
+                if unchanged.contains_key(user) {
+                    continue;
+                }
+                for base in bases {
+                    let multi = prepared
+                        .builds
+                        .iter()
+                        .any(|b| &b.service == base && b.is_multi_platform());
+                    if multi && unchanged.contains_key(base) {
+                        needed.push(base.clone());
+                    }
+                }
+            }
+            if needed.is_empty() {
+                break;
+            }
+            for base in needed {
+                unchanged.remove(&base);
+            }
+        }
+        // An unchanged base keeps its image: the daemon gets it for the services built FROM it.
+        let local_names: HashMap<String, Vec<String>> = prepared
+            .builds
+            .iter()
+            .map(|b| {
+                let names = std::iter::once(&b.image).chain(&b.extra_tags).cloned();
+                (b.service.clone(), names.collect())
+            })
+            .collect();
+        release
+            .bases_into_daemon(&mut unchanged, &skip, &local_names)
+            .await;
+        let unchanged = unchanged;
         // A multi-platform service the registry does not hold whole may hold some of its
         // platforms (a run narrowed by --platform, on another runner): those are tagged.
         let candidates: Vec<PlatformCandidate> = if args.no_skip {
@@ -383,10 +470,14 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                 unchanged_platforms.remove(&key);
             }
         }
-        let (builds, skipped): (Vec<_>, Vec<_>) = prepared
+        let (mut builds, skipped): (Vec<_>, Vec<_>) = prepared
             .builds
             .into_iter()
             .partition(|b| !reused(&unchanged_platforms, b));
+        let previous = revision
+            .as_ref()
+            .and_then(|r| wharf_pusher::git::parent(&project.working_dir, &r.sha));
+        add_cache_sources(&project, &release, &mut builds, previous.as_deref()).await;
         reporter.expect_pushes(release.targets().iter().map(|t| {
             let mut tags: Vec<String> = t
                 .platforms
@@ -451,7 +542,13 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             .finish(first, failures(&outcomes))
             .await
             .map_err(release::failure)?;
-        reporter.summary(&format!("released {} image(s)", images.len()));
+        match args.shard {
+            Some(shard) => reporter.summary(&format!(
+                "shard {shard}: released {} image(s), identity tags only; phase 2 left to `wharf promote`",
+                images.len()
+            )),
+            None => reporter.summary(&format!("released {} image(s)", images.len())),
+        }
         reporter.released(&project.name, &images)?;
         if let Some(path) = &args.manifest {
             release::write_manifest(path, &project, &images)?;
@@ -543,6 +640,48 @@ fn runs_steps(b: &service::ServiceBuild) -> bool {
     })
 }
 
+/// Whether a service's build takes its last release as a cache source: BuildKit builds (the
+/// classic builder uses only images the daemon holds) unless `x-wharf: {cache: false}`.
+pub(crate) fn default_cache(
+    project: &wharf_compose::Project,
+    service: &str,
+    builder: BuilderKind,
+) -> bool {
+    builder == BuilderKind::BuildKit
+        && project
+            .services
+            .get(service)
+            .and_then(|s| s.x_wharf.as_ref())
+            .and_then(|x| x.cache)
+            != Some(false)
+}
+
+/// Adds to each build, after the user's `cache_from`, the service's last release that passes
+/// the trust check (see `wharf_pusher::release::Release::cache_sources`).
+async fn add_cache_sources(
+    project: &wharf_compose::Project,
+    release: &wharf_pusher::release::Release,
+    builds: &mut [wharf_builder::service::ServiceBuild],
+    previous: Option<&str>,
+) {
+    let lookups = builds.iter().map(|b| async {
+        if default_cache(project, &b.service, b.request.builder) {
+            release.cache_sources(&b.service, previous).await
+        } else {
+            Vec::new()
+        }
+    });
+    let sources = futures_util::future::join_all(lookups).await;
+    for (b, sources) in builds.iter_mut().zip(sources) {
+        for s in sources {
+            if !b.request.cache_from.contains(&s) {
+                tracing::info!(service = %b.service, "cache source {s}");
+                b.request.cache_from.push(s);
+            }
+        }
+    }
+}
+
 fn failures(outcomes: &IndexMap<Unit, Outcome>) -> Vec<String> {
     outcomes
         .iter()
@@ -597,4 +736,26 @@ async fn build_all(
         })
     };
     schedule::run(engines, builds, parallel, args.keep_going, native, events).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_is_the_commits_time_unless_source_date_epoch_or_the_build_is_asked_for() {
+        let commit = || Some(1_704_164_645);
+        assert_eq!(
+            created(None, None, commit).as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            created(Some("1700000000"), Some(Created::Build), commit).as_deref(),
+            Some("2023-11-14T22:13:20Z"),
+            "SOURCE_DATE_EPOCH wins"
+        );
+        assert_eq!(created(None, Some(Created::Commit), || None), None);
+        let now = created(None, Some(Created::Build), || None).unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(&now).is_ok(), "{now}");
+    }
 }

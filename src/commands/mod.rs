@@ -3,8 +3,11 @@
 pub mod build;
 pub mod completions;
 pub mod config;
+pub mod iam_policy;
+pub mod init;
 pub mod lock;
 pub mod plan;
+pub mod promote;
 pub mod push;
 pub mod render;
 pub mod verify;
@@ -43,6 +46,9 @@ pub fn run(cli: Cli, run: Run) -> Result<()> {
         Command::Push(args) => push::run(&cli.project, args, &run),
         Command::Verify(args) => verify::run(&cli.project, args, &run),
         Command::Render(command) => render::run(&cli.project, command, &run),
+        Command::Promote(args) => promote::run(&cli.project, args, &run),
         Command::Completions(args) => completions::run(args),
+        Command::IamPolicy(args) => iam_policy::run(&cli.project, args),
+        Command::Init(args) => init::run(&cli.project, args),
     }
 }

@@ -36,6 +36,10 @@ struct PlannedService {
     /// before anything is pushed; other registries create repositories on push.
     repository_checked: bool,
     inputs: PlannedInputs,
+    /// Where a build takes its cache from: the service's own `cache_from`, then its last
+    /// release (each used only when it passes the trust check at build time).
+    cache_from: Vec<String>,
+    cache_from_release: Vec<String>,
     /// The platforms of a service that declares some, each with the engine that builds it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     platforms: Vec<PlannedPlatform>,
@@ -146,6 +150,7 @@ fn plan_one(
     s: &Service,
     t: &ImageTarget,
     inputs: PlannedInputs,
+    release_cache_tags: Vec<String>,
 ) -> PlannedService {
     let build = s.build.as_ref();
     let context = build.and_then(|b| b.context.as_ref()).map(|c| match c {
@@ -172,13 +177,18 @@ fn plan_one(
             t.registry,
             Registry::Ecr { .. } | Registry::EcrOfCaller | Registry::EcrPublic { .. }
         ),
-        registry,
         repository: t.repository.clone(),
         identity_tags: t.identity_tags.clone(),
         moving_tags: t.moving_tags.clone(),
         references,
         inputs,
         platforms: Vec::new(),
+        cache_from: build.map(|b| b.cache_from.clone()).unwrap_or_default(),
+        cache_from_release: release_cache_tags
+            .iter()
+            .map(|tag| format!("{registry}/{}:{tag}", t.repository))
+            .collect(),
+        registry,
     }
 }
 
@@ -207,9 +217,21 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             routes: routes.clone(),
         },
     );
+    // `--shard K/N`: the services of that shard, which push identity tags only.
+    let mut in_shard: Option<std::collections::BTreeSet<String>> = None;
+    // The shard's estimated work and the whole release's, in units.
+    let mut work = (0u64, 0u64);
     let (inputs, problem) = match prepared {
         Ok(mut p) => (
             {
+                if let Some(shard) = args.shard {
+                    let split = crate::shard::split(&p.builds, shard)?;
+                    work = (
+                        split.weight(shard.index - 1),
+                        (0..shard.count).map(|i| split.weight(i)).sum(),
+                    );
+                    in_shard = Some(split.services(shard));
+                }
                 // The one question a plan asks the daemon, and only when some service is
                 // built for the daemon's own platform: which that is.
                 if p.needs_daemon_platform() {
@@ -223,6 +245,13 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             },
             None,
         ),
+        Err(problems) if args.shard.is_some() => {
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(Failure::config(anyhow!(
+                "the build settings have problems, so no shard can be told:\n  {}",
+                lines.join("\n  ")
+            )));
+        }
         Err(problems) => (
             HashMap::new(),
             Some(
@@ -239,12 +268,29 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
     } else {
         HashMap::new()
     };
+    let previous = revision
+        .as_ref()
+        .and_then(|r| wharf_pusher::git::parent(&project.working_dir, &r.sha));
+    let builder = match args.builder {
+        BuilderChoice::Buildkit => BuilderKind::BuildKit,
+        BuilderChoice::Classic => BuilderKind::Classic,
+    };
     let planned: Vec<PlannedService> = services
         .iter()
         .zip(&targets)
+        .filter(|(s, _)| in_shard.as_ref().is_none_or(|keep| keep.contains(&s.name)))
         .map(|(s, t)| {
             let i = plan_inputs(inputs.get(&s.name), found.get(&s.name), problem.as_deref());
-            let mut p = plan_one(&project, s, t, i);
+            let release_cache = if super::build::default_cache(&project, &s.name, builder) {
+                wharf_pusher::release::cache_candidate_tags(t, previous.as_deref())
+            } else {
+                Vec::new()
+            };
+            let mut t = t.clone();
+            if in_shard.is_some() {
+                t.moving_tags.clear();
+            }
+            let mut p = plan_one(&project, s, &t, i, release_cache);
             let mut platforms = release::platforms_of(&project, s).unwrap_or_default();
             if let Some(only) = &only {
                 platforms.retain(|p| only.contains(p));
@@ -259,6 +305,15 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             p
         })
         .collect();
+    let shard_note = args.shard.map(|s| {
+        format!(
+            "shard {s}: {} of {} service(s), an estimated {} of {} units of work (one per Dockerfile instruction, one per started MiB of build context); identity tags only, phase 2 left to `wharf promote`",
+            planned.len(),
+            services.len(),
+            work.0,
+            work.1
+        )
+    });
     let dirty_note = revision.as_ref().filter(|r| r.dirty && refuses_dirty).map(|r| {
         format!("the work tree has uncommitted changes: build --push would refuse (commit {}, or pass --allow-dirty)", &r.sha[..12])
     });
@@ -272,6 +327,10 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
                 "services": planned,
                 "warnings": dirty_note.iter().collect::<Vec<_>>(),
             });
+            let mut doc = doc;
+            if let Some(s) = args.shard {
+                doc["shard"] = serde_json::json!({"index": s.index, "count": s.count, "estimate": work.0, "estimate_of_release": work.1});
+            }
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::config(anyhow!("{e}")))? + "\n"
         }
         PlanFormat::Text => {
@@ -285,6 +344,9 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
                 ));
             }
             o.push('\n');
+            if let Some(n) = &shard_note {
+                o.push_str(&format!("{n}\n"));
+            }
             for p in &planned {
                 o.push_str(&format!("\n{}\n", p.service));
                 let mut row = |k: &str, v: &str| o.push_str(&format!("  {k:<11} {v}\n"));
@@ -335,6 +397,15 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
                     );
                 }
                 row("release", &format!("{} ({})", i.action, i.reason));
+                let mut cache: Vec<String> = p.cache_from.clone();
+                cache.extend(
+                    p.cache_from_release
+                        .iter()
+                        .map(|r| format!("{r} (if a release made it)")),
+                );
+                if !cache.is_empty() {
+                    row("cache from", &cache.join(", "));
+                }
             }
             if let Some(n) = &dirty_note {
                 o.push_str(&format!("\nwarning: {n}\n"));

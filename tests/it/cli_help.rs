@@ -26,6 +26,7 @@ fn help_of_wharf_and_every_command() {
         "verify",
         "render",
         "completions",
+        "promote",
     ] {
         let text = help(&[command, "--help"]);
         assert!(
@@ -142,4 +143,17 @@ fn typos_are_answered_with_the_fix() {
     let out = run(wharf(&dir).args(["completions", "tcsh"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("possible values"), "{}", stderr(&out));
+}
+
+// The policy and onboarding commands.
+#[test]
+fn help_of_iam_policy_and_init() {
+    for command in ["iam-policy", "init"] {
+        let text = help(&[command, "--help"]);
+        assert!(
+            text.contains("Examples:\n  wharf "),
+            "`wharf {command} --help` shows examples:\n{text}"
+        );
+        insta::assert_snapshot!(command, text);
+    }
 }

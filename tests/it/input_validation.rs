@@ -149,3 +149,29 @@ fn plan_never_prints_the_credentials_of_a_remote_context() {
         );
     }
 }
+
+#[test]
+fn credentials_written_into_an_image_name_are_refused_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    write(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  api:\n    image: deploy:s3cretpw@registry.example.com/shop/api\n    build: ./api\n",
+    );
+    let err = refused_before_building(dir.path(), &[], |_| {});
+    assert!(
+        err.contains("services.api") || err.contains("`api`"),
+        "{err}"
+    );
+    assert!(err.contains("***@registry.example.com"), "{err}");
+    for command in [&["build"][..], &["plan"][..]] {
+        let out = run(wharf(dir.path())
+            .args(command)
+            .env("GITHUB_SHA", SHA)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {all}");
+        assert!(!all.contains("s3cretpw"), "{command:?}: {all}");
+    }
+}

@@ -5,6 +5,7 @@
 mod support;
 
 mod additional_contexts;
+mod aws_errors;
 mod bed_e2e;
 mod build;
 mod build_fidelity;
@@ -18,6 +19,9 @@ mod compose_errors;
 mod context_conformance;
 mod deploy;
 mod faults;
+mod github_files;
+mod iam_policy;
+mod init;
 mod input_validation;
 mod log_secrets;
 mod module_graph;
@@ -25,9 +29,14 @@ mod planted_inputs;
 mod platforms;
 mod progress_interrupt;
 mod progress_tty;
+mod promote;
 mod registry_proxy;
 mod release;
 mod release_faults;
 mod resource_bounds;
 mod skip;
 mod workflow_commands;
+
+// Reproducible images, kept bases and cache sources.
+mod inline_cache;
+mod reproducible;

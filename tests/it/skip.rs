@@ -1,10 +1,11 @@
 //! Unchanged services cost nothing: `wharf build --push` of a new commit whose service inputs
 //! did not change finds the image of the same inputs in the registry and only adds the new
 //! tags there — also from a daemon that never built it — while a changed service, and the
-//! services built FROM it, are built and pushed. Driven through the binary against the bed's
+//! services built FROM it, are built and pushed. An unchanged base of a changed service keeps
+//! its image: the daemon takes it from its own images or pulls it by digest. Driven through the binary against the bed's
 //! plain registry.
 
-use crate::support::{bed, fake_sha, run, served, unique, wharf, write};
+use crate::support::{bed, fake_sha, run, run_in, served, unique, wharf, write};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -181,17 +182,43 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
     assert!(unchanged(&events, "worker"), "{events:?}");
     assert_ne!(fourth["api"], third["api"]);
 
-    // Only the api changes, on a fresh daemon: its base is unchanged, but the daemon needs
-    // the base image to build FROM, so the base is built again too.
+    // Only the api changes, on a fresh daemon: its base is unchanged and keeps its image,
+    // which the daemon pulls from the registry by digest to build the api FROM.
     forget_images(&prefix);
     write(dir.path(), "api/main", "api v2\n");
-    let (out, events) = release(dir.path(), &fake_sha(), &[]);
-    ok(&out);
+    let fifth_sha = fake_sha();
+    let (out, events) = release(dir.path(), &fifth_sha, &[]);
+    let fifth = digests(&ok(&out));
+    assert!(built(&events, "api"), "{events:?}");
     assert!(
-        built(&events, "api") && built(&events, "base"),
+        unchanged(&events, "base") && !built(&events, "base"),
         "{events:?}"
     );
     assert!(unchanged(&events, "worker"), "{events:?}");
+    assert_eq!(fifth["base"], fourth["base"], "the base keeps its digest");
+    let base_now = format!("{prefix}/base:{fifth_sha}");
+    assert_eq!(
+        served(&base_now, None).await.as_ref(),
+        Some(&fourth["base"]),
+        "{base_now}"
+    );
+    assert_ne!(fifth["api"], fourth["api"]);
+    assert_eq!(
+        run_in(&format!("{prefix}/api"), "cat /lib/app /api/main"),
+        "base library v2\napi v2",
+        "the api is built FROM the base's image"
+    );
+
+    // Again, with the daemon holding the base's image (found by its inputs label).
+    write(dir.path(), "api/main", "api v3\n");
+    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    let sixth = digests(&ok(&out));
+    assert!(built(&events, "api"), "{events:?}");
+    assert!(
+        unchanged(&events, "base") && !built(&events, "base"),
+        "{events:?}"
+    );
+    assert_eq!(sixth["base"], fourth["base"], "the base keeps its digest");
 
     // --no-skip builds everything.
     let (out, events) = release(dir.path(), &fake_sha(), &["--no-skip"]);

@@ -12,6 +12,7 @@
 //! - the platform actually built: the one the project declares, else the daemon's own (so a
 //!   runner of another architecture never takes an image of this one for its own);
 //! - the compose labels that follow from the project: its name and the service's;
+//! - the version of what wharf itself writes into images ([`crate::labels::FORMAT`]);
 //! - the input digests of the project's services whose images this one builds `FROM`;
 //! - base images only as the Dockerfile names them: a `FROM image@sha256:…` pins its base,
 //!   a tag (`FROM debian:12`) is covered by its name alone.
@@ -19,7 +20,8 @@
 //! It does not cover modification times and owners (the daemon's own build cache ignores
 //! them too: a fresh checkout must not look changed), cache settings, the secrets' values, or
 //! the labels that describe the run rather than the inputs: the OCI labels wharf adds per build
-//! (commit, creation time) and the tool's version (`com.docker.compose.version`).
+//! (commit, creation time: the commit's by default) and the tool's version
+//! (`com.docker.compose.version`).
 //!
 //! Services whose inputs cannot be known before the build are never matched: `no_cache` and
 //! `pull` ask for a fresh build, a remote context is fetched by the daemon (unless its URL
@@ -39,7 +41,7 @@ pub const TAG_PREFIX: &str = "wharf-inputs-";
 pub const LABEL: &str = "dev.wharf.inputs";
 
 /// Bumped whenever what the digest covers changes, so old tags are never matched wrongly.
-const FORMAT: &str = "wharf-inputs/2";
+const FORMAT: &str = "wharf-inputs/3";
 
 /// What is known of a service's inputs before its build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +305,7 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
     }
     let mut h = blake3::Hasher::new();
     field(&mut h, "format", FORMAT);
+    field(&mut h, "image-format", crate::labels::FORMAT);
     field(
         &mut h,
         "builder",

@@ -18,6 +18,13 @@ pub const VERSION: &str = "com.docker.compose.version";
 /// Set to `classic` by images of the classic builder.
 pub const IMAGE_BUILDER: &str = "com.docker.compose.image.builder";
 
+/// The version of what wharf writes into an image besides what the project asks for: these
+/// labels, the OCI labels the binary adds (`revision`, `source`, and `created`, the commit's
+/// time by default) and the build metadata (BuildKit's inline cache, since version 2). The
+/// input digest covers it, so that a change of it rebuilds each service once rather than
+/// leaving images made the old way under new tags.
+pub const FORMAT: &str = "wharf-image/2";
+
 /// What [`VERSION`] says: wharf built the image, not docker compose, so it never claims a
 /// compose version.
 pub fn tool_version() -> String {

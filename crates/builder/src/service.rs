@@ -10,7 +10,10 @@ use crate::platform::{Native, Platform, Target};
 use crate::session::{RegistryCredentials, SshAgent};
 use std::collections::HashMap;
 use wharf_compose::{Build, Context, Dockerfile, Project, Service};
+use wharf_docker::{ImageReference, ReferenceError};
 
+/// The build arg that asks BuildKit to write inline cache metadata into the image.
+pub const INLINE_CACHE: &str = "BUILDKIT_INLINE_CACHE";
 /// Where a service's context comes from, ready to send.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -244,6 +247,18 @@ pub fn prepare(
         }
     }
     for service in &selected {
+        // Any other bad name is the daemon's to refuse, in its words; this one would be
+        // echoed with its password.
+        if let Some(Err(e @ ReferenceError::Credentials { .. })) =
+            service.image.as_deref().map(ImageReference::parse)
+        {
+            problems.push(Problem {
+                service: service.name.clone(),
+                key: format!("services.{}.image", service.name),
+                message: format!("is not a valid image reference: {e}"),
+            });
+            continue;
+        }
         let Some(build) = &service.build else {
             problems.push(Problem {
                 service: service.name.clone(),
@@ -365,6 +380,13 @@ fn prepare_one(
         if !build.args.contains_key(k) {
             request.args.insert(k.clone(), v.clone());
         }
+    }
+    // Inline cache metadata, so that a build elsewhere (a fresh CI runner) can take this image
+    // as its cache source. BuildKit reads the predefined arg; the classic builder has no such
+    // metadata (and would warn of an unused arg).
+    let cache = service.x_wharf.as_ref().and_then(|x| x.cache) != Some(false);
+    if options.builder == BuilderKind::BuildKit && cache && !build.args.contains_key(INLINE_CACHE) {
+        request.args.insert(INLINE_CACHE.into(), "1".into());
     }
     request.labels = options.labels.clone();
     request

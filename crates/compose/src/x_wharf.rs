@@ -33,6 +33,19 @@ pub struct ProjectSettings {
     /// Platform (`linux/arm64`) → the Docker engine that builds it, written as `DOCKER_HOST`
     /// is (`unix://…`, `tcp://…`, `ssh://…`).
     pub engines: Option<std::collections::BTreeMap<String, String>>,
+    /// What an image's `org.opencontainers.image.created` label says (default: the commit's
+    /// time, so that a rebuild of the same inputs gives the same image).
+    pub created: Option<Created>,
+}
+
+/// The time an image's `created` label names (`SOURCE_DATE_EPOCH` wins over both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Created {
+    /// The time of the commit being built: the same for every build of that commit.
+    Commit,
+    /// The time of the build: every build makes another image.
+    Build,
 }
 
 /// A service's `x-wharf:` block.
@@ -55,6 +68,10 @@ pub struct ServiceSettings {
     /// refuses indexes and attestations), so it has one platform.
     #[serde(default, deserialize_with = "go_bool")]
     pub lambda: Option<bool>,
+    /// Whether its builds write inline cache metadata and take the service's last release as
+    /// a cache source (default true; `cache_from` of its own is used either way).
+    #[serde(default, deserialize_with = "go_bool")]
+    pub cache: Option<bool>,
 }
 
 /// A name, or a list of names.
@@ -104,6 +121,7 @@ const PROJECT_KEYS: &[&str] = &[
     "kms_key",
     "ecs_services",
     "engines",
+    "created",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "repository",
@@ -112,6 +130,7 @@ const SERVICE_KEYS: &[&str] = &[
     "required",
     "ecs_container",
     "lambda",
+    "cache",
 ];
 
 /// A booleans as compose reads its own after interpolation: YAML booleans, and the strings

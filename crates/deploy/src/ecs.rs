@@ -7,12 +7,13 @@
 
 use crate::rollout::{self, Judgement, Rollout};
 use crate::DeployError;
-use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::{Deployment, DesiredStatus, Service, Task, TaskDefinition};
 use aws_types::SdkConfig;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use wharf_pusher::aws_failure::{AwsCall, AwsError};
 
 /// `CLUSTER/SERVICE` (the cluster may be given by ARN).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -59,29 +60,7 @@ pub struct Snapshot {
 /// The ECS API.
 pub struct Ecs {
     client: aws_sdk_ecs::Client,
-}
-
-fn sdk_message<E>(e: &E) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error,
-{
-    match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        (None, Some(m)) => m.to_string(),
-        (None, None) => DisplayErrorContext(e).to_string(),
-    }
-}
-
-fn aws_error<E>(operation: &'static str, target: &dyn fmt::Display, e: &E) -> DeployError
-where
-    E: ProvideErrorMetadata + std::error::Error,
-{
-    DeployError::Aws {
-        operation,
-        target: target.to_string(),
-        message: sdk_message(e),
-    }
+    region: Option<String>,
 }
 
 /// DescribeTasks takes at most this many tasks per call.
@@ -91,6 +70,24 @@ impl Ecs {
     pub fn new(sdk: &SdkConfig) -> Ecs {
         Ecs {
             client: aws_sdk_ecs::Client::new(sdk),
+            region: sdk.region().map(|r| r.to_string()),
+        }
+    }
+
+    /// A failed ECS call for `target`, told apart and explained as every AWS failure is.
+    fn aws_error<E, R>(
+        &self,
+        action: &'static str,
+        target: &dyn fmt::Display,
+        e: &SdkError<E, R>,
+    ) -> DeployError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug + 'static,
+    {
+        DeployError::AwsCall {
+            target: target.to_string(),
+            error: AwsError::from_sdk(AwsCall::new(action), self.region.as_deref(), e),
         }
     }
 
@@ -108,7 +105,7 @@ impl Ecs {
                 Some("ClusterNotFoundException") => DeployError::UnknownCluster {
                     cluster: id.cluster.clone(),
                 },
-                _ => aws_error("DescribeServices", id, &e),
+                _ => self.aws_error("ecs:DescribeServices", id, &e),
             })?;
         let unknown = |status: &str| DeployError::UnknownService {
             cluster: id.cluster.clone(),
@@ -135,7 +132,9 @@ impl Ecs {
             .task_definition(arn)
             .send()
             .await
-            .map_err(|e| aws_error("DescribeTaskDefinition", &format!("{id} ({arn})"), &e))?;
+            .map_err(|e| {
+                self.aws_error("ecs:DescribeTaskDefinition", &format!("{id} ({arn})"), &e)
+            })?;
         out.task_definition.ok_or_else(|| DeployError::Aws {
             operation: "DescribeTaskDefinition",
             target: format!("{id} ({arn})"),
@@ -157,7 +156,7 @@ impl Ecs {
                 .set_next_token(next)
                 .send()
                 .await
-                .map_err(|e| aws_error("ListTasks", id, &e))?;
+                .map_err(|e| self.aws_error("ecs:ListTasks", id, &e))?;
             arns.extend(out.task_arns().iter().cloned());
             next = out.next_token().map(str::to_string);
             if next.is_none() {
@@ -173,7 +172,7 @@ impl Ecs {
                 .set_tasks(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| aws_error("DescribeTasks", id, &e))?;
+                .map_err(|e| self.aws_error("ecs:DescribeTasks", id, &e))?;
             tasks.extend(
                 out.tasks()
                     .iter()

@@ -30,6 +30,12 @@ pub enum DeployError {
         second: String,
     },
 
+    #[error("{target}: {error}")]
+    AwsCall {
+        target: String,
+        error: Box<wharf_pusher::aws_failure::AwsError>,
+    },
+
     #[error("ECS {operation} for {target}: {message}")]
     Aws {
         operation: &'static str,

@@ -41,6 +41,10 @@ pub enum ReferenceError {
     /// The normalized `registry/repository` is too long.
     #[error("repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters")]
     NameTooLong,
+    /// `user:password@host/…`: a URL's credentials where an image name belongs. The error
+    /// never holds the text, since it holds a password.
+    #[error("it holds credentials before `@` (`***@{host}`): a registry's credentials go in `docker login` or a credential helper, never in an image name")]
+    Credentials { host: String },
 }
 
 /// An image reference, as written and as docker normalizes it.
@@ -65,6 +69,11 @@ impl std::str::FromStr for ImageReference {
 impl ImageReference {
     /// Reads `reference` as `ParseNormalizedNamed` does.
     pub fn parse(reference: &str) -> Result<Self, ReferenceError> {
+        if let Some(host) = credentials_host(reference) {
+            return Err(ReferenceError::Credentials {
+                host: host.to_string(),
+            });
+        }
         if reference.len() == 64
             && reference
                 .bytes()
@@ -242,6 +251,16 @@ fn normalize_registry(written: Option<&str>) -> &str {
     }
 }
 
+/// The host of `user[:password]@host[/path]`, where `@` cannot start a digest: what follows it
+/// has a `/`, or no `:` (a digest is `algorithm:hex`).
+fn credentials_host(reference: &str) -> Option<&str> {
+    let (before, after) = reference.split_once('@')?;
+    if before.contains('/') || (after.contains(':') && !after.contains('/')) {
+        return None;
+    }
+    Some(after.split('/').next().unwrap_or(after))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +379,19 @@ mod tests {
     fn what_docker_refuses() {
         let err = |s: &str| ImageReference::parse(s).unwrap_err();
         assert_eq!(err("Base"), ReferenceError::Uppercase);
+        for with_password in [
+            "user:s3cret@registry.example.com/team/api",
+            "user:s3cret@localhost:5000/api:1",
+            "user:s3cret@registry.example.com",
+        ] {
+            let e = err(with_password);
+            assert!(matches!(e, ReferenceError::Credentials { .. }), "{e}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
+        assert!(ImageReference::parse(
+            "alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        )
+        .is_ok());
         assert_eq!(err("me/Base:1"), ReferenceError::Uppercase);
         assert_eq!(err(&"a".repeat(64)), ReferenceError::ImageId);
         assert_eq!(

@@ -243,7 +243,28 @@ impl RegistryApi {
         manifest: &RawManifest,
         login: Option<&Login>,
     ) -> Result<String, Error> {
-        let reference = format!("{repository}:{tag}");
+        self.put_manifest_as(format!("{repository}:{tag}"), manifest, login)
+            .await
+    }
+
+    /// Stores `manifest` in `repository` (`host/repo`) under its own digest, with no tag: an
+    /// index's platform images, copied before the index that names them.
+    pub async fn put_manifest_by_digest(
+        &self,
+        repository: &str,
+        manifest: &RawManifest,
+        login: Option<&Login>,
+    ) -> Result<String, Error> {
+        self.put_manifest_as(format!("{repository}@{}", manifest.digest), manifest, login)
+            .await
+    }
+
+    async fn put_manifest_as(
+        &self,
+        reference: String,
+        manifest: &RawManifest,
+        login: Option<&Login>,
+    ) -> Result<String, Error> {
         let parsed = parse_reference(&reference)?;
         let host = parsed.resolve_registry().to_string();
         let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
@@ -319,6 +340,118 @@ impl RegistryApi {
                 },
             ),
         }
+    }
+}
+
+/// Blob transfers between repositories, for copying a release to another registry: every
+/// byte goes from one registry's API to the other's, never through the disk or a daemon.
+impl RegistryApi {
+    /// Whether `repository` (`host/repo`) holds the blob `digest`.
+    pub async fn blob_exists(
+        &self,
+        repository: &str,
+        digest: &str,
+        login: Option<&Login>,
+    ) -> Result<bool, Error> {
+        let reference = format!("{repository}@{digest}");
+        let parsed = parse_reference(&reference)?;
+        let host = parsed.resolve_registry().to_string();
+        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let client = self.client_for(&host).await;
+        self.bounded(&host, || format!("HEAD of {reference}"), async {
+            client.store_auth_if_needed(&host, &auth).await;
+            client
+                .blob_exists(&parsed, digest)
+                .await
+                .or_else(|e| classify(e, &host, &reference, self.timeouts.request).map(|_| false))
+        })
+        .await
+    }
+
+    /// Asks the registry of `to` (`host/repo`) to mount the blob `digest` from `from`, a
+    /// repository of the same registry: no byte moves. `Ok(false)` when the registry did not
+    /// mount it (no support, or no access to `from`); the caller then copies the bytes.
+    pub async fn mount_blob(
+        &self,
+        to: &str,
+        from: &str,
+        digest: &str,
+        login: Option<&Login>,
+    ) -> Result<bool, Error> {
+        let target = parse_reference(&format!("{to}@{digest}"))?;
+        let source = parse_reference(&format!("{from}@{digest}"))?;
+        let host = target.resolve_registry().to_string();
+        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let client = self.client_for(&host).await;
+        self.bounded(&host, || format!("mount of {digest} into {to}"), async {
+            client.store_auth_if_needed(&host, &auth).await;
+            match client.mount_blob(&target, &source, digest).await {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    tracing::debug!("{to}: {digest} was not mounted from {from}: {e}");
+                    Ok(false)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Streams the blob `digest` from `from` into `to` (repositories `host/repo`, on any two
+    /// registries), chunk by chunk as it arrives. The destination checks the digest when the
+    /// upload ends. Not bounded by the request deadline as a whole (a large layer takes longer
+    /// than any one request): each socket read is, so a stalled stream still ends.
+    pub async fn copy_blob(
+        &self,
+        from: &str,
+        from_login: Option<&Login>,
+        to: &str,
+        to_login: Option<&Login>,
+        digest: &str,
+    ) -> Result<(), Error> {
+        use futures_util::TryStreamExt;
+        let source = parse_reference(&format!("{from}@{digest}"))?;
+        let target = parse_reference(&format!("{to}@{digest}"))?;
+        let from_host = source.resolve_registry().to_string();
+        let to_host = target.resolve_registry().to_string();
+        let pull = self.client_for(&from_host).await;
+        let push = self.client_for(&to_host).await;
+        let from_auth = from_login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let to_auth = to_login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let reference = format!("{from}@{digest}");
+        let stream = self
+            .bounded(&from_host, || format!("GET of {reference}"), async {
+                pull.store_auth_if_needed(&from_host, &from_auth).await;
+                pull.pull_blob_stream(&source, digest).await.map_err(|e| {
+                    match classify(e, &from_host, &reference, self.timeouts.request) {
+                        Err(e) => e,
+                        Ok(_) => Error::NotFound {
+                            reference: reference.clone(),
+                        },
+                    }
+                })
+            })
+            .await?;
+        let size = stream.content_length;
+        let body = stream.map_err(OciDistributionError::IoError);
+        push.store_auth_if_needed(&to_host, &to_auth).await;
+        let target_ref = format!("{to}@{digest}");
+        push.push_blob_stream(&target, body, digest, size)
+            .await
+            .map_err(
+                |e| match classify(e, &to_host, &target_ref, self.timeouts.request) {
+                    Err(e) => e,
+                    Ok(_) => Error::Registry {
+                        registry: to_host.clone(),
+                        message: format!("{to}: the repository does not exist"),
+                        fault: Fault {
+                            status: Some(404),
+                            code: Some(RegistryCode::NameUnknown),
+                            kind: FaultKind::Permanent,
+                        },
+                    },
+                },
+            )?;
+        Ok(())
     }
 }
 

@@ -126,6 +126,12 @@ pub enum Error {
         message: String,
     },
 
+    #[error("{registry}: {error}")]
+    Aws {
+        registry: String,
+        error: Box<crate::aws_failure::AwsError>,
+    },
+
     #[error("could not read Docker credentials for {registry}: {message}")]
     DockerConfig { registry: String, message: String },
 
@@ -173,6 +179,7 @@ impl Error {
             // next try; one that is not there at all fails after the policy's few tries.
             Error::Unreachable { .. } | Error::Timeout { .. } => FaultKind::Transient,
             Error::Registry { fault, .. } | Error::Push { fault, .. } => fault.kind,
+            Error::Aws { error, .. } if !error.is_configuration() => FaultKind::Transient,
             _ => FaultKind::Permanent,
         }
     }
@@ -193,9 +200,12 @@ impl Error {
     /// Whether the registry could not be used at all (no answer, or refused credentials): a
     /// configuration problem found before anything was built.
     pub fn is_unusable_registry(&self) -> bool {
-        matches!(
-            self,
-            Error::Unauthorized { .. } | Error::Unreachable { .. } | Error::Timeout { .. }
-        )
+        match self {
+            Error::Aws { error, .. } => error.is_configuration(),
+            _ => matches!(
+                self,
+                Error::Unauthorized { .. } | Error::Unreachable { .. } | Error::Timeout { .. }
+            ),
+        }
     }
 }

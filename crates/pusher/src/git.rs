@@ -63,6 +63,37 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The committer time of commit `sha` (seconds since 1970), read from the repository in `dir`;
+/// `None` when there is no repository or it does not hold the commit.
+pub fn commit_time(dir: &Path, sha: &str) -> Option<i64> {
+    if !is_full_sha(sha) {
+        return None;
+    }
+    git(dir, &["show", "-s", "--format=%ct", sha])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The first parent of commit `sha`, from the repository in `dir`; `None` when it is not known
+/// there (a shallow clone of depth 1, no repository, a root commit).
+pub fn parent(dir: &Path, sha: &str) -> Option<String> {
+    if !is_full_sha(sha) {
+        return None;
+    }
+    git(
+        dir,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{sha}^1^{{commit}}"),
+        ],
+    )
+    .ok()
+    .filter(|p| is_full_sha(p))
+}
+
 /// Finds the revision for the project in `dir`, with `env` the process environment.
 pub fn revision(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Revision, GitError> {
     let branch_from_env = || {

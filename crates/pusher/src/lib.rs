@@ -19,17 +19,24 @@
 //! - [`trust`] decides whether an image found in the registry (by its inputs tag) may be
 //!   released instead of a build: only when an identity tag of the commit that built it names
 //!   it too.
+//! - [`shard`] splits a release between the runners of a CI matrix (`--shard K/N`);
+//!   [`promote`] is the fan-in after them: it checks a commit's release is whole in the
+//!   registry (copying it to another registry first with `--to`) and moves the moving tags.
 
 pub mod api;
+pub mod aws_failure;
 pub mod error;
 pub mod events;
 pub mod git;
+pub mod iam_policy;
 pub mod index;
 pub mod login;
+pub mod promote;
 pub mod push;
 pub mod registry;
 pub mod release;
 pub mod repositories;
+pub mod shard;
 pub mod target;
 pub mod template;
 pub mod timeouts;

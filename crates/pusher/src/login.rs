@@ -3,9 +3,9 @@
 //! Nothing here writes a credential anywhere: no `docker login`, no config file. A [`Login`]
 //! hands its password only to the daemon (as `X-Registry-Auth`) and to the registry API.
 
+use crate::aws_failure::{AwsCall, AwsError};
 use crate::Error;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_ecr::error::ProvideErrorMetadata;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use std::time::{Duration, SystemTime};
@@ -107,44 +107,23 @@ fn decode_token(
     Ok((user.to_string(), SecretString::from(password.to_string())))
 }
 
-fn sdk_message(
-    e: &impl ProvideErrorMetadata,
-    fallback: &dyn std::fmt::Display,
-) -> (Option<String>, String) {
-    let code = e.code().map(str::to_string);
-    let message = match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        (None, Some(m)) => m.to_string(),
-        (None, None) => fallback.to_string(),
-    };
-    (code, message)
-}
-
-fn display_sdk_error(e: &dyn std::error::Error) -> String {
-    aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
-}
-
-/// An AWS SDK error as one line: the service's code and message when it answered, else the
-/// transport's story.
-pub(crate) fn sdk_error_message<E>(e: &E) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error,
-{
-    sdk_message(e, &display_sdk_error(e)).1
-}
-
 /// The account of the caller (STS GetCallerIdentity), for `--registry ecr`.
 pub async fn caller_account(sdk: &SdkConfig) -> Result<String, Error> {
+    const CALL: AwsCall = AwsCall::new("sts:GetCallerIdentity");
+    let region = sdk.region().map(|r| r.to_string());
+    let aws = |error| Error::Aws {
+        registry: "ecr".into(),
+        error,
+    };
+    if region.is_none() {
+        return Err(aws(AwsError::no_region(CALL)));
+    }
     let sts = aws_sdk_sts::Client::new(sdk);
-    let out = sts.get_caller_identity().send().await.map_err(|e| {
-        let (_, message) = sdk_message(&e, &display_sdk_error(&e));
-        Error::Token {
-            registry: "ecr".into(),
-            service: "STS GetCallerIdentity",
-            message: format!("{message} (check your AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID, or the CI role)"),
-        }
-    })?;
+    let out = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| aws(AwsError::from_sdk(CALL, region.as_deref(), &e)))?;
     out.account()
         .map(str::to_string)
         .ok_or_else(|| Error::Token {
@@ -159,28 +138,30 @@ pub async fn caller_account(sdk: &SdkConfig) -> Result<String, Error> {
 /// registries in that region that the caller may use (cross-account pushes): callers pushing
 /// there keep the token and use their own host.
 pub async fn ecr(sdk: &SdkConfig, region: Option<&str>) -> Result<Login, Error> {
-    let what = match region
+    const CALL: AwsCall = AwsCall::new("ecr:GetAuthorizationToken");
+    let region = region
         .map(str::to_string)
-        .or_else(|| sdk.region().map(|r| r.to_string()))
-    {
+        .or_else(|| sdk.region().map(|r| r.to_string()));
+    let what = match &region {
         Some(r) => format!("private ECR in {r}"),
         None => "private ECR".to_string(),
     };
-    let mut conf = aws_sdk_ecr::config::Builder::from(sdk);
-    if let Some(r) = region {
-        conf = conf.region(Region::new(r.to_string()));
-    }
+    let Some(region) = region else {
+        return Err(Error::Aws {
+            registry: what,
+            error: AwsError::no_region(CALL),
+        });
+    };
+    let conf = aws_sdk_ecr::config::Builder::from(sdk).region(Region::new(region.clone()));
     let ecr = aws_sdk_ecr::Client::from_conf(conf.build());
-    let out = ecr.get_authorization_token().send().await.map_err(|e| {
-        let (code, message) = sdk_message(&e, &display_sdk_error(&e));
-        let hint = match code.as_deref() {
-            Some("AccessDeniedException") | Some("UnrecognizedClientException") => {
-                " — the caller needs ecr:GetAuthorizationToken (plus ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage to push)"
-            }
-            _ => "",
-        };
-        Error::Token { registry: what.clone(), service: "ECR GetAuthorizationToken", message: format!("{message}{hint}") }
-    })?;
+    let out = ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| Error::Aws {
+            registry: what.clone(),
+            error: AwsError::from_sdk(CALL, Some(&region), &e),
+        })?;
     let data = out
         .authorization_data()
         .first()
@@ -219,20 +200,17 @@ pub async fn ecr_public(sdk: &SdkConfig) -> Result<Login, Error> {
         .region(Region::new("us-east-1"))
         .build();
     let client = aws_sdk_ecrpublic::Client::from_conf(conf);
-    let out = client.get_authorization_token().send().await.map_err(|e| {
-        let (code, message) = sdk_message(&e, &display_sdk_error(&e));
-        let hint = match code.as_deref() {
-            Some("AccessDeniedException") | Some("UnrecognizedClientException") | Some("AccessDenied") => {
-                " — ECR Public needs both ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken on the caller's policy"
-            }
-            _ => "",
-        };
-        Error::Token {
+    // ECR Public's token is an STS bearer token: a denial may name either action.
+    const CALL: AwsCall =
+        AwsCall::new("ecr-public:GetAuthorizationToken").also_needing("sts:GetServiceBearerToken");
+    let out = client
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| Error::Aws {
             registry: crate::registry::ECR_PUBLIC_HOST.into(),
-            service: "ECR Public GetAuthorizationToken",
-            message: format!("{message}{hint}"),
-        }
-    })?;
+            error: AwsError::from_sdk(CALL, Some("us-east-1"), &e),
+        })?;
     let data = out.authorization_data().ok_or_else(|| Error::Token {
         registry: crate::registry::ECR_PUBLIC_HOST.into(),
         service: "ECR Public GetAuthorizationToken",

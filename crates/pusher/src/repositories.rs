@@ -2,8 +2,8 @@
 //! (scan on push, tag mutability, encryption, lifecycle policy) when asked to. Registries other
 //! than ECR create repositories on first push, so only ECR and ECR Public are checked.
 
+use crate::aws_failure::{AwsCall, AwsError};
 use crate::error::Fault;
-use crate::login::sdk_error_message;
 use crate::Error;
 use aws_config::{Region, SdkConfig};
 
@@ -113,6 +113,7 @@ pub struct Ecr {
     client: aws_sdk_ecr::Client,
     registry_id: String,
     host: String,
+    region: String,
 }
 
 impl Ecr {
@@ -124,6 +125,7 @@ impl Ecr {
             client: aws_sdk_ecr::Client::from_conf(conf),
             registry_id: account.to_string(),
             host: host.to_string(),
+            region: region.to_string(),
         }
     }
 
@@ -149,13 +151,13 @@ impl Ecr {
                 if service_err.is_some_and(|s| s.is_repository_not_found_exception()) {
                     return Ok(None);
                 }
-                Err(Error::Registry {
+                Err(Error::Aws {
                     registry: self.host.clone(),
-                    message: format!(
-                        "DescribeRepositories for `{name}`: {} (the caller needs ecr:DescribeRepositories)",
-                        sdk_error_message(&e)
+                    error: AwsError::from_sdk(
+                        AwsCall::new("ecr:DescribeRepositories"),
+                        Some(&self.region),
+                        &e,
                     ),
-                    fault: Fault::permanent(),
                 })
             }
         }
@@ -201,13 +203,9 @@ impl Ecr {
             })?;
             call = call.encryption_configuration(enc);
         }
-        call.send().await.map_err(|e| Error::Registry {
+        call.send().await.map_err(|e| Error::Aws {
             registry: self.host.clone(),
-            message: format!(
-                "CreateRepository `{name}`: {} (the caller needs ecr:CreateRepository)",
-                sdk_error_message(&e)
-            ),
-            fault: Fault::permanent(),
+            error: AwsError::from_sdk(AwsCall::new("ecr:CreateRepository"), Some(&self.region), &e),
         })?;
         if let Some(policy) = &settings.lifecycle_policy {
             self.client
@@ -217,10 +215,13 @@ impl Ecr {
                 .lifecycle_policy_text(policy)
                 .send()
                 .await
-                .map_err(|e| Error::Registry {
+                .map_err(|e| Error::Aws {
                     registry: self.host.clone(),
-                    message: format!("PutLifecyclePolicy on `{name}`: {} (the caller needs ecr:PutLifecyclePolicy)", sdk_error_message(&e)),
-                    fault: Fault::permanent(),
+                    error: AwsError::from_sdk(
+                        AwsCall::new("ecr:PutLifecyclePolicy"),
+                        Some(&self.region),
+                        &e,
+                    ),
                 })?;
         }
         Ok(RepositoryInfo {
@@ -248,13 +249,13 @@ impl Ecr {
             .image_ids(id)
             .send()
             .await
-            .map_err(|e| Error::Registry {
+            .map_err(|e| Error::Aws {
                 registry: self.host.clone(),
-                message: format!(
-                    "BatchDeleteImage of `{name}:{tag}`: {} (the caller needs ecr:BatchDeleteImage)",
-                    sdk_error_message(&e)
+                error: AwsError::from_sdk(
+                    AwsCall::new("ecr:BatchDeleteImage"),
+                    Some(&self.region),
+                    &e,
                 ),
-                fault: Fault::permanent(),
             })?;
         Ok(out.failures().is_empty() && !out.image_ids().is_empty())
     }
@@ -294,10 +295,13 @@ impl EcrPublic {
                 {
                     return Ok(None);
                 }
-                Err(Error::Registry {
+                Err(Error::Aws {
                     registry: crate::registry::ECR_PUBLIC_HOST.into(),
-                    message: format!("DescribeRepositories for `{name}`: {} (the caller needs ecr-public:DescribeRepositories)", sdk_error_message(&e)),
-                    fault: Fault::permanent(),
+                    error: AwsError::from_sdk(
+                        AwsCall::new("ecr-public:DescribeRepositories"),
+                        Some("us-east-1"),
+                        &e,
+                    ),
                 })
             }
         }
@@ -309,13 +313,13 @@ impl EcrPublic {
             .repository_name(name)
             .send()
             .await
-            .map_err(|e| Error::Registry {
+            .map_err(|e| Error::Aws {
                 registry: crate::registry::ECR_PUBLIC_HOST.into(),
-                message: format!(
-                    "CreateRepository `{name}`: {} (the caller needs ecr-public:CreateRepository)",
-                    sdk_error_message(&e)
+                error: AwsError::from_sdk(
+                    AwsCall::new("ecr-public:CreateRepository"),
+                    Some("us-east-1"),
+                    &e,
                 ),
-                fault: Fault::permanent(),
             })?;
         Ok(RepositoryInfo {
             name: name.to_string(),
@@ -335,13 +339,13 @@ impl EcrPublic {
             .image_ids(id)
             .send()
             .await
-            .map_err(|e| Error::Registry {
+            .map_err(|e| Error::Aws {
                 registry: crate::registry::ECR_PUBLIC_HOST.into(),
-                message: format!(
-                    "BatchDeleteImage of `{name}:{tag}`: {} (the caller needs ecr-public:BatchDeleteImage)",
-                    sdk_error_message(&e)
+                error: AwsError::from_sdk(
+                    AwsCall::new("ecr-public:BatchDeleteImage"),
+                    Some("us-east-1"),
+                    &e,
                 ),
-                fault: Fault::permanent(),
             })?;
         Ok(out.failures().is_empty() && !out.image_ids().is_empty())
     }

@@ -8,7 +8,7 @@ use crate::template::{
 };
 use std::collections::BTreeMap;
 use wharf_compose::{Project, Service};
-use wharf_docker::reference::{ImageReference, DEFAULT_TAG};
+use wharf_docker::reference::{ImageReference, ReferenceError, DEFAULT_TAG};
 
 /// Release settings after precedence is applied.
 #[derive(Debug, Clone)]
@@ -197,10 +197,13 @@ pub fn target(
     // The image as the user wrote it: its registry, path and tag name wharf's targets, with no
     // Docker Hub `library/` added (`image: api` pushed elsewhere is the repository `api`).
     let image = match &service.image {
-        Some(written) => Some(ImageReference::parse(written).map_err(|e| {
-            invalid(format!(
+        Some(written) => Some(ImageReference::parse(written).map_err(|e| match e {
+            ReferenceError::Credentials { .. } => {
+                invalid(format!("its image is not a valid image reference: {e}"))
+            }
+            e => invalid(format!(
                 "its image `{written}` is not a valid image reference: {e}"
-            ))
+            )),
         })?),
         None => None,
     };

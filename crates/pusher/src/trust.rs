@@ -98,6 +98,8 @@ pub enum Distrust {
     IdentityMissing { tag: String },
     #[error("the identity tag {tag} of its commit names another image ({digest})")]
     IdentityElsewhere { tag: String, digest: String },
+    #[error("its config names commit {found}, not {expected}")]
+    OtherCommit { found: String, expected: String },
 }
 
 #[derive(serde::Deserialize)]
@@ -211,13 +213,56 @@ pub async fn check(
     candidate: &RawManifest,
     expected: &Expected<'_>,
 ) -> Result<Verdict, Error> {
+    let inputs = Some((expected.inputs_label, expected.inputs));
+    verdict(
+        api,
+        repository,
+        login,
+        candidate,
+        inputs,
+        expected.platform_inputs,
+        expected.identity,
+        expected.platform,
+    )
+    .await
+}
+
+/// Whether `candidate`, found in `repository`, is an image a release of the service made,
+/// whatever its inputs: the same check without the inputs label, for an image a build may
+/// take as its cache source (BuildKit would otherwise take layers anyone who can push there
+/// planted under a moving tag).
+pub async fn check_released(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    identity: &IdentityTemplates,
+) -> Result<Verdict, Error> {
+    verdict(
+        api, repository, login, candidate, None, None, identity, None,
+    )
+    .await
+}
+
+/// The check; `inputs`: the label and the value the configs must carry, when they must.
+#[allow(clippy::too_many_arguments)]
+async fn verdict(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    inputs: Option<(&str, &str)>,
+    platform_inputs: Option<&std::collections::HashMap<Platform, String>>,
+    identity: &IdentityTemplates,
+    platform: Option<&Platform>,
+) -> Result<Verdict, Error> {
     let untrusted = |d| Ok(Verdict::Untrusted(d));
     let media_type = candidate.media_type.as_str();
     let is_index = INDEX_TYPES.contains(&media_type);
     let configs = if IMAGE_TYPES.contains(&media_type) {
         vec![(
             config_of(repository, candidate)?,
-            expected.inputs.to_string(),
+            inputs.map(|(l, v)| (l, v.to_string())),
         )]
     } else if is_index {
         let doc: ManifestDoc = serde_json::from_slice(&candidate.bytes)
@@ -246,21 +291,24 @@ pub async fn check(
                     media_type: image.media_type,
                 });
             }
-            let inputs = match expected.platform_inputs {
-                None => expected.inputs.to_string(),
-                Some(each) => match entry.platform.as_ref().and_then(EntryPlatform::platform) {
-                    Some(p) => match each.get(&p) {
-                        Some(hex) => hex.clone(),
-                        None => {
-                            return untrusted(Distrust::NotAnImage {
-                                media_type: format!(
+            let inputs = match (inputs, platform_inputs) {
+                (None, _) => None,
+                (Some((l, v)), None) => Some((l, v.to_string())),
+                (Some((l, _)), Some(each)) => {
+                    match entry.platform.as_ref().and_then(EntryPlatform::platform) {
+                        Some(p) => match each.get(&p) {
+                            Some(hex) => Some((l, hex.clone())),
+                            None => {
+                                return untrusted(Distrust::NotAnImage {
+                                    media_type: format!(
                                 "an index with the platform {p}, which this release does not build"
                             ),
-                            })
-                        }
-                    },
-                    None => return untrusted(Distrust::NoPlatforms),
-                },
+                                })
+                            }
+                        },
+                        None => return untrusted(Distrust::NoPlatforms),
+                    }
+                }
             };
             configs.push((config_of(repository, &image)?, inputs));
         }
@@ -277,19 +325,23 @@ pub async fn check(
             Ok(l) => l,
             Err(d) => return untrusted(d),
         };
-        match labels.get(expected.inputs_label) {
-            None => {
-                return untrusted(Distrust::NoInputsLabel {
-                    label: expected.inputs_label.to_string(),
-                })
+        if let Some((label, expected)) = inputs {
+            let label: &str = label;
+            let expected: &str = expected;
+            match labels.get(label) {
+                None => {
+                    return untrusted(Distrust::NoInputsLabel {
+                        label: label.to_string(),
+                    })
+                }
+                Some(found) if found != expected => {
+                    return untrusted(Distrust::OtherInputs {
+                        label: label.to_string(),
+                        found: found.clone(),
+                    })
+                }
+                Some(_) => {}
             }
-            Some(found) if found != inputs => {
-                return untrusted(Distrust::OtherInputs {
-                    label: expected.inputs_label.to_string(),
-                    found: found.clone(),
-                })
-            }
-            Some(_) => {}
         }
         let Some(this) = labels.get(REVISION_LABEL) else {
             return untrusted(Distrust::NoRevision);
@@ -311,8 +363,8 @@ pub async fn check(
         Err(d) => return untrusted(d),
     };
 
-    let mut tags = expected.identity.for_commit(&revision);
-    if let (Some(platform), false) = (expected.platform, is_index) {
+    let mut tags = identity.for_commit(&revision);
+    if let (Some(platform), false) = (platform, is_index) {
         let suffix = platform.tag_suffix();
         tags = tags.into_iter().map(|t| format!("{t}-{suffix}")).collect();
     }
@@ -335,6 +387,91 @@ pub async fn check(
         }
     }
     untrusted(first_miss.expect("at least one identity tag was looked up"))
+}
+
+/// Whether `candidate`, which an identity tag of `commit` names in `repository`, may be
+/// promoted as that commit's release (`wharf promote`, which builds nothing and so knows no
+/// input digest): the config of the image — of every platform image, for an index — must
+/// name `commit` in its revision label, and an identity tag of `commit` must name this very
+/// manifest. An identity tag pushed by hand onto another commit's image is refused.
+pub async fn check_promoted(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    identity: &IdentityTemplates,
+    commit: &str,
+) -> Result<Verdict, Error> {
+    let untrusted = |d| Ok(Verdict::Untrusted(d));
+    let media_type = candidate.media_type.as_str();
+    let images = if IMAGE_TYPES.contains(&media_type) {
+        vec![candidate.clone()]
+    } else if INDEX_TYPES.contains(&media_type) {
+        let doc: ManifestDoc = serde_json::from_slice(&candidate.bytes)
+            .map_err(|e| unreadable(repository, &candidate.digest, e))?;
+        let entries: Vec<IndexEntry> = doc
+            .manifests
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !e.is_attestation())
+            .collect();
+        if entries.is_empty() {
+            return untrusted(Distrust::NoPlatforms);
+        }
+        if entries.len() > MAX_PLATFORMS {
+            return untrusted(Distrust::TooManyPlatforms);
+        }
+        let mut images = Vec::new();
+        for entry in &entries {
+            let reference = format!("{repository}@{}", entry.digest);
+            let image = api
+                .manifest(&reference, login)
+                .await?
+                .ok_or(Error::NotFound { reference })?;
+            if !IMAGE_TYPES.contains(&image.media_type.as_str()) {
+                return untrusted(Distrust::NotAnImage {
+                    media_type: image.media_type,
+                });
+            }
+            images.push(image);
+        }
+        images
+    } else {
+        return untrusted(Distrust::NotAnImage {
+            media_type: media_type.to_string(),
+        });
+    };
+    for image in &images {
+        let descriptor = config_of(repository, image)?;
+        let labels = match labels(api, repository, login, &descriptor).await? {
+            Ok(l) => l,
+            Err(d) => return untrusted(d),
+        };
+        match labels.get(REVISION_LABEL) {
+            None => return untrusted(Distrust::NoRevision),
+            Some(r) if !r.eq_ignore_ascii_case(commit) => {
+                return untrusted(Distrust::OtherCommit {
+                    found: r.clone(),
+                    expected: commit.to_string(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for tag in identity.for_commit(commit) {
+        let served = api
+            .manifest_digest(&format!("{repository}:{tag}"), login)
+            .await?;
+        if served.as_deref() == Some(candidate.digest.as_str()) {
+            return Ok(Verdict::Trusted {
+                revision: commit.to_string(),
+                tag,
+            });
+        }
+    }
+    untrusted(Distrust::NoIdentityTag {
+        revision: commit.to_string(),
+    })
 }
 
 #[cfg(test)]

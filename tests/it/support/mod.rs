@@ -3,10 +3,12 @@
 //! proxies that stage faults in front of the bed's registries and daemon.
 #![allow(dead_code)]
 
+pub mod aws_stub;
 pub mod bed;
 pub mod daemon_proxy;
 pub mod docker;
 pub mod fixtures;
+pub mod lint_tools;
 pub mod proxy;
 pub mod registry;
 pub mod registry_proxy;

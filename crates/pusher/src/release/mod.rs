@@ -7,6 +7,8 @@
 //! 2. [`Release::unchanged`] — the skip decision ([`skip`]): which services the registry
 //!    already holds by input digest; it also asks every repository something, so that a
 //!    registry that cannot be used stops the release before any build.
+//!    [`Release::bases_into_daemon`] then gives the daemon the images of unchanged bases that
+//!    changed services build `FROM` ([`local`]).
 //! 3. [`Release::identity_phase`] — phase 1: each service's identity tags (and inputs tag),
 //!    an unchanged one at once by a manifest copy, a built one as soon as the caller says it
 //!    is [`Ready`] (the binary builds while this runs).
@@ -18,7 +20,9 @@
 //! What happens is told as [`ServiceEvent`]s; [`tagger`] does the pushing and tagging, with
 //! retries of transient faults; every request has a deadline ([`Timeouts`]).
 
+mod cache;
 mod interrupt;
+mod local;
 mod logins;
 mod manifest;
 mod moving;
@@ -26,7 +30,9 @@ mod preflight;
 mod skip;
 mod tagger;
 
+pub use cache::candidate_tags as cache_candidate_tags;
 pub use interrupt::Interrupt;
+pub use local::{LocalBase, LocalBaseError};
 pub use logins::{login_all, Aws};
 pub use manifest::{Manifest, ManifestImage, PlatformImage};
 pub use moving::Restoration;
@@ -301,6 +307,29 @@ impl Release {
         skip::unchanged_platforms(&self.tagger(), &self.targets, inputs_label, candidates).await
     }
 
+    /// The cache sources a build of `service` takes by default: its last release (moving tags,
+    /// and the identity tags of the `previous` commit), each passing the trust check (see
+    /// [`cache`]).
+    pub async fn cache_sources(&self, service: &str, previous: Option<&str>) -> Vec<String> {
+        match self.targets.iter().find(|t| t.service == service) {
+            Some(target) => cache::trusted(&self.tagger(), target, previous).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Makes the daemon hold the image of each unchanged service that a service being built
+    /// builds `FROM`, under `names` (service → the local names its dependents use), so that
+    /// the base keeps its image; one that cannot be had there leaves `unchanged` and must be
+    /// built (see [`skip`]).
+    pub async fn bases_into_daemon(
+        &self,
+        unchanged: &mut HashMap<String, RawManifest>,
+        inputs: &SkipInputs,
+        names: &HashMap<String, Vec<String>>,
+    ) {
+        skip::bases_into_daemon(&self.tagger(), &self.targets, inputs, unchanged, names).await
+    }
+
     /// Phase 1: identity tags of every unchanged service at once, and of every built one as it
     /// arrives on `ready` (until the sender is dropped). A multi-platform service's platforms
     /// get their platform identity tags as each arrives; its index is written once all of
@@ -490,6 +519,26 @@ impl Release {
         failed_builds: Vec<String>,
     ) -> Result<Vec<ManifestImage>, ReleaseError> {
         let (digests, platforms) = gate(first, failed_builds)?;
+        let mut images = self.move_to(digests).await?;
+        for image in &mut images {
+            let (Some(t), Some(p)) = (
+                self.targets.iter().find(|t| t.service == image.service),
+                platforms.get(&image.service),
+            ) else {
+                continue;
+            };
+            *image = ManifestImage::with_platforms(t, &image.digest, p.clone());
+        }
+        Ok(images)
+    }
+
+    /// Phase 2 alone, onto images the registry already holds (`digests`: each service's
+    /// manifest digest, which its identity tags name): the fan-in of a sharded release, a
+    /// rollback, a promotion. All or nothing, as after phase 1. Returns the manifest.
+    pub async fn move_to(
+        &mut self,
+        digests: BTreeMap<String, String>,
+    ) -> Result<Vec<ManifestImage>, ReleaseError> {
         logins::refresh(&self.targets, &mut self.logins, &mut self.aws)
             .await
             .map_err(ReleaseError::Config)?;
@@ -514,13 +563,7 @@ impl Release {
         Ok(self
             .targets
             .iter()
-            .map(|t| {
-                ManifestImage::with_platforms(
-                    t,
-                    digests.get(&t.service).map_or("", String::as_str),
-                    platforms.get(&t.service).cloned().unwrap_or_default(),
-                )
-            })
+            .map(|t| ManifestImage::new(t, digests.get(&t.service).map_or("", String::as_str)))
             .collect())
     }
 

@@ -1,7 +1,8 @@
 //! The skip decision: the services whose image, by input digest, the target repository
 //! already holds under its inputs tag are tagged there instead of built. A service another
-//! one builds `FROM` is built anyway when that one must be built (the daemon needs the base
-//! image), and so is one the registry could not be asked about for a passing reason.
+//! one builds `FROM` keeps its image too when that one must be built: the daemon gets the
+//! base's image as it is ([`super::local`]), and only when that fails is the base built. A
+//! service the registry could not be asked about for a passing reason is built.
 //!
 //! Every target repository is asked something before anything is built, skip or not — the
 //! inputs tag, or the first tag the release will write — so that a registry that cannot be
@@ -11,13 +12,14 @@
 //! ([`crate::trust`]): anyone who can push could have planted it there. Otherwise the service
 //! is built, and a warning names the tag and why.
 
+use super::local::{bring_into_daemon, BaseImage, LocalBase};
 use super::tagger::Tagger;
 use super::ReleaseError;
 use crate::api::RawManifest;
 use crate::events::ServiceEvent;
 use crate::target::ImageTarget;
 use crate::trust::{Expected, Verdict};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A service's input digest, as the skip decision looks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +79,78 @@ pub(super) async fn unchanged(
     if !refused.is_empty() {
         return Err(ReleaseError::Unusable(refused));
     }
-    let trusted = keep_trusted(tagger, targets, inputs, unchanged).await;
-    Ok(keep_bases_of_builds(trusted, &inputs.builds_from))
+    Ok(keep_trusted(tagger, targets, inputs, unchanged).await)
+}
+
+/// Brings into the daemon each unchanged service that a service being built builds `FROM`,
+/// under `names` (service → the local names its dependents use). One that cannot be brought
+/// in is built after all, with a warning, and leaves `unchanged` (its own unchanged bases are
+/// then needed in turn).
+pub(super) async fn bases_into_daemon(
+    tagger: &Tagger<'_>,
+    targets: &[ImageTarget],
+    inputs: &SkipInputs,
+    unchanged: &mut HashMap<String, RawManifest>,
+    names: &HashMap<String, Vec<String>>,
+) {
+    let mut local: HashSet<String> = HashSet::new();
+    loop {
+        let needed: Vec<(String, String)> = needed_bases(unchanged, &inputs.builds_from)
+            .into_iter()
+            .filter(|(base, _)| !local.contains(base))
+            .collect();
+        if needed.is_empty() {
+            return;
+        }
+        for (base, user) in needed {
+            let Some(manifest) = unchanged.get(&base) else {
+                continue;
+            };
+            if local.contains(&base) {
+                continue;
+            }
+            let brought = match (
+                targets.iter().find(|t| t.service == base),
+                inputs.inputs.get(&base),
+            ) {
+                (Some(target), Some(digest)) => match tagger.repository(target) {
+                    Ok((repository, login)) => {
+                        let image = BaseImage {
+                            repository: &repository,
+                            manifest,
+                            inputs_label: &inputs.inputs_label,
+                            inputs: &digest.hex,
+                            names: names.get(&base).map_or(&[][..], Vec::as_slice),
+                        };
+                        bring_into_daemon(tagger.docker, image, login)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+                _ => Err("its release target or inputs are not known".to_string()),
+            };
+            match brought {
+                Ok(origin) => {
+                    let from = match origin {
+                        LocalBase::Daemon { id } => format!("the daemon's image {id}"),
+                        LocalBase::Pulled { reference } => format!("pulled {reference}"),
+                    };
+                    tracing::info!(service = %base, "unchanged, and `{user}` builds FROM it: {from}");
+                    local.insert(base);
+                }
+                Err(e) => {
+                    tagger.events.service(ServiceEvent::Warning {
+                        service: base.clone(),
+                        message: format!(
+                            "`{user}` builds FROM it, and its unchanged image cannot be had in the daemon ({e}); building it"
+                        ),
+                    });
+                    unchanged.remove(&base);
+                }
+            }
+        }
+    }
 }
 
 /// The candidates (service → the manifest its inputs tag names) that the registry shows a
@@ -135,32 +207,25 @@ async fn keep_trusted(
     kept
 }
 
-/// Drops from `unchanged` every service a service that is built builds `FROM`, until none is
-/// left (a base dropped may itself be the dependent of another base).
-fn keep_bases_of_builds<T>(
-    mut unchanged: HashMap<String, T>,
+/// The unchanged services a service that is built builds `FROM` (base, the user), in a fixed
+/// order: the daemon needs their images.
+fn needed_bases<T>(
+    unchanged: &HashMap<String, T>,
     builds_from: &HashMap<String, Vec<String>>,
-) -> HashMap<String, T> {
-    loop {
-        let needed: Vec<(String, String)> = builds_from
-            .iter()
-            .filter(|(user, _)| !unchanged.contains_key(*user))
-            .flat_map(|(user, bases)| {
-                bases
-                    .iter()
-                    .filter(|b| unchanged.contains_key(*b))
-                    .map(move |b| (b.clone(), user.clone()))
-            })
-            .collect();
-        if needed.is_empty() {
-            return unchanged;
-        }
-        for (base, user) in needed {
-            if unchanged.remove(&base).is_some() {
-                tracing::info!(service = %base, "built although unchanged: `{user}` builds FROM its image");
-            }
-        }
-    }
+) -> Vec<(String, String)> {
+    let mut needed: Vec<(String, String)> = builds_from
+        .iter()
+        .filter(|(user, _)| !unchanged.contains_key(*user))
+        .flat_map(|(user, bases)| {
+            bases
+                .iter()
+                .filter(|b| unchanged.contains_key(*b))
+                .map(move |b| (b.clone(), user.clone()))
+        })
+        .collect();
+    needed.sort();
+    needed.dedup_by(|a, b| a.0 == b.0);
+    needed
 }
 
 /// One platform's image a multi-platform service may reuse: its input digest, looked for under
@@ -237,20 +302,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_base_is_built_when_a_service_built_from_it_is() {
-        let unchanged: HashMap<String, ()> = ["base", "mid", "other"]
+    fn the_daemon_needs_the_unchanged_bases_of_builds_only() {
+        let mut unchanged: HashMap<String, ()> = ["base", "mid", "other"]
             .into_iter()
             .map(|s| (s.to_string(), ()))
             .collect();
-        // top builds FROM mid, mid FROM base; top changed, so mid and base are built too.
+        // top builds FROM mid, mid FROM base; top changed: the daemon needs mid's image (which
+        // holds base's layers), not base's.
         let from: HashMap<String, Vec<String>> = [
             ("top".to_string(), vec!["mid".to_string()]),
             ("mid".to_string(), vec!["base".to_string()]),
         ]
         .into_iter()
         .collect();
-        let kept = keep_bases_of_builds(unchanged, &from);
-        assert_eq!(kept.keys().collect::<Vec<_>>(), vec!["other"]);
+        assert_eq!(
+            needed_bases(&unchanged, &from),
+            [("mid".to_string(), "top".to_string())]
+        );
+        // mid cannot be had, so it is built: now base is needed.
+        unchanged.remove("mid");
+        assert_eq!(
+            needed_bases(&unchanged, &from),
+            [("base".to_string(), "mid".to_string())]
+        );
     }
 
     #[test]
@@ -262,6 +336,6 @@ mod tests {
         let from: HashMap<String, Vec<String>> = [("top".to_string(), vec!["base".to_string()])]
             .into_iter()
             .collect();
-        assert_eq!(keep_bases_of_builds(unchanged, &from).len(), 2);
+        assert!(needed_bases(&unchanged, &from).is_empty());
     }
 }

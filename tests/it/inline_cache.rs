@@ -1,0 +1,164 @@
+//! A changed service on a fresh runner does not build from nothing: images carry inline cache
+//! metadata, and a build takes the service's last release (its moving tag, the previous
+//! commit's identity tag) as a cache source, so an expensive step before `COPY src` is not run
+//! again. `x-wharf: {cache: false}` turns this off, and `plan` names the cache sources.
+//!
+//! The runner is the bed's second engine (Docker 26), whose build cache is wiped and whose
+//! images are removed between the releases, as a fresh runner has none: wiping the first
+//! engine's cache would take it from every test running beside this one. (Across the two
+//! engines the cache cannot be shared at all: their BuildKit versions key steps differently.)
+
+use crate::support::{bed, bed_var, fake_sha, run, run_in, unique, wharf, write};
+use std::path::Path;
+use std::process::Command;
+
+/// Empties the engine's build cache and removes the images under `prefix`.
+fn wipe(host: &str, prefix: &str) {
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker")
+            .args(["-H", host])
+            .args(args)
+            .output()
+            .expect("docker runs");
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let images = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let ours: Vec<&str> = images.lines().filter(|l| l.starts_with(prefix)).collect();
+    assert!(!ours.is_empty(), "the first release built its images there");
+    docker(&[&["rmi", "-f"][..], &ours].concat());
+    docker(&["builder", "prune", "-af"]);
+}
+
+/// Two services of the same shape: a step that takes a while and writes when it ran, then
+/// the sources. `nocache` opts out.
+fn project(dir: &Path, prefix: &str, base: &str) {
+    write(
+        dir,
+        "compose.yaml",
+        &format!(
+            "services:\n  api:\n    image: {prefix}/api\n    build: ./api\n  nocache:\n    image: {prefix}/nocache\n    build: ./nocache\n    x-wharf:\n      cache: false\n"
+        ),
+    );
+    for service in ["api", "nocache"] {
+        // A step of its own (no engine's cache holds it from an earlier run, and the two
+        // services share none), which writes a value no second run writes again.
+        let marker = unique(service);
+        write(
+            dir,
+            &format!("{service}/Dockerfile"),
+            &format!(
+                "FROM {base}\nRUN echo {marker} && sleep 2 && cat /proc/sys/kernel/random/uuid > /deps\nCOPY src /src\n"
+            ),
+        );
+        write(dir, &format!("{service}/src"), "v1\n");
+    }
+}
+
+fn release(dir: &Path, sha: &str, docker_host: Option<&str>) {
+    let mut cmd = wharf(dir);
+    cmd.args(["build", "--push"]).env("GITHUB_SHA", sha);
+    if let Some(host) = docker_host {
+        cmd.env("DOCKER_HOST", host);
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "wharf failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_fresh_runner_takes_the_expensive_step_from_the_last_release() {
+    let bed = bed();
+    let fresh = bed_var("WHARF_TEST_DOCKER26_HOST");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/{}", bed.plain_registry, unique("inline"));
+    project(dir.path(), &prefix, &bed.base_image);
+    let first = fake_sha();
+    release(dir.path(), &first, Some(&fresh));
+
+    // The plan names the last release as the cache source, except where opted out.
+    let plan = run(wharf(dir.path())
+        .args(["plan", "--format", "json"])
+        .env("GITHUB_SHA", fake_sha()));
+    assert!(plan.status.success(), "{plan:?}");
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let sources = |service: &str| {
+        plan["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == service)
+            .unwrap()["cache_from_release"]
+            .clone()
+    };
+    assert_eq!(
+        sources("api"),
+        serde_json::json!([format!("{prefix}/api:latest")])
+    );
+    assert_eq!(sources("nocache"), serde_json::json!([]));
+
+    // The sources change; a runner without the images and without build cache releases the
+    // next commit.
+    wipe(&fresh, &prefix);
+    for service in ["api", "nocache"] {
+        write(dir.path(), &format!("{service}/src"), "v2\n");
+    }
+    let second = fake_sha();
+    release(dir.path(), &second, Some(&fresh));
+
+    let deps =
+        |service: &str, sha: &str| run_in(&format!("{prefix}/{service}:{sha}"), "cat /deps /src");
+    let (before, after) = (deps("api", &first), deps("api", &second));
+    assert_eq!(
+        before.lines().next(),
+        after.lines().next(),
+        "the step before COPY src comes from the last release's cache"
+    );
+    assert_eq!(after.lines().nth(1), Some("v2"), "the new sources are in");
+    let (before, after) = (deps("nocache", &first), deps("nocache", &second));
+    assert_ne!(
+        before.lines().next(),
+        after.lines().next(),
+        "without cache sources the fresh runner runs the step again"
+    );
+}
+
+#[test]
+fn an_image_planted_under_the_moving_tag_is_no_cache_source() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/{}", bed.plain_registry, unique("cacheplant"));
+    let image = format!("{prefix}/api");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!("services:\n  api:\n    image: {image}\n    build: ./api\n"),
+    );
+    write(
+        dir.path(),
+        "api/Dockerfile",
+        &format!("FROM {}\nCOPY src /src\n", bed.base_image),
+    );
+    write(dir.path(), "api/src", &unique("src"));
+    // Someone who may push puts an image no release made under `latest`.
+    let planted = format!("{image}:latest");
+    for args in [
+        &["tag", bed.base_image.as_str(), planted.as_str()][..],
+        &["push", planted.as_str()][..],
+    ] {
+        let out = Command::new("docker").args(args).output().unwrap();
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+    }
+    let out = run(wharf(dir.path())
+        .args(["build", "--push"])
+        .env("GITHUB_SHA", fake_sha()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{planted} is not used as a cache source")),
+        "{err}"
+    );
+}

@@ -1,0 +1,790 @@
+//! One release across several runs: `build --push --shard K/N` on two engines at once, then
+//! `wharf promote` as the fan-in; a failed shard that promote refuses and a second run that
+//! finishes it; rollback and forward again; `promote --to` another registry. Driven through
+//! the binary against the bed's private ECR, ECR Public stand-in and plain registry; every
+//! tag checked through the registry API.
+
+use crate::support::{bed, bed_var, fake_sha, served, unique, wharf, write};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Output;
+use wharf_pusher::api::{RawManifest, RegistryApi};
+use wharf_pusher::login::Login;
+
+const SERVICES: [&str; 4] = ["base", "app", "web", "jobs"];
+
+/// Four services under `prefix`: `app` is built FROM `base`'s image; `jobs` fails its build
+/// unless the variable FAIL is 0.
+fn project(dir: &Path, prefix: &str) {
+    let busybox = bed().base_image;
+    write(
+        dir,
+        "compose.yaml",
+        &format!(
+            "name: fleet\nx-wharf:\n  create_repositories: true\nservices:\n  base:\n    image: {prefix}/base\n    build: ./base\n  app:\n    image: {prefix}/app\n    build: ./app\n  web:\n    image: {prefix}/web\n    build: ./web\n  jobs:\n    image: {prefix}/jobs\n    build:\n      context: ./jobs\n      args:\n        FAIL: ${{FAIL:-0}}\n"
+        ),
+    );
+    write(
+        dir,
+        "base/Dockerfile",
+        &format!("FROM {busybox}\nCOPY stamp /base-stamp\n"),
+    );
+    write(
+        dir,
+        "app/Dockerfile",
+        &format!("FROM {prefix}/base\nCOPY stamp /app-stamp\n"),
+    );
+    write(
+        dir,
+        "web/Dockerfile",
+        &format!("FROM {busybox}\nCOPY stamp /web-stamp\n"),
+    );
+    write(
+        dir,
+        "jobs/Dockerfile",
+        &format!("FROM {busybox}\nARG FAIL\nRUN test \"$FAIL\" = 0\nCOPY stamp /jobs-stamp\n"),
+    );
+    restamp(dir);
+}
+
+/// New content for every service, so the next commit's images differ.
+fn restamp(dir: &Path) {
+    for s in SERVICES {
+        write(dir, &format!("{s}/stamp"), &unique(s));
+    }
+}
+
+fn wharf_at(dir: &Path, sha: &str, args: &[&str]) -> std::process::Command {
+    let mut c = wharf(dir);
+    c.args(args)
+        .args(["--progress", "json"])
+        .env("GITHUB_SHA", sha);
+    c
+}
+
+fn ok(out: &Output, what: &str) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: no manifest: {e}"))
+}
+
+fn digests(manifest: &serde_json::Value) -> BTreeMap<String, String> {
+    manifest["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| {
+            (
+                i["service"].as_str().unwrap().to_string(),
+                i["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The events of one kind (`pushed`, `building`, `unchanged` …) of a JSON-progress run, as
+/// (service, tag) pairs.
+fn events(out: &Output, kind: &str) -> Vec<(String, String)> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == kind)
+        .map(|v| {
+            (
+                v["service"].as_str().unwrap_or_default().to_string(),
+                v["tag"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn ecr(prefix: &str, service: &str, tag: &str) -> String {
+    format!("{}/{prefix}/{service}:{tag}", bed().ecr_registry)
+}
+
+fn ecr_login() -> Login {
+    crate::support::ecr_login(&bed())
+}
+
+async fn ecr_served(prefix: &str, service: &str, tag: &str) -> Option<String> {
+    served(&ecr(prefix, service, tag), Some(&ecr_login())).await
+}
+
+#[tokio::test]
+async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("shard").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let shard = |k: &str| {
+        let mut c = wharf_at(
+            dir.path(),
+            &sha,
+            &[
+                "build",
+                "--push",
+                "--registry",
+                "ecr",
+                "--manifest",
+                "-",
+                "--shard",
+                k,
+            ],
+        );
+        if k == "2/2" {
+            c.env("DOCKER_HOST", bed_var("WHARF_TEST_DOCKER26_HOST"));
+        }
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wharf starts")
+    };
+    let (one, two) = (shard("1/2"), shard("2/2"));
+    let (one, two) = (
+        one.wait_with_output().unwrap(),
+        two.wait_with_output().unwrap(),
+    );
+    let (m1, m2) = (ok(&one, "shard 1/2"), ok(&two, "shard 2/2"));
+    let (d1, d2) = (digests(&m1), digests(&m2));
+    let s1: BTreeSet<&String> = d1.keys().collect();
+    let s2: BTreeSet<&String> = d2.keys().collect();
+    assert!(s1.is_disjoint(&s2), "{s1:?} {s2:?}");
+    assert_eq!(s1.len() + s2.len(), 4, "{s1:?} {s2:?}");
+    assert!(
+        d1.contains_key("base") == d1.contains_key("app"),
+        "app is built FROM base: one shard builds both ({s1:?} / {s2:?})"
+    );
+    for (out, m) in [(&one, &m1), (&two, &m2)] {
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("phase 2 left to `wharf promote`"), "{text}");
+        for image in m["images"].as_array().unwrap() {
+            assert_eq!(image["tags"], serde_json::json!([sha]), "{image}");
+        }
+        assert!(
+            events(out, "pushed").iter().all(|(_, t)| t != "latest"),
+            "a shard never moves a moving tag"
+        );
+    }
+    let released: BTreeMap<String, String> = d1.into_iter().chain(d2).collect();
+    for (service, digest) in &released {
+        assert_eq!(
+            ecr_served(&prefix, service, &sha).await.as_ref(),
+            Some(digest)
+        );
+        assert_eq!(
+            ecr_served(&prefix, service, "latest").await,
+            None,
+            "`latest` of {service} before promote"
+        );
+    }
+
+    let github = tempfile::tempdir().unwrap();
+    let summary = github.path().join("summary.md");
+    let outputs = github.path().join("output.txt");
+    let out = wharf_at(
+        dir.path(),
+        &sha,
+        &["promote", "--registry", "ecr", "--manifest", "-"],
+    )
+    .env("GITHUB_ACTIONS", "true")
+    .env("GITHUB_STEP_SUMMARY", &summary)
+    .env("GITHUB_OUTPUT", &outputs)
+    .output()
+    .unwrap();
+    let promoted = digests(&ok(&out, "promote"));
+    assert_eq!(promoted, released);
+    let summary = std::fs::read_to_string(&summary).expect("a job summary");
+    let outputs = std::fs::read_to_string(&outputs).expect("step outputs");
+    for (service, digest) in &released {
+        assert!(
+            summary.contains(service.as_str()) && summary.contains(&digest[7..19]),
+            "the job summary lists the release: {summary}"
+        );
+        assert!(outputs.contains(&format!("image-{service}")), "{outputs}");
+    }
+    let moved = events(&out, "pushed");
+    for service in SERVICES {
+        assert_eq!(
+            moved
+                .iter()
+                .filter(|(s, t)| s == service && t == "latest")
+                .count(),
+            1,
+            "{service}: {moved:?}"
+        );
+        assert_eq!(
+            ecr_served(&prefix, service, "latest").await.as_ref(),
+            Some(&released[service])
+        );
+    }
+    assert!(events(&out, "building").is_empty(), "promote never builds");
+}
+
+#[tokio::test]
+async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("refan").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let shard = |fail: &str| {
+        wharf_at(
+            dir.path(),
+            &sha,
+            &[
+                "build",
+                "--push",
+                "--registry",
+                "ecr",
+                "--keep-going",
+                "--manifest",
+                "-",
+                "--shard",
+                "1/1",
+            ],
+        )
+        .env("FAIL", fail)
+        .output()
+        .unwrap()
+    };
+    let failed = shard("1");
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+
+    let out = wharf_at(dir.path(), &sha, &["promote", "--registry", "ecr"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("`jobs`: no identity tag {sha}")),
+        "{stderr}"
+    );
+    for landed in ["base", "app", "web"] {
+        assert!(!stderr.contains(&format!("`{landed}`:")), "{stderr}");
+    }
+    assert!(stderr.contains("no moving tag was moved"), "{stderr}");
+    for service in SERVICES {
+        assert_eq!(
+            ecr_served(&prefix, service, "latest").await,
+            None,
+            "{service}"
+        );
+    }
+
+    let again = shard("0");
+    let manifest = ok(&again, "the shard's second run");
+    let built: BTreeSet<String> = events(&again, "building")
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    let unchanged: BTreeSet<String> = events(&again, "unchanged")
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(built, BTreeSet::from(["jobs".to_string()]));
+    assert_eq!(
+        unchanged,
+        ["app", "base", "web"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+    let out = wharf_at(
+        dir.path(),
+        &sha,
+        &["promote", "--registry", "ecr", "--manifest", "-"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(digests(&ok(&out, "promote")), digests(&manifest));
+}
+
+#[tokio::test]
+async fn rollback_to_the_previous_commit_and_forward_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("roll").replace('-', "");
+    project(dir.path(), &prefix);
+    let release = |sha: &str| {
+        let out = wharf_at(
+            dir.path(),
+            sha,
+            &["build", "--push", "--registry", "ecr", "--manifest", "-"],
+        )
+        .output()
+        .unwrap();
+        digests(&ok(&out, "release"))
+    };
+    let (old, new) = (fake_sha(), fake_sha());
+    let before = release(&old);
+    restamp(dir.path());
+    let after = release(&new);
+    for s in SERVICES {
+        assert_ne!(before[s], after[s], "{s}: two commits, two images");
+        assert_eq!(
+            ecr_served(&prefix, s, "latest").await.as_ref(),
+            Some(&after[s])
+        );
+    }
+
+    for (commit, expected) in [(&old, &before), (&new, &after)] {
+        let out = wharf_at(
+            dir.path(),
+            &new,
+            &["promote", "--registry", "ecr", "--commit", commit],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for s in SERVICES {
+            assert_eq!(
+                ecr_served(&prefix, s, "latest").await.as_ref(),
+                Some(&expected[s]),
+                "{s} after promoting {commit}"
+            );
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// Replaces `web`'s release with an index of two platform images (its image, and the same
+/// image written out again so that its digest differs), as a multi-platform release stores
+/// it. Returns the index's digest and its children's.
+async fn make_web_an_index(prefix: &str, sha: &str) -> (String, Vec<String>) {
+    let api = RegistryApi::default();
+    let login = ecr_login();
+    let repository = format!("{}/{prefix}/web", bed().ecr_registry);
+    let image = api
+        .manifest(&format!("{repository}:{sha}"), Some(&login))
+        .await
+        .unwrap()
+        .expect("web's release");
+    let doc: serde_json::Value = serde_json::from_slice(&image.bytes).unwrap();
+    let again = serde_json::to_vec_pretty(&doc).unwrap();
+    let second = RawManifest {
+        digest: sha256(&again),
+        bytes: again.into(),
+        media_type: image.media_type.clone(),
+    };
+    api.put_manifest_by_digest(&repository, &second, Some(&login))
+        .await
+        .unwrap();
+    let entry = |m: &RawManifest, arch: &str| {
+        serde_json::json!({"mediaType": m.media_type, "size": m.bytes.len(), "digest": m.digest,
+            "platform": {"os": "linux", "architecture": arch}})
+    };
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [entry(&image, "amd64"), entry(&second, "arm64")],
+    }))
+    .unwrap();
+    let index = RawManifest {
+        digest: sha256(&list),
+        bytes: list.into(),
+        media_type: "application/vnd.docker.distribution.manifest.list.v2+json".into(),
+    };
+    api.put_manifest(&repository, sha, &index, Some(&login))
+        .await
+        .unwrap();
+    (index.digest, vec![image.digest, second.digest])
+}
+
+#[tokio::test]
+async fn promote_to_another_registry_copies_every_image_with_the_same_digests() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("copy").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let out = wharf_at(
+        dir.path(),
+        &sha,
+        &[
+            "build",
+            "--push",
+            "--registry",
+            "ecr",
+            "--shard",
+            "1/1",
+            "--manifest",
+            "-",
+        ],
+    )
+    .output()
+    .unwrap();
+    let mut released = digests(&ok(&out, "the release"));
+    let (index, children) = make_web_an_index(&prefix, &sha).await;
+    released.insert("web".into(), index);
+
+    let namespace = unique("promoted").replace('-', "");
+    let plain = format!("{}/{namespace}", bed.plain_registry);
+    let public = Login {
+        host: "public.ecr.aws".into(),
+        username: "AWS".into(),
+        password: bed.public_password.clone().into(),
+        expires_at: None,
+    };
+    let alias = bed.public_registry.trim_start_matches("public.ecr.aws/");
+    let destinations: [(&str, String, Option<&Login>); 2] = [
+        (plain.as_str(), plain.clone(), None),
+        (
+            bed.public_registry.as_str(),
+            format!("public.ecr.aws/{alias}"),
+            Some(&public),
+        ),
+    ];
+    for (to, root, login) in destinations {
+        let out = wharf_at(
+            dir.path(),
+            &sha,
+            &[
+                "promote",
+                "--registry",
+                "ecr",
+                "--to",
+                to,
+                "--manifest",
+                "-",
+            ],
+        )
+        .output()
+        .unwrap();
+        let promoted = ok(&out, &format!("promote --to {to}"));
+        assert_eq!(digests(&promoted), released, "{to}");
+        for (service, digest) in &released {
+            let repository = format!("{root}/{prefix}/{service}");
+            for tag in [sha.as_str(), "latest"] {
+                assert_eq!(
+                    served(&format!("{repository}:{tag}"), login).await.as_ref(),
+                    Some(digest),
+                    "{repository}:{tag}"
+                );
+            }
+        }
+        for child in &children {
+            let reference = format!("{root}/{prefix}/web@{child}");
+            assert_eq!(
+                served(&reference, login).await.as_ref(),
+                Some(child),
+                "every platform image of the index: {reference}"
+            );
+        }
+    }
+    for service in SERVICES {
+        assert_eq!(
+            ecr_served(&prefix, service, "latest").await,
+            None,
+            "the source's moving tags stay where they were"
+        );
+    }
+
+    // Within one registry, from one namespace to another: blobs are mounted, not copied.
+    let sibling = format!(
+        "{}/{}",
+        bed.plain_registry,
+        unique("sibling").replace('-', "")
+    );
+    let out = wharf_at(
+        dir.path(),
+        &sha,
+        &[
+            "promote",
+            "--registry",
+            &plain,
+            "--to",
+            &sibling,
+            "--manifest",
+            "-",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(digests(&ok(&out, "promote within a registry")), released);
+    for (service, digest) in &released {
+        let reference = format!("{sibling}/{prefix}/{service}:latest");
+        assert_eq!(
+            served(&reference, None).await.as_ref(),
+            Some(digest),
+            "{reference}"
+        );
+    }
+}
+
+#[test]
+fn the_workflow_examples_pass_the_schema_and_zizmor() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let files = [
+        examples.join("github-actions-matrix.yml"),
+        examples.join("github-actions-rollback.yml"),
+    ];
+    for (tool, args) in [
+        (
+            "check-jsonschema",
+            vec!["--builtin-schema", "vendor.github-workflows"],
+        ),
+        ("zizmor", vec!["--offline", "--persona", "auditor"]),
+    ] {
+        let out = std::process::Command::new(tool)
+            .args(&args)
+            .args(&files)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool} runs (pip install {tool}): {e}"));
+        assert!(
+            out.status.success(),
+            "{tool}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn shards_are_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), "checked");
+    for bad in ["0/2", "3/2", "junk"] {
+        let out = wharf(dir.path())
+            .args(["build", "--push", "--registry", "ecr", "--shard", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("K/N"), "{bad}: {stderr}");
+    }
+    let out = wharf(dir.path())
+        .args(["plan", "--registry", "ecr"])
+        .env("WHARF_SHARD", "2/1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn plan_shows_what_each_shard_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), "planned");
+    let plan = |k: &str| -> serde_json::Value {
+        let out = wharf(dir.path())
+            .args([
+                "plan",
+                "--format",
+                "json",
+                "--registry",
+                "ecr",
+                "--shard",
+                k,
+            ])
+            .env("GITHUB_SHA", crate::support::SHA)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let mut seen = BTreeSet::new();
+    let mut estimates = Vec::new();
+    for k in ["1/2", "2/2"] {
+        let p = plan(k);
+        estimates.push((
+            p["shard"]["estimate"].as_u64().unwrap(),
+            p["shard"]["estimate_of_release"].as_u64().unwrap(),
+        ));
+        let services: Vec<String> = p["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert_eq!(s["moving_tags"], serde_json::json!([]), "{s}");
+                s["service"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert!(!services.is_empty(), "{k}");
+        assert_eq!(
+            services.contains(&"base".to_string()),
+            services.contains(&"app".to_string()),
+            "{k}: {services:?}"
+        );
+        assert_eq!(
+            plan(k)["services"],
+            p["services"],
+            "the same split every time"
+        );
+        seen.extend(services);
+    }
+    assert_eq!(seen.len(), 4);
+    assert_eq!(
+        estimates[0].0 + estimates[1].0,
+        estimates[0].1,
+        "{estimates:?}"
+    );
+    assert_eq!(estimates[0].1, estimates[1].1);
+}
+
+#[test]
+fn promote_refuses_what_it_cannot_do_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), "refused");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--registry", "127.0.0.1:9/nothing"],
+            "the registry cannot be read",
+        ),
+        (
+            &["--registry", "127.0.0.1:9/x", "--commit", "not-a-commit"],
+            "--commit not-a-commit",
+        ),
+        (
+            &[
+                "--registry",
+                "127.0.0.1:9/x",
+                "--tag",
+                "{git_sha}-{timestamp}",
+            ],
+            "{timestamp}",
+        ),
+        (
+            &["--registry", "127.0.0.1:9/x", "--tag", "latest"],
+            "no identity tag",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = wharf(dir.path())
+            .arg("promote")
+            .args(args)
+            .env("GITHUB_SHA", crate::support::SHA)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn an_identity_tag_put_on_another_commits_image_is_not_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("forged").replace('-', "");
+    project(dir.path(), &prefix);
+    let (built, forged) = (fake_sha(), fake_sha());
+    let out = wharf_at(
+        dir.path(),
+        &built,
+        &[
+            "build",
+            "--push",
+            "--registry",
+            "ecr",
+            "--shard",
+            "1/1",
+            "--manifest",
+            "-",
+            "web",
+        ],
+    )
+    .output()
+    .unwrap();
+    ok(&out, "the release");
+    let api = RegistryApi::default();
+    let login = ecr_login();
+    let repository = format!("{}/{prefix}/web", bed().ecr_registry);
+    let image = api
+        .manifest(&format!("{repository}:{built}"), Some(&login))
+        .await
+        .unwrap()
+        .expect("web's release");
+    api.put_manifest(&repository, &forged, &image, Some(&login))
+        .await
+        .unwrap();
+
+    let out = wharf_at(
+        dir.path(),
+        &forged,
+        &["promote", "--registry", "ecr", "web"],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`web`: the image its identity tag names is not trusted")
+            && stderr.contains(&format!("names commit {built}, not {forged}")),
+        "{stderr}"
+    );
+    assert_eq!(ecr_served(&prefix, "web", "latest").await, None);
+}
+
+#[tokio::test]
+async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others() {
+    use crate::support::registry_proxy::{Fault as ProxyFault, Method, RegistryProxy};
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("undo").replace('-', "");
+    project(dir.path(), &prefix);
+    let plain = format!("{}/{prefix}", bed.plain_registry);
+    let release = |sha: &str| {
+        let out = wharf_at(
+            dir.path(),
+            sha,
+            &["build", "--push", "--registry", &plain, "--manifest", "-"],
+        )
+        .output()
+        .unwrap();
+        digests(&ok(&out, "release"))
+    };
+    let old = fake_sha();
+    release(&old);
+    restamp(dir.path());
+    let current = release(&fake_sha());
+
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    let refused = proxy.fault(
+        Method::PUT,
+        &format!(r"/{prefix}/{prefix}/web/manifests/latest$"),
+        ProxyFault::refuse_tag(),
+    );
+    let through = format!("{}/{prefix}", proxy.addr);
+    let out = wharf_at(
+        dir.path(),
+        &old,
+        &["promote", "--registry", &through, "--commit", &old],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(refused.hits() >= 1, "{stderr}");
+    assert!(stderr.contains("`web`"), "{stderr}");
+    assert!(
+        stderr.contains("the registry holds the whole previous release"),
+        "{stderr}"
+    );
+    for s in SERVICES {
+        let reference = format!("{plain}/{prefix}/{s}:latest");
+        assert_eq!(
+            served(&reference, None).await.as_ref(),
+            Some(&current[s]),
+            "{reference}: still the current release"
+        );
+    }
+}
