@@ -4,36 +4,11 @@
 //! its platform identity tags, then an index under the identity and moving tags; a service
 //! built FROM another uses the same platform's image of it.
 
-use crate::support::{bed, bed_var, ecr_login, fake_sha, unique, wharf, write};
+use crate::support::{bed, bed_var, ecr_login, fake_sha, unique, wharf_on, write, Engine};
 use std::path::Path;
 use std::process::{Command, Output};
 use wharf_pusher::api::{RawManifest, RegistryApi};
 use wharf_pusher::login::Login;
-
-/// The engine a test drives.
-#[derive(Clone, Copy, Debug)]
-enum Engine {
-    Docker20,
-    Docker26,
-}
-
-impl Engine {
-    fn host(self) -> Option<String> {
-        match self {
-            Engine::Docker20 => None,
-            Engine::Docker26 => Some(bed_var("WHARF_TEST_DOCKER26_HOST")),
-        }
-    }
-}
-
-fn wharf_on(engine: Engine, dir: &Path, sha: &str) -> Command {
-    let mut c = wharf(dir);
-    c.env("GITHUB_SHA", sha);
-    if let Some(h) = engine.host() {
-        c.env("DOCKER_HOST", h);
-    }
-    c
-}
 
 fn release(engine: Engine, dir: &Path, sha: &str, extra: &[&str]) -> Output {
     crate::support::run(
