@@ -621,7 +621,10 @@ async fn check_emulation(
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Failure::failed(anyhow!(
+        // The engine's environment, found before anything ran: a configuration error, as
+        // the other refusals before a build are. An `exec format error` met during a build
+        // stays a failed build.
+        Err(Failure::config(anyhow!(
             "nothing was built or pushed:\n  {}",
             problems.join("\n  ")
         )))
