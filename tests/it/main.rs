@@ -26,6 +26,7 @@ mod input_validation;
 mod log_secrets;
 mod module_graph;
 mod planted_inputs;
+mod platforms;
 mod progress_interrupt;
 mod progress_tty;
 mod promote;

@@ -51,6 +51,13 @@ pub struct ImageTarget {
     /// must be tagged with before it is reused (see [`crate::trust`]).
     #[serde(skip)]
     pub identity: IdentityTemplates,
+    /// Every platform of a multi-platform image (empty for a single image): its identity and
+    /// moving tags name an index of them, and each platform's image carries platform identity
+    /// tags ([`ImageTarget::platform_tags`]).
+    pub platforms: Vec<wharf_compose::platform::Platform>,
+    /// This run makes only some of [`Self::platforms`] (`--platform`): their platform identity
+    /// tags only, no index, no moving tag.
+    pub partial: bool,
 }
 
 /// A service's identity tag templates, with every placeholder that does not name the commit
@@ -117,6 +124,37 @@ impl ImageTarget {
 
     pub fn all_tags(&self) -> impl Iterator<Item = &String> {
         self.identity_tags.iter().chain(self.moving_tags.iter())
+    }
+
+    /// Whether its tags name an index of several platforms' images.
+    pub fn is_multi_platform(&self) -> bool {
+        self.platforms.len() > 1
+    }
+
+    /// The platform identity tags of `platform`: each identity tag with the platform
+    /// appended (`<sha>-linux-arm64`).
+    pub fn platform_tags(&self, platform: &wharf_compose::platform::Platform) -> Vec<String> {
+        self.identity_tags
+            .iter()
+            .map(|t| platform.identity_tag(t))
+            .collect()
+    }
+
+    /// Makes it a multi-platform image of `platforms` (more than one), of which this run
+    /// builds `built`; a run that builds only some moves no moving tag.
+    pub fn use_platforms(
+        &mut self,
+        platforms: Vec<wharf_compose::platform::Platform>,
+        built: &[wharf_compose::platform::Platform],
+    ) {
+        if platforms.len() < 2 {
+            return;
+        }
+        self.partial = platforms.iter().any(|p| !built.contains(p));
+        if self.partial {
+            self.moving_tags.clear();
+        }
+        self.platforms = platforms;
     }
 }
 
@@ -263,6 +301,8 @@ pub fn target(
         moving_tags,
         required,
         identity,
+        platforms: Vec::new(),
+        partial: false,
     })
 }
 
