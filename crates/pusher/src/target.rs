@@ -67,6 +67,9 @@ pub struct IdentityTemplates {
     templates: Vec<Template>,
     /// The values of the other placeholders (`compose_tag`, `git_branch`, `env:NAME`).
     values: BTreeMap<String, String>,
+    /// Set: the tags are this platform's identity tags (`<tag>-<os>-<arch>[-<variant>]`), which
+    /// name one platform's image of a multi-platform service.
+    platform: Option<wharf_compose::platform::Platform>,
 }
 
 impl IdentityTemplates {
@@ -92,6 +95,14 @@ impl IdentityTemplates {
         out
     }
 
+    /// The same templates naming `platform`'s image: the platform identity tags.
+    pub fn for_platform(&self, platform: &wharf_compose::platform::Platform) -> IdentityTemplates {
+        IdentityTemplates {
+            platform: Some(platform.clone()),
+            ..self.clone()
+        }
+    }
+
     /// The identity tags of commit `sha` (a full 40-hex id), in template order; a template
     /// that cannot be rendered for another commit is skipped.
     pub fn for_commit(&self, sha: &str) -> Vec<String> {
@@ -105,6 +116,10 @@ impl IdentityTemplates {
         let mut tags: Vec<String> = Vec::new();
         for t in &self.templates {
             if let Ok(tag) = t.render(&lookup) {
+                let tag = match &self.platform {
+                    Some(p) => p.identity_tag(&tag),
+                    None => tag,
+                };
                 if check_tag(&tag).is_ok() && !tags.contains(&tag) {
                     tags.push(tag);
                 }
