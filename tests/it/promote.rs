@@ -617,7 +617,7 @@ fn plan_shows_what_each_shard_releases() {
 fn promote_refuses_what_it_cannot_do_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), "refused");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--registry", "127.0.0.1:9/nothing"],
             "the registry cannot be read",
@@ -638,6 +638,10 @@ fn promote_refuses_what_it_cannot_do_with_exit_2() {
         (
             &["--registry", "127.0.0.1:9/x", "--tag", "latest"],
             "no identity tag",
+        ),
+        (
+            &["--registry", "127.0.0.1:9/x", "--platform", "linux/amd64"],
+            "promote releases every platform a service declares",
         ),
     ];
     for (args, says) in cases {

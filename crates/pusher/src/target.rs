@@ -348,6 +348,31 @@ fn check_repository(repo: &str, host: Option<&str>) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn platform_identity_templates_name_platform_identity_tags() {
+        let templates = [
+            Template::parse("{git_sha}", TAG_PLACEHOLDERS).unwrap(),
+            Template::parse("{git_branch}-{git_short_sha}", TAG_PLACEHOLDERS).unwrap(),
+            Template::parse("latest", TAG_PLACEHOLDERS).unwrap(),
+        ];
+        let lookup = |v: &str| (v == "git_branch").then(|| "main".to_string());
+        let identity = IdentityTemplates::capture(&templates, &lookup);
+        let sha = "3f2a9c1".repeat(5) + "abcde";
+        let arm = wharf_compose::platform::Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(
+            identity.for_platform(&arm).for_commit(&sha),
+            [
+                format!("{sha}-linux-arm-v7"),
+                "main-3f2a9c1-linux-arm-v7".into()
+            ]
+        );
+        assert_eq!(
+            identity.for_commit(&sha),
+            [sha.clone(), "main-3f2a9c1".into()],
+            "the service's own stay as they were"
+        );
+    }
+
     fn project(
         services: &[(
             &str,

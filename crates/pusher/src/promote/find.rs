@@ -330,5 +330,17 @@ mod tests {
             platforms: vec!["linux/arm64".into()],
         };
         assert!(f.to_string().ends_with("linux/arm64"), "{f}");
+        let f = Fault::MissingPlatformTags {
+            repository: "h/shop/api".into(),
+            tags: vec!["abc".into()],
+            platforms: vec![
+                Platform::parse("linux/arm64").unwrap(),
+                Platform::parse("linux/arm/v7").unwrap(),
+            ],
+        };
+        assert_eq!(
+            f.to_string(),
+            "no identity tag abc in h/shop/api, and no platform identity tag for linux/arm64, linux/arm/v7 (their platforms' builds or pushes did not land)"
+        );
     }
 }
