@@ -869,8 +869,20 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
         .await
         .unwrap()
         .expect("promote wrote the index under the identity tag");
-    let children: BTreeMap<String, String> = wharf_pusher::index::children(&index)
-        .unwrap()
+    let listed = wharf_pusher::index::children(&index).unwrap();
+    for c in &listed {
+        assert!(
+            [
+                wharf_pusher::index::DOCKER_MANIFEST,
+                wharf_pusher::index::OCI_MANIFEST
+            ]
+            .contains(&c.media_type.as_str()),
+            "{}: an image manifest, not an index: {}",
+            c.platform,
+            c.media_type
+        );
+    }
+    let children: BTreeMap<String, String> = listed
         .into_iter()
         .map(|c| (c.platform.to_string(), c.digest))
         .collect();
@@ -888,5 +900,16 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
         Some(&index.digest),
         "`latest` names the index"
     );
+    let pushed = events(&out, "pushed");
+    for tag in [sha.as_str(), "latest"] {
+        assert_eq!(
+            pushed
+                .iter()
+                .filter(|(s, t)| s == "multi" && t == tag)
+                .count(),
+            1,
+            "{tag}: {pushed:?}"
+        );
+    }
     assert!(events(&out, "building").is_empty(), "promote never builds");
 }

@@ -17,7 +17,7 @@ mod find;
 
 pub use find::{find, Fault, Found, Unwritten};
 
-use crate::events::EventSink;
+use crate::events::{EventSink, ServiceEvent};
 use crate::release::{self, Aws, Interrupt, Logins, ManifestImage, Release, ReleaseError, Tagger};
 use crate::target::ImageTarget;
 use crate::Error;
@@ -172,6 +172,12 @@ async fn write_indexes(
         else {
             continue;
         };
+        for tag in tags {
+            tagger.events.service(ServiceEvent::Pushing {
+                service: t.service.clone(),
+                tag: tag.clone(),
+            });
+        }
         let written = match tagger.repository(t) {
             Ok((repository, login)) => {
                 tagger
@@ -182,8 +188,17 @@ async fn write_indexes(
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = written {
-            failed.push((t.service.clone(), e));
+        match written {
+            Ok(index) => {
+                for tag in tags {
+                    tagger.events.service(ServiceEvent::Pushed {
+                        service: t.service.clone(),
+                        tag: tag.clone(),
+                        digest: index.digest.clone(),
+                    });
+                }
+            }
+            Err(e) => failed.push((t.service.clone(), e)),
         }
     }
     if failed.is_empty() {
