@@ -18,6 +18,7 @@ mod compose_conformance;
 mod compose_errors;
 mod context_conformance;
 mod deploy;
+mod doc_links;
 mod faults;
 mod github_files;
 mod iam_policy;

@@ -67,6 +67,9 @@ pub struct IdentityTemplates {
     templates: Vec<Template>,
     /// The values of the other placeholders (`compose_tag`, `git_branch`, `env:NAME`).
     values: BTreeMap<String, String>,
+    /// Set: the tags are this platform's identity tags (`<tag>-<os>-<arch>[-<variant>]`), which
+    /// name one platform's image of a multi-platform service.
+    platform: Option<wharf_compose::platform::Platform>,
 }
 
 impl IdentityTemplates {
@@ -92,6 +95,14 @@ impl IdentityTemplates {
         out
     }
 
+    /// The same templates naming `platform`'s image: the platform identity tags.
+    pub fn for_platform(&self, platform: &wharf_compose::platform::Platform) -> IdentityTemplates {
+        IdentityTemplates {
+            platform: Some(platform.clone()),
+            ..self.clone()
+        }
+    }
+
     /// The identity tags of commit `sha` (a full 40-hex id), in template order; a template
     /// that cannot be rendered for another commit is skipped.
     pub fn for_commit(&self, sha: &str) -> Vec<String> {
@@ -105,6 +116,10 @@ impl IdentityTemplates {
         let mut tags: Vec<String> = Vec::new();
         for t in &self.templates {
             if let Ok(tag) = t.render(&lookup) {
+                let tag = match &self.platform {
+                    Some(p) => p.identity_tag(&tag),
+                    None => tag,
+                };
                 if check_tag(&tag).is_ok() && !tags.contains(&tag) {
                     tags.push(tag);
                 }
@@ -332,6 +347,31 @@ fn check_repository(repo: &str, host: Option<&str>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_identity_templates_name_platform_identity_tags() {
+        let templates = [
+            Template::parse("{git_sha}", TAG_PLACEHOLDERS).unwrap(),
+            Template::parse("{git_branch}-{git_short_sha}", TAG_PLACEHOLDERS).unwrap(),
+            Template::parse("latest", TAG_PLACEHOLDERS).unwrap(),
+        ];
+        let lookup = |v: &str| (v == "git_branch").then(|| "main".to_string());
+        let identity = IdentityTemplates::capture(&templates, &lookup);
+        let sha = "3f2a9c1".repeat(5) + "abcde";
+        let arm = wharf_compose::platform::Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(
+            identity.for_platform(&arm).for_commit(&sha),
+            [
+                format!("{sha}-linux-arm-v7"),
+                "main-3f2a9c1-linux-arm-v7".into()
+            ]
+        );
+        assert_eq!(
+            identity.for_commit(&sha),
+            [sha.clone(), "main-3f2a9c1".into()],
+            "the service's own stay as they were"
+        );
+    }
 
     fn project(
         services: &[(
