@@ -156,6 +156,9 @@ fn daemon_fault(lower: &str) -> Fault {
             "throttl",
             "connection reset",
             "broken pipe",
+            // Docker 26 with the containerd store, when the registry drops the connection of a
+            // manifest upload.
+            "use of closed network connection",
             "timeout",
             "timed out",
             "eof",
@@ -196,6 +199,12 @@ mod tests {
         assert_eq!(kind("toomanyrequests: Rate exceeded"), FaultKind::Transient);
         assert_eq!(
             kind("read tcp: connection reset by peer"),
+            FaultKind::Transient
+        );
+        assert_eq!(
+            kind(
+                r#"failed commit on ref "manifest-sha256:e410": failed to do request: Put "https://127.0.0.1:41279/v2/r/manifests/t": readfrom tcp 127.0.0.1:46618->127.0.0.1:41279: write tcp 127.0.0.1:46618->127.0.0.1:41279: use of closed network connection"#
+            ),
             FaultKind::Transient
         );
         assert_eq!(kind("manifest invalid: bad layer"), FaultKind::Permanent);
