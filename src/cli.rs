@@ -302,6 +302,11 @@ pub struct TargetArgs {
     /// Allow a work tree with uncommitted changes: identity tags then end in `-dirty`.
     #[arg(long)]
     pub allow_dirty: bool,
+    // Multi-platform images.
+    /// Platforms of this run, comma-separated (linux/amd64,linux/arm64): only services that
+    /// declare one of them, and only those platforms. Default: each service's own.
+    #[arg(long = "platform", env = "WHARF_PLATFORMS", value_name = "LIST")]
+    pub platforms: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -384,6 +384,110 @@ pub fn input_digests(
         .map_err(|e| Failure::config(anyhow!(e)))
 }
 
+/// The input digest of every build: one per platform of a multi-platform image.
+pub fn unit_digests(
+    project: &Project,
+    builds: &[wharf_builder::service::ServiceBuild],
+    parallel: usize,
+) -> Result<HashMap<wharf_builder::service::Unit, Inputs>> {
+    let compose: HashMap<String, &wharf_compose::Build> = project
+        .services
+        .values()
+        .filter_map(|s| Some((s.name.clone(), s.build.as_ref()?)))
+        .collect();
+    wharf_builder::inputs::digest_units(builds, &compose, parallel)
+        .map_err(|e| Failure::config(anyhow!(e)))
+}
+
+/// Which engine builds which platform: `x-wharf.engines`, overridden per platform by
+/// `WHARF_ENGINES`.
+pub fn engine_routes(project: &Project) -> Result<wharf_builder::engines::Routes> {
+    let compose = project.x_wharf.as_ref().and_then(|x| x.engines.as_ref());
+    let env = std::env::var("WHARF_ENGINES").ok();
+    wharf_builder::engines::Routes::new(compose, env.as_deref())
+        .map_err(|e| Failure::config(anyhow!(e)))
+}
+
+/// The platforms `service`'s image is made of, as the project declares them (empty: the
+/// daemon's own).
+pub fn platforms_of(
+    project: &Project,
+    service: &Service,
+) -> Result<Vec<wharf_compose::platform::Platform>> {
+    let Some(build) = &service.build else {
+        return Ok(Vec::new());
+    };
+    wharf_builder::platform::choose(service, build, project.default_platform.as_deref())
+        .map_err(|e| Failure::config(anyhow!("services.{}.{}: {e}", service.name, e.field())))
+}
+
+/// Whether the service is marked as an AWS Lambda image (`x-wharf.lambda`).
+pub fn is_lambda(service: &Service) -> bool {
+    service.x_wharf.as_ref().and_then(|x| x.lambda) == Some(true)
+}
+
+/// Refuses a Lambda image of more than one platform: Lambda runs a plain image manifest of
+/// one architecture, never an index.
+pub fn check_lambda(project: &Project, services: &[&Service]) -> Result<()> {
+    let mut problems = Vec::new();
+    for s in services.iter().filter(|s| is_lambda(s)) {
+        let platforms = platforms_of(project, s)?;
+        if platforms.len() > 1 {
+            problems.push(format!(
+                "services.{}: x-wharf.lambda is set, but build.platforms lists {} platforms ({}); a Lambda function runs one architecture from a plain image manifest — keep one platform (linux/amd64 or linux/arm64), or make one service per architecture",
+                s.name,
+                platforms.len(),
+                platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::config(anyhow!(problems.join("\n  "))))
+    }
+}
+
+/// `--platform` / `WHARF_PLATFORMS`: the platforms this run builds, if it names some.
+pub fn only_platforms(args: &TargetArgs) -> Result<Option<Vec<wharf_compose::platform::Platform>>> {
+    let Some(list) = args.platforms.as_deref() else {
+        return Ok(None);
+    };
+    let platforms = wharf_compose::platform::parse_list(list)
+        .map_err(|e| Failure::config(anyhow!("--platform: {e}")))?;
+    if platforms.is_empty() {
+        return Err(Failure::config(anyhow!(
+            "--platform: no platform given (write e.g. linux/amd64,linux/arm64)"
+        )));
+    }
+    Ok(Some(platforms))
+}
+
+/// With `--platform`, the services of `services` that declare one of those platforms (in
+/// `build.platforms` or `platform:`); others are left out of the run.
+pub fn declaring<'p>(
+    project: &Project,
+    services: Vec<&'p Service>,
+    only: Option<&[wharf_compose::platform::Platform]>,
+) -> Result<Vec<&'p Service>> {
+    let Some(only) = only else {
+        return Ok(services);
+    };
+    let mut kept = Vec::new();
+    for s in services {
+        let Some(build) = &s.build else { continue };
+        let declared =
+            wharf_builder::platform::choose(s, build, project.default_platform.as_deref())
+                .map_err(|e| Failure::config(anyhow!("services.{}.{}: {e}", s.name, e.field())))?;
+        if declared.iter().any(|p| only.contains(p)) {
+            kept.push(s);
+        } else {
+            tracing::info!(service = %s.name, "not built: it declares none of --platform's platforms");
+        }
+    }
+    Ok(kept)
+}
+
 /// The input digest a local image carries in its label, as the tag that names it.
 pub async fn inputs_tag_of_local(docker: &bollard::Docker, image: &str) -> Option<String> {
     let inspect = docker.inspect_image(image).await.ok()?;

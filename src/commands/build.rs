@@ -13,13 +13,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wharf_builder::build::BuilderKind;
+use wharf_builder::engines::Engines;
 use wharf_builder::inputs::Inputs;
+use wharf_builder::platform::Platform;
 use wharf_builder::schedule::{self, Event, Outcome};
-use wharf_builder::service::{self, Options};
+use wharf_builder::service::{self, Options, Unit};
 use wharf_builder::session::RegistryCredentials;
 use wharf_compose::x_wharf::Created;
 use wharf_pusher::events::ServiceEvent;
-use wharf_pusher::release::{InputsDigest, Ready, SkipInputs};
+use wharf_pusher::release::{InputsDigest, PlatformCandidate, PlatformReady, Ready, SkipInputs};
 
 /// The OCI labels wharf adds to every image: the commit, where its source lives, and when it
 /// was built. Compose's own labels win on a clash. `revision`: the one the release's tags name,
@@ -119,6 +121,10 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
     let reporter = &run.reporter;
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
+    release::check_lambda(&project, &services)?;
+    let only_platforms = release::only_platforms(&args.target)?;
+    let routes = release::engine_routes(&project)?;
+    let services = release::declaring(&project, services, only_platforms.as_deref())?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(
             "no service of project `{}` has a build section: nothing to build",
@@ -142,6 +148,8 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             builder,
             labels: oci_labels(&project, revision.as_ref()),
             idle_timeout: Some(run.timeouts().build_idle),
+            only_platforms: only_platforms.clone(),
+            routes: routes.clone(),
         },
     )
     .map_err(|problems| {
@@ -177,6 +185,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         let native = wharf_builder::daemon::native_platform_blocking().map_err(Failure::failed)?;
         prepared.use_daemon_platform(Ok(native));
     }
+    let native = prepared.native.clone();
     // `--shard K/N`: this run's share of the services, identity and inputs tags only (a
     // service stays with the service it is built from, so the share builds on its own).
     let targets = match (args.shard, targets) {
@@ -201,20 +210,41 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         (_, targets) => targets,
     };
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
-    let inputs = release::input_digests(&project, &prepared.builds, parallel)?;
+    let unit_inputs = release::unit_digests(&project, &prepared.builds, parallel)?;
+    let inputs = wharf_builder::inputs::by_service(&prepared.builds, &unit_inputs);
     for b in &mut prepared.builds {
-        if let Some(d) = inputs.get(&b.service).and_then(Inputs::digest) {
+        if let Some(d) = unit_inputs.get(&b.unit()).and_then(Inputs::digest) {
             b.request
                 .labels
                 .insert(wharf_builder::inputs::LABEL.into(), d.hex.clone());
         }
     }
+    let targets = targets.map(|mut targets| {
+        for t in &mut targets {
+            if let Some(b) = prepared.builds.iter().find(|b| b.service == t.service) {
+                t.use_platforms(b.service_platforms.clone(), &b.platforms_built);
+            }
+        }
+        targets
+    });
+    if let Some(targets) = &targets {
+        for t in targets.iter().filter(|t| t.partial) {
+            reporter.warn(&format!(
+                "`{}` is built for {} of its platforms ({}): only their platform identity tags are pushed, no index and no moving tag (a run with every platform, or `wharf promote`, writes the index)",
+                t.service,
+                prepared.builds.iter().filter(|b| b.service == t.service).count(),
+                t.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    let labels: Vec<(String, String)> = prepared
+        .builds
+        .iter()
+        .map(|b| (b.unit().to_string(), b.image.clone()))
+        .collect();
     reporter.begin(
         &project.name,
-        prepared
-            .builds
-            .iter()
-            .map(|b| (b.service.as_str(), b.image.as_str())),
+        labels.iter().map(|(u, i)| (u.as_str(), i.as_str())),
         args.push,
     );
 
@@ -225,8 +255,20 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             let (docker, _) = wharf_builder::daemon::connect()
                 .await
                 .map_err(Failure::failed)?;
-            let outcomes =
-                build_all(&docker, prepared.builds, parallel, args, reporter, None).await;
+            let engines = Engines::connect(docker, &routes)
+                .await
+                .map_err(Failure::failed)?;
+            check_emulation(&prepared.builds, &engines, native.as_ref()).await?;
+            let outcomes = build_all(
+                &engines,
+                prepared.builds,
+                parallel,
+                native.as_ref(),
+                args,
+                reporter,
+                None,
+            )
+            .await;
             let failed = failures(&outcomes);
             if !failed.is_empty() {
                 return Err(Failure::failed(anyhow!(
@@ -236,12 +278,16 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                     failed.join("\n  ")
                 )));
             }
-            reporter.summary(&format!("built {} service(s)", outcomes.len()));
+            reporter.summary(&format!("built {} image(s)", outcomes.len()));
             return Ok(());
         };
         let (docker, _) = wharf_builder::daemon::connect()
             .await
             .map_err(Failure::failed)?;
+        let engines = Engines::connect(docker.clone(), &routes)
+            .await
+            .map_err(Failure::failed)?;
+        check_emulation(&prepared.builds, &engines, native.as_ref()).await?;
         let mut release = release::start(
             &project,
             &args.target,
@@ -272,9 +318,49 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                 }
             })
             .collect();
-        let inputs_tags: HashMap<String, String> = known
+        // The inputs tag each build's image is stored under: a single image's is its
+        // service's; each platform of a multi-platform image has its own, and its index the
+        // service's.
+        let unit_tags: HashMap<Unit, String> = prepared
+            .builds
             .iter()
-            .map(|(s, d)| (s.clone(), d.tag.clone()))
+            .filter_map(|b| {
+                let tag = match b.part() {
+                    Some(_) => unit_inputs.get(&b.unit())?.digest()?.tag(),
+                    None => known.get(&b.service)?.tag.clone(),
+                };
+                Some((b.unit(), tag))
+            })
+            .collect();
+        let index_inputs_tags: HashMap<String, String> = prepared
+            .builds
+            .iter()
+            .filter(|b| b.is_multi_platform())
+            .filter_map(|b| Some((b.service.clone(), known.get(&b.service)?.tag.clone())))
+            .collect();
+        let mut platform_inputs: HashMap<String, HashMap<Platform, String>> = HashMap::new();
+        for b in &prepared.builds {
+            if let (Some(p), Some(d)) = (
+                b.part(),
+                unit_inputs.get(&b.unit()).and_then(Inputs::digest),
+            ) {
+                platform_inputs
+                    .entry(b.service.clone())
+                    .or_default()
+                    .insert(p.clone(), d.hex.clone());
+            }
+        }
+        let local_images: HashMap<Unit, (String, Option<bollard::Docker>)> = prepared
+            .builds
+            .iter()
+            .map(|b| {
+                let engine = b
+                    .request
+                    .engine
+                    .as_deref()
+                    .map(|e| engines.get(Some(e)).clone());
+                (b.unit(), (b.image.clone(), engine))
+            })
             .collect();
         let skip = SkipInputs {
             inputs: if args.no_skip { HashMap::new() } else { known },
@@ -284,8 +370,34 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                 .iter()
                 .map(|b| (b.service.clone(), b.after.clone()))
                 .collect(),
+            platform_inputs,
         };
         let mut unchanged = release.unchanged(&skip).await.map_err(release::failure)?;
+        // A multi-platform base of a service that is built is built too: each platform's build
+        // FROM it needs that platform's image in the engine.
+        loop {
+            let mut needed = Vec::new();
+            for (user, bases) in &skip.builds_from {
+                if unchanged.contains_key(user) {
+                    continue;
+                }
+                for base in bases {
+                    let multi = prepared
+                        .builds
+                        .iter()
+                        .any(|b| &b.service == base && b.is_multi_platform());
+                    if multi && unchanged.contains_key(base) {
+                        needed.push(base.clone());
+                    }
+                }
+            }
+            if needed.is_empty() {
+                break;
+            }
+            for base in needed {
+                unchanged.remove(&base);
+            }
+        }
         // An unchanged base keeps its image: the daemon gets it for the services built FROM it.
         let local_names: HashMap<String, Vec<String>> = prepared
             .builds
@@ -298,42 +410,133 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         release
             .bases_into_daemon(&mut unchanged, &skip, &local_names)
             .await;
+        let unchanged = unchanged;
+        // A multi-platform service the registry does not hold whole may hold some of its
+        // platforms (a run narrowed by --platform, on another runner): those are tagged.
+        let candidates: Vec<PlatformCandidate> = if args.no_skip {
+            Vec::new()
+        } else {
+            prepared
+                .builds
+                .iter()
+                .filter(|b| !unchanged.contains_key(&b.service))
+                .filter_map(|b| {
+                    let platform = b.part()?.clone();
+                    let d = unit_inputs.get(&b.unit())?.digest()?;
+                    Some(PlatformCandidate {
+                        service: b.service.clone(),
+                        platform,
+                        inputs: InputsDigest {
+                            hex: d.hex.clone(),
+                            tag: d.tag(),
+                        },
+                    })
+                })
+                .collect()
+        };
+        let mut unchanged_platforms = release
+            .unchanged_platforms(wharf_builder::inputs::LABEL, &candidates)
+            .await;
+        let reused = |u: &HashMap<(String, Platform), _>, b: &service::ServiceBuild| {
+            unchanged.contains_key(&b.service)
+                || b.part()
+                    .is_some_and(|p| u.contains_key(&(b.service.clone(), p.clone())))
+        };
+        // A platform's image that a build uses as its base is built too: the engine needs it.
+        loop {
+            let mut needed = Vec::new();
+            for b in prepared
+                .builds
+                .iter()
+                .filter(|b| !reused(&unchanged_platforms, b))
+            {
+                for dep in &b.after {
+                    let unit = service::dependency_unit(&prepared.builds, dep, b.platform.known());
+                    if let Some(Unit {
+                        service,
+                        platform: Some(p),
+                    }) = unit
+                    {
+                        if unchanged_platforms.contains_key(&(service.clone(), p.clone())) {
+                            needed.push((service, p));
+                        }
+                    }
+                }
+            }
+            if needed.is_empty() {
+                break;
+            }
+            for key in needed {
+                unchanged_platforms.remove(&key);
+            }
+        }
         let (mut builds, skipped): (Vec<_>, Vec<_>) = prepared
             .builds
             .into_iter()
-            .partition(|b| !unchanged.contains_key(&b.service));
+            .partition(|b| !reused(&unchanged_platforms, b));
         let previous = revision
             .as_ref()
             .and_then(|r| wharf_pusher::git::parent(&project.working_dir, &r.sha));
         add_cache_sources(&project, &release, &mut builds, previous.as_deref()).await;
-        reporter.expect_pushes(
-            release
-                .targets()
+        reporter.expect_pushes(release.targets().iter().map(|t| {
+            let mut tags: Vec<String> = t
+                .platforms
                 .iter()
-                .map(|t| (t.service.as_str(), t.all_tags().cloned().collect())),
-        );
+                .flat_map(|p| t.platform_tags(p))
+                .collect();
+            if !t.partial {
+                tags.extend(t.all_tags().cloned());
+            }
+            (t.service.as_str(), tags)
+        }));
         // Builds run while phase 1 pushes each image as soon as it is built.
-        let (ready, ready_rx) = mpsc::unbounded_channel::<String>();
+        let (ready, ready_rx) = mpsc::unbounded_channel::<Unit>();
         let (to_push, to_push_rx) = mpsc::unbounded_channel::<Ready>();
         let forward = async move {
             let mut ready_rx = ready_rx;
-            while let Some(service) = ready_rx.recv().await {
-                let inputs_tag = inputs_tags.get(&service).cloned();
+            while let Some(unit) = ready_rx.recv().await {
+                let inputs_tag = unit_tags.get(&unit).cloned();
+                let platform = match &unit.platform {
+                    Some(p) => local_images
+                        .get(&unit)
+                        .map(|(image, engine)| PlatformReady {
+                            platform: p.clone(),
+                            local_image: image.clone(),
+                            engine: engine.clone(),
+                        }),
+                    None => None,
+                };
                 let _ = to_push.send(Ready {
-                    service,
+                    service: unit.service,
                     inputs_tag,
+                    platform,
                 });
             }
         };
-        let building = build_all(&docker, builds, parallel, args, reporter, Some(ready));
+        let building = build_all(
+            &engines,
+            builds,
+            parallel,
+            native.as_ref(),
+            args,
+            reporter,
+            Some(ready),
+        );
         let ((outcomes, ()), first) = tokio::join!(
             async { tokio::join!(building, forward) },
-            release.identity_phase(&unchanged, to_push_rx)
+            release.identity_phase(
+                &unchanged,
+                &unchanged_platforms,
+                to_push_rx,
+                &index_inputs_tags
+            )
         );
+        let mut skipped_services: Vec<&str> = skipped.iter().map(|b| b.service.as_str()).collect();
+        skipped_services.dedup();
         reporter.summary(&format!(
-            "built {} service(s), {} unchanged",
+            "built {} image(s), {} service(s) unchanged",
             outcomes.len(),
-            skipped.len()
+            skipped_services.len()
         ));
         let images = release
             .finish(first, failures(&outcomes))
@@ -351,6 +554,89 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             release::write_manifest(path, &project, &images)?;
         }
         Ok(())
+    })
+}
+
+/// Refuses, before anything is built or pushed, platforms the engine cannot run where that can
+/// be known: its architecture, and this host's emulators when the engine runs here.
+async fn check_emulation(
+    builds: &[service::ServiceBuild],
+    engines: &Engines,
+    native: Option<&Platform>,
+) -> Result<()> {
+    use wharf_builder::emulation::{runs, ways_out, Runs};
+    let default_host = wharf_builder::daemon::endpoint()
+        .map(|e| e.host)
+        .unwrap_or_default();
+    let mut natives: HashMap<Option<String>, Option<Platform>> = HashMap::new();
+    natives.insert(None, native.cloned());
+    let mut problems: Vec<String> = Vec::new();
+    for b in builds {
+        let Some(p) = b.platform.declared() else {
+            continue;
+        };
+        if !runs_steps(b) {
+            continue;
+        }
+        let engine = b.request.engine.clone();
+        if !natives.contains_key(&engine) {
+            let docker = engines.get(engine.as_deref());
+            let ep = wharf_builder::daemon::Endpoint {
+                host: engine.clone().unwrap_or_default(),
+                source: "x-wharf.engines / WHARF_ENGINES",
+            };
+            let n = wharf_builder::daemon::native_platform(docker, &ep)
+                .await
+                .ok();
+            natives.insert(engine.clone(), n);
+        }
+        let Some(Some(native)) = natives.get(&engine) else {
+            continue;
+        };
+        let host = engine.as_deref().unwrap_or(&default_host);
+        let binfmt = host
+            .starts_with("unix://")
+            .then_some(std::path::Path::new("/proc/sys/fs/binfmt_misc"));
+        match runs(native, p, binfmt) {
+            Runs::Cannot(why) => {
+                let line = format!(
+                    "`{}` cannot be built for {p} by the engine at {host} ({native}): {why}\n    {}",
+                    b.service,
+                    ways_out(p)
+                );
+                if !problems.contains(&line) {
+                    problems.push(line);
+                }
+            }
+            Runs::Emulated(handler) => {
+                tracing::info!(service = %b.service, "{p} runs through {handler}")
+            }
+            Runs::Natively | Runs::Unknown => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::failed(anyhow!(
+            "nothing was built or pushed:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// Whether a build runs commands of its image (a `RUN` instruction): one that only copies
+/// files needs no emulator. A context the daemon fetches is taken to run some.
+fn runs_steps(b: &service::ServiceBuild) -> bool {
+    let service::Source::Local(ctx) = &b.source else {
+        return true;
+    };
+    let Ok(text) = ctx.dockerfile_content() else {
+        return true;
+    };
+    String::from_utf8_lossy(&text).lines().any(|l| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("RUN"))
     })
 }
 
@@ -396,7 +682,7 @@ async fn add_cache_sources(
     }
 }
 
-fn failures(outcomes: &IndexMap<String, Outcome>) -> Vec<String> {
+fn failures(outcomes: &IndexMap<Unit, Outcome>) -> Vec<String> {
     outcomes
         .iter()
         .filter_map(|(s, o)| match o {
@@ -407,24 +693,25 @@ fn failures(outcomes: &IndexMap<String, Outcome>) -> Vec<String> {
         .collect()
 }
 
-/// Builds `builds`, reporting each; `done` hears of each service built.
+/// Builds `builds`, reporting each; `done` hears of each one built.
 async fn build_all(
-    docker: &bollard::Docker,
+    engines: &Engines,
     builds: Vec<wharf_builder::service::ServiceBuild>,
     parallel: usize,
+    native: Option<&Platform>,
     args: &BuildArgs,
     reporter: &Arc<Reporter>,
-    done: Option<mpsc::UnboundedSender<String>>,
-) -> IndexMap<String, Outcome> {
+    done: Option<mpsc::UnboundedSender<Unit>>,
+) -> IndexMap<Unit, Outcome> {
     let events: schedule::EventSink = {
         let r = reporter.clone();
         Arc::new(move |e: Event| match e {
-            Event::Started { service } => r.event(&ServiceEvent::Building {
-                service: service.to_string(),
+            Event::Started { unit } => r.event(&ServiceEvent::Building {
+                service: unit.to_string(),
             }),
-            Event::Line { service, line } => r.output(service, line),
-            Event::Finished { service, outcome } => {
-                let service = service.to_string();
+            Event::Line { unit, line } => r.output(&unit.to_string(), line),
+            Event::Finished { unit, outcome } => {
+                let service = unit.to_string();
                 match outcome {
                     Outcome::Built { elapsed } => {
                         r.event(&ServiceEvent::Built {
@@ -432,7 +719,7 @@ async fn build_all(
                             seconds: elapsed.as_secs_f64(),
                         });
                         if let Some(done) = &done {
-                            let _ = done.send(service);
+                            let _ = done.send(unit.clone());
                         }
                     }
                     Outcome::Failed { message, log_tail } => r.event(&ServiceEvent::BuildFailed {
@@ -448,7 +735,7 @@ async fn build_all(
             }
         })
     };
-    schedule::run(docker, builds, parallel, args.keep_going, events).await
+    schedule::run(engines, builds, parallel, args.keep_going, native, events).await
 }
 
 #[cfg(test)]

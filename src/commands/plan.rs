@@ -40,6 +40,16 @@ struct PlannedService {
     /// release (each used only when it passes the trust check at build time).
     cache_from: Vec<String>,
     cache_from_release: Vec<String>,
+    /// The platforms of a service that declares some, each with the engine that builds it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    platforms: Vec<PlannedPlatform>,
+}
+
+#[derive(serde::Serialize)]
+struct PlannedPlatform {
+    platform: wharf_compose::platform::Platform,
+    /// The endpoint of the engine it is routed to; `None`: the default engine.
+    engine: Option<String>,
 }
 
 /// What `build --push` would do with the service: build it, or only tag the image of the
@@ -172,6 +182,7 @@ fn plan_one(
         moving_tags: t.moving_tags.clone(),
         references,
         inputs,
+        platforms: Vec::new(),
         cache_from: build.map(|b| b.cache_from.clone()).unwrap_or_default(),
         cache_from_release: release_cache_tags
             .iter()
@@ -184,6 +195,9 @@ fn plan_one(
 pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()> {
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
+    release::check_lambda(&project, &services)?;
+    let routes = release::engine_routes(&project)?;
+    let only = release::only_platforms(&args.target)?;
     // A plan is read, not pushed: a dirty tree is shown as such rather than refused.
     let mut target_args = args.target.clone();
     let refuses_dirty = !target_args.allow_dirty;
@@ -199,6 +213,8 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             },
             labels: Default::default(),
             idle_timeout: None,
+            only_platforms: only.clone(),
+            routes: routes.clone(),
         },
     );
     // `--shard K/N`: the services of that shard, which push identity tags only.
@@ -274,7 +290,19 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
             if in_shard.is_some() {
                 t.moving_tags.clear();
             }
-            plan_one(&project, s, &t, i, release_cache)
+            let mut p = plan_one(&project, s, &t, i, release_cache);
+            let mut platforms = release::platforms_of(&project, s).unwrap_or_default();
+            if let Some(only) = &only {
+                platforms.retain(|p| only.contains(p));
+            }
+            p.platforms = platforms
+                .into_iter()
+                .map(|platform| PlannedPlatform {
+                    engine: routes.endpoint(&platform).map(str::to_string),
+                    platform,
+                })
+                .collect();
+            p
         })
         .collect();
     let shard_note = args.shard.map(|s| {
@@ -332,6 +360,17 @@ pub fn run(project_args: &ProjectArgs, args: &PlanArgs, run: &Run) -> Result<()>
                     row("target", t);
                 }
                 row("image", &p.image);
+                if !p.platforms.is_empty() {
+                    let list: Vec<String> = p
+                        .platforms
+                        .iter()
+                        .map(|pp| match &pp.engine {
+                            Some(e) => format!("{} (engine {e})", pp.platform),
+                            None => format!("{} (default engine)", pp.platform),
+                        })
+                        .collect();
+                    row("platforms", &list.join(", "));
+                }
                 let repo = format!("{}/{}", p.registry, p.repository);
                 let repo_note = match (p.repository_checked, create) {
                     (true, true) => " (created if missing)",
@@ -426,6 +465,7 @@ fn check_registry(
                             inputs: &d.hex,
                             identity: &t.identity,
                             platform: None,
+                            platform_inputs: None,
                         };
                         match trust::check(api, &repository, login, &m, &expected).await? {
                             Verdict::Trusted { .. } => Found::Reusable,

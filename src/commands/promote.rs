@@ -21,8 +21,15 @@ pub fn run(project_args: &ProjectArgs, args: &PromoteArgs, run: &Run) -> Result<
         )));
     }
     refuse_timestamp_identity(&project, &services, &args.target)?;
+    if let Some(only) = &args.target.platforms {
+        return Err(Failure::config(anyhow!(
+            "--platform {} (or WHARF_PLATFORMS): promote releases every platform a service declares, never a part — its index names them all\n  drop --platform here; a shard's --platform tells only what that runner builds",
+            only.escape_debug()
+        )));
+    }
     let commit = commit(&project.working_dir, args.commit.as_deref())?;
-    let sources = deploy::targets_at(&project, &services, &args.target, Some(&commit))?;
+    let mut sources = deploy::targets_at(&project, &services, &args.target, Some(&commit))?;
+    multi_platform(&project, &services, &mut sources)?;
     let without: Vec<String> = sources
         .iter()
         .filter(|t| t.identity_tags.is_empty())
@@ -38,12 +45,9 @@ pub fn run(project_args: &ProjectArgs, args: &PromoteArgs, run: &Run) -> Result<
         Some(to) => {
             let mut there = args.target.clone();
             there.registry = Some(to.clone());
-            Some(deploy::targets_at(
-                &project,
-                &services,
-                &there,
-                Some(&commit),
-            )?)
+            let mut targets = deploy::targets_at(&project, &services, &there, Some(&commit))?;
+            multi_platform(&project, &services, &mut targets)?;
+            Some(targets)
         }
         None => None,
     };
@@ -93,6 +97,22 @@ pub fn run(project_args: &ProjectArgs, args: &PromoteArgs, run: &Run) -> Result<
     reporter.released(&project.name, &images)?;
     if let Some(path) = &args.manifest {
         release::write_manifest(path, &project, &images)?;
+    }
+    Ok(())
+}
+
+/// Marks each service the compose file gives several platforms (as the build chooses them):
+/// its release is an index, or else the platform identity tags of every one of its platforms.
+fn multi_platform(
+    project: &wharf_compose::Project,
+    services: &[&Service],
+    targets: &mut [wharf_pusher::target::ImageTarget],
+) -> Result<()> {
+    for t in targets {
+        if let Some(s) = services.iter().find(|s| s.name == t.service) {
+            let platforms = release::platforms_of(project, s)?;
+            t.use_platforms(platforms.clone(), &platforms);
+        }
     }
     Ok(())
 }
@@ -178,8 +198,8 @@ fn failure(e: PromoteError) -> Failure {
     match e {
         PromoteError::Release(e) => release::failure(e),
         e @ PromoteError::Unusable(_) => Failure::config(anyhow!(e)),
-        e @ (PromoteError::Incomplete { .. } | PromoteError::Copy { .. }) => {
-            Failure::failed(anyhow!(e))
-        }
+        e @ (PromoteError::Incomplete { .. }
+        | PromoteError::Copy { .. }
+        | PromoteError::Index(_)) => Failure::failed(anyhow!(e)),
     }
 }

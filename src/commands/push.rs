@@ -12,13 +12,40 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
     let reporter = &run.reporter;
     let project = release::load_project(project_args, &args.services)?;
     let services = release::select(&project, &args.services)?;
+    release::check_lambda(&project, &services)?;
     if services.is_empty() {
         return Err(Failure::config(anyhow!(
             "no service of project `{}` has a build section: nothing to push",
             project.name
         )));
     }
-    let (targets, _) = release::targets(&project, &services, &args.target)?;
+    let (mut targets, _) = release::targets(&project, &services, &args.target)?;
+    // A multi-platform service's images: each platform's under its own local name
+    // (`wharf build` leaves them there).
+    let mut locals: Vec<(String, Option<wharf_compose::platform::Platform>, String)> = Vec::new();
+    for t in &mut targets {
+        let platforms = services
+            .iter()
+            .find(|s| s.name == t.service)
+            .and_then(|s| {
+                wharf_builder::platform::choose(
+                    s,
+                    s.build.as_ref()?,
+                    project.default_platform.as_deref(),
+                )
+                .ok()
+            })
+            .unwrap_or_default();
+        if platforms.len() > 1 {
+            for p in &platforms {
+                let image = wharf_builder::service::platform_image(&t.local_image, p);
+                locals.push((t.service.clone(), Some(p.clone()), image));
+            }
+            t.use_platforms(platforms.clone(), &platforms);
+        } else {
+            locals.push((t.service.clone(), None, t.local_image.clone()));
+        }
+    }
     let parallel = args.parallel.unwrap_or(4);
     reporter.begin(
         &project.name,
@@ -32,9 +59,9 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
     runtime.block_on(async {
         let (docker, _) = wharf_builder::daemon::connect().await.map_err(Failure::failed)?;
         let mut missing = Vec::new();
-        for t in &targets {
-            if docker.inspect_image(&t.local_image).await.is_err() {
-                missing.push(format!("`{}`: {}", t.service, t.local_image));
+        for (service, _, image) in &locals {
+            if docker.inspect_image(image).await.is_err() {
+                missing.push(format!("`{service}`: {image}"));
             }
         }
         if !missing.is_empty() {
@@ -60,22 +87,29 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
             .unchanged(&SkipInputs::default())
             .await
             .map_err(release::failure)?;
-        reporter.expect_pushes(
-            release
-                .targets()
-                .iter()
-                .map(|t| (t.service.as_str(), t.all_tags().cloned().collect())),
-        );
+        reporter.expect_pushes(release.targets().iter().map(|t| {
+            let mut tags: Vec<String> = t.platforms.iter().flat_map(|p| t.platform_tags(p)).collect();
+            tags.extend(t.all_tags().cloned());
+            (t.service.as_str(), tags)
+        }));
         let (to_push, to_push_rx) = tokio::sync::mpsc::unbounded_channel();
-        for t in release.targets() {
-            let inputs_tag = release::inputs_tag_of_local(&docker, &t.local_image).await;
+        for (service, platform, image) in locals {
+            let inputs_tag = release::inputs_tag_of_local(&docker, &image).await;
             let _ = to_push.send(Ready {
-                service: t.service.clone(),
+                service,
+                // The index's own inputs tag is known only to the run that builds it.
                 inputs_tag,
+                platform: platform.map(|platform| wharf_pusher::release::PlatformReady {
+                    platform,
+                    local_image: image,
+                    engine: None,
+                }),
             });
         }
         drop(to_push);
-        let first = release.identity_phase(&HashMap::new(), to_push_rx).await;
+        let first = release
+            .identity_phase(&HashMap::new(), &HashMap::new(), to_push_rx, &HashMap::new())
+            .await;
         let images = release
             .finish(first, Vec::new())
             .await

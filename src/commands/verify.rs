@@ -1,5 +1,7 @@
 //! `wharf verify`: the pre-deploy gate. Every expected reference (each required service, each
 //! tag) must exist in its registry, checked through the registry's HTTP API — no daemon needed.
+//! A multi-platform image's tags must name an index with every platform's image present; a
+//! Lambda image's, a plain image manifest.
 //! With ECS services (`--ecs-service`, `x-wharf.ecs_services`), also the post-deploy gate (see
 //! [`super::verify_ecs`]).
 
@@ -11,7 +13,7 @@ use crate::release;
 use anyhow::anyhow;
 use wharf_pusher::api::RegistryApi;
 use wharf_pusher::events::ServiceEvent;
-use wharf_pusher::release::{Aws, ManifestImage};
+use wharf_pusher::release::{Aws, ManifestImage, PlatformImage};
 
 pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<()> {
     let reporter = &run.reporter;
@@ -80,7 +82,23 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<(
                         digests.join(", ")
                     ));
                 }
-                images.push(ManifestImage::new(t, d));
+                let service = services.iter().find(|s| s.name == t.service);
+                let expected = match service {
+                    Some(s) => release::platforms_of(&project, s)?,
+                    None => Vec::new(),
+                };
+                let lambda = service.is_some_and(|s| release::is_lambda(s));
+                match check_platforms(&api, &repo, d, &expected, lambda, logins.get(&host)).await {
+                    Ok(Ok(platforms)) => {
+                        images.push(ManifestImage::with_platforms(t, d, platforms))
+                    }
+                    Ok(Err(problems)) => {
+                        for p in problems {
+                            missing.push(format!("`{}`: {p}", t.service));
+                        }
+                    }
+                    Err(e) => errors.push(format!("`{}`: {repo}@{d}: {e}", t.service)),
+                }
             }
         }
         if !errors.is_empty() {
@@ -115,5 +133,76 @@ pub fn run(project_args: &ProjectArgs, args: &VerifyArgs, run: &Run) -> Result<(
             .await?;
         }
         Ok(())
+    })
+}
+
+/// What the manifest `digest` of `repository` must be: for a Lambda image, a plain image
+/// manifest; for a multi-platform image (`expected`, more than one), an index naming every
+/// expected platform, each platform's image present. Returns the platforms' images, or the
+/// problems found.
+async fn check_platforms(
+    api: &RegistryApi,
+    repository: &str,
+    digest: &str,
+    expected: &[wharf_compose::platform::Platform],
+    lambda: bool,
+    login: Option<&wharf_pusher::login::Login>,
+) -> std::result::Result<std::result::Result<Vec<PlatformImage>, Vec<String>>, wharf_pusher::Error>
+{
+    use wharf_pusher::index::{DOCKER_LIST, OCI_INDEX};
+    let reference = format!("{repository}@{digest}");
+    let Some(manifest) = api.manifest(&reference, login).await? else {
+        return Ok(Err(vec![format!("{reference} is not served")]));
+    };
+    let is_index = manifest.media_type == DOCKER_LIST || manifest.media_type == OCI_INDEX;
+    if lambda {
+        return Ok(if is_index {
+            Err(vec![format!(
+                "{reference} is an index ({}), but the service is a Lambda image (x-wharf.lambda): Lambda needs a plain image manifest",
+                manifest.media_type
+            )])
+        } else {
+            Ok(Vec::new())
+        });
+    }
+    if expected.len() < 2 {
+        return Ok(Ok(Vec::new()));
+    }
+    if !is_index {
+        return Ok(Err(vec![format!(
+            "{reference} is a single image ({}), but the service is built for {} platforms: an index was expected",
+            manifest.media_type,
+            expected.len()
+        )]));
+    }
+    let children =
+        wharf_pusher::index::children(&manifest).map_err(|e| wharf_pusher::Error::Registry {
+            registry: repository.to_string(),
+            message: format!("the index {digest} cannot be read: {e}"),
+            fault: wharf_pusher::error::Fault::permanent(),
+        })?;
+    let mut problems = Vec::new();
+    let mut platforms = Vec::new();
+    for p in expected {
+        match children.iter().find(|c| &c.platform == p) {
+            None => problems.push(format!("the index {reference} has no {p} image")),
+            Some(child) => {
+                let child_ref = format!("{repository}@{}", child.digest);
+                match api.manifest_digest(&child_ref, login).await? {
+                    Some(_) => platforms.push(PlatformImage {
+                        platform: p.clone(),
+                        digest: child.digest.clone(),
+                    }),
+                    None => problems.push(format!(
+                        "{child_ref} ({p}), named by the index, is not served"
+                    )),
+                }
+            }
+        }
+    }
+    Ok(if problems.is_empty() {
+        Ok(platforms)
+    } else {
+        Err(problems)
     })
 }

@@ -204,14 +204,14 @@ fn fields_the_daemon_cannot_honour_are_refused_by_name() {
     write(
         dir.path(),
         "compose.yaml",
-        "services:\n  multi:\n    build:\n      context: .\n      platforms: [linux/amd64, linux/arm64]\n  named:\n    build:\n      context: .\n      additional_contexts:\n        extra: ./extra\n        base: service:multi\n",
+        "services:\n  multi:\n    build:\n      context: .\n      platforms: [linux/amd64, arm64]\n  named:\n    build:\n      context: .\n      additional_contexts:\n        extra: ./extra\n        base: service:multi\n",
     );
     write(dir.path(), "Dockerfile", "FROM scratch\n");
     let out = run(wharf(dir.path()).args(["build"]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("services.multi.build.platforms") && err.contains("buildx"),
+        err.contains("services.multi.build.platforms") && err.contains("`arm64` is not a platform"),
         "{err}"
     );
     assert!(

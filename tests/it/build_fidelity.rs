@@ -20,8 +20,9 @@
 //!
 //! A case may say that on some engine the reference refuses where wharf builds (named
 //! contexts on Docker 20.10, whose Dockerfile frontend lacks them and which wharf resolves
-//! itself), that both refuse (heredocs on Docker 20.10's frontend), or that wharf refuses
-//! what the reference builds (a multi-platform image); the case says why.
+//! itself), that both refuse (heredocs on Docker 20.10's frontend), that wharf refuses what
+//! the reference builds, or that both build other images (a multi-platform image: one per
+//! platform for wharf); the case says why.
 //!
 //! The suite runs on the bed's engine (Docker 20.10) and on a Docker 26 engine with the
 //! containerd image store, named by `WHARF_TEST_DOCKER26_HOST`: without that variable the
@@ -117,6 +118,9 @@ enum EngineNote {
     /// The reference fails with this text; wharf builds these images (`<project>` stands for
     /// the project's name).
     ReferenceRefuses { text: String, images: Vec<String> },
+    /// Both build, but other images: wharf these (a multi-platform image, which wharf keeps
+    /// as one image per platform where the reference stores one under one name).
+    BothBuildOthers { images: Vec<String> },
     /// Both fail, the reference with this text, wharf with its own (the same when `None`:
     /// the daemon's words).
     BothRefuse {
@@ -172,11 +176,24 @@ fn cases() -> Vec<Case> {
                     "{name}: engine {engine} says why"
                 );
                 let field = |k: &str| note.get(k).and_then(|t| t.as_str()).map(String::from);
+                let images = || -> Vec<String> {
+                    note.get("images")
+                        .and_then(|i| i.as_array())
+                        .unwrap_or_else(|| {
+                            panic!("{name}: engine {engine}: the images wharf builds")
+                        })
+                        .iter()
+                        .map(|i| i.as_str().expect("strings").to_string())
+                        .collect()
+                };
                 let n = match (
                     field("reference_refuses"),
                     field("both_refuse"),
                     field("wharf_refuses"),
                 ) {
+                    (None, None, None) if note.get("both_build_others").is_some() => {
+                        EngineNote::BothBuildOthers { images: images() }
+                    }
                     (Some(text), None, None) => EngineNote::ReferenceRefuses {
                         text,
                         images: note
@@ -195,7 +212,7 @@ fn cases() -> Vec<Case> {
                     },
                     (None, None, Some(text)) => EngineNote::WharfRefuses { text },
                     _ => panic!(
-                        "{name}: engine {engine}: one of reference_refuses, both_refuse, wharf_refuses"
+                        "{name}: engine {engine}: one of reference_refuses, both_refuse, wharf_refuses, both_build_others"
                     ),
                 };
                 engines.insert(engine.clone(), n);
@@ -738,6 +755,30 @@ fn run_case(case: &Case, engine: &Engine) -> Result<String, Vec<String>> {
             return if problems.is_empty() {
                 Ok(format!(
                     "the reference refuses on this engine, wharf builds {} image(s)",
+                    ours.len()
+                ))
+            } else {
+                Err(problems)
+            };
+        }
+        Some(EngineNote::BothBuildOthers { images }) => {
+            let mut problems = Vec::new();
+            if !reference_out.status.success() {
+                problems.push(failed("reference", reference_out));
+            }
+            let want: BTreeSet<String> = images
+                .iter()
+                .map(|i| i.replace("<project>", &project))
+                .collect();
+            let got: BTreeSet<String> = ours.keys().cloned().collect();
+            if !wharf_out.status.success() {
+                problems.push(failed("wharf", wharf_out));
+            } else if got != want {
+                problems.push(format!("wharf built {got:?}, not {want:?}"));
+            }
+            return if problems.is_empty() {
+                Ok(format!(
+                    "both build; wharf {} image(s), as the case says",
                     ours.len()
                 ))
             } else {

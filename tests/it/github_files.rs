@@ -56,6 +56,8 @@ fn every_workflow_and_action_passes_the_schema_and_zizmor() {
         ".github/workflows/release.yml",
         "action.yml",
         "examples/github-actions.yml",
+        "examples/github-actions-matrix.yml",
+        "examples/github-actions-rollback.yml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

@@ -528,34 +528,6 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests() 
 }
 
 #[test]
-fn the_workflow_examples_pass_the_schema_and_zizmor() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let files = [
-        examples.join("github-actions-matrix.yml"),
-        examples.join("github-actions-rollback.yml"),
-    ];
-    for (tool, args) in [
-        (
-            "check-jsonschema",
-            vec!["--builtin-schema", "vendor.github-workflows"],
-        ),
-        ("zizmor", vec!["--offline", "--persona", "auditor"]),
-    ] {
-        let out = std::process::Command::new(tool)
-            .args(&args)
-            .args(&files)
-            .output()
-            .unwrap_or_else(|e| panic!("{tool} runs (pip install {tool}): {e}"));
-        assert!(
-            out.status.success(),
-            "{tool}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-#[test]
 fn shards_are_checked_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), "checked");
@@ -645,7 +617,7 @@ fn plan_shows_what_each_shard_releases() {
 fn promote_refuses_what_it_cannot_do_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), "refused");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--registry", "127.0.0.1:9/nothing"],
             "the registry cannot be read",
@@ -666,6 +638,10 @@ fn promote_refuses_what_it_cannot_do_with_exit_2() {
         (
             &["--registry", "127.0.0.1:9/x", "--tag", "latest"],
             "no identity tag",
+        ),
+        (
+            &["--registry", "127.0.0.1:9/x", "--platform", "linux/amd64"],
+            "promote releases every platform a service declares",
         ),
     ];
     for (args, says) in cases {
@@ -787,4 +763,153 @@ async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others() {
             "{reference}: still the current release"
         );
     }
+}
+
+/// A service of two platforms split across two engines: each shard (`--platform`) pushes its
+/// platform identity tags only. With one platform missing, promote exits 1 naming the service
+/// and the platform, and writes nothing; once both are there, it writes the index under the
+/// identity tag and moves `latest` onto it.
+#[tokio::test]
+async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("plat").replace('-', "");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "name: fleet\nx-wharf:\n  create_repositories: true\nservices:\n  multi:\n    image: {prefix}/multi\n    build:\n      context: ./multi\n      platforms: [linux/amd64, linux/arm64]\n"
+        ),
+    );
+    // No RUN step: the arm64 image is made without emulation.
+    write(
+        dir.path(),
+        "multi/Dockerfile",
+        "ARG TARGETARCH\nFROM wharf-test/busybox:1-${TARGETARCH}\nCOPY stamp /stamp\n",
+    );
+    write(dir.path(), "multi/stamp", &unique("multi"));
+    let sha = fake_sha();
+    let shard = |platform: &str| {
+        let mut c = wharf_at(
+            dir.path(),
+            &sha,
+            &[
+                "build",
+                "--push",
+                "--registry",
+                "ecr",
+                "--shard",
+                "1/1",
+                "--platform",
+                platform,
+            ],
+        );
+        if platform == "linux/arm64" {
+            c.env("DOCKER_HOST", bed_var("WHARF_TEST_DOCKER26_HOST"));
+        }
+        c.output().unwrap()
+    };
+    let promote = || {
+        wharf_at(
+            dir.path(),
+            &sha,
+            &["promote", "--registry", "ecr", "--manifest", "-"],
+        )
+        .output()
+        .unwrap()
+    };
+    let amd = shard("linux/amd64");
+    assert_eq!(
+        amd.status.code(),
+        Some(0),
+        "{}",
+        crate::support::stderr(&amd)
+    );
+    let amd_tag = format!("{sha}-linux-amd64");
+    let arm_tag = format!("{sha}-linux-arm64");
+    let amd_image = ecr_served(&prefix, "multi", &amd_tag).await;
+    assert!(amd_image.is_some(), "{amd_tag} after the amd64 shard");
+    for tag in [sha.as_str(), "latest", arm_tag.as_str()] {
+        assert_eq!(ecr_served(&prefix, "multi", tag).await, None, "{tag}");
+    }
+
+    let out = promote();
+    let text = crate::support::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("`multi`") && text.contains("linux/arm64"),
+        "promote names the service and its missing platform: {text}"
+    );
+    assert!(!text.contains("linux/amd64"), "amd64 is there: {text}");
+    for tag in [sha.as_str(), "latest"] {
+        assert_eq!(
+            ecr_served(&prefix, "multi", tag).await,
+            None,
+            "{tag}: nothing moved, no index written"
+        );
+    }
+
+    let arm = shard("linux/arm64");
+    assert_eq!(
+        arm.status.code(),
+        Some(0),
+        "{}",
+        crate::support::stderr(&arm)
+    );
+    let arm_image = ecr_served(&prefix, "multi", &arm_tag).await;
+    assert!(arm_image.is_some(), "{arm_tag} after the arm64 shard");
+    for tag in [sha.as_str(), "latest"] {
+        assert_eq!(ecr_served(&prefix, "multi", tag).await, None, "{tag}");
+    }
+
+    let out = promote();
+    let promoted = digests(&ok(&out, "promote"));
+    let api = RegistryApi::default();
+    let index = api
+        .manifest(&ecr(&prefix, "multi", &sha), Some(&ecr_login()))
+        .await
+        .unwrap()
+        .expect("promote wrote the index under the identity tag");
+    let listed = wharf_pusher::index::children(&index).unwrap();
+    for c in &listed {
+        assert!(
+            [
+                wharf_pusher::index::DOCKER_MANIFEST,
+                wharf_pusher::index::OCI_MANIFEST
+            ]
+            .contains(&c.media_type.as_str()),
+            "{}: an image manifest, not an index: {}",
+            c.platform,
+            c.media_type
+        );
+    }
+    let children: BTreeMap<String, String> = listed
+        .into_iter()
+        .map(|c| (c.platform.to_string(), c.digest))
+        .collect();
+    assert_eq!(
+        children,
+        BTreeMap::from([
+            ("linux/amd64".to_string(), amd_image.unwrap()),
+            ("linux/arm64".to_string(), arm_image.unwrap()),
+        ]),
+        "the index names both platforms' images"
+    );
+    assert_eq!(promoted["multi"], index.digest);
+    assert_eq!(
+        ecr_served(&prefix, "multi", "latest").await.as_ref(),
+        Some(&index.digest),
+        "`latest` names the index"
+    );
+    let pushed = events(&out, "pushed");
+    for tag in [sha.as_str(), "latest"] {
+        assert_eq!(
+            pushed
+                .iter()
+                .filter(|(s, t)| s == "multi" && t == tag)
+                .count(),
+            1,
+            "{tag}: {pushed:?}"
+        );
+    }
+    assert!(events(&out, "building").is_empty(), "promote never builds");
 }

@@ -54,6 +54,9 @@ pub struct BuildRequest {
     /// The longest the daemon's answer may stay silent before the build is given up (a dead
     /// connection, a hung daemon). `None`: no limit.
     pub idle_timeout: Option<std::time::Duration>,
+    /// The engine the build runs on when it is not the default one (a platform routed to
+    /// another engine, [`crate::engines`]): its BuildKit session is opened there.
+    pub engine: Option<String>,
 }
 
 /// A failed build, with what the daemon said.
@@ -246,9 +249,14 @@ async fn attempt(
             Input::Tar(tar) => (None, Some(body_try_stream(tar))),
             Input::Remote => (None, empty()),
         };
-        let host = crate::daemon::endpoint()
-            .map_err(|e| BuildError::early(e.to_string()))?
-            .host;
+        let host = match &request.engine {
+            Some(e) => e.clone(),
+            None => {
+                crate::daemon::endpoint()
+                    .map_err(|e| BuildError::early(e.to_string()))?
+                    .host
+            }
+        };
         let v = docker.client_version();
         let attachments = Attachments {
             context,

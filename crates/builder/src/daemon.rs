@@ -141,20 +141,26 @@ fn proxies_for(config: &serde_json::Value, host: &str) -> Vec<(String, String)> 
 }
 
 /// The platform the daemon builds when none is asked for: its own `os/arch`.
-pub async fn native_platform(docker: &Docker, ep: &Endpoint) -> Result<String, DaemonError> {
+pub async fn native_platform(
+    docker: &Docker,
+    ep: &Endpoint,
+) -> Result<wharf_compose::platform::Platform, DaemonError> {
     let fail = |message: String| DaemonError::Platform {
         host: ep.host.clone(),
         message,
     };
     let v = docker.version().await.map_err(|e| fail(e.to_string()))?;
     match (v.os, v.arch) {
-        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => Ok(format!("{os}/{arch}")),
+        (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => {
+            wharf_compose::platform::Platform::parse(&format!("{os}/{arch}"))
+                .map_err(|e| fail(e.to_string()))
+        }
         _ => Err(fail("its version answer names no os/arch".into())),
     }
 }
 
 /// [`connect`], then [`native_platform`], for callers outside an async runtime.
-pub fn native_platform_blocking() -> Result<String, DaemonError> {
+pub fn native_platform_blocking() -> Result<wharf_compose::platform::Platform, DaemonError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

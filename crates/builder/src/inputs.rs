@@ -30,7 +30,7 @@
 use crate::builder_kind::BuilderKind;
 use crate::context::ContextError;
 use crate::platform::{Native, Target};
-use crate::service::{ServiceBuild, Source};
+use crate::service::{dependency_unit, ServiceBuild, Source, Unit};
 use std::collections::HashMap;
 use wharf_compose::{Build, Dockerfile, SecretSource};
 
@@ -89,14 +89,28 @@ pub struct InputsError {
     pub source: ContextError,
 }
 
-/// The input digests of `builds` (one thread per service, at most `parallel` at a time),
-/// keyed by service. `compose` gives each service's compose build section.
+/// The input digests of `builds`, keyed by service: a multi-platform image's is the digest of
+/// its platforms' digests (the index's inputs tag names the set). See [`digest_units`].
 pub fn digest_all(
     builds: &[ServiceBuild],
     compose: &HashMap<String, &Build>,
     parallel: usize,
 ) -> Result<HashMap<String, Inputs>, InputsError> {
-    // Each service's own part first (the expensive part: reading its context), concurrently.
+    Ok(by_service(
+        builds,
+        &digest_units(builds, compose, parallel)?,
+    ))
+}
+
+/// The input digest of every build (one thread per build, at most `parallel` at a time):
+/// one per platform of a multi-platform image. `compose` gives each service's compose build
+/// section.
+pub fn digest_units(
+    builds: &[ServiceBuild],
+    compose: &HashMap<String, &Build>,
+    parallel: usize,
+) -> Result<HashMap<Unit, Inputs>, InputsError> {
+    // Each build's own part first (the expensive part: reading its context), concurrently.
     let own: Vec<Result<Own, InputsError>> = {
         let queue = std::sync::Mutex::new(builds.iter().enumerate());
         let results = std::sync::Mutex::new(Vec::new());
@@ -116,38 +130,102 @@ pub fn digest_all(
         results.sort_by_key(|(i, _)| *i);
         results.into_iter().map(|(_, r)| r).collect()
     };
-    let mut own_by_service = HashMap::new();
+    let mut own_by_unit = HashMap::new();
     for (b, r) in builds.iter().zip(own) {
-        own_by_service.insert(b.service.as_str(), (b, r?));
+        own_by_unit.insert(b.unit(), (b, r?));
     }
-    let mut done: HashMap<String, Inputs> = HashMap::new();
+    let mut done: HashMap<Unit, Inputs> = HashMap::new();
     for b in builds {
-        combine(&b.service, &own_by_service, &mut done, &mut Vec::new());
+        combine(builds, &b.unit(), &own_by_unit, &mut done, &mut Vec::new());
     }
     Ok(done)
 }
 
-/// A service's digest: its own part and the digests of the services it builds `FROM`.
+/// Each service's digest from its builds' digests: a single image's own, or the digest of
+/// every platform's (known only when this run builds every platform of the image).
+pub fn by_service(
+    builds: &[ServiceBuild],
+    units: &HashMap<Unit, Inputs>,
+) -> HashMap<String, Inputs> {
+    let mut out = HashMap::new();
+    for b in builds {
+        if out.contains_key(&b.service) {
+            continue;
+        }
+        let inputs = if !b.is_multi_platform() {
+            units.get(&b.unit()).cloned()
+        } else if b.platforms_built.len() < b.service_platforms.len() {
+            Some(Inputs::Unknown {
+                reason: "this run builds only some of its platforms".into(),
+            })
+        } else {
+            let mut h = blake3::Hasher::new();
+            field(&mut h, "format", FORMAT);
+            field(&mut h, "index", &b.service);
+            let (mut entries, mut bytes) = (0, 0);
+            let mut unknown = None;
+            let mut platforms = b.service_platforms.clone();
+            platforms.sort();
+            for p in &platforms {
+                let unit = Unit {
+                    service: b.service.clone(),
+                    platform: Some(p.clone()),
+                };
+                match units.get(&unit) {
+                    Some(Inputs::Known(d)) => {
+                        field(&mut h, "platform", &format!("{p}={}", d.hex));
+                        entries += d.entries;
+                        bytes += d.bytes;
+                    }
+                    Some(Inputs::Unknown { reason }) => {
+                        unknown = Some(reason.clone());
+                        break;
+                    }
+                    None => {
+                        unknown = Some(format!("{p} is not built in this run"));
+                        break;
+                    }
+                }
+            }
+            Some(match unknown {
+                Some(reason) => Inputs::Unknown { reason },
+                None => Inputs::Known(Digest {
+                    hex: h.finalize().to_hex().to_string(),
+                    entries,
+                    bytes,
+                }),
+            })
+        };
+        if let Some(i) = inputs {
+            out.insert(b.service.clone(), i);
+        }
+    }
+    out
+}
+
+/// A build's digest: its own part and the digests of the builds it builds `FROM` (the same
+/// platform's, for a multi-platform base).
 fn combine(
-    service: &str,
-    own: &HashMap<&str, (&ServiceBuild, Own)>,
-    done: &mut HashMap<String, Inputs>,
-    path: &mut Vec<String>,
+    builds: &[ServiceBuild],
+    unit: &Unit,
+    own: &HashMap<Unit, (&ServiceBuild, Own)>,
+    done: &mut HashMap<Unit, Inputs>,
+    path: &mut Vec<Unit>,
 ) -> Inputs {
-    if let Some(d) = done.get(service) {
+    if let Some(d) = done.get(unit) {
         return d.clone();
     }
-    let Some((build, mine)) = own.get(service) else {
+    let Some((build, mine)) = own.get(unit) else {
         return Inputs::Unknown {
-            reason: format!("`{service}` is not built in this run"),
+            reason: format!("`{unit}` is not built in this run"),
         };
     };
-    if path.iter().any(|p| p == service) {
+    if path.contains(unit) {
         return Inputs::Unknown {
             reason: "its image depends on itself".into(),
         };
     }
-    path.push(service.to_string());
+    path.push(unit.clone());
     let result = match mine {
         Own::Unknown(reason) => Inputs::Unknown {
             reason: reason.clone(),
@@ -162,7 +240,13 @@ fn combine(
             after.sort();
             let mut unknown = None;
             for base in &after {
-                match combine(base, own, done, path) {
+                let Some(base_unit) = dependency_unit(builds, base, build.platform.known()) else {
+                    unknown = Some(format!(
+                        "it builds FROM `{base}`, which is not built for its platform"
+                    ));
+                    break;
+                };
+                match combine(builds, &base_unit, own, done, path) {
                     Inputs::Known(d) => field(&mut hasher, "after", &format!("{base}={}", d.hex)),
                     Inputs::Unknown { .. } => {
                         unknown = Some(format!(
@@ -183,7 +267,7 @@ fn combine(
         }
     };
     path.pop();
-    done.insert(service.to_string(), result.clone());
+    done.insert(unit.clone(), result.clone());
     result
 }
 
@@ -232,7 +316,9 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
     );
     settings(&mut h, compose);
     match &b.platform {
-        Target::Declared(p) | Target::Daemon(Native::Known(p)) => field(&mut h, "platform", p),
+        Target::Declared(p) | Target::Daemon(Native::Known(p)) => {
+            field(&mut h, "platform", &p.to_string())
+        }
         Target::Daemon(Native::NotAsked) => {
             return Ok(Own::Unknown(
                 "it is built for the daemon's own platform, which the daemon was not asked".into(),
@@ -425,7 +511,7 @@ mod tests {
         let app = &project.services["app"];
         let mut prepared = crate::service::prepare(&project, &[app], &Default::default()).unwrap();
         if let Some(n) = native {
-            prepared.use_daemon_platform(Ok(n.into()));
+            prepared.use_daemon_platform(Ok(crate::platform::Platform::parse(n).unwrap()));
         }
         let compose: HashMap<String, &Build> = project
             .services
@@ -450,5 +536,51 @@ mod tests {
         ));
         // The compose labels name the project and the service.
         assert_ne!(digest_of("other", free, Some("linux/amd64")), amd64);
+    }
+
+    #[test]
+    fn each_platform_has_its_digest_and_the_index_the_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("compose.yaml"),
+            "services:\n  app: {build: {context: ./ctx, platforms: [linux/amd64, linux/arm64]}}\n  one: {build: {context: ./ctx, platforms: [linux/amd64]}}\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("ctx")).unwrap();
+        std::fs::write(dir.path().join("ctx/Dockerfile"), "FROM scratch\n").unwrap();
+        let project = wharf_compose::load(&wharf_compose::ProjectOptions {
+            working_dir: dir.path().to_path_buf(),
+            project_name: Some("shop".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let all: Vec<&wharf_compose::Service> = project.services.values().collect();
+        let prepared = crate::service::prepare(&project, &all, &Default::default()).unwrap();
+        let compose: HashMap<String, &Build> = project
+            .services
+            .values()
+            .filter_map(|s| Some((s.name.clone(), s.build.as_ref()?)))
+            .collect();
+        let units = digest_units(&prepared.builds, &compose, 2).unwrap();
+        let unit = |s: &str, p: Option<&str>| Unit {
+            service: s.into(),
+            platform: p.map(|p| crate::platform::Platform::parse(p).unwrap()),
+        };
+        let amd64 = units[&unit("app", Some("linux/amd64"))]
+            .digest()
+            .unwrap()
+            .hex
+            .clone();
+        let arm64 = units[&unit("app", Some("linux/arm64"))]
+            .digest()
+            .unwrap()
+            .hex
+            .clone();
+        assert_ne!(amd64, arm64);
+        assert!(units[&unit("one", None)].digest().is_some());
+        let services = by_service(&prepared.builds, &units);
+        let set = services["app"].digest().unwrap().hex.clone();
+        assert!(set != amd64 && set != arm64);
+        assert_eq!(services["one"], units[&unit("one", None)]);
     }
 }

@@ -26,6 +26,8 @@ pub mod build;
 pub mod builder_kind;
 pub mod context;
 pub mod daemon;
+pub mod emulation;
+pub mod engines;
 mod entry_digest;
 pub mod inputs;
 pub mod labels;

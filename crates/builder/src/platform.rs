@@ -1,4 +1,4 @@
-//! The platform a service's image is built for, chosen as docker compose chooses it
+//! The platforms a service's image is built for, chosen as docker compose chooses them
 //! (`applyPlatforms`, then `BuildOptions.Apply`, of `docker compose build`):
 //!
 //! - `build.platforms` when set;
@@ -8,15 +8,17 @@
 //!   for a missing `platform:`, and must be one of the platforms built, whatever named them;
 //! - else none: the daemon builds its own platform.
 //!
-//! The daemon builds one platform per image, so more than one is refused here.
+//! More than one platform makes a multi-platform image: each platform is its own build on the
+//! daemon ([`crate::service`]), and the release writes an index of them.
 
+pub use wharf_compose::platform::{parse_list, Platform, PlatformParseError};
 use wharf_compose::{Build, Service};
 
-/// What a build makes its image for.
+/// What one build makes its image for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Named by the project: passed to the daemon.
-    Declared(String),
+    /// Named by the project (or the run's `--platform`): passed to the daemon.
+    Declared(Platform),
     /// None named: the daemon builds its own platform
     /// ([`crate::service::Prepared::use_daemon_platform`] records it).
     Daemon(Native),
@@ -26,31 +28,39 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Native {
     NotAsked,
-    /// `os/arch`, as the daemon says.
-    Known(String),
+    /// As the daemon says.
+    Known(Platform),
     /// Why the daemon could not tell.
     Unknown(String),
 }
 
 impl Target {
     /// The platform to ask the daemon for: only a declared one.
-    pub fn declared(&self) -> Option<&str> {
+    pub fn declared(&self) -> Option<&Platform> {
         match self {
             Target::Declared(p) => Some(p),
             Target::Daemon(_) => None,
         }
     }
+
+    /// The platform the image is made for, when known.
+    pub fn known(&self) -> Option<&Platform> {
+        match self {
+            Target::Declared(p) | Target::Daemon(Native::Known(p)) => Some(p),
+            Target::Daemon(_) => None,
+        }
+    }
 }
 
-/// Why no single platform could be chosen; each names the field to change.
+/// Why no platform could be chosen; each names the field to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
     #[error("does not include {default}, the platform DOCKER_DEFAULT_PLATFORM asks for (build.platforms: {listed}); add it, or unset DOCKER_DEFAULT_PLATFORM")]
     DefaultNotListed { default: String, listed: String },
     #[error("is {platform}, but DOCKER_DEFAULT_PLATFORM asks for {default} (docker compose refuses the pair too); make them agree, or unset DOCKER_DEFAULT_PLATFORM")]
     DefaultConflicts { platform: String, default: String },
-    #[error("the Docker daemon builds one platform per image, not {count} ({listed}); a multi-platform image needs a buildx builder")]
-    Many { count: usize, listed: String },
+    #[error("{0}")]
+    Invalid(PlatformParseError, &'static str),
 }
 
 impl PlatformError {
@@ -58,57 +68,84 @@ impl PlatformError {
     pub fn field(&self) -> &'static str {
         match self {
             PlatformError::DefaultConflicts { .. } => "platform",
-            PlatformError::DefaultNotListed { .. } | PlatformError::Many { .. } => {
-                "build.platforms"
-            }
+            PlatformError::DefaultNotListed { .. } => "build.platforms",
+            PlatformError::Invalid(_, field) => field,
         }
     }
 }
 
-/// Chooses the platform `service` (with its `build`) is built for; `default` is
-/// `DOCKER_DEFAULT_PLATFORM`.
+fn parse(s: &str, field: &'static str) -> Result<Platform, PlatformError> {
+    Platform::parse(s).map_err(|e| PlatformError::Invalid(e, field))
+}
+
+fn join(list: &[Platform]) -> String {
+    list.iter()
+        .map(Platform::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Chooses the platforms `service` (with its `build`) is built for, normalized and without
+/// repeats; empty: the daemon's own. `default` is `DOCKER_DEFAULT_PLATFORM`.
 pub fn choose(
     service: &Service,
     build: &Build,
     default: Option<&str>,
-) -> Result<Target, PlatformError> {
-    let listed = &build.platforms;
-    let mut platform = service.platform.clone();
-    if let (Some(d), None) = (default, &platform) {
-        if !listed.is_empty() && !listed.iter().any(|p| p == d) {
+) -> Result<Vec<Platform>, PlatformError> {
+    let mut listed: Vec<Platform> = Vec::new();
+    for p in &build.platforms {
+        let p = parse(p, "build.platforms")?;
+        if !listed.contains(&p) {
+            listed.push(p);
+        }
+    }
+    let own = match &service.platform {
+        Some(p) => Some(parse(p, "platform")?),
+        None => None,
+    };
+    let default = match default {
+        Some(d) => Some(parse(d, "platform")?),
+        None => None,
+    };
+    let mut platform = own.clone();
+    if let (Some(d), None) = (&default, &platform) {
+        if !listed.is_empty() && !listed.contains(d) {
             return Err(PlatformError::DefaultNotListed {
                 default: d.to_string(),
-                listed: listed.join(", "),
+                listed: join(&listed),
             });
         }
-        platform = Some(d.to_string());
+        platform = Some(d.clone());
     }
     let platforms = match (&platform, listed.is_empty()) {
         (Some(p), true) => vec![p.clone()],
         _ => listed.clone(),
     };
-    if let Some(d) = default {
-        if !platforms.is_empty() && !platforms.iter().any(|p| p == d) {
-            return Err(match (&service.platform, listed.is_empty()) {
+    if let Some(d) = &default {
+        if !platforms.is_empty() && !platforms.contains(d) {
+            return Err(match (&own, listed.is_empty()) {
                 (Some(p), true) => PlatformError::DefaultConflicts {
-                    platform: p.clone(),
+                    platform: p.to_string(),
                     default: d.to_string(),
                 },
                 _ => PlatformError::DefaultNotListed {
                     default: d.to_string(),
-                    listed: listed.join(", "),
+                    listed: join(&listed),
                 },
             });
         }
     }
-    match platforms.as_slice() {
-        [] => Ok(Target::Daemon(Native::NotAsked)),
-        [p] => Ok(Target::Declared(p.clone())),
-        many => Err(PlatformError::Many {
-            count: many.len(),
-            listed: many.join(", "),
-        }),
-    }
+    Ok(platforms)
+}
+
+/// The platforms of `chosen` a run limited to `only` (`--platform`) builds: those among
+/// `only`. A service that declares none is not built by such a run.
+pub fn narrow(chosen: &[Platform], only: &[Platform]) -> Vec<Platform> {
+    chosen
+        .iter()
+        .filter(|p| only.contains(p))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -136,17 +173,14 @@ mod tests {
         }
     }
 
-    fn declared(p: &str) -> Result<Target, PlatformError> {
-        Ok(Target::Declared(p.into()))
+    fn declared(p: &str) -> Result<Vec<Platform>, PlatformError> {
+        Ok(vec![Platform::parse(p).unwrap()])
     }
 
     #[test]
     fn the_compose_order() {
         // Nothing named: the daemon's own.
-        assert_eq!(
-            choose(&service(None), &build(&[]), None),
-            Ok(Target::Daemon(Native::NotAsked))
-        );
+        assert_eq!(choose(&service(None), &build(&[]), None), Ok(vec![]));
         // `platform:` when build.platforms is absent; build.platforms otherwise.
         let s386 = service(Some("linux/386"));
         assert_eq!(choose(&s386, &build(&[]), None), declared("linux/386"));
@@ -187,26 +221,42 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field(), "platform");
-        let e = choose(
+        // Many platforms: each is built; spellings are normalized, repeats dropped.
+        assert_eq!(
+            choose(
+                &service(None),
+                &build(&["linux/amd64", "linux/arm64/v8", "linux/x86_64"]),
+                None,
+            )
+            .unwrap(),
+            [
+                Platform::parse("linux/amd64").unwrap(),
+                Platform::parse("linux/arm64").unwrap()
+            ]
+        );
+        let e = choose(&service(None), &build(&["linux"]), None).unwrap_err();
+        assert_eq!(e.field(), "build.platforms");
+        // `platform:` picks one of build.platforms, but compose then still builds them all.
+        assert_eq!(
+            choose(
+                &service(Some("linux/amd64")),
+                &build(&["linux/amd64", "linux/arm64"]),
+                None,
+            )
+            .unwrap()
+            .len(),
+            2
+        );
+        let both = choose(
             &service(None),
             &build(&["linux/amd64", "linux/arm64"]),
             None,
         )
-        .unwrap_err();
+        .unwrap();
         assert_eq!(
-            e,
-            PlatformError::Many {
-                count: 2,
-                listed: "linux/amd64, linux/arm64".into()
-            }
+            narrow(&both, &[Platform::parse("linux/arm64").unwrap()]),
+            [Platform::parse("linux/arm64").unwrap()]
         );
-        // `platform:` picks one of build.platforms, but compose then still builds them all.
-        let e = choose(
-            &service(Some("linux/amd64")),
-            &build(&["linux/amd64", "linux/arm64"]),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(e.field(), "build.platforms");
+        assert!(narrow(&[], &both).is_empty());
     }
 }

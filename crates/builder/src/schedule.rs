@@ -1,20 +1,24 @@
 //! Building many services: independent ones concurrently (at most `parallel` at a time), a
 //! service whose `FROM` names another service's image (or that has it as a named context)
-//! after that one. A failure stops new builds unless `keep_going`; every service ends with an
+//! after that one. A multi-platform service is one build per platform; a build that uses it
+//! uses its own platform's image. A failure stops new builds unless `keep_going`; every service ends with an
 //! [`Outcome`].
 
 use crate::build::{build, BuildError, Input};
+use crate::engines::Engines;
 use crate::named_contexts::Helper;
-use crate::service::{ServiceBuild, Source};
+use crate::platform::Platform;
+use crate::service::{dependency_unit, ServiceBuild, Source, Unit};
 use bollard::Docker;
 use indexmap::IndexMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use wharf_docker::reference::{ImageReference, DEFAULT_TAG};
 
-/// How one service's build ended.
+/// How one build ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Built {
@@ -34,14 +38,14 @@ pub enum Outcome {
 #[derive(Debug)]
 pub enum Event<'a> {
     Started {
-        service: &'a str,
+        unit: &'a Unit,
     },
     Line {
-        service: &'a str,
+        unit: &'a Unit,
         line: &'a str,
     },
     Finished {
-        service: &'a str,
+        unit: &'a Unit,
         outcome: &'a Outcome,
     },
 }
@@ -54,14 +58,82 @@ pub fn default_parallelism() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
 }
 
-/// Builds every service of `builds`, returning each one's outcome in the given order.
+/// Which platform's image a multi-platform service's compose name holds while builds that
+/// use it run: a build `FROM` it (by its compose name) must find its own platform's image
+/// there, so builds of other platforms that use it wait.
+#[derive(Default)]
+struct Holders(HashMap<String, (Platform, usize)>);
+
+impl Holders {
+    fn free_for(&self, service: &str, platform: &Platform) -> bool {
+        match self.0.get(service) {
+            Some((held, users)) => held == platform || *users == 0,
+            None => true,
+        }
+    }
+
+    /// Takes `service`'s compose name for `platform`; true when it must be re-pointed.
+    fn take(&mut self, service: &str, platform: &Platform) -> bool {
+        let entry = self
+            .0
+            .entry(service.to_string())
+            .or_insert_with(|| (platform.clone(), 0));
+        let moved = entry.0 != *platform || entry.1 == 0;
+        entry.0 = platform.clone();
+        entry.1 += 1;
+        moved
+    }
+
+    fn release(&mut self, service: &str) {
+        if let Some(e) = self.0.get_mut(service) {
+            e.1 = e.1.saturating_sub(1);
+        }
+    }
+}
+
+/// What a build's dependencies are, by build.
+struct Needs {
+    after: Vec<Unit>,
+    /// Multi-platform images it uses by their compose names: (service, platform, that
+    /// platform's local image, the compose name).
+    held: Vec<(String, Platform, String, String)>,
+}
+
+fn needs(builds: &[ServiceBuild], b: &ServiceBuild) -> Needs {
+    let mut out = Needs {
+        after: Vec::new(),
+        held: Vec::new(),
+    };
+    for dep in &b.after {
+        let Some(unit) = dependency_unit(builds, dep, b.platform.known()) else {
+            continue;
+        };
+        if let Some(p) = &unit.platform {
+            if let Some(d) = builds.iter().find(|o| o.unit() == unit) {
+                out.held.push((
+                    dep.clone(),
+                    p.clone(),
+                    d.image.clone(),
+                    d.compose_image.clone(),
+                ));
+            }
+        }
+        out.after.push(unit);
+    }
+    out
+}
+
+/// Builds every build of `builds`, returning each one's outcome in the given order. `native`:
+/// the daemon's own platform, whose image of a multi-platform service takes its compose name
+/// once every build has ended.
 pub async fn run(
-    docker: &Docker,
+    engines: &Engines,
     builds: Vec<ServiceBuild>,
     parallel: usize,
     keep_going: bool,
+    native: Option<&Platform>,
     events: EventSink,
-) -> IndexMap<String, Outcome> {
+) -> IndexMap<Unit, Outcome> {
     let parallel = parallel.max(1);
     // The images made from folder contexts are removed once every build has ended, whatever
     // the outcomes (see `crate::named_contexts`).
@@ -71,24 +143,34 @@ pub async fn run(
             helpers.push(h.clone());
         }
     }
-    let mut outcomes: IndexMap<String, Option<Outcome>> =
-        builds.iter().map(|b| (b.service.clone(), None)).collect();
+    let needs_of: HashMap<Unit, Needs> = builds
+        .iter()
+        .map(|b| (b.unit(), needs(&builds, b)))
+        .collect();
+    let compose_names = compose_names(&builds, native);
+    let mut outcomes: IndexMap<Unit, Option<Outcome>> =
+        builds.iter().map(|b| (b.unit(), None)).collect();
     let mut waiting: Vec<ServiceBuild> = builds;
     let mut running = JoinSet::new();
     let mut stopped = false;
-    let mut task_service: std::collections::HashMap<tokio::task::Id, String> = Default::default();
+    let mut holders = Holders::default();
+    let mut task_unit: HashMap<tokio::task::Id, Unit> = Default::default();
+    let built = |outcomes: &IndexMap<Unit, Option<Outcome>>, d: &Unit| {
+        matches!(outcomes.get(d), Some(Some(Outcome::Built { .. })) | None)
+    };
 
     loop {
-        // Settle services whose dependencies failed.
+        // Settle builds whose dependencies failed.
         loop {
             let mut changed = false;
             waiting.retain(|b| {
-                let failed_dep = b.after.iter().find(|d| matches!(outcomes.get(*d), Some(Some(o)) if !matches!(o, Outcome::Built { .. })));
+                let unit = b.unit();
+                let failed_dep = needs_of[&unit].after.iter().find(|d| matches!(outcomes.get(*d), Some(Some(o)) if !matches!(o, Outcome::Built { .. }))).cloned();
                 match failed_dep {
                     Some(dep) => {
                         let o = Outcome::NotBuilt { reason: format!("the build of `{dep}`, whose image it uses, did not succeed") };
-                        events(Event::Finished { service: &b.service, outcome: &o });
-                        outcomes.insert(b.service.clone(), Some(o));
+                        events(Event::Finished { unit: &unit, outcome: &o });
+                        outcomes.insert(unit, Some(o));
                         changed = true;
                         false
                     }
@@ -101,57 +183,89 @@ pub async fn run(
         }
         if stopped {
             for b in waiting.drain(..) {
+                let unit = b.unit();
                 let o = Outcome::NotBuilt { reason: "not started: another build failed (use --keep-going to build the rest anyway)".into() };
                 events(Event::Finished {
-                    service: &b.service,
+                    unit: &unit,
                     outcome: &o,
                 });
-                outcomes.insert(b.service.clone(), Some(o));
+                outcomes.insert(unit, Some(o));
             }
         }
         while running.len() < parallel {
             let ready = waiting.iter().position(|b| {
-                b.after
-                    .iter()
-                    .all(|d| matches!(outcomes.get(d), Some(Some(Outcome::Built { .. })) | None))
+                let n = &needs_of[&b.unit()];
+                n.after.iter().all(|d| built(&outcomes, d))
+                    && n.held.iter().all(|(s, p, _, _)| holders.free_for(s, p))
             });
             let Some(i) = ready else { break };
             let b = waiting.remove(i);
-            events(Event::Started {
-                service: &b.service,
-            });
-            let docker = docker.clone();
+            let unit = b.unit();
+            let mut repoint = Vec::new();
+            for (service, platform, image, compose) in &needs_of[&unit].held {
+                if holders.take(service, platform) {
+                    repoint.push((image.clone(), compose.clone()));
+                }
+            }
+            events(Event::Started { unit: &unit });
+            let docker = engines.get(b.request.engine.as_deref()).clone();
             let events = events.clone();
-            let span = tracing::info_span!("build", service = %b.service);
-            let service_name = b.service.clone();
+            let span = tracing::info_span!("build", unit = %unit);
             let handle = running.spawn(
                 async move {
                     let started = Instant::now();
-                    let result = build_one(&docker, &b, &events).await;
+                    let mut result = Ok(());
+                    for (image, compose) in &repoint {
+                        result = tag(&docker, image, compose).await;
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    if result.is_ok() {
+                        result = build_one(&docker, &b, &events).await;
+                    }
+                    if matches!(&result, Err(BuildError::Daemon { message, log_tail }) if lost_at_export(message, log_tail))
+                    {
+                        let unit = b.unit();
+                        events(Event::Line {
+                            unit: &unit,
+                            line: "the engine lost the image while exporting it; building again",
+                        });
+                        result = build_one(&docker, &b, &events).await;
+                    }
                     let outcome = match result {
                         Ok(()) => Outcome::Built {
                             elapsed: started.elapsed(),
                         },
                         Err(BuildError::Daemon { message, log_tail }) => {
+                            let message = b
+                                .platform
+                                .declared()
+                                .and_then(|p| {
+                                    crate::emulation::explain_failure(p, &message, &log_tail)
+                                })
+                                .unwrap_or(message);
                             Outcome::Failed { message, log_tail }
                         }
                     };
-                    (b.service, outcome)
+                    (b.unit(), outcome)
                 }
                 .instrument(span),
             );
-            task_service.insert(handle.id(), service_name);
+            task_unit.insert(handle.id(), unit);
         }
         let Some(joined) = running.join_next_with_id().await else {
             break;
         };
-        let (service, outcome) = match joined {
+        let (unit, outcome) = match joined {
             Ok((_, done)) => done,
-            // A panic inside a build task is a bug in wharf; report it as that service failing.
+            // A panic inside a build task is a bug in wharf; report it as that build failing.
             Err(e) => {
-                let service = task_service.get(&e.id()).cloned().unwrap_or_default();
+                let Some(unit) = task_unit.get(&e.id()).cloned() else {
+                    continue;
+                };
                 (
-                    service,
+                    unit,
                     Outcome::Failed {
                         message: format!("internal error: {e}"),
                         log_tail: Vec::new(),
@@ -159,17 +273,32 @@ pub async fn run(
                 )
             }
         };
+        for (service, _, _, _) in &needs_of[&unit].held {
+            holders.release(service);
+        }
         if matches!(outcome, Outcome::Failed { .. }) && !keep_going {
             stopped = true;
         }
         events(Event::Finished {
-            service: &service,
+            unit: &unit,
             outcome: &outcome,
         });
-        outcomes.insert(service, Some(outcome));
+        outcomes.insert(unit, Some(outcome));
+    }
+    // Each multi-platform image's compose name (and `build.tags`) ends on one platform's image.
+    for (unit, image, names, engine) in &compose_names {
+        if !matches!(outcomes.get(unit), Some(Some(Outcome::Built { .. }))) {
+            continue;
+        }
+        let docker = engines.get(engine.as_deref());
+        for name in names {
+            if let Err(e) = tag(docker, image, name).await {
+                tracing::warn!("{e}");
+            }
+        }
     }
     for helper in &helpers {
-        helper.remove(docker).await;
+        helper.remove(&engines.default).await;
     }
     outcomes
         .into_iter()
@@ -182,25 +311,75 @@ pub async fn run(
         .collect()
 }
 
+/// Docker 26's containerd image store was seen to end a build `FROM` a multi-platform
+/// service's image with a bare "not found" while exporting, when that base image was being
+/// pushed at the same time; the same build started again (from the build cache) succeeds.
+fn lost_at_export(message: &str, log_tail: &[String]) -> bool {
+    message.trim() == "not found"
+        && log_tail
+            .last()
+            .is_some_and(|l| l.starts_with("exporting to image"))
+}
+
+/// For each multi-platform service, the build whose image its compose name and `build.tags`
+/// hold at the end: the daemon's own platform, else the first one built (an image store of
+/// one image per name cannot hold them all).
+fn compose_names(
+    builds: &[ServiceBuild],
+    native: Option<&Platform>,
+) -> Vec<(Unit, String, Vec<String>, Option<String>)> {
+    let mut out: Vec<(Unit, String, Vec<String>, Option<String>)> = Vec::new();
+    for b in builds.iter().filter(|b| b.is_multi_platform()) {
+        if out.iter().any(|(u, _, _, _)| u.service == b.service) {
+            continue;
+        }
+        let parts: Vec<&ServiceBuild> = builds.iter().filter(|o| o.service == b.service).collect();
+        let chosen = parts
+            .iter()
+            .find(|p| p.part().is_some() && p.part() == native)
+            .unwrap_or(&parts[0]);
+        let mut names = vec![chosen.compose_image.clone()];
+        names.extend(chosen_extra_tags(chosen));
+        out.push((
+            chosen.unit(),
+            chosen.image.clone(),
+            names,
+            chosen.request.engine.clone(),
+        ));
+    }
+    out
+}
+
+fn chosen_extra_tags(b: &ServiceBuild) -> Vec<String> {
+    b.compose_extra_tags.clone()
+}
+
+/// Tags `image` as `name` on the daemon.
+async fn tag(docker: &Docker, image: &str, name: &str) -> Result<(), BuildError> {
+    let reference = ImageReference::parse(name).map_err(|e| BuildError::Daemon {
+        message: format!("tagging {image} as {name}: {e}"),
+        log_tail: Vec::new(),
+    })?;
+    let options = bollard::query_parameters::TagImageOptions {
+        repo: Some(reference.written_name()),
+        tag: Some(reference.tag().unwrap_or(DEFAULT_TAG).to_string()),
+    };
+    docker
+        .tag_image(image, Some(options))
+        .await
+        .map_err(|e| BuildError::Daemon {
+            message: format!("tagging {image} as {name}: {e}"),
+            log_tail: Vec::new(),
+        })
+}
+
 async fn build_one(
     docker: &Docker,
     b: &ServiceBuild,
     events: &EventSink,
 ) -> Result<(), BuildError> {
-    build_and_tag(docker, b, events).await
-}
-
-async fn build_and_tag(
-    docker: &Docker,
-    b: &ServiceBuild,
-    events: &EventSink,
-) -> Result<(), BuildError> {
-    let on_line = |line: &str| {
-        events(Event::Line {
-            service: &b.service,
-            line,
-        })
-    };
+    let unit = b.unit();
+    let on_line = |line: &str| events(Event::Line { unit: &unit, line });
     // Named contexts from folders: their images first.
     for helper in &b.context_images {
         helper.ensure(docker, on_line).await?;

@@ -6,7 +6,7 @@ use crate::build::BuildRequest;
 use crate::builder_kind::BuilderKind;
 use crate::context::Context as LocalContext;
 use crate::named_contexts::{self, rewrite::RewriteError, words::Vars, Helper, NamedSource};
-use crate::platform::{Native, Target};
+use crate::platform::{Native, Platform, Target};
 use crate::session::{RegistryCredentials, SshAgent};
 use std::collections::HashMap;
 use wharf_compose::{Build, Context, Dockerfile, Project, Service};
@@ -39,6 +39,113 @@ pub struct ServiceBuild {
     pub context_images: Vec<Helper>,
     /// The platform the image is made for ([`crate::platform`]).
     pub platform: Target,
+    /// Every platform the service's image is made of (empty or one: a single image). With
+    /// more than one, this build makes one of them ([`ServiceBuild::part`]).
+    pub service_platforms: Vec<Platform>,
+    /// The compose image name. For one platform of a multi-platform image, [`Self::image`] is
+    /// a name of its own, and the compose name is given to one platform's image once every
+    /// build has ended ([`crate::schedule`]).
+    pub compose_image: String,
+    /// `build.tags` of a multi-platform image, given with its compose name at the end
+    /// ([`crate::schedule`]); [`Self::extra_tags`] is then empty.
+    pub compose_extra_tags: Vec<String>,
+    /// The platforms this run builds of the image (all of [`Self::service_platforms`], or
+    /// those `--platform` keeps).
+    pub platforms_built: Vec<Platform>,
+}
+
+/// What one build makes: a service's image, or one platform's image of a multi-platform one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Unit {
+    pub service: String,
+    /// `Some` for one platform of a multi-platform image.
+    pub platform: Option<Platform>,
+}
+
+impl std::fmt::Display for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.platform {
+            Some(p) => write!(f, "{} ({p})", self.service),
+            None => write!(f, "{}", self.service),
+        }
+    }
+}
+
+impl ServiceBuild {
+    /// Whether the service's image is made of several platforms' images.
+    pub fn is_multi_platform(&self) -> bool {
+        self.service_platforms.len() > 1
+    }
+
+    /// The platform of this build when it is one platform of a multi-platform image.
+    pub fn part(&self) -> Option<&Platform> {
+        if self.is_multi_platform() {
+            self.platform.declared()
+        } else {
+            None
+        }
+    }
+
+    pub fn unit(&self) -> Unit {
+        Unit {
+            service: self.service.clone(),
+            platform: self.part().cloned(),
+        }
+    }
+}
+
+/// BuildKit's automatic platform args (`TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`,
+/// `TARGETVARIANT`) for a build of `platform`, passed as build args: the daemon's builders set
+/// them only partly (20.10's BuildKit leaves them empty before the first `FROM`, its classic
+/// builder sets none), and a Dockerfile that picks its base by `${TARGETARCH}` must get the
+/// platform it is built for. An arg the service sets itself is left alone.
+fn target_args(args: &mut HashMap<String, String>, platform: &Platform) {
+    platform_args_of(args, "TARGET", platform);
+}
+
+fn platform_args_of(args: &mut HashMap<String, String>, prefix: &str, platform: &Platform) {
+    for (name, value) in [
+        ("PLATFORM", platform.to_string()),
+        ("OS", platform.os.clone()),
+        ("ARCH", platform.architecture.clone()),
+        ("VARIANT", platform.variant.clone().unwrap_or_default()),
+    ] {
+        args.entry(format!("{prefix}{name}")).or_insert(value);
+    }
+}
+
+/// The build of `dependency` whose image a build for `platform` uses: the dependency's one
+/// build, or, for a multi-platform image, the build of that platform.
+pub fn dependency_unit(
+    builds: &[ServiceBuild],
+    dependency: &str,
+    platform: Option<&Platform>,
+) -> Option<Unit> {
+    let mut of = builds.iter().filter(|b| b.service == dependency);
+    let first = of.next()?;
+    if !first.is_multi_platform() {
+        return Some(first.unit());
+    }
+    let platform = platform?;
+    std::iter::once(first)
+        .chain(of)
+        .find(|b| b.part() == Some(platform))
+        .map(ServiceBuild::unit)
+}
+
+/// The local name one platform's image of a multi-platform service is built under: the
+/// compose name with the platform appended to its tag (`shop-api:latest-linux-arm64`).
+pub fn platform_image(compose_image: &str, platform: &Platform) -> String {
+    let (repo, tag) = split_tag(compose_image);
+    format!("{repo}:{tag}-{}", platform.tag_suffix())
+}
+
+/// `repository` and tag of a local image name (`latest` when it has none).
+pub fn split_tag(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (image, "latest"),
+    }
 }
 
 /// A problem with one service's build settings, named by its key path.
@@ -65,6 +172,11 @@ pub struct Options {
     pub labels: HashMap<String, String>,
     /// The longest a build's answer may stay silent (see [`BuildRequest::idle_timeout`]).
     pub idle_timeout: Option<std::time::Duration>,
+    /// Platforms routed to engines other than the default one ([`crate::engines`]).
+    pub routes: crate::engines::Routes,
+    /// `--platform`: the platforms this run builds. A service's own platforms are narrowed to
+    /// these; a service that declares none is built for these.
+    pub only_platforms: Option<Vec<Platform>>,
 }
 
 /// Everything checked: builds in dependency order input, plus warnings.
@@ -72,6 +184,8 @@ pub struct Options {
 pub struct Prepared {
     pub builds: Vec<ServiceBuild>,
     pub warnings: Vec<Problem>,
+    /// The daemon's own platform, once asked ([`Prepared::use_daemon_platform`]).
+    pub native: Option<Platform>,
 }
 
 impl Prepared {
@@ -89,12 +203,13 @@ impl Prepared {
     pub fn needs_daemon_platform(&self) -> bool {
         self.builds
             .iter()
-            .any(|b| b.platform == Target::Daemon(Native::NotAsked))
+            .any(|b| b.platform == Target::Daemon(Native::NotAsked) || b.is_multi_platform())
     }
 
     /// Records the daemon's own platform (`os/arch`, or why it is not known) for the builds
     /// that declare none, so that their input digests cover the platform actually built.
-    pub fn use_daemon_platform(&mut self, native: Result<String, String>) {
+    pub fn use_daemon_platform(&mut self, native: Result<Platform, String>) {
+        self.native = native.as_ref().ok().cloned();
         let native = match native {
             Ok(p) => Native::Known(p),
             Err(why) => Native::Unknown(why),
@@ -102,6 +217,9 @@ impl Prepared {
         for b in &mut self.builds {
             if let Target::Daemon(n) = &mut b.platform {
                 *n = native.clone();
+            }
+            if let (Native::Known(p), true) = (&native, b.request.platform.is_some()) {
+                platform_args_of(&mut b.request.args, "BUILD", p);
             }
         }
     }
@@ -156,6 +274,12 @@ pub fn prepare(
     }
     if problems.is_empty() {
         link_dependencies(&mut builds);
+        builds = builds.into_iter().flat_map(per_platform).collect();
+        for b in &mut builds {
+            if let Some(p) = b.platform.declared() {
+                b.request.engine = options.routes.endpoint(p).map(str::to_string);
+            }
+        }
         if let Some(cycle) = find_cycle(&builds) {
             problems.push(Problem {
                 service: cycle[0].clone(),
@@ -165,7 +289,11 @@ pub fn prepare(
         }
     }
     if problems.is_empty() {
-        Ok(Prepared { builds, warnings })
+        Ok(Prepared {
+            builds,
+            warnings,
+            native: None,
+        })
     } else {
         Err(problems)
     }
@@ -191,24 +319,43 @@ fn prepare_one(
         message,
     };
 
-    let platform =
-        match crate::platform::choose(service, build, project.default_platform.as_deref()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                problems.push(Problem {
-                    service: name.clone(),
-                    key: format!("services.{name}.{}", e.field()),
-                    message: e.to_string(),
-                });
-                None
+    let platform = match crate::platform::choose(
+        service,
+        build,
+        project.default_platform.as_deref(),
+    ) {
+        Ok(chosen) => match &options.only_platforms {
+            None => Some(chosen),
+            Some(only) if chosen.is_empty() => Some(only.clone()),
+            Some(only) => {
+                let narrowed = crate::platform::narrow(&chosen, only);
+                if narrowed.is_empty() {
+                    problems.push(Problem {
+                            service: name.clone(),
+                            key: format!("services.{name}.build.platforms"),
+                            message: "lists none of the platforms this run builds (--platform / WHARF_PLATFORMS), but another service builds FROM its image".into(),
+                        });
+                    None
+                } else {
+                    Some(narrowed)
+                }
             }
-        };
+        },
+        Err(e) => {
+            problems.push(Problem {
+                service: name.clone(),
+                key: format!("services.{name}.{}", e.field()),
+                message: e.to_string(),
+            });
+            None
+        }
+    };
     let mut request = BuildRequest {
         tag: service.image_name(&project.name),
         platform: platform
             .as_ref()
-            .and_then(Target::declared)
-            .map(String::from),
+            .and_then(|p| p.first())
+            .map(Platform::to_string),
         builder: options.builder,
         target: build.target.clone(),
         no_cache: build.no_cache,
@@ -223,6 +370,10 @@ fn prepare_one(
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
         .collect();
+    if let Some([p]) = platform.as_deref() {
+        target_args(&mut request.args, p);
+    }
+
     // As docker compose: the Docker config's proxies, never over an arg the service names
     // (even one left without a value).
     for (k, v) in proxies {
@@ -409,18 +560,60 @@ fn prepare_one(
     }
 
     match (source, platform) {
-        (Some(source), Some(platform)) if problems.is_empty() => Ok(ServiceBuild {
-            service: name.clone(),
-            image: request.tag.clone(),
-            extra_tags: build.tags.clone(),
-            source,
-            request,
-            after,
-            context_images,
-            platform,
-        }),
+        (Some(source), Some(platforms)) if problems.is_empty() => {
+            // Every platform of the image as the project declares it: a run narrowed to some
+            // of them (`--platform`) still makes platforms of a multi-platform image.
+            let declared =
+                crate::platform::choose(service, build, project.default_platform.as_deref())
+                    .unwrap_or_default();
+            let service_platforms = if declared.len() > 1 {
+                declared
+            } else {
+                platforms.clone()
+            };
+            Ok(ServiceBuild {
+                service: name.clone(),
+                image: request.tag.clone(),
+                compose_image: request.tag.clone(),
+                extra_tags: build.tags.clone(),
+                source,
+                request,
+                after,
+                context_images,
+                platform: match platforms.first() {
+                    Some(p) => Target::Declared(p.clone()),
+                    None => Target::Daemon(Native::NotAsked),
+                },
+                service_platforms,
+                platforms_built: platforms,
+                compose_extra_tags: Vec::new(),
+            })
+        }
         _ => Err(problems),
     }
+}
+
+/// A service's build as the builds it is made of: itself, or one per platform of a
+/// multi-platform image (each under its own local name, for its platform alone).
+fn per_platform(b: ServiceBuild) -> Vec<ServiceBuild> {
+    if !b.is_multi_platform() {
+        return vec![b];
+    }
+    b.platforms_built
+        .clone()
+        .into_iter()
+        .map(|p| {
+            let mut one = b.clone();
+            one.image = platform_image(&b.compose_image, &p);
+            one.request.tag = one.image.clone();
+            one.request.platform = Some(p.to_string());
+            target_args(&mut one.request.args, &p);
+            one.platform = Target::Declared(p);
+            // `build.tags` name the compose image, which is tagged once all builds end.
+            one.compose_extra_tags = std::mem::take(&mut one.extra_tags);
+            one
+        })
+        .collect()
 }
 
 /// A service's build with its named contexts resolved.
@@ -716,6 +909,10 @@ fn find_cycle(builds: &[ServiceBuild]) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
+    fn pf(s: &str) -> Platform {
+        Platform::parse(s).unwrap()
+    }
+
     fn load(dir: &std::path::Path) -> Project {
         wharf_compose::load(&wharf_compose::ProjectOptions {
             working_dir: dir.to_path_buf(),
@@ -963,15 +1160,12 @@ mod tests {
         };
         assert_eq!(
             platform(&prepared, "i386"),
-            (
-                Target::Declared("linux/386".into()),
-                Some("linux/386".into())
-            )
+            (Target::Declared(pf("linux/386")), Some("linux/386".into()))
         );
         assert_eq!(
             platform(&prepared, "listed"),
             (
-                Target::Declared("linux/arm64".into()),
+                Target::Declared(pf("linux/arm64")),
                 Some("linux/arm64".into())
             )
         );
@@ -980,11 +1174,11 @@ mod tests {
             (Target::Daemon(Native::NotAsked), None)
         );
         assert!(prepared.needs_daemon_platform());
-        prepared.use_daemon_platform(Ok("linux/amd64".into()));
+        prepared.use_daemon_platform(Ok(pf("linux/amd64")));
         assert!(!prepared.needs_daemon_platform());
         assert_eq!(
             platform(&prepared, "free").0,
-            Target::Daemon(Native::Known("linux/amd64".into()))
+            Target::Daemon(Native::Known(pf("linux/amd64")))
         );
 
         // DOCKER_DEFAULT_PLATFORM: for `free`; against `listed`'s list and `i386`'s platform.
@@ -993,7 +1187,7 @@ mod tests {
         let prepared = prepare(&project, &[free], &Options::default()).unwrap();
         assert_eq!(
             platform(&prepared, "free").0,
-            Target::Declared("linux/arm64".into())
+            Target::Declared(pf("linux/arm64"))
         );
         let all: Vec<&Service> = project.services.values().collect();
         let problems = prepare(&project, &all, &Options::default()).unwrap_err();

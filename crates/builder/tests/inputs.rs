@@ -21,7 +21,9 @@ fn digests(dir: &Path) -> HashMap<String, Result<String, String>> {
     )
     .expect("the services are accepted");
     // What `wharf build` asks the daemon: the platform a service without one is built for.
-    prepared.use_daemon_platform(Ok("linux/amd64".into()));
+    prepared.use_daemon_platform(Ok(
+        wharf_builder::platform::Platform::parse("linux/amd64").unwrap()
+    ));
     let compose: HashMap<String, &wharf_compose::Build> = project
         .services
         .values()

@@ -26,9 +26,11 @@ async fn build_all(prepared: wharf_builder::service::Prepared) -> HashMap<String
     let (docker, _) = wharf_builder::daemon::connect()
         .await
         .expect("the daemon answers: run scripts/testbed up");
-    schedule::run(&docker, prepared.builds, 2, true, Arc::new(|_| {}))
+    let engines = wharf_builder::engines::Engines::single(docker);
+    schedule::run(&engines, prepared.builds, 2, true, None, Arc::new(|_| {}))
         .await
         .into_iter()
+        .map(|(unit, outcome)| (unit.service, outcome))
         .collect()
 }
 

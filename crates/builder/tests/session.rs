@@ -245,13 +245,17 @@ async fn compose_build_secrets_match_docker_compose() {
     b.image = wharf_image.clone();
     b.request.tag = wharf_image.clone();
     let (docker, _) = wharf_builder::daemon::connect().await.expect("the daemon");
-    let outcomes =
-        wharf_builder::schedule::run(&docker, vec![b], 1, false, std::sync::Arc::new(|_| {})).await;
+    let outcomes = wharf_builder::schedule::run(
+        &wharf_builder::engines::Engines::single(docker.clone()),
+        vec![b],
+        1,
+        false,
+        None,
+        std::sync::Arc::new(|_| {}),
+    )
+    .await;
     assert!(
-        matches!(
-            outcomes["app"],
-            wharf_builder::schedule::Outcome::Built { .. }
-        ),
+        matches!(outcomes[0], wharf_builder::schedule::Outcome::Built { .. }),
         "{outcomes:?}"
     );
     assert_eq!(cat(&wharf_image, "/seen"), "file-valueenv-value");

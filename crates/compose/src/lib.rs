@@ -29,6 +29,7 @@ mod loader;
 mod merge;
 pub mod model;
 mod paths;
+pub mod platform;
 mod project;
 pub mod redact;
 mod schema;

@@ -30,6 +30,9 @@ pub struct ProjectSettings {
     pub kms_key: Option<String>,
     /// `CLUSTER/SERVICE` names of the ECS services `verify` checks after a deploy.
     pub ecs_services: Option<Vec<String>>,
+    /// Platform (`linux/arm64`) → the Docker engine that builds it, written as `DOCKER_HOST`
+    /// is (`unix://…`, `tcp://…`, `ssh://…`).
+    pub engines: Option<std::collections::BTreeMap<String, String>>,
     /// What an image's `org.opencontainers.image.created` label says (default: the commit's
     /// time, so that a rebuild of the same inputs gives the same image).
     pub created: Option<Created>,
@@ -61,6 +64,10 @@ pub struct ServiceSettings {
     pub required: Option<bool>,
     /// The ECS containers that run this service's image, when not named after it.
     pub ecs_container: Option<OneOrMany>,
+    /// An AWS Lambda container image: pushed as a plain image manifest, never an index (Lambda
+    /// refuses indexes and attestations), so it has one platform.
+    #[serde(default, deserialize_with = "go_bool")]
+    pub lambda: Option<bool>,
     /// Whether its builds write inline cache metadata and take the service's last release as
     /// a cache source (default true; `cache_from` of its own is used either way).
     #[serde(default, deserialize_with = "go_bool")]
@@ -113,6 +120,7 @@ const PROJECT_KEYS: &[&str] = &[
     "encryption",
     "kms_key",
     "ecs_services",
+    "engines",
     "created",
 ];
 const SERVICE_KEYS: &[&str] = &[
@@ -121,6 +129,7 @@ const SERVICE_KEYS: &[&str] = &[
     "skip",
     "required",
     "ecs_container",
+    "lambda",
     "cache",
 ];
 

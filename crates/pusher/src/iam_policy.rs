@@ -286,6 +286,8 @@ mod tests {
             moving_tags: vec![],
             required: true,
             identity: Default::default(),
+            platforms: Vec::new(),
+            partial: false,
         }
     }
 

@@ -29,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod git;
 pub mod iam_policy;
+pub mod index;
 pub mod login;
 pub mod promote;
 pub mod push;

@@ -51,6 +51,13 @@ pub struct ImageTarget {
     /// must be tagged with before it is reused (see [`crate::trust`]).
     #[serde(skip)]
     pub identity: IdentityTemplates,
+    /// Every platform of a multi-platform image (empty for a single image): its identity and
+    /// moving tags name an index of them, and each platform's image carries platform identity
+    /// tags ([`ImageTarget::platform_tags`]).
+    pub platforms: Vec<wharf_compose::platform::Platform>,
+    /// This run makes only some of [`Self::platforms`] (`--platform`): their platform identity
+    /// tags only, no index, no moving tag.
+    pub partial: bool,
 }
 
 /// A service's identity tag templates, with every placeholder that does not name the commit
@@ -60,6 +67,9 @@ pub struct IdentityTemplates {
     templates: Vec<Template>,
     /// The values of the other placeholders (`compose_tag`, `git_branch`, `env:NAME`).
     values: BTreeMap<String, String>,
+    /// Set: the tags are this platform's identity tags (`<tag>-<os>-<arch>[-<variant>]`), which
+    /// name one platform's image of a multi-platform service.
+    platform: Option<wharf_compose::platform::Platform>,
 }
 
 impl IdentityTemplates {
@@ -85,6 +95,14 @@ impl IdentityTemplates {
         out
     }
 
+    /// The same templates naming `platform`'s image: the platform identity tags.
+    pub fn for_platform(&self, platform: &wharf_compose::platform::Platform) -> IdentityTemplates {
+        IdentityTemplates {
+            platform: Some(platform.clone()),
+            ..self.clone()
+        }
+    }
+
     /// The identity tags of commit `sha` (a full 40-hex id), in template order; a template
     /// that cannot be rendered for another commit is skipped.
     pub fn for_commit(&self, sha: &str) -> Vec<String> {
@@ -98,6 +116,10 @@ impl IdentityTemplates {
         let mut tags: Vec<String> = Vec::new();
         for t in &self.templates {
             if let Ok(tag) = t.render(&lookup) {
+                let tag = match &self.platform {
+                    Some(p) => p.identity_tag(&tag),
+                    None => tag,
+                };
                 if check_tag(&tag).is_ok() && !tags.contains(&tag) {
                     tags.push(tag);
                 }
@@ -117,6 +139,37 @@ impl ImageTarget {
 
     pub fn all_tags(&self) -> impl Iterator<Item = &String> {
         self.identity_tags.iter().chain(self.moving_tags.iter())
+    }
+
+    /// Whether its tags name an index of several platforms' images.
+    pub fn is_multi_platform(&self) -> bool {
+        self.platforms.len() > 1
+    }
+
+    /// The platform identity tags of `platform`: each identity tag with the platform
+    /// appended (`<sha>-linux-arm64`).
+    pub fn platform_tags(&self, platform: &wharf_compose::platform::Platform) -> Vec<String> {
+        self.identity_tags
+            .iter()
+            .map(|t| platform.identity_tag(t))
+            .collect()
+    }
+
+    /// Makes it a multi-platform image of `platforms` (more than one), of which this run
+    /// builds `built`; a run that builds only some moves no moving tag.
+    pub fn use_platforms(
+        &mut self,
+        platforms: Vec<wharf_compose::platform::Platform>,
+        built: &[wharf_compose::platform::Platform],
+    ) {
+        if platforms.len() < 2 {
+            return;
+        }
+        self.partial = platforms.iter().any(|p| !built.contains(p));
+        if self.partial {
+            self.moving_tags.clear();
+        }
+        self.platforms = platforms;
     }
 }
 
@@ -263,6 +316,8 @@ pub fn target(
         moving_tags,
         required,
         identity,
+        platforms: Vec::new(),
+        partial: false,
     })
 }
 
@@ -292,6 +347,31 @@ fn check_repository(repo: &str, host: Option<&str>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_identity_templates_name_platform_identity_tags() {
+        let templates = [
+            Template::parse("{git_sha}", TAG_PLACEHOLDERS).unwrap(),
+            Template::parse("{git_branch}-{git_short_sha}", TAG_PLACEHOLDERS).unwrap(),
+            Template::parse("latest", TAG_PLACEHOLDERS).unwrap(),
+        ];
+        let lookup = |v: &str| (v == "git_branch").then(|| "main".to_string());
+        let identity = IdentityTemplates::capture(&templates, &lookup);
+        let sha = "3f2a9c1".repeat(5) + "abcde";
+        let arm = wharf_compose::platform::Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(
+            identity.for_platform(&arm).for_commit(&sha),
+            [
+                format!("{sha}-linux-arm-v7"),
+                "main-3f2a9c1-linux-arm-v7".into()
+            ]
+        );
+        assert_eq!(
+            identity.for_commit(&sha),
+            [sha.clone(), "main-3f2a9c1".into()],
+            "the service's own stay as they were"
+        );
+    }
 
     fn project(
         services: &[(

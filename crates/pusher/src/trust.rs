@@ -41,39 +41,7 @@ const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
 ];
 
-/// An image platform, as platform identity tags name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// `os/architecture[/variant]` (`linux/arm64`, `linux/arm/v7`).
-    pub fn parse(s: &str) -> Option<Platform> {
-        let mut parts = s.split('/');
-        let os = parts.next().filter(|p| !p.is_empty())?;
-        let architecture = parts.next().filter(|p| !p.is_empty())?;
-        let variant = parts.next().filter(|p| !p.is_empty()).map(str::to_string);
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Platform {
-            os: os.to_string(),
-            architecture: architecture.to_string(),
-            variant,
-        })
-    }
-
-    /// What a platform identity tag appends to the identity tag: `linux-arm64`, `linux-arm-v7`.
-    pub fn tag_suffix(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}-{}-{v}", self.os, self.architecture),
-            None => format!("{}-{}", self.os, self.architecture),
-        }
-    }
-}
+pub use wharf_compose::platform::Platform;
 
 /// What a reused image must show.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +55,9 @@ pub struct Expected<'a> {
     /// `Some` when the candidate is one platform's image of a multi-platform release: its
     /// identity tags carry the platform.
     pub platform: Option<&'a Platform>,
+    /// For an index whose platforms each have their own input digest: each platform's (then
+    /// `inputs` is the index's, which no config carries).
+    pub platform_inputs: Option<&'a std::collections::HashMap<Platform, String>>,
 }
 
 /// The outcome of the check.
@@ -156,6 +127,19 @@ struct IndexEntry {
 struct EntryPlatform {
     #[serde(default)]
     os: String,
+    #[serde(default)]
+    architecture: String,
+    variant: Option<String>,
+}
+
+impl EntryPlatform {
+    fn platform(&self) -> Option<Platform> {
+        let text = match &self.variant {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", self.os, self.architecture),
+            _ => format!("{}/{}", self.os, self.architecture),
+        };
+        Platform::parse(&text).ok()
+    }
 }
 
 impl IndexEntry {
@@ -236,6 +220,7 @@ pub async fn check(
         login,
         candidate,
         inputs,
+        expected.platform_inputs,
         expected.identity,
         expected.platform,
     )
@@ -253,16 +238,21 @@ pub async fn check_released(
     candidate: &RawManifest,
     identity: &IdentityTemplates,
 ) -> Result<Verdict, Error> {
-    verdict(api, repository, login, candidate, None, identity, None).await
+    verdict(
+        api, repository, login, candidate, None, None, identity, None,
+    )
+    .await
 }
 
 /// The check; `inputs`: the label and the value the configs must carry, when they must.
+#[allow(clippy::too_many_arguments)]
 async fn verdict(
     api: &RegistryApi,
     repository: &str,
     login: Option<&Login>,
     candidate: &RawManifest,
     inputs: Option<(&str, &str)>,
+    platform_inputs: Option<&std::collections::HashMap<Platform, String>>,
     identity: &IdentityTemplates,
     platform: Option<&Platform>,
 ) -> Result<Verdict, Error> {
@@ -270,7 +260,10 @@ async fn verdict(
     let media_type = candidate.media_type.as_str();
     let is_index = INDEX_TYPES.contains(&media_type);
     let configs = if IMAGE_TYPES.contains(&media_type) {
-        vec![config_of(repository, candidate)?]
+        vec![(
+            config_of(repository, candidate)?,
+            inputs.map(|(l, v)| (l, v.to_string())),
+        )]
     } else if is_index {
         let doc: ManifestDoc = serde_json::from_slice(&candidate.bytes)
             .map_err(|e| unreadable(repository, &candidate.digest, e))?;
@@ -298,7 +291,26 @@ async fn verdict(
                     media_type: image.media_type,
                 });
             }
-            configs.push(config_of(repository, &image)?);
+            let inputs = match (inputs, platform_inputs) {
+                (None, _) => None,
+                (Some((l, v)), None) => Some((l, v.to_string())),
+                (Some((l, _)), Some(each)) => {
+                    match entry.platform.as_ref().and_then(EntryPlatform::platform) {
+                        Some(p) => match each.get(&p) {
+                            Some(hex) => Some((l, hex.clone())),
+                            None => {
+                                return untrusted(Distrust::NotAnImage {
+                                    media_type: format!(
+                                "an index with the platform {p}, which this release does not build"
+                            ),
+                                })
+                            }
+                        },
+                        None => return untrusted(Distrust::NoPlatforms),
+                    }
+                }
+            };
+            configs.push((config_of(repository, &image)?, inputs));
         }
         configs
     } else {
@@ -308,12 +320,14 @@ async fn verdict(
     };
 
     let mut revision: Option<String> = None;
-    for descriptor in &configs {
+    for (descriptor, inputs) in &configs {
         let labels = match labels(api, repository, login, descriptor).await? {
             Ok(l) => l,
             Err(d) => return untrusted(d),
         };
         if let Some((label, expected)) = inputs {
+            let label: &str = label;
+            let expected: &str = expected;
             match labels.get(label) {
                 None => {
                     return untrusted(Distrust::NoInputsLabel {
@@ -472,8 +486,8 @@ mod tests {
             Platform::parse("linux/arm/v7").unwrap().tag_suffix(),
             "linux-arm-v7"
         );
-        assert!(Platform::parse("linux").is_none());
-        assert!(Platform::parse("linux/arm/v7/x").is_none());
+        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("linux/arm/v7/x").is_err());
     }
 
     #[test]

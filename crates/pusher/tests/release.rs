@@ -71,6 +71,8 @@ fn target(
         moving_tags: tags.1.iter().map(|t| t.to_string()).collect(),
         required: true,
         identity: Default::default(),
+        platforms: Vec::new(),
+        partial: false,
     }
 }
 
@@ -143,11 +145,14 @@ async fn a_release_lands_identity_tags_then_moving_tags_and_returns_the_manifest
         tx.send(Ready {
             service: t.service.clone(),
             inputs_tag: Some(unique("wharf-inputs")),
+            platform: None,
         })
         .unwrap();
     }
     drop(tx);
-    let first = release.identity_phase(&unchanged, rx).await;
+    let first = release
+        .identity_phase(&unchanged, &HashMap::new(), rx, &HashMap::new())
+        .await;
     let images = release.finish(first, Vec::new()).await.expect("released");
     assert_eq!(images.len(), 2);
     for image in &images {
@@ -205,10 +210,13 @@ async fn a_failed_build_moves_no_moving_tag() {
     tx.send(Ready {
         service: "api".into(),
         inputs_tag: None,
+        platform: None,
     })
     .unwrap();
     drop(tx);
-    let first = release.identity_phase(&HashMap::new(), rx).await;
+    let first = release
+        .identity_phase(&HashMap::new(), &HashMap::new(), rx, &HashMap::new())
+        .await;
     let e = release
         .finish(first, vec!["`worker`: build failed".into()])
         .await

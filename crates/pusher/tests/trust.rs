@@ -158,6 +158,7 @@ fn expected<'a>(inputs: &'a str, identity: &'a IdentityTemplates) -> Expected<'a
         inputs,
         identity,
         platform: None,
+        platform_inputs: None,
     }
 }
 
@@ -323,6 +324,7 @@ async fn an_index_is_checked_platform_by_platform() {
     let arm64 = Platform::parse("linux/arm64").unwrap();
     let for_arm = Expected {
         platform: Some(&arm64),
+        platform_inputs: None,
         ..expected(&inputs, &id)
     };
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Step 1 of a promotion: the commit's release, found whole in the registry or not at all.
 
 use crate::api::RawManifest;
+use crate::index::{self, Platform};
 use crate::release::Tagger;
 use crate::target::ImageTarget;
 use crate::trust::{self, Distrust, Verdict};
@@ -14,8 +15,21 @@ const LOOKUPS: usize = 8;
 /// A service's release of the commit, found.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// What its identity tags name (an image, or an index of platform images).
+    /// What its identity tags name (an image, or an index of platform images), or will name
+    /// once [`Found::unwritten`] is written.
     pub manifest: RawManifest,
+    /// A multi-platform service whose shards pushed only platform identity tags: the index
+    /// `manifest` is, still to be written under these identity tags.
+    pub unwritten: Option<Unwritten>,
+}
+
+/// An index promote writes before anything moves: its platforms' images, each found under
+/// its platform identity tags and trusted.
+#[derive(Debug, Clone)]
+pub struct Unwritten {
+    pub children: Vec<index::Child>,
+    /// The identity tags not yet naming it.
+    pub tags: Vec<String>,
 }
 
 /// Why a service's release of the commit cannot be promoted.
@@ -31,6 +45,12 @@ pub enum Fault {
         repository: String,
         digest: String,
         platforms: Vec<String>,
+    },
+    #[error("no identity tag {} in {repository}, and no platform identity tag for {} (their platforms' builds or pushes did not land)", tags.join(", "), platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))]
+    MissingPlatformTags {
+        repository: String,
+        tags: Vec<String>,
+        platforms: Vec<Platform>,
     },
     #[error("its identity tags name different images in {repository}: {}", tags.iter().map(|(t, d)| format!("{t} → {d}")).collect::<Vec<_>>().join(", "))]
     Split {
@@ -92,6 +112,9 @@ async fn one(tagger: &Tagger<'_>, t: &ImageTarget, commit: &str) -> Result<Found
         }
     }
     if !missing.is_empty() {
+        if t.is_multi_platform() {
+            return from_platforms(tagger, t, commit, named, missing).await;
+        }
         return Err(Fault::Missing {
             repository,
             tags: missing,
@@ -129,9 +152,82 @@ async fn one(tagger: &Tagger<'_>, t: &ImageTarget, commit: &str) -> Result<Found
         .await
         .map_err(Fault::Registry)?
     {
-        Verdict::Trusted { .. } => Ok(Found { manifest }),
+        Verdict::Trusted { .. } => Ok(Found {
+            manifest,
+            unwritten: None,
+        }),
         Verdict::Untrusted(why) => Err(Fault::Untrusted(why)),
     }
+}
+
+/// A multi-platform service without (all) its identity tags: the index its platform identity
+/// tags make, each platform's image trusted, if every platform is there. Identity tags that
+/// exist (an earlier promotion stopped half way) must already name that index.
+async fn from_platforms(
+    tagger: &Tagger<'_>,
+    t: &ImageTarget,
+    commit: &str,
+    named: Vec<(String, RawManifest)>,
+    missing: Vec<String>,
+) -> Result<Found, Fault> {
+    let (repository, login) = tagger.repository(t).map_err(Fault::Registry)?;
+    let mut children = Vec::new();
+    let mut absent = Vec::new();
+    for platform in &t.platforms {
+        let mut images: Vec<(String, RawManifest)> = Vec::new();
+        for tag in t.platform_tags(platform) {
+            match tagger.find(t, &tag).await.map_err(Fault::Registry)? {
+                Some(m) => images.push((tag, m)),
+                None => {
+                    absent.push(platform.clone());
+                    break;
+                }
+            }
+        }
+        if absent.last() == Some(platform) {
+            continue;
+        }
+        let image = images[0].1.clone();
+        if images.iter().any(|(_, m)| m.digest != image.digest) {
+            return Err(Fault::Split {
+                repository,
+                tags: images.into_iter().map(|(t, m)| (t, m.digest)).collect(),
+            });
+        }
+        let identity = t.identity.for_platform(platform);
+        match trust::check_promoted(tagger.api, &repository, login, &image, &identity, commit)
+            .await
+            .map_err(Fault::Registry)?
+        {
+            Verdict::Trusted { .. } => children.push(index::Child::of(&image, platform.clone())),
+            Verdict::Untrusted(why) => return Err(Fault::Untrusted(why)),
+        }
+    }
+    if !absent.is_empty() {
+        return Err(Fault::MissingPlatformTags {
+            repository,
+            tags: missing,
+            platforms: absent,
+        });
+    }
+    let manifest = index::document(&children);
+    if named.iter().any(|(_, m)| m.digest != manifest.digest) {
+        let mut tags: Vec<(String, String)> =
+            named.into_iter().map(|(t, m)| (t, m.digest)).collect();
+        tags.extend(
+            missing
+                .into_iter()
+                .map(|t| (t, format!("{} (its platforms' index)", manifest.digest))),
+        );
+        return Err(Fault::Split { repository, tags });
+    }
+    Ok(Found {
+        manifest,
+        unwritten: Some(Unwritten {
+            children,
+            tags: missing,
+        }),
+    })
 }
 
 /// One manifest an index names.
@@ -234,5 +330,17 @@ mod tests {
             platforms: vec!["linux/arm64".into()],
         };
         assert!(f.to_string().ends_with("linux/arm64"), "{f}");
+        let f = Fault::MissingPlatformTags {
+            repository: "h/shop/api".into(),
+            tags: vec!["abc".into()],
+            platforms: vec![
+                Platform::parse("linux/arm64").unwrap(),
+                Platform::parse("linux/arm/v7").unwrap(),
+            ],
+        };
+        assert_eq!(
+            f.to_string(),
+            "no identity tag abc in h/shop/api, and no platform identity tag for linux/arm64, linux/arm/v7 (their platforms' builds or pushes did not land)"
+        );
     }
 }

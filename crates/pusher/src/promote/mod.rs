@@ -15,9 +15,9 @@
 mod copy;
 mod find;
 
-pub use find::{find, Fault, Found};
+pub use find::{find, Fault, Found, Unwritten};
 
-use crate::events::EventSink;
+use crate::events::{EventSink, ServiceEvent};
 use crate::release::{self, Aws, Interrupt, Logins, ManifestImage, Release, ReleaseError, Tagger};
 use crate::target::ImageTarget;
 use crate::Error;
@@ -37,6 +37,11 @@ pub enum PromoteError {
     /// credentials): nothing was looked at, nothing moved.
     #[error("the registry cannot be read; no moving tag was moved.\n  {}\n  check the registry address (--registry, the image names) and its credentials (docker login, or the AWS credentials for ECR)", list(.0))]
     Unusable(Vec<(String, Fault)>),
+
+    /// Writing a multi-platform service's index from its platforms' images failed; no moving
+    /// tag was moved.
+    #[error("writing the index of the platforms' images failed; no moving tag was moved.\n  {}", .0.iter().map(|(s, e)| format!("`{s}`: {e}")).collect::<Vec<_>>().join("\n  "))]
+    Index(Vec<(String, Error)>),
 
     /// Copying to the destination registry failed; no moving tag moved there.
     #[error("copying the release to {registry} failed; no moving tag was moved there.\n  {}", failed.iter().map(|(s, e)| format!("`{s}`: {e}")).collect::<Vec<_>>().join("\n  "))]
@@ -111,6 +116,10 @@ pub async fn promote(
         }
     })?;
 
+    write_indexes(&reader, &sources, &found)
+        .await
+        .map_err(PromoteError::Index)?;
+
     let copying = destination.is_some();
     let mut release = Release::prepare(
         destination.unwrap_or_else(|| sources.clone()),
@@ -146,4 +155,55 @@ pub async fn promote(
             .collect()
     };
     Ok(release.move_to(digests).await?)
+}
+
+/// Step 1's end for the multi-platform services whose shards pushed only platform identity
+/// tags: each index is written under its identity tags, so that the release is whole in the
+/// registry before anything moves (and a later rollback finds it like any other).
+async fn write_indexes(
+    tagger: &Tagger<'_>,
+    sources: &[ImageTarget],
+    found: &BTreeMap<String, Found>,
+) -> Result<(), Vec<(String, Error)>> {
+    let mut failed = Vec::new();
+    for t in sources {
+        let Some(Unwritten { children, tags }) =
+            found.get(&t.service).and_then(|f| f.unwritten.as_ref())
+        else {
+            continue;
+        };
+        for tag in tags {
+            tagger.events.service(ServiceEvent::Pushing {
+                service: t.service.clone(),
+                tag: tag.clone(),
+            });
+        }
+        let written = match tagger.repository(t) {
+            Ok((repository, login)) => {
+                tagger
+                    .retried(&t.service, &format!("PUT {repository} index"), || {
+                        crate::index::write(tagger.api, &repository, children, tags, login)
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(index) => {
+                for tag in tags {
+                    tagger.events.service(ServiceEvent::Pushed {
+                        service: t.service.clone(),
+                        tag: tag.clone(),
+                        digest: index.digest.clone(),
+                    });
+                }
+            }
+            Err(e) => failed.push((t.service.clone(), e)),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
+    }
 }

@@ -95,6 +95,8 @@ mod tests {
             moving_tags: vec!["latest".into()],
             required: true,
             identity: crate::target::IdentityTemplates::capture(&identity, &|_| None),
+            platforms: Vec::new(),
+            partial: false,
         };
         let previous = "a".repeat(40);
         assert_eq!(

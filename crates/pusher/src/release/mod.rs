@@ -34,14 +34,15 @@ pub use cache::candidate_tags as cache_candidate_tags;
 pub use interrupt::Interrupt;
 pub use local::{LocalBase, LocalBaseError};
 pub use logins::{login_all, Aws};
-pub use manifest::{Manifest, ManifestImage};
+pub use manifest::{Manifest, ManifestImage, PlatformImage};
 pub use moving::Restoration;
 pub use preflight::ImmutableMovingTag;
-pub use skip::{InputsDigest, SkipInputs};
+pub use skip::{InputsDigest, PlatformCandidate, SkipInputs};
 pub use tagger::{Logins, Origin, Tagger};
 
 use crate::api::{RawManifest, RegistryApi};
 use crate::events::{EventSink, Phase, ServiceEvent};
+use crate::index::Platform;
 use crate::repositories::CreateSettings;
 use crate::target::ImageTarget;
 use crate::timeouts::Timeouts;
@@ -184,22 +185,45 @@ fn moving_message(
     format!("{why}\n  {state}")
 }
 
-/// A service whose image the caller has built: phase 1 may push it.
+/// A service whose image the caller has built (or one platform's image of it): phase 1 may
+/// push it.
 #[derive(Debug, Clone)]
 pub struct Ready {
     pub service: String,
     /// Its inputs tag, stored beside its identity tags so a later run can skip it.
     pub inputs_tag: Option<String>,
+    /// For one platform's image of a multi-platform service: which.
+    pub platform: Option<PlatformReady>,
+}
+
+/// One platform's image of a multi-platform service, built.
+#[derive(Debug, Clone)]
+pub struct PlatformReady {
+    pub platform: Platform,
+    /// The local image it was built as.
+    pub local_image: String,
+    /// The engine that holds it, when not the release's (a platform routed to another
+    /// engine): it pushes the layers.
+    pub engine: Option<Docker>,
 }
 
 /// One service's part of phase 1.
 #[derive(Debug)]
 pub enum Landing {
-    /// Every identity tag landed; the manifest digest the registry accepted.
+    /// Every identity tag landed; the manifest digest the registry accepted (an index's, for
+    /// a multi-platform image), and each platform's image.
     Landed {
         digest: String,
+        platforms: Vec<PlatformImage>,
     },
     Failed(Error),
+}
+
+/// What phase 1 still waits for of a multi-platform service.
+#[derive(Default)]
+struct Assembly {
+    children: Vec<crate::index::Child>,
+    failed: bool,
 }
 
 /// A release of a set of images: see the module's documentation.
@@ -273,6 +297,16 @@ impl Release {
         skip::unchanged(&self.tagger(), &self.targets, inputs).await
     }
 
+    /// The platforms' images of multi-platform services the registry already holds by input
+    /// digest (for a service the registry does not hold whole): tagged, not built.
+    pub async fn unchanged_platforms(
+        &self,
+        inputs_label: &str,
+        candidates: &[PlatformCandidate],
+    ) -> HashMap<(String, Platform), RawManifest> {
+        skip::unchanged_platforms(&self.tagger(), &self.targets, inputs_label, candidates).await
+    }
+
     /// The cache sources a build of `service` takes by default: its last release (moving tags,
     /// and the identity tags of the `previous` commit), each passing the trust check (see
     /// [`cache`]).
@@ -297,11 +331,18 @@ impl Release {
     }
 
     /// Phase 1: identity tags of every unchanged service at once, and of every built one as it
-    /// arrives on `ready` (until the sender is dropped).
+    /// arrives on `ready` (until the sender is dropped). A multi-platform service's platforms
+    /// get their platform identity tags as each arrives; its index is written once all of
+    /// them landed (not by a run that builds only some: see [`ImageTarget::partial`]).
+    /// `index_inputs_tags`: each multi-platform service's inputs tag for its index.
+    /// `unchanged_platforms`: platforms' images reused from the registry
+    /// ([`Release::unchanged_platforms`]).
     pub async fn identity_phase(
         &self,
         unchanged: &HashMap<String, RawManifest>,
+        unchanged_platforms: &HashMap<(String, Platform), RawManifest>,
         mut ready: mpsc::UnboundedReceiver<Ready>,
+        index_inputs_tags: &HashMap<String, String>,
     ) -> IndexMap<String, Landing> {
         self.emit_phase(Phase::Identity);
         let tagger = self.tagger();
@@ -311,7 +352,15 @@ impl Release {
             .iter()
             .map(|t| (t.service.as_str(), t))
             .collect();
-        let push = |t: &'_ ImageTarget, origin: Origin, extra: Vec<String>| {
+        enum Done {
+            Image(Result<String, Error>),
+            Reused(Result<(String, Vec<crate::index::Child>), Error>),
+            Platform(Result<crate::index::Child, Error>),
+        }
+        let push = |t: &'_ ImageTarget,
+                    origin: Origin,
+                    extra: Vec<String>,
+                    platform: Option<PlatformReady>| {
             let span = tracing::info_span!("push", service = %t.service);
             let slots = &slots;
             let tagger = &tagger;
@@ -323,8 +372,32 @@ impl Release {
                     Origin::Daemon => slots.acquire().await.ok(),
                     Origin::Registry(_) => None,
                 };
-                let r = tagger.identity(&t, &origin, &extra).await;
-                (t.service, r)
+                let done = match (platform, &origin) {
+                    (Some(ready), _) => {
+                        let engine = ready.engine.as_ref().unwrap_or(tagger.docker);
+                        let on_engine = Tagger {
+                            docker: engine,
+                            ..*tagger
+                        };
+                        Done::Platform(
+                            on_engine
+                                .platform_image(&t, &ready.platform, &ready.local_image, &extra)
+                                .await,
+                        )
+                    }
+                    (None, Origin::Registry(m)) if t.is_multi_platform() => {
+                        let r = match tagger.identity(&t, &origin, &extra).await {
+                            Ok(digest) => tagger
+                                .platform_tags_of(&t, m)
+                                .await
+                                .map(|children| (digest, children)),
+                            Err(e) => Err(e),
+                        };
+                        Done::Reused(r)
+                    }
+                    (None, _) => Done::Image(tagger.identity(&t, &origin, &extra).await),
+                };
+                (t.service, done)
             }
             .instrument(span)
         };
@@ -335,22 +408,86 @@ impl Release {
                     service: t.service.clone(),
                     tag: m.digest.clone(),
                 });
-                pushes.push(push(t, Origin::Registry(m.clone()), Vec::new()));
+                pushes.push(push(t, Origin::Registry(m.clone()), Vec::new(), None));
             }
         }
-        let mut results: HashMap<String, Result<String, Error>> = HashMap::new();
+        let reuse = |t: &'_ ImageTarget, platform: Platform, manifest: RawManifest| {
+            let tagger = &tagger;
+            let t = t.clone();
+            async move {
+                let r = tagger.platform_reused(&t, &platform, &manifest).await;
+                (t.service, Done::Platform(r))
+            }
+        };
+        let mut reused = FuturesUnordered::new();
+        for ((service, platform), m) in unchanged_platforms {
+            if let Some(t) = by_service.get(service.as_str()) {
+                self.emit(ServiceEvent::Unchanged {
+                    service: format!("{service} ({platform})"),
+                    tag: m.digest.clone(),
+                });
+                reused.push(reuse(t, platform.clone(), m.clone()));
+            }
+        }
+        let mut assemblies: HashMap<String, Assembly> = HashMap::new();
+        let mut results: HashMap<String, Result<(String, Vec<PlatformImage>), Error>> =
+            HashMap::new();
+        let mut indexes = FuturesUnordered::new();
         let mut open = true;
         loop {
             tokio::select! {
                 next = ready.recv(), if open => match next {
                     Some(r) => {
                         if let Some(t) = by_service.get(r.service.as_str()) {
-                            pushes.push(push(t, Origin::Daemon, r.inputs_tag.into_iter().collect()));
+                            pushes.push(push(t, Origin::Daemon, r.inputs_tag.into_iter().collect(), r.platform));
                         }
                     }
                     None => open = false,
                 },
-                Some((service, r)) = pushes.next(), if !pushes.is_empty() => {
+                Some((service, done)) = next_done(&mut pushes, &mut reused), if !pushes.is_empty() || !reused.is_empty() => {
+                    let failed = |e: &Error| self.emit(ServiceEvent::PushFailed { service: service.clone(), message: e.to_string() });
+                    match done {
+                        Done::Image(r) => {
+                            if let Err(e) = &r { failed(e) }
+                            results.insert(service, r.map(|d| (d, Vec::new())));
+                        }
+                        Done::Reused(r) => {
+                            if let Err(e) = &r { failed(e) }
+                            results.insert(service, r.map(|(d, children)| (d, platform_images(&children))));
+                        }
+                        Done::Platform(r) => {
+                            let a = assemblies.entry(service.clone()).or_default();
+                            match r {
+                                Ok(child) => a.children.push(child),
+                                Err(e) => {
+                                    failed(&e);
+                                    a.failed = true;
+                                    results.insert(service.clone(), Err(e));
+                                }
+                            }
+                            let Some(t) = by_service.get(service.as_str()) else { continue };
+                            let complete = t.platforms.iter().all(|p| a.children.iter().any(|c| &c.platform == p));
+                            if a.failed {
+                                // Already failed: a platform that landed stays as it is.
+                            } else if t.partial {
+                                // Each platform is recorded as it lands: the first's digest
+                                // stands for the service (no index in such a run).
+                                let children = a.children.clone();
+                                results.insert(service.clone(), Ok((children[0].digest.clone(), platform_images(&children))));
+                            } else if complete {
+                                let children = a.children.clone();
+                                let extra: Vec<String> = index_inputs_tags.get(&service).cloned().into_iter().collect();
+                                let t = (*t).clone();
+                                let tagger = &tagger;
+                                indexes.push(async move {
+                                    let r = tagger.index(&t, &children, &extra).await;
+                                    (t.service, r.map(|m| (m.digest, platform_images(&children))))
+                                });
+                            }
+                        }
+                    }
+                }
+                Some((service, r)) = indexes.next(), if !indexes.is_empty() => {
                     if let Err(e) = &r {
                         self.emit(ServiceEvent::PushFailed { service: service.clone(), message: e.to_string() });
                     }
@@ -366,7 +503,7 @@ impl Release {
                 Some((
                     t.service.clone(),
                     match r {
-                        Ok(digest) => Landing::Landed { digest },
+                        Ok((digest, platforms)) => Landing::Landed { digest, platforms },
                         Err(e) => Landing::Failed(e),
                     },
                 ))
@@ -381,8 +518,18 @@ impl Release {
         first: IndexMap<String, Landing>,
         failed_builds: Vec<String>,
     ) -> Result<Vec<ManifestImage>, ReleaseError> {
-        let digests = gate(first, failed_builds)?;
-        self.move_to(digests).await
+        let (digests, platforms) = gate(first, failed_builds)?;
+        let mut images = self.move_to(digests).await?;
+        for image in &mut images {
+            let (Some(t), Some(p)) = (
+                self.targets.iter().find(|t| t.service == image.service),
+                platforms.get(&image.service),
+            ) else {
+                continue;
+            };
+            *image = ManifestImage::with_platforms(t, &image.digest, p.clone());
+        }
+        Ok(images)
     }
 
     /// Phase 2 alone, onto images the registry already holds (`digests`: each service's
@@ -432,27 +579,62 @@ impl Release {
 
 /// The digests phase 1 landed, or the failed release described: which services failed (in
 /// the build or the push) and which landed their identity tags only.
+type Landed = (
+    BTreeMap<String, String>,
+    HashMap<String, Vec<PlatformImage>>,
+);
+
 fn gate(
     first: IndexMap<String, Landing>,
     failed_builds: Vec<String>,
-) -> Result<BTreeMap<String, String>, ReleaseError> {
+) -> Result<Landed, ReleaseError> {
     let mut failed = failed_builds;
     let mut landed = Vec::new();
     let mut digests = BTreeMap::new();
+    let mut platforms = HashMap::new();
     for (service, l) in first {
         match l {
             Landing::Failed(e) => failed.push(format!("`{service}`: {e}")),
-            Landing::Landed { digest } => {
+            Landing::Landed {
+                digest,
+                platforms: p,
+            } => {
                 landed.push(service.clone());
-                digests.insert(service, digest);
+                digests.insert(service.clone(), digest);
+                platforms.insert(service, p);
             }
         }
     }
     if failed.is_empty() {
-        Ok(digests)
+        Ok((digests, platforms))
     } else {
         Err(ReleaseError::IdentityFailed { failed, landed })
     }
+}
+
+/// The next of either set of futures to finish.
+async fn next_done<A, B, T>(a: &mut FuturesUnordered<A>, b: &mut FuturesUnordered<B>) -> Option<T>
+where
+    A: std::future::Future<Output = T>,
+    B: std::future::Future<Output = T>,
+{
+    tokio::select! {
+        Some(x) = a.next(), if !a.is_empty() => Some(x),
+        Some(x) = b.next(), if !b.is_empty() => Some(x),
+        else => None,
+    }
+}
+
+fn platform_images(children: &[crate::index::Child]) -> Vec<PlatformImage> {
+    let mut out: Vec<PlatformImage> = children
+        .iter()
+        .map(|c| PlatformImage {
+            platform: c.platform.clone(),
+            digest: c.digest.clone(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.platform.cmp(&b.platform));
+    out
 }
 
 #[cfg(test)]
@@ -467,15 +649,17 @@ mod tests {
             "api".to_string(),
             Landing::Landed {
                 digest: "sha256:a".into(),
+                platforms: Vec::new(),
             },
         );
         first.insert(
             "web".to_string(),
             Landing::Landed {
                 digest: "sha256:b".into(),
+                platforms: Vec::new(),
             },
         );
-        let digests = gate(first, Vec::new()).unwrap();
+        let (digests, _) = gate(first, Vec::new()).unwrap();
         assert_eq!(digests.len(), 2);
 
         let mut first = IndexMap::new();
@@ -483,6 +667,7 @@ mod tests {
             "api".to_string(),
             Landing::Landed {
                 digest: "sha256:a".into(),
+                platforms: Vec::new(),
             },
         );
         first.insert(

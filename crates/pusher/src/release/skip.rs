@@ -40,6 +40,9 @@ pub struct SkipInputs {
     pub inputs_label: String,
     /// The services each service builds `FROM`.
     pub builds_from: HashMap<String, Vec<String>>,
+    /// For a multi-platform service (whose inputs digest is its index's): each platform's
+    /// input digest (hex), which that platform's image carries in its label.
+    pub platform_inputs: HashMap<String, HashMap<crate::index::Platform, String>>,
 }
 
 pub(super) async fn unchanged(
@@ -167,6 +170,7 @@ async fn keep_trusted(
                 inputs: &digest.hex,
                 identity: &target.identity,
                 platform: None,
+                platform_inputs: inputs.platform_inputs.get(&service),
             };
             let verdict = match tagger.repository(target) {
                 Ok((repository, login)) => {
@@ -222,6 +226,75 @@ fn needed_bases<T>(
     needed.sort();
     needed.dedup_by(|a, b| a.0 == b.0);
     needed
+}
+
+/// One platform's image a multi-platform service may reuse: its input digest, looked for under
+/// its inputs tag.
+#[derive(Debug, Clone)]
+pub struct PlatformCandidate {
+    pub service: String,
+    pub platform: crate::index::Platform,
+    pub inputs: InputsDigest,
+}
+
+/// The platforms' images the target repositories already hold by input digest, checked as
+/// [`unchanged`] checks a service's (with the platform identity tags). Lookups that fail are
+/// warned about and the platform is built.
+pub(super) async fn unchanged_platforms(
+    tagger: &Tagger<'_>,
+    targets: &[ImageTarget],
+    inputs_label: &str,
+    candidates: &[PlatformCandidate],
+) -> HashMap<(String, crate::index::Platform), RawManifest> {
+    let checks = candidates.iter().filter_map(|c| {
+        let target = targets.iter().find(|t| t.service == c.service)?;
+        Some(async move {
+            let verdict = async {
+                let Some(found) = tagger.find(target, &c.inputs.tag).await? else {
+                    return Ok(None);
+                };
+                let (repository, login) = tagger.repository(target)?;
+                let expected = Expected {
+                    inputs_label,
+                    inputs: &c.inputs.hex,
+                    identity: &target.identity,
+                    platform: Some(&c.platform),
+                    platform_inputs: None,
+                };
+                let v =
+                    crate::trust::check(tagger.api, &repository, login, &found, &expected).await?;
+                Ok::<_, crate::Error>(Some((found, v)))
+            }
+            .await;
+            (c, verdict)
+        })
+    });
+    let mut kept = HashMap::new();
+    for (c, verdict) in futures_util::future::join_all(checks).await {
+        match verdict {
+            Ok(None) => {}
+            Ok(Some((found, Verdict::Trusted { .. }))) => {
+                kept.insert((c.service.clone(), c.platform.clone()), found);
+            }
+            Ok(Some((_, Verdict::Untrusted(why)))) => {
+                tagger.events.service(ServiceEvent::Warning {
+                    service: c.service.clone(),
+                    message: format!(
+                        "the {} image under {} is not reused: {why}; building it",
+                        c.platform, c.inputs.tag
+                    ),
+                })
+            }
+            Err(e) => tagger.events.service(ServiceEvent::Warning {
+                service: c.service.clone(),
+                message: format!(
+                    "cannot look for a {} image of the same inputs ({e}); building it",
+                    c.platform
+                ),
+            }),
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

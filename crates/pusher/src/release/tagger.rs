@@ -6,6 +6,7 @@
 use crate::api::{RawManifest, RegistryApi};
 use crate::error::FaultKind;
 use crate::events::{EventSink, ServiceEvent};
+use crate::index::{Child, Platform};
 use crate::login::Login;
 use crate::push::{push_tag, Progress};
 use crate::target::ImageTarget;
@@ -36,6 +37,7 @@ pub(crate) fn retry_policy() -> ExponentialBuilder {
 }
 
 /// Puts tags on one release's images.
+#[derive(Clone, Copy)]
 pub struct Tagger<'a> {
     pub(crate) docker: &'a Docker,
     pub(crate) api: &'a RegistryApi,
@@ -114,6 +116,16 @@ impl<'a> Tagger<'a> {
         origin: &Origin,
         extra: &[String],
     ) -> Result<String, Error> {
+        Ok(self.identity_manifest(target, origin, extra).await?.digest)
+    }
+
+    /// [`Tagger::identity`], returning the manifest every identity tag names.
+    pub async fn identity_manifest(
+        &self,
+        target: &ImageTarget,
+        origin: &Origin,
+        extra: &[String],
+    ) -> Result<RawManifest, Error> {
         let (repository, login) = self.repository(target)?;
         let mut tags = target.identity_tags.iter();
         let manifest = match origin {
@@ -167,7 +179,100 @@ impl<'a> Tagger<'a> {
                 });
             }
         }
-        Ok(manifest.digest)
+        Ok(manifest)
+    }
+
+    /// Phase 1 for one platform's image of a multi-platform service, built locally as
+    /// `local_image`: its platform identity tags, then `extra` (its inputs tag).
+    pub async fn platform_image(
+        &self,
+        target: &ImageTarget,
+        platform: &Platform,
+        local_image: &str,
+        extra: &[String],
+    ) -> Result<Child, Error> {
+        let part = ImageTarget {
+            local_image: local_image.to_string(),
+            identity_tags: target.platform_tags(platform),
+            moving_tags: Vec::new(),
+            ..target.clone()
+        };
+        let manifest = self
+            .identity_manifest(&part, &Origin::Daemon, extra)
+            .await?;
+        Ok(Child::of(&manifest, platform.clone()))
+    }
+
+    /// Phase 1 for one platform's image the repository already holds (same inputs): its
+    /// platform identity tags, by manifest copy.
+    pub async fn platform_reused(
+        &self,
+        target: &ImageTarget,
+        platform: &Platform,
+        manifest: &RawManifest,
+    ) -> Result<Child, Error> {
+        let part = ImageTarget {
+            identity_tags: target.platform_tags(platform),
+            moving_tags: Vec::new(),
+            ..target.clone()
+        };
+        let m = self
+            .identity_manifest(&part, &Origin::Registry(manifest.clone()), &[])
+            .await?;
+        Ok(Child::of(&m, platform.clone()))
+    }
+
+    /// Phase 1's end for a multi-platform service: the index of `children` under its identity
+    /// tags, then `extra` (the index's inputs tag). Returns the index.
+    pub async fn index(
+        &self,
+        target: &ImageTarget,
+        children: &[Child],
+        extra: &[String],
+    ) -> Result<RawManifest, Error> {
+        let (repository, login) = self.repository(target)?;
+        let index = crate::index::document(children);
+        for tag in &target.identity_tags {
+            self.copy(target, &repository, tag, &index, login, true)
+                .await?;
+        }
+        for tag in extra {
+            if let Err(e) = self
+                .copy(target, &repository, tag, &index, login, false)
+                .await
+            {
+                self.emit(ServiceEvent::Warning {
+                    service: target.service.clone(),
+                    message: format!("the tag {tag} was not stored ({e}); the next release of the same inputs will build again"),
+                });
+            }
+        }
+        Ok(index)
+    }
+
+    /// For an index the repository already holds (an unchanged multi-platform service): each
+    /// of its platforms' images gets this release's platform identity tags. Returns them.
+    pub async fn platform_tags_of(
+        &self,
+        target: &ImageTarget,
+        index: &RawManifest,
+    ) -> Result<Vec<Child>, Error> {
+        let (repository, login) = self.repository(target)?;
+        let children = crate::index::children(index).map_err(|e| Error::Registry {
+            registry: repository.clone(),
+            message: format!("the index {} cannot be read: {e}", index.digest),
+            fault: crate::error::Fault::permanent(),
+        })?;
+        for child in &children {
+            let manifest = self
+                .manifest_at(target, &repository, &child.digest, login)
+                .await?;
+            for tag in target.platform_tags(&child.platform) {
+                self.copy(target, &repository, &tag, &manifest, login, true)
+                    .await?;
+            }
+        }
+        Ok(children)
     }
 
     /// The manifest `digest` names in `repository`, which the release pushed: it must be there.

@@ -1,0 +1,181 @@
+//! Which Docker engine builds which platform: `x-wharf.engines` (platform → endpoint) and
+//! `WHARF_ENGINES` (`linux/arm64=unix:///run/arm64.sock,linux/amd64=tcp://…`), the latter
+//! winning per platform; a platform named in neither builds on the default engine (the one the
+//! docker CLI would use). Endpoints are written as `DOCKER_HOST` is: `unix://` and `tcp://`
+//! (TLS through `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, as the docker CLI reads them).
+
+use crate::platform::Platform;
+use bollard::Docker;
+use std::collections::{BTreeMap, HashMap};
+
+/// Platform → endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes(BTreeMap<Platform, String>);
+
+/// A routing map that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoutesError {
+    #[error("{source_name}: {message}")]
+    Invalid {
+        /// `x-wharf.engines` or `WHARF_ENGINES`.
+        source_name: &'static str,
+        message: String,
+    },
+    #[error("cannot reach the engine at {endpoint} (for {platform}): {message}")]
+    Unreachable {
+        platform: String,
+        endpoint: String,
+        message: String,
+    },
+}
+
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    if endpoint.starts_with("unix://") || endpoint.starts_with("tcp://") {
+        Ok(())
+    } else if endpoint.starts_with("ssh://") {
+        Err(format!(
+            "{endpoint}: ssh:// engines are not supported by wharf's Docker client; forward the engine's socket (ssh -nNT -L /tmp/builder.sock:/var/run/docker.sock USER@HOST) and route to unix:///tmp/builder.sock"
+        ))
+    } else {
+        Err(format!(
+            "{endpoint}: not a Docker endpoint; write unix:///path/to/docker.sock or tcp://HOST:PORT"
+        ))
+    }
+}
+
+impl Routes {
+    /// The routing map of `compose` (`x-wharf.engines`), overridden per platform by `env`
+    /// (`WHARF_ENGINES`).
+    pub fn new(
+        compose: Option<&BTreeMap<String, String>>,
+        env: Option<&str>,
+    ) -> Result<Routes, RoutesError> {
+        let mut routes = BTreeMap::new();
+        let mut add = |source_name: &'static str, platform: &str, endpoint: &str| {
+            let invalid = |message: String| RoutesError::Invalid {
+                source_name,
+                message,
+            };
+            let p = Platform::parse(platform).map_err(|e| invalid(e.to_string()))?;
+            let endpoint = endpoint.trim();
+            check_endpoint(endpoint).map_err(invalid)?;
+            routes.insert(p, endpoint.to_string());
+            Ok::<(), RoutesError>(())
+        };
+        for (platform, endpoint) in compose.into_iter().flatten() {
+            add("x-wharf.engines", platform, endpoint)?;
+        }
+        for item in env
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let Some((platform, endpoint)) = item.split_once('=') else {
+                return Err(RoutesError::Invalid {
+                    source_name: "WHARF_ENGINES",
+                    message: format!("`{item}` is not PLATFORM=ENDPOINT (e.g. linux/arm64=unix:///run/arm64.sock)"),
+                });
+            };
+            add("WHARF_ENGINES", platform, endpoint)?;
+        }
+        Ok(Routes(routes))
+    }
+
+    /// The endpoint that builds `platform`, when it is not the default engine.
+    pub fn endpoint(&self, platform: &Platform) -> Option<&str> {
+        self.0.get(platform).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Platform, &str)> {
+        self.0.iter().map(|(p, e)| (p, e.as_str()))
+    }
+}
+
+/// The engines of a run, connected: the default one and each routed endpoint.
+#[derive(Clone)]
+pub struct Engines {
+    pub default: Docker,
+    routed: HashMap<String, Docker>,
+}
+
+impl Engines {
+    /// Only the default engine.
+    pub fn single(default: Docker) -> Engines {
+        Engines {
+            default,
+            routed: HashMap::new(),
+        }
+    }
+
+    /// Connects to every endpoint of `routes` (negotiating each one's API version).
+    pub async fn connect(default: Docker, routes: &Routes) -> Result<Engines, RoutesError> {
+        let mut routed = HashMap::new();
+        for (platform, endpoint) in routes.iter() {
+            if routed.contains_key(endpoint) {
+                continue;
+            }
+            let unreachable = |message: String| RoutesError::Unreachable {
+                platform: platform.to_string(),
+                endpoint: endpoint.to_string(),
+                message,
+            };
+            let docker =
+                Docker::connect_with_host(endpoint).map_err(|e| unreachable(e.to_string()))?;
+            let docker = docker
+                .negotiate_version()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            docker
+                .ping()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            routed.insert(endpoint.to_string(), docker);
+        }
+        Ok(Engines { default, routed })
+    }
+
+    /// The engine at `endpoint` (`None`: the default one).
+    pub fn get(&self, endpoint: Option<&str>) -> &Docker {
+        endpoint
+            .and_then(|e| self.routed.get(e))
+            .unwrap_or(&self.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_wins_per_platform() {
+        let compose = BTreeMap::from([
+            ("linux/arm64/v8".to_string(), "tcp://arm:2376".to_string()),
+            (
+                "linux/amd64".to_string(),
+                "unix:///run/x86.sock".to_string(),
+            ),
+        ]);
+        let routes =
+            Routes::new(Some(&compose), Some("linux/aarch64=unix:///run/arm64.sock")).unwrap();
+        let arm64 = Platform::parse("linux/arm64").unwrap();
+        assert_eq!(routes.endpoint(&arm64), Some("unix:///run/arm64.sock"));
+        assert_eq!(
+            routes.endpoint(&Platform::parse("linux/amd64").unwrap()),
+            Some("unix:///run/x86.sock")
+        );
+        assert!(routes
+            .endpoint(&Platform::parse("linux/s390x").unwrap())
+            .is_none());
+        let e = Routes::new(None, Some("linux/arm64")).unwrap_err();
+        assert!(e.to_string().starts_with("WHARF_ENGINES"), "{e}");
+        let e = Routes::new(None, Some("linux/arm64=ssh://me@arm")).unwrap_err();
+        assert!(e.to_string().contains("forward the engine's socket"), "{e}");
+        let bad = BTreeMap::from([("arm64".to_string(), "unix:///x".to_string())]);
+        assert!(Routes::new(Some(&bad), None).is_err());
+    }
+}

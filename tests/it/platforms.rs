@@ -1,0 +1,647 @@
+//! Multi-platform images through the daemon's plain build endpoint, on both engines of the
+//! bed (Docker 20.10 with its one-image-per-name store, Docker 26 with the containerd store):
+//! each platform built on its own (foreign `RUN` steps through the bed's QEMU), pushed under
+//! its platform identity tags, then an index under the identity and moving tags; a service
+//! built FROM another uses the same platform's image of it.
+
+use crate::support::{bed, bed_var, ecr_login, fake_sha, unique, wharf, write};
+use std::path::Path;
+use std::process::{Command, Output};
+use wharf_pusher::api::{RawManifest, RegistryApi};
+use wharf_pusher::login::Login;
+
+/// The engine a test drives.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Docker20,
+    Docker26,
+}
+
+impl Engine {
+    fn host(self) -> Option<String> {
+        match self {
+            Engine::Docker20 => None,
+            Engine::Docker26 => Some(bed_var("WHARF_TEST_DOCKER26_HOST")),
+        }
+    }
+}
+
+fn wharf_on(engine: Engine, dir: &Path, sha: &str) -> Command {
+    let mut c = wharf(dir);
+    c.env("GITHUB_SHA", sha);
+    if let Some(h) = engine.host() {
+        c.env("DOCKER_HOST", h);
+    }
+    c
+}
+
+fn release(engine: Engine, dir: &Path, sha: &str, extra: &[&str]) -> Output {
+    crate::support::run(
+        wharf_on(engine, dir, sha)
+            .args([
+                "build",
+                "--push",
+                "--registry",
+                "ecr",
+                "--create-repositories",
+                "--progress",
+                "json",
+                "--manifest",
+                "-",
+            ])
+            .args(extra),
+    )
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// base (two platforms) ← api (two platforms, FROM base's image), and single (one platform).
+/// Each `RUN uname -m` records the machine the step ran on.
+fn project(dir: &Path, prefix: &str) {
+    write(
+        dir,
+        "compose.yaml",
+        &format!(
+            "services:\n  base:\n    image: {prefix}/base\n    build:\n      context: ./base\n      platforms: [linux/amd64, linux/arm64]\n  api:\n    image: {prefix}/api\n    build:\n      context: ./api\n      platforms: [linux/amd64, linux/arm64]\n  single:\n    image: {prefix}/single\n    build: ./single\n"
+        ),
+    );
+    write(
+        dir,
+        "base/Dockerfile",
+        "ARG TARGETARCH\nFROM wharf-test/busybox:1-${TARGETARCH}\nRUN uname -m > /base-arch\n",
+    );
+    write(
+        dir,
+        "api/Dockerfile",
+        &format!("FROM {prefix}/base\nRUN uname -m > /api-arch\nCOPY stamp /stamp\n"),
+    );
+    write(dir, "api/stamp", &unique("api"));
+    write(
+        dir,
+        "single/Dockerfile",
+        "FROM wharf-test/busybox:1\nCOPY stamp /stamp\n",
+    );
+    write(dir, "single/stamp", &unique("single"));
+}
+
+async fn get(api: &RegistryApi, reference: &str, login: &Login) -> RawManifest {
+    api.manifest(reference, Some(login))
+        .await
+        .expect("the registry answers")
+        .unwrap_or_else(|| panic!("{reference} is not in the registry"))
+}
+
+/// The content of `path` in the image `manifest` of `repository` names, read from its layers
+/// (the last layer holding it wins).
+async fn file_in_image(
+    api: &RegistryApi,
+    repository: &str,
+    manifest: &RawManifest,
+    path: &str,
+    login: &Login,
+) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    let mut found = None;
+    for layer in doc["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        let blob = api
+            .blob(repository, digest, 64 << 20, Some(login))
+            .await
+            .expect("the layer is served");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &blob).unwrap();
+        let out = Command::new("tar")
+            .arg("-xOf")
+            .arg(file.path())
+            .arg(path)
+            .output()
+            .expect("tar runs");
+        if out.status.success() {
+            found = Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+    }
+    found
+}
+
+/// The architecture the config of `manifest` records.
+async fn architecture(
+    api: &RegistryApi,
+    repository: &str,
+    manifest: &RawManifest,
+    login: &Login,
+) -> String {
+    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
+    let config = doc["config"]["digest"].as_str().unwrap();
+    let blob = api
+        .blob(repository, config, 1 << 20, Some(login))
+        .await
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&blob).unwrap();
+    config["architecture"].as_str().unwrap().to_string()
+}
+
+const LISTS: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+const IMAGES: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+];
+
+async fn two_platforms_one_tag(engine: Engine) {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mp").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let out = release(engine, dir.path(), &sha, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+
+    for service in ["base", "api"] {
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let index = get(&api, &format!("{repository}:{sha}"), &login).await;
+        assert!(
+            LISTS.contains(&index.media_type.as_str()),
+            "{service}: {}",
+            index.media_type
+        );
+        let latest = get(&api, &format!("{repository}:latest"), &login).await;
+        assert_eq!(latest.digest, index.digest, "latest names the index");
+        let children = wharf_pusher::index::children(&index).unwrap();
+        let platforms: Vec<String> = children.iter().map(|c| c.platform.to_string()).collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{service}");
+        let entry = manifest["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == service)
+            .unwrap();
+        assert_eq!(entry["digest"], index.digest.as_str());
+        for (child, (arch, machine)) in children
+            .iter()
+            .zip([("amd64", "x86_64"), ("arm64", "aarch64")])
+        {
+            // Each platform's image, also under its platform identity tag.
+            let tag = format!("{sha}-linux-{arch}");
+            let image = get(&api, &format!("{repository}:{tag}"), &login).await;
+            assert_eq!(image.digest, child.digest, "{service} {tag}");
+            assert!(IMAGES.contains(&image.media_type.as_str()));
+            assert_eq!(architecture(&api, &repository, &image, &login).await, arch);
+            assert_eq!(
+                file_in_image(&api, &repository, &image, "base-arch", &login)
+                    .await
+                    .as_deref(),
+                Some(machine),
+                "{service} {arch}: base's RUN step ran on {arch} (api uses base's {arch} image)"
+            );
+            if service == "api" {
+                assert_eq!(
+                    file_in_image(&api, &repository, &image, "api-arch", &login)
+                        .await
+                        .as_deref(),
+                    Some(machine)
+                );
+            }
+            let listed = entry["platforms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["platform"] == format!("linux/{arch}"))
+                .unwrap_or_else(|| panic!("{entry}"));
+            assert_eq!(listed["digest"], child.digest.as_str());
+        }
+    }
+    // The single-platform service: a plain image manifest, as ever.
+    let single = get(
+        &api,
+        &format!("{}/{prefix}/single:{sha}", bed.ecr_registry),
+        &login,
+    )
+    .await;
+    assert!(
+        IMAGES.contains(&single.media_type.as_str()),
+        "{}",
+        single.media_type
+    );
+
+    // The pre-deploy gate: every platform of every index is there.
+    let verified = crate::support::run(wharf_on(engine, dir.path(), &sha).args([
+        "verify",
+        "--registry",
+        "ecr",
+        "--manifest",
+        "-",
+    ]));
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    let gate: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(
+        gate["images"], manifest["images"],
+        "verify's manifest is the release's"
+    );
+
+    // The same commit again: nothing is built, every tag stays where it is.
+    let again = release(engine, dir.path(), &sha, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let log = stderr(&again);
+    assert!(!log.contains("\"event\":\"building\""), "{log}");
+    let second: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(second["images"], manifest["images"]);
+
+    // A new commit that changes nothing: nothing is built; its tags, platform identity tags
+    // included, name the same images.
+    let next = fake_sha();
+    let unchanged = release(engine, dir.path(), &next, &[]);
+    assert_eq!(unchanged.status.code(), Some(0), "{}", stderr(&unchanged));
+    let log = stderr(&unchanged);
+    assert!(!log.contains("\"event\":\"building\""), "{log}");
+    for service in ["base", "api"] {
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        for tag in ["", "-linux-amd64", "-linux-arm64"] {
+            let old = get(&api, &format!("{repository}:{sha}{tag}"), &login).await;
+            let new = get(&api, &format!("{repository}:{next}{tag}"), &login).await;
+            assert_eq!(old.digest, new.digest, "{service} {tag}");
+        }
+    }
+
+    // A failing arm64 build: no moving tag moves, for any service.
+    write(
+        dir.path(),
+        "api/Dockerfile",
+        &format!("FROM {prefix}/base\nRUN [ \"$(uname -m)\" != aarch64 ]\n"),
+    );
+    let failing = fake_sha();
+    let out = release(engine, dir.path(), &failing, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no moving tag was moved"),
+        "{}",
+        stderr(&out)
+    );
+    for service in ["base", "api", "single"] {
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let latest = get(&api, &format!("{repository}:latest"), &login).await;
+        let before = get(&api, &format!("{repository}:{next}"), &login).await;
+        assert_eq!(
+            latest.digest, before.digest,
+            "{service}: latest did not move"
+        );
+    }
+    let api_latest = format!("{}/{prefix}/api:{failing}", bed.ecr_registry);
+    assert!(
+        api.manifest(&api_latest, Some(&login))
+            .await
+            .unwrap()
+            .is_none(),
+        "no index of api for the failing commit"
+    );
+}
+
+#[tokio::test]
+async fn two_platforms_under_one_tag_on_docker20() {
+    two_platforms_one_tag(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn two_platforms_under_one_tag_on_docker26() {
+    two_platforms_one_tag(Engine::Docker26).await;
+}
+
+/// Turns a binfmt_misc handler off while alive (as on a host without that emulator), and back
+/// on when dropped, whatever the test did.
+/// Tests of this binary that turn a handler off take turns.
+static HANDLERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct HandlerOff(
+    std::path::PathBuf,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, ()>,
+);
+
+impl HandlerOff {
+    fn new(name: &str) -> HandlerOff {
+        let turn = HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
+        let path = std::path::Path::new("/proc/sys/fs/binfmt_misc").join(name);
+        let state = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (the bed registers QEMU)", path.display()));
+        assert!(state.starts_with("enabled"), "{state}");
+        std::fs::write(&path, "0").expect("binfmt_misc is writable (the bed runs as root)");
+        HandlerOff(path, turn)
+    }
+}
+
+impl Drop for HandlerOff {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "1");
+    }
+}
+
+async fn unrunnable_platform_fails_before_any_push(engine: Engine) {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpx").replace('-', "");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: {prefix}/app\n    build:\n      context: .\n      platforms: [linux/amd64, linux/s390x]\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "Dockerfile",
+        "FROM wharf-test/busybox:1\nRUN true\n",
+    );
+    let sha = fake_sha();
+    let out = {
+        let _off = HandlerOff::new("qemu-s390x");
+        release(engine, dir.path(), &sha, &[])
+    };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("linux/s390x") && err.contains("qemu-s390x"),
+        "{err}"
+    );
+    assert!(
+        err.contains("register QEMU") && err.contains("x-wharf.engines"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("\"event\":\"building\""),
+        "nothing was built: {err}"
+    );
+    let login = ecr_login(&bed);
+    let reference = format!("{}/{prefix}/app:{sha}-linux-amd64", bed.ecr_registry);
+    let api = RegistryApi::default();
+    assert!(
+        api.manifest(&reference, Some(&login))
+            .await
+            .map(|m| m.is_none())
+            .unwrap_or(true),
+        "nothing was pushed"
+    );
+}
+
+#[tokio::test]
+async fn unrunnable_platform_fails_before_any_push_on_docker20() {
+    unrunnable_platform_fails_before_any_push(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn unrunnable_platform_fails_before_any_push_on_docker26() {
+    unrunnable_platform_fails_before_any_push(Engine::Docker26).await;
+}
+
+/// The routing map: linux/arm64 builds (and is pushed) on the second engine, linux/amd64 on the
+/// default one; a build FROM another service's image finds it on the same engine.
+#[tokio::test]
+async fn platforms_routed_to_another_engine_build_there() {
+    let bed = bed();
+    let d26 = bed_var("WHARF_TEST_DOCKER26_HOST");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpr").replace('-', "");
+    project(dir.path(), &prefix);
+    let compose = std::fs::read_to_string(dir.path().join("compose.yaml")).unwrap();
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!("{compose}x-wharf:\n  engines:\n    linux/arm64: {d26}\n"),
+    );
+    let sha = fake_sha();
+    let plan = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
+        "plan",
+        "--registry",
+        "ecr",
+    ]));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains(&format!(
+            "linux/amd64 (default engine), linux/arm64 (engine {d26})"
+        )),
+        "{text}{}",
+        stderr(&plan)
+    );
+    let out = release(Engine::Docker20, dir.path(), &sha, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let on = |host: Option<&str>, image: &str| {
+        let mut c = Command::new("docker");
+        if let Some(h) = host {
+            c.args(["-H", h]);
+        }
+        c.args(["image", "inspect", "--format", "{{.Architecture}}", image])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap()
+    };
+    for service in ["base", "api"] {
+        let arm = format!("{prefix}/{service}:latest-linux-arm64");
+        let amd = format!("{prefix}/{service}:latest-linux-amd64");
+        assert_eq!(
+            on(Some(&d26), &arm),
+            "arm64",
+            "{arm} was built on the second engine"
+        );
+        assert_eq!(
+            on(None, &arm),
+            "",
+            "{arm} was not built on the default engine"
+        );
+        assert_eq!(on(None, &amd), "amd64");
+        let api = RegistryApi::default();
+        let login = ecr_login(&bed);
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let index = get(&api, &format!("{repository}:latest"), &login).await;
+        let children = wharf_pusher::index::children(&index).unwrap();
+        assert_eq!(children.len(), 2);
+        let arm_image = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+        assert_eq!(
+            file_in_image(&api, &repository, &arm_image, "base-arch", &login)
+                .await
+                .as_deref(),
+            Some("aarch64")
+        );
+    }
+}
+
+/// `--platform` narrower than a service's platforms: only that platform's identity tags, no
+/// index, no moving tag; services that declare none of them are left out.
+async fn a_narrowed_run_writes_no_index(engine: Engine) {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpn").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let out = release(engine, dir.path(), &sha, &["--platform", "linux/arm64"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no index and no moving tag"), "{err}");
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services: Vec<&str> = manifest["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        ["api", "base"],
+        "single declares no platform: {manifest}"
+    );
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    for service in ["base", "api"] {
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let arm = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+        assert!(IMAGES.contains(&arm.media_type.as_str()));
+        for absent in [sha.clone(), "latest".into(), format!("{sha}-linux-amd64")] {
+            let r = format!("{repository}:{absent}");
+            assert!(
+                api.manifest(&r, Some(&login)).await.unwrap().is_none(),
+                "{r}"
+            );
+        }
+        let entry = manifest["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == service)
+            .unwrap();
+        assert_eq!(
+            entry["tags"],
+            serde_json::json!([format!("{sha}-linux-arm64")])
+        );
+        assert_eq!(entry["platforms"][0]["digest"], arm.digest.as_str());
+    }
+
+    // The run with every platform (another runner, say) builds only what is missing: the
+    // arm64 images are taken from the registry, the index written.
+    let full = release(engine, dir.path(), &sha, &[]);
+    let log = stderr(&full);
+    assert_eq!(full.status.code(), Some(0), "{log}");
+    for service in ["base", "api"] {
+        let building = |platform: &str| {
+            format!("\"event\":\"building\",\"service\":\"{service} ({platform})\"")
+        };
+        assert!(
+            !log.contains(&building("linux/arm64")),
+            "{service} arm64 is reused: {log}"
+        );
+        assert!(log.contains(&building("linux/amd64")), "{log}");
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let arm = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+        let index = get(&api, &format!("{repository}:latest"), &login).await;
+        let children = wharf_pusher::index::children(&index).unwrap();
+        assert_eq!(children.len(), 2);
+        assert_eq!(
+            children[1].digest, arm.digest,
+            "{service}: the narrowed run's arm64 image"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_narrowed_run_writes_no_index_on_docker20() {
+    a_narrowed_run_writes_no_index(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn a_narrowed_run_writes_no_index_on_docker26() {
+    a_narrowed_run_writes_no_index(Engine::Docker26).await;
+}
+
+/// A Lambda image (x-wharf.lambda): a plain image manifest of its one platform, checked by
+/// `verify`; more than one platform for it is a configuration error.
+#[tokio::test]
+async fn lambda_images_are_plain_manifests_of_one_platform() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpl").replace('-', "");
+    let compose = |platforms: &str| {
+        format!(
+            "services:\n  fn:\n    image: {prefix}/fn\n    build:\n      context: .\n      platforms: [{platforms}]\n    x-wharf:\n      lambda: true\n"
+        )
+    };
+    write(
+        dir.path(),
+        "compose.yaml",
+        &compose("linux/amd64, linux/arm64"),
+    );
+    write(
+        dir.path(),
+        "Dockerfile",
+        "FROM wharf-test/busybox:1-arm64\nCOPY stamp /stamp\n",
+    );
+    write(dir.path(), "stamp", &unique("fn"));
+    let sha = fake_sha();
+    let refused = release(Engine::Docker20, dir.path(), &sha, &[]);
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("x-wharf.lambda") && err.contains("plain image manifest"),
+        "{err}"
+    );
+
+    write(dir.path(), "compose.yaml", &compose("linux/arm64"));
+    let out = release(Engine::Docker20, dir.path(), &sha, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let repository = format!("{}/{prefix}/fn", bed.ecr_registry);
+    let image = get(&api, &format!("{repository}:{sha}"), &login).await;
+    assert!(
+        IMAGES.contains(&image.media_type.as_str()),
+        "{}",
+        image.media_type
+    );
+    assert_eq!(
+        architecture(&api, &repository, &image, &login).await,
+        "arm64"
+    );
+    let verified = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
+        "verify",
+        "--registry",
+        "ecr",
+    ]));
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+}
+
+/// `wharf build`, then `wharf push`: each platform's image, kept under its own local name, is
+/// pushed under its platform identity tags and the index written, as `build --push` does.
+#[tokio::test]
+async fn push_after_build_writes_the_index() {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpp").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let built = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args(["build"]));
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let pushed = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
+        "push",
+        "--registry",
+        "ecr",
+        "--create-repositories",
+    ]));
+    assert_eq!(pushed.status.code(), Some(0), "{}", stderr(&pushed));
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let repository = format!("{}/{prefix}/api", bed.ecr_registry);
+    let index = get(&api, &format!("{repository}:latest"), &login).await;
+    assert!(
+        LISTS.contains(&index.media_type.as_str()),
+        "{}",
+        index.media_type
+    );
+    let arm = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+    assert_eq!(
+        file_in_image(&api, &repository, &arm, "api-arch", &login)
+            .await
+            .as_deref(),
+        Some("aarch64")
+    );
+}
