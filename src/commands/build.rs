@@ -496,20 +496,24 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             let mut ready_rx = ready_rx;
             while let Some(unit) = ready_rx.recv().await {
                 let inputs_tag = unit_tags.get(&unit).cloned();
-                let platform = match &unit.platform {
-                    Some(p) => local_images
-                        .get(&unit)
-                        .map(|(image, engine)| PlatformReady {
+                let local = local_images.get(&unit);
+                let (platform, engine) = match &unit.platform {
+                    Some(p) => (
+                        local.map(|(image, engine)| PlatformReady {
                             platform: p.clone(),
                             local_image: image.clone(),
                             engine: engine.clone(),
                         }),
-                    None => None,
+                        None,
+                    ),
+                    // A single image of a routed platform is on its engine too.
+                    None => (None, local.and_then(|(_, engine)| engine.clone())),
                 };
                 let _ = to_push.send(Ready {
                     service: unit.service,
                     inputs_tag,
                     platform,
+                    engine,
                 });
             }
         };
@@ -617,7 +621,10 @@ async fn check_emulation(
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Failure::failed(anyhow!(
+        // The engine's environment, found before anything ran: a configuration error, as
+        // the other refusals before a build are. An `exec format error` met during a build
+        // stays a failed build.
+        Err(Failure::config(anyhow!(
             "nothing was built or pushed:\n  {}",
             problems.join("\n  ")
         )))

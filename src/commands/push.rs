@@ -6,7 +6,18 @@ use crate::error::{Failure, Result};
 use crate::release;
 use anyhow::anyhow;
 use std::collections::HashMap;
-use wharf_pusher::release::{Ready, SkipInputs};
+use wharf_builder::engines::Engines;
+use wharf_compose::platform::Platform;
+use wharf_pusher::release::{PlatformReady, Ready, SkipInputs};
+
+/// One image `wharf build` left: which service (and platform of a multi-platform one), its
+/// local name, and the engine it was built on when its platform is routed.
+struct Local {
+    service: String,
+    platform: Option<Platform>,
+    image: String,
+    endpoint: Option<String>,
+}
 
 pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()> {
     let reporter = &run.reporter;
@@ -20,9 +31,12 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
         )));
     }
     let (mut targets, _) = release::targets(&project, &services, &args.target)?;
+    // `wharf build` built a declared platform routed to another engine there: its image is
+    // pushed from that engine.
+    let routes = release::engine_routes(&project)?;
     // A multi-platform service's images: each platform's under its own local name
     // (`wharf build` leaves them there).
-    let mut locals: Vec<(String, Option<wharf_compose::platform::Platform>, String)> = Vec::new();
+    let mut locals: Vec<Local> = Vec::new();
     for t in &mut targets {
         let platforms = services
             .iter()
@@ -36,14 +50,24 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
                 .ok()
             })
             .unwrap_or_default();
+        let endpoint = |p: &Platform| routes.endpoint(p).map(str::to_string);
         if platforms.len() > 1 {
             for p in &platforms {
-                let image = wharf_builder::service::platform_image(&t.local_image, p);
-                locals.push((t.service.clone(), Some(p.clone()), image));
+                locals.push(Local {
+                    service: t.service.clone(),
+                    platform: Some(p.clone()),
+                    image: wharf_builder::service::platform_image(&t.local_image, p),
+                    endpoint: endpoint(p),
+                });
             }
             t.use_platforms(platforms.clone(), &platforms);
         } else {
-            locals.push((t.service.clone(), None, t.local_image.clone()));
+            locals.push(Local {
+                service: t.service.clone(),
+                platform: None,
+                image: t.local_image.clone(),
+                endpoint: platforms.first().and_then(endpoint),
+            });
         }
     }
     let parallel = args.parallel.unwrap_or(4);
@@ -58,10 +82,18 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
         .map_err(|e| Failure::failed(anyhow!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let (docker, _) = wharf_builder::daemon::connect().await.map_err(Failure::failed)?;
+        let engines = Engines::connect(docker.clone(), &routes)
+            .await
+            .map_err(Failure::failed)?;
         let mut missing = Vec::new();
-        for (service, _, image) in &locals {
-            if docker.inspect_image(image).await.is_err() {
-                missing.push(format!("`{service}`: {image}"));
+        for l in &locals {
+            let on = engines.get(l.endpoint.as_deref());
+            if on.inspect_image(&l.image).await.is_err() {
+                let engine = match &l.endpoint {
+                    Some(e) => format!(" (on the engine at {e})"),
+                    None => String::new(),
+                };
+                missing.push(format!("`{}`: {}{engine}", l.service, l.image));
             }
         }
         if !missing.is_empty() {
@@ -93,17 +125,27 @@ pub fn run(project_args: &ProjectArgs, args: &PushArgs, run: &Run) -> Result<()>
             (t.service.as_str(), tags)
         }));
         let (to_push, to_push_rx) = tokio::sync::mpsc::unbounded_channel();
-        for (service, platform, image) in locals {
-            let inputs_tag = release::inputs_tag_of_local(&docker, &image).await;
+        for l in locals {
+            let on = engines.get(l.endpoint.as_deref());
+            let inputs_tag = release::inputs_tag_of_local(on, &l.image).await;
+            let engine = l.endpoint.is_some().then(|| on.clone());
+            let (platform, engine) = match l.platform {
+                Some(platform) => (
+                    Some(PlatformReady {
+                        platform,
+                        local_image: l.image,
+                        engine,
+                    }),
+                    None,
+                ),
+                None => (None, engine),
+            };
             let _ = to_push.send(Ready {
-                service,
+                service: l.service,
                 // The index's own inputs tag is known only to the run that builds it.
                 inputs_tag,
-                platform: platform.map(|platform| wharf_pusher::release::PlatformReady {
-                    platform,
-                    local_image: image,
-                    engine: None,
-                }),
+                platform,
+                engine,
             });
         }
         drop(to_push);

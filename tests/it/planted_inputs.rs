@@ -4,10 +4,10 @@
 //! release must build the service, say why it did not reuse the tag, and never tag the planted
 //! image `{git_sha}` or `latest`. Driven through the binary against the bed's plain registry.
 
-use crate::support::{bed, fake_sha, unique, wharf, write};
+use crate::support::{bed, fake_sha, unique, wharf_on, write, Engine};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use wharf_pusher::api::RegistryApi;
 
 fn project(dir: &Path, image: &str, base: &str) {
@@ -25,10 +25,9 @@ fn project(dir: &Path, image: &str, base: &str) {
 }
 
 /// The inputs tag `plan` prints for the service.
-fn planned_inputs_tag(dir: &Path, sha: &str) -> String {
-    let out = wharf(dir)
+fn planned_inputs_tag(engine: Engine, dir: &Path, sha: &str) -> String {
+    let out = wharf_on(engine, dir, sha)
         .args(["plan", "--format", "json"])
-        .env("GITHUB_SHA", sha)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -39,8 +38,9 @@ fn planned_inputs_tag(dir: &Path, sha: &str) -> String {
         .to_string()
 }
 
-fn docker(args: &[&str]) -> Output {
-    let out = Command::new("docker")
+fn docker(engine: Engine, args: &[&str]) -> Output {
+    let out = engine
+        .docker()
         .args(args)
         .env("DOCKER_BUILDKIT", "0")
         .output()
@@ -51,7 +51,13 @@ fn docker(args: &[&str]) -> Output {
 
 /// Builds an image of other content carrying the labels a release would write, and pushes
 /// it as `reference`. Returns its digest in the registry.
-async fn plant(reference: &str, inputs_hex: &str, claimed_commit: &str, base: &str) -> String {
+async fn plant(
+    engine: Engine,
+    reference: &str,
+    inputs_hex: &str,
+    claimed_commit: &str,
+    base: &str,
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
@@ -59,18 +65,21 @@ async fn plant(reference: &str, inputs_hex: &str, claimed_commit: &str, base: &s
         &format!("FROM {base}\nCOPY evil /app\n"),
     );
     write(dir.path(), "evil", &unique("planted"));
-    docker(&[
-        "build",
-        "-q",
-        "--label",
-        &format!("dev.wharf.inputs={inputs_hex}"),
-        "--label",
-        &format!("org.opencontainers.image.revision={claimed_commit}"),
-        "-t",
-        reference,
-        dir.path().to_str().unwrap(),
-    ]);
-    docker(&["push", "-q", reference]);
+    docker(
+        engine,
+        &[
+            "build",
+            "-q",
+            "--label",
+            &format!("dev.wharf.inputs={inputs_hex}"),
+            "--label",
+            &format!("org.opencontainers.image.revision={claimed_commit}"),
+            "-t",
+            reference,
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    docker(engine, &["push", "-q", reference]);
     served(reference).await.expect("the planted image is there")
 }
 
@@ -83,10 +92,9 @@ async fn served(reference: &str) -> Option<String> {
 
 /// `build --push` of commit `sha` with JSON progress: the output, the manifest, and each
 /// event with its message.
-fn release(dir: &Path, sha: &str) -> (Output, Vec<(String, String)>) {
-    let out = wharf(dir)
+fn release(engine: Engine, dir: &Path, sha: &str) -> (Output, Vec<(String, String)>) {
+    let out = wharf_on(engine, dir, sha)
         .args(["build", "--push", "--progress", "json", "--manifest", "-"])
-        .env("GITHUB_SHA", sha)
         .output()
         .unwrap();
     let events = String::from_utf8_lossy(&out.stderr)
@@ -123,15 +131,25 @@ fn manifest_digests(out: &Output) -> BTreeMap<String, String> {
 }
 
 #[tokio::test]
-async fn a_planted_inputs_tag_is_built_over_not_promoted() {
+async fn a_planted_inputs_tag_is_built_over_not_promoted_on_docker20() {
+    a_planted_inputs_tag_is_built_over_not_promoted(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn a_planted_inputs_tag_is_built_over_not_promoted_on_docker26() {
+    a_planted_inputs_tag_is_built_over_not_promoted(Engine::Docker26).await;
+}
+
+async fn a_planted_inputs_tag_is_built_over_not_promoted(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let repository = format!("{}/{}/api", bed.plain_registry, unique("planted"));
     project(dir.path(), &repository, &bed.base_image);
     let sha = fake_sha();
-    let inputs_tag = planned_inputs_tag(dir.path(), &sha);
+    let inputs_tag = planned_inputs_tag(engine, dir.path(), &sha);
     let hex = inputs_tag.strip_prefix("wharf-inputs-").unwrap();
     let planted = plant(
+        engine,
         &format!("{repository}:{inputs_tag}"),
         hex,
         &fake_sha(),
@@ -139,7 +157,7 @@ async fn a_planted_inputs_tag_is_built_over_not_promoted() {
     )
     .await;
 
-    let (out, events) = release(dir.path(), &sha);
+    let (out, events) = release(engine, dir.path(), &sha);
     let digests = manifest_digests(&out);
     let has = |event: &str| events.iter().any(|(e, _)| e == event);
     assert!(has("building"), "the service is built: {events:?}");
@@ -163,7 +181,7 @@ async fn a_planted_inputs_tag_is_built_over_not_promoted() {
     // The release wrote the inputs tag for its own image: the next commit with the same
     // inputs reuses that one, as before.
     let next = fake_sha();
-    let (out, events) = release(dir.path(), &next);
+    let (out, events) = release(engine, dir.path(), &next);
     let again = manifest_digests(&out);
     assert!(
         events.iter().any(|(e, _)| e == "unchanged")

@@ -4,36 +4,11 @@
 //! its platform identity tags, then an index under the identity and moving tags; a service
 //! built FROM another uses the same platform's image of it.
 
-use crate::support::{bed, bed_var, ecr_login, fake_sha, unique, wharf, write};
+use crate::support::{bed, bed_var, ecr_login, fake_sha, unique, wharf_on, write, Engine};
 use std::path::Path;
 use std::process::{Command, Output};
 use wharf_pusher::api::{RawManifest, RegistryApi};
 use wharf_pusher::login::Login;
-
-/// The engine a test drives.
-#[derive(Clone, Copy, Debug)]
-enum Engine {
-    Docker20,
-    Docker26,
-}
-
-impl Engine {
-    fn host(self) -> Option<String> {
-        match self {
-            Engine::Docker20 => None,
-            Engine::Docker26 => Some(bed_var("WHARF_TEST_DOCKER26_HOST")),
-        }
-    }
-}
-
-fn wharf_on(engine: Engine, dir: &Path, sha: &str) -> Command {
-    let mut c = wharf(dir);
-    c.env("GITHUB_SHA", sha);
-    if let Some(h) = engine.host() {
-        c.env("DOCKER_HOST", h);
-    }
-    c
-}
 
 fn release(engine: Engine, dir: &Path, sha: &str, extra: &[&str]) -> Output {
     crate::support::run(
@@ -84,6 +59,23 @@ fn project(dir: &Path, prefix: &str) {
         "FROM wharf-test/busybox:1\nCOPY stamp /stamp\n",
     );
     write(dir, "single/stamp", &unique("single"));
+}
+
+/// Adds `edge`, a single-platform linux/arm64 service, and routes linux/arm64 to `engine`.
+fn route_arm64(dir: &Path, prefix: &str, engine: &str) {
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).unwrap();
+    write(
+        dir,
+        "compose.yaml",
+        &format!(
+            "{compose}  edge:\n    image: {prefix}/edge\n    platform: linux/arm64\n    build: ./edge\nx-wharf:\n  engines:\n    linux/arm64: {engine}\n"
+        ),
+    );
+    write(
+        dir,
+        "edge/Dockerfile",
+        "FROM wharf-test/busybox:1-arm64\nRUN uname -m > /edge-arch\n",
+    );
 }
 
 async fn get(api: &RegistryApi, reference: &str, login: &Login) -> RawManifest {
@@ -362,7 +354,8 @@ async fn unrunnable_platform_fails_before_any_push(engine: Engine) {
         release(engine, dir.path(), &sha, &[])
     };
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Found before building: the engine's environment, like the other pre-build refusals.
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("linux/s390x") && err.contains("qemu-s390x"),
         "{err}"
@@ -398,7 +391,8 @@ async fn unrunnable_platform_fails_before_any_push_on_docker26() {
 }
 
 /// The routing map: linux/arm64 builds (and is pushed) on the second engine, linux/amd64 on the
-/// default one; a build FROM another service's image finds it on the same engine.
+/// default one; a build FROM another service's image finds it on the same engine; a
+/// single-platform arm64 service is built and pushed there too.
 #[tokio::test]
 async fn platforms_routed_to_another_engine_build_there() {
     let bed = bed();
@@ -406,12 +400,7 @@ async fn platforms_routed_to_another_engine_build_there() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("mpr").replace('-', "");
     project(dir.path(), &prefix);
-    let compose = std::fs::read_to_string(dir.path().join("compose.yaml")).unwrap();
-    write(
-        dir.path(),
-        "compose.yaml",
-        &format!("{compose}x-wharf:\n  engines:\n    linux/arm64: {d26}\n"),
-    );
+    route_arm64(dir.path(), &prefix, &d26);
     let sha = fake_sha();
     let plan = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
         "plan",
@@ -466,6 +455,17 @@ async fn platforms_routed_to_another_engine_build_there() {
             Some("aarch64")
         );
     }
+    // A single-platform service of a routed platform is built and pushed there too.
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let repository = format!("{}/{prefix}/edge", bed.ecr_registry);
+    let edge = get(&api, &format!("{repository}:{sha}"), &login).await;
+    assert_eq!(
+        file_in_image(&api, &repository, &edge, "edge-arch", &login)
+            .await
+            .as_deref(),
+        Some("aarch64")
+    );
 }
 
 /// `--platform` narrower than a service's platforms: only that platform's identity tags, no
@@ -640,6 +640,63 @@ async fn push_after_build_writes_the_index() {
     let arm = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
     assert_eq!(
         file_in_image(&api, &repository, &arm, "api-arch", &login)
+            .await
+            .as_deref(),
+        Some("aarch64")
+    );
+}
+
+/// `wharf build`, then `wharf push`, with linux/arm64 routed to the second engine: the images
+/// built there (each arm64 platform image, and a single-platform arm64 service's image) are
+/// pushed from that engine, as `build --push` pushes them.
+#[tokio::test]
+async fn push_takes_routed_platforms_from_their_engine() {
+    let bed = bed();
+    let d26 = bed_var("WHARF_TEST_DOCKER26_HOST");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mppr").replace('-', "");
+    project(dir.path(), &prefix);
+    route_arm64(dir.path(), &prefix, &d26);
+    let sha = fake_sha();
+    let built = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args(["build"]));
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let on_default = Engine::Docker20
+        .docker()
+        .args(["image", "inspect", &format!("{prefix}/edge")])
+        .output()
+        .unwrap();
+    assert!(
+        !on_default.status.success(),
+        "the arm64 service was built on the second engine only"
+    );
+    let pushed = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
+        "push",
+        "--registry",
+        "ecr",
+        "--create-repositories",
+    ]));
+    assert_eq!(pushed.status.code(), Some(0), "{}", stderr(&pushed));
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let repository = format!("{}/{prefix}/api", bed.ecr_registry);
+    let index = get(&api, &format!("{repository}:latest"), &login).await;
+    assert_eq!(wharf_pusher::index::children(&index).unwrap().len(), 2);
+    let arm = get(&api, &format!("{repository}:{sha}-linux-arm64"), &login).await;
+    assert_eq!(
+        file_in_image(&api, &repository, &arm, "api-arch", &login)
+            .await
+            .as_deref(),
+        Some("aarch64")
+    );
+    let repository = format!("{}/{prefix}/edge", bed.ecr_registry);
+    let edge = get(&api, &format!("{repository}:latest"), &login).await;
+    assert!(
+        IMAGES.contains(&edge.media_type.as_str()),
+        "{}",
+        edge.media_type
+    );
+    assert_eq!(
+        file_in_image(&api, &repository, &edge, "edge-arch", &login)
             .await
             .as_deref(),
         Some("aarch64")

@@ -4,7 +4,7 @@
 //! the binary against the bed's private ECR, ECR Public stand-in and plain registry; every
 //! tag checked through the registry API.
 
-use crate::support::{bed, bed_var, fake_sha, served, unique, wharf, write};
+use crate::support::{bed, fake_sha, served, unique, wharf, wharf_on, write, Engine};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Output;
@@ -54,11 +54,9 @@ fn restamp(dir: &Path) {
     }
 }
 
-fn wharf_at(dir: &Path, sha: &str, args: &[&str]) -> std::process::Command {
-    let mut c = wharf(dir);
-    c.args(args)
-        .args(["--progress", "json"])
-        .env("GITHUB_SHA", sha);
+fn wharf_at(engine: Engine, dir: &Path, sha: &str, args: &[&str]) -> std::process::Command {
+    let mut c = wharf_on(engine, dir, sha);
+    c.args(args).args(["--progress", "json"]);
     c
 }
 
@@ -121,7 +119,13 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
     project(dir.path(), &prefix);
     let sha = fake_sha();
     let shard = |k: &str| {
+        let engine = if k == "2/2" {
+            Engine::Docker26
+        } else {
+            Engine::Docker20
+        };
         let mut c = wharf_at(
+            engine,
             dir.path(),
             &sha,
             &[
@@ -135,9 +139,6 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
                 k,
             ],
         );
-        if k == "2/2" {
-            c.env("DOCKER_HOST", bed_var("WHARF_TEST_DOCKER26_HOST"));
-        }
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -186,6 +187,7 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
     let summary = github.path().join("summary.md");
     let outputs = github.path().join("output.txt");
     let out = wharf_at(
+        Engine::Docker20,
         dir.path(),
         &sha,
         &["promote", "--registry", "ecr", "--manifest", "-"],
@@ -225,13 +227,23 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
 }
 
 #[tokio::test]
-async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed() {
+async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed_on_docker20() {
+    a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed_on_docker26() {
+    a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(Engine::Docker26).await;
+}
+
+async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("refan").replace('-', "");
     project(dir.path(), &prefix);
     let sha = fake_sha();
     let shard = |fail: &str| {
         wharf_at(
+            engine,
             dir.path(),
             &sha,
             &[
@@ -258,7 +270,7 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed() {
         String::from_utf8_lossy(&failed.stderr)
     );
 
-    let out = wharf_at(dir.path(), &sha, &["promote", "--registry", "ecr"])
+    let out = wharf_at(engine, dir.path(), &sha, &["promote", "--registry", "ecr"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -298,6 +310,7 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed() {
             .collect()
     );
     let out = wharf_at(
+        engine,
         dir.path(),
         &sha,
         &["promote", "--registry", "ecr", "--manifest", "-"],
@@ -308,12 +321,22 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed() {
 }
 
 #[tokio::test]
-async fn rollback_to_the_previous_commit_and_forward_again() {
+async fn rollback_to_the_previous_commit_and_forward_again_on_docker20() {
+    rollback_to_the_previous_commit_and_forward_again(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn rollback_to_the_previous_commit_and_forward_again_on_docker26() {
+    rollback_to_the_previous_commit_and_forward_again(Engine::Docker26).await;
+}
+
+async fn rollback_to_the_previous_commit_and_forward_again(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("roll").replace('-', "");
     project(dir.path(), &prefix);
     let release = |sha: &str| {
         let out = wharf_at(
+            engine,
             dir.path(),
             sha,
             &["build", "--push", "--registry", "ecr", "--manifest", "-"],
@@ -336,6 +359,7 @@ async fn rollback_to_the_previous_commit_and_forward_again() {
 
     for (commit, expected) in [(&old, &before), (&new, &after)] {
         let out = wharf_at(
+            engine,
             dir.path(),
             &new,
             &["promote", "--registry", "ecr", "--commit", commit],
@@ -407,13 +431,23 @@ async fn make_web_an_index(prefix: &str, sha: &str) -> (String, Vec<String>) {
 }
 
 #[tokio::test]
-async fn promote_to_another_registry_copies_every_image_with_the_same_digests() {
+async fn promote_to_another_registry_copies_every_image_with_the_same_digests_on_docker20() {
+    promote_to_another_registry_copies_every_image_with_the_same_digests(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn promote_to_another_registry_copies_every_image_with_the_same_digests_on_docker26() {
+    promote_to_another_registry_copies_every_image_with_the_same_digests(Engine::Docker26).await;
+}
+
+async fn promote_to_another_registry_copies_every_image_with_the_same_digests(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("copy").replace('-', "");
     project(dir.path(), &prefix);
     let sha = fake_sha();
     let out = wharf_at(
+        engine,
         dir.path(),
         &sha,
         &[
@@ -452,6 +486,7 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests() 
     ];
     for (to, root, login) in destinations {
         let out = wharf_at(
+            engine,
             dir.path(),
             &sha,
             &[
@@ -502,6 +537,7 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests() 
         unique("sibling").replace('-', "")
     );
     let out = wharf_at(
+        engine,
         dir.path(),
         &sha,
         &[
@@ -658,12 +694,22 @@ fn promote_refuses_what_it_cannot_do_with_exit_2() {
 }
 
 #[tokio::test]
-async fn an_identity_tag_put_on_another_commits_image_is_not_promoted() {
+async fn an_identity_tag_put_on_another_commits_image_is_not_promoted_on_docker20() {
+    an_identity_tag_put_on_another_commits_image_is_not_promoted(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn an_identity_tag_put_on_another_commits_image_is_not_promoted_on_docker26() {
+    an_identity_tag_put_on_another_commits_image_is_not_promoted(Engine::Docker26).await;
+}
+
+async fn an_identity_tag_put_on_another_commits_image_is_not_promoted(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("forged").replace('-', "");
     project(dir.path(), &prefix);
     let (built, forged) = (fake_sha(), fake_sha());
     let out = wharf_at(
+        engine,
         dir.path(),
         &built,
         &[
@@ -694,6 +740,7 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted() {
         .unwrap();
 
     let out = wharf_at(
+        engine,
         dir.path(),
         &forged,
         &["promote", "--registry", "ecr", "web"],
@@ -711,7 +758,16 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted() {
 }
 
 #[tokio::test]
-async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others() {
+async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others_on_docker20() {
+    a_rollback_that_cannot_move_one_tag_puts_back_the_others(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others_on_docker26() {
+    a_rollback_that_cannot_move_one_tag_puts_back_the_others(Engine::Docker26).await;
+}
+
+async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others(engine: Engine) {
     use crate::support::registry_proxy::{Fault as ProxyFault, Method, RegistryProxy};
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
@@ -720,6 +776,7 @@ async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others() {
     let plain = format!("{}/{prefix}", bed.plain_registry);
     let release = |sha: &str| {
         let out = wharf_at(
+            engine,
             dir.path(),
             sha,
             &["build", "--push", "--registry", &plain, "--manifest", "-"],
@@ -741,6 +798,7 @@ async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others() {
     );
     let through = format!("{}/{prefix}", proxy.addr);
     let out = wharf_at(
+        engine,
         dir.path(),
         &old,
         &["promote", "--registry", &through, "--commit", &old],
@@ -789,7 +847,14 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
     write(dir.path(), "multi/stamp", &unique("multi"));
     let sha = fake_sha();
     let shard = |platform: &str| {
+        // arm64 is built by the second engine, as a native arm64 runner would.
+        let engine = if platform == "linux/arm64" {
+            Engine::Docker26
+        } else {
+            Engine::Docker20
+        };
         let mut c = wharf_at(
+            engine,
             dir.path(),
             &sha,
             &[
@@ -803,13 +868,11 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
                 platform,
             ],
         );
-        if platform == "linux/arm64" {
-            c.env("DOCKER_HOST", bed_var("WHARF_TEST_DOCKER26_HOST"));
-        }
         c.output().unwrap()
     };
     let promote = || {
         wharf_at(
+            Engine::Docker20,
             dir.path(),
             &sha,
             &["promote", "--registry", "ecr", "--manifest", "-"],

@@ -2,14 +2,16 @@
 //! ECR (moto + TLS registry), ECR Public (its stand-in), the plain registry; missing
 //! repositories, failed builds, dirty trees, and no credential anywhere in the output.
 
-use crate::support::{bed, ecr_login, fake_sha, git, served, unique, wharf, write};
+use crate::support::{
+    bed, ecr_login, fake_sha, git, served, unique, wharf, wharf_on, write, Engine,
+};
 use std::path::Path;
 use std::process::{Command, Output};
 use wharf_pusher::login::Login;
 
-/// Runs wharf in `dir` for commit `sha`.
-fn run(dir: &Path, sha: &str, args: &[&str]) -> Output {
-    crate::support::run(wharf(dir).args(args).env("GITHUB_SHA", sha))
+/// Runs wharf on `engine` in `dir` for commit `sha`.
+fn run(engine: Engine, dir: &Path, sha: &str, args: &[&str]) -> Output {
+    crate::support::run(wharf_on(engine, dir, sha).args(args))
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -39,13 +41,23 @@ fn two_service_project(dir: &Path, prefix: &str, base: &str) {
 }
 
 #[tokio::test]
-async fn private_ecr_release_with_manifest_matching_the_registry() {
+async fn private_ecr_release_with_manifest_matching_the_registry_on_docker20() {
+    private_ecr_release_with_manifest_matching_the_registry(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn private_ecr_release_with_manifest_matching_the_registry_on_docker26() {
+    private_ecr_release_with_manifest_matching_the_registry(Engine::Docker26).await;
+}
+
+async fn private_ecr_release_with_manifest_matching_the_registry(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("rel").replace('-', "");
     two_service_project(dir.path(), &prefix, &bed.base_image);
     let sha = fake_sha();
     let out = run(
+        engine,
         dir.path(),
         &sha,
         &[
@@ -97,10 +109,10 @@ async fn private_ecr_release_with_manifest_matching_the_registry() {
     assert!(last_identity < first_moving, "{stderr}");
 
     // verify passes for what was released, and fails naming a tag that was not.
-    let ok = run(dir.path(), &sha, &["verify", "--registry", "ecr"]);
+    let ok = run(engine, dir.path(), &sha, &["verify", "--registry", "ecr"]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok).1);
     let other = fake_sha();
-    let missing = run(dir.path(), &other, &["verify", "--registry", "ecr"]);
+    let missing = run(engine, dir.path(), &other, &["verify", "--registry", "ecr"]);
     let (_, err) = text(&missing);
     assert_eq!(missing.status.code(), Some(1), "{err}");
     assert!(
@@ -117,6 +129,7 @@ fn missing_repositories_are_all_named_before_anything_is_built() {
     let prefix = unique("miss").replace('-', "");
     two_service_project(dir.path(), &prefix, &bed.base_image);
     let out = run(
+        Engine::Docker20,
         dir.path(),
         &fake_sha(),
         &["build", "--push", "--registry", "ecr"],
@@ -141,7 +154,16 @@ fn missing_repositories_are_all_named_before_anything_is_built() {
 }
 
 #[tokio::test]
-async fn a_failed_build_moves_no_tag_and_names_the_step() {
+async fn a_failed_build_moves_no_tag_and_names_the_step_on_docker20() {
+    a_failed_build_moves_no_tag_and_names_the_step(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn a_failed_build_moves_no_tag_and_names_the_step_on_docker26() {
+    a_failed_build_moves_no_tag_and_names_the_step(Engine::Docker26).await;
+}
+
+async fn a_failed_build_moves_no_tag_and_names_the_step(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("fail").replace('-', "");
@@ -156,6 +178,7 @@ async fn a_failed_build_moves_no_tag_and_names_the_step() {
     );
     let sha = fake_sha();
     let out = run(
+        engine,
         dir.path(),
         &sha,
         &[
@@ -202,7 +225,16 @@ async fn a_failed_build_moves_no_tag_and_names_the_step() {
 }
 
 #[tokio::test]
-async fn ecr_public_and_the_plain_registry() {
+async fn ecr_public_and_the_plain_registry_on_docker20() {
+    ecr_public_and_the_plain_registry(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn ecr_public_and_the_plain_registry_on_docker26() {
+    ecr_public_and_the_plain_registry(Engine::Docker26).await;
+}
+
+async fn ecr_public_and_the_plain_registry(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("pub").replace('-', "");
@@ -210,6 +242,7 @@ async fn ecr_public_and_the_plain_registry() {
     let sha = fake_sha();
 
     let out = run(
+        engine,
         dir.path(),
         &sha,
         &[
@@ -240,6 +273,7 @@ async fn ecr_public_and_the_plain_registry() {
     }
 
     let out = run(
+        engine,
         dir.path(),
         &sha,
         &[
@@ -310,14 +344,23 @@ fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
 }
 
 #[tokio::test]
-async fn no_credential_in_output_or_files() {
+async fn no_credential_in_output_or_files_on_docker20() {
+    no_credential_in_output_or_files(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn no_credential_in_output_or_files_on_docker26() {
+    no_credential_in_output_or_files(Engine::Docker26).await;
+}
+
+async fn no_credential_in_output_or_files(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let docker_config = tempfile::tempdir().unwrap();
     let prefix = unique("cred").replace('-', "");
     two_service_project(dir.path(), &prefix, &bed.base_image);
     let manifest = dir.path().join("images.json");
-    let out = wharf(dir.path())
+    let out = wharf_on(engine, dir.path(), &fake_sha())
         .args([
             "-vv",
             "build",
@@ -328,7 +371,6 @@ async fn no_credential_in_output_or_files() {
             "--manifest",
         ])
         .arg(&manifest)
-        .env("GITHUB_SHA", fake_sha())
         .env("RUST_LOG", "trace")
         .env("DOCKER_CONFIG", docker_config.path())
         .output()
@@ -381,7 +423,16 @@ async fn no_credential_in_output_or_files() {
 /// wharf's in-memory ECR login (served through the build's session), with no `docker login`
 /// and an empty Docker config.
 #[tokio::test]
-async fn builds_pull_from_ecr_with_the_release_login() {
+async fn builds_pull_from_ecr_with_the_release_login_on_docker20() {
+    builds_pull_from_ecr_with_the_release_login(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn builds_pull_from_ecr_with_the_release_login_on_docker26() {
+    builds_pull_from_ecr_with_the_release_login(Engine::Docker26).await;
+}
+
+async fn builds_pull_from_ecr_with_the_release_login(engine: Engine) {
     let bed = bed();
     let prefix = unique("pull").replace('-', "");
     let docker_config = tempfile::tempdir().unwrap();
@@ -401,7 +452,7 @@ async fn builds_pull_from_ecr_with_the_release_login() {
     write(base_dir.path(), "stamp", &unique("base"));
     let base_sha = fake_sha();
     let release = |dir: &Path, sha: &str| {
-        wharf(dir)
+        wharf_on(engine, dir, sha)
             .args([
                 "build",
                 "--push",
@@ -409,7 +460,6 @@ async fn builds_pull_from_ecr_with_the_release_login() {
                 "ecr",
                 "--create-repositories",
             ])
-            .env("GITHUB_SHA", sha)
             .env("DOCKER_CONFIG", docker_config.path())
             .output()
             .expect("wharf runs")
@@ -417,7 +467,8 @@ async fn builds_pull_from_ecr_with_the_release_login() {
     let out = release(base_dir.path(), &base_sha);
     assert!(out.status.success(), "{}", text(&out).1);
     let base_ref = format!("{}/{prefix}/base:{base_sha}", bed.ecr_registry);
-    let images = Command::new("docker")
+    let images = engine
+        .docker()
         .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
         .output()
         .unwrap();
@@ -426,7 +477,8 @@ async fn builds_pull_from_ecr_with_the_release_login() {
         .filter(|l| l.contains(&prefix))
         .map(str::to_string)
         .collect();
-    let rmi = Command::new("docker")
+    let rmi = engine
+        .docker()
         .args(["rmi", "-f"])
         .args(&ours)
         .output()

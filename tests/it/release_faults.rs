@@ -6,7 +6,7 @@
 //! `latest` points.
 
 use crate::support::registry_proxy::{Fault, Method, RegistryProxy};
-use crate::support::{bed, fake_sha, run, served, stderr, unique, wharf, write};
+use crate::support::{bed, fake_sha, run, served, stderr, unique, wharf, wharf_on, write, Engine};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -38,13 +38,19 @@ fn restamp(dir: &Path) {
 }
 
 /// `build --push` of commit `sha` to `registry`, repositories `<prefix>-<service>`.
-fn release(dir: &Path, registry: &str, prefix: &str, sha: &str, extra: &[&str]) -> Output {
-    run(wharf(dir)
+fn release(
+    engine: Engine,
+    dir: &Path,
+    registry: &str,
+    prefix: &str,
+    sha: &str,
+    extra: &[&str],
+) -> Output {
+    run(wharf_on(engine, dir, sha)
         .args(["build", "--push", "--registry", registry])
         .args(["--repository", &format!("{prefix}-{{service}}")])
         .args(["--tag", "{git_sha}", "--tag", "latest"])
-        .args(extra)
-        .env("GITHUB_SHA", sha))
+        .args(extra))
 }
 
 /// What `reference` names in the registry itself (asked directly, not through the proxy).
@@ -64,8 +70,13 @@ fn latest(registry: &str, prefix: &str) -> BTreeMap<&'static str, Option<String>
 
 /// A first release straight to the registry: the "old release" the faulty one must leave in
 /// place.
-fn first_release(dir: &Path, plain: &str, prefix: &str) -> BTreeMap<&'static str, Option<String>> {
-    let out = release(dir, plain, prefix, &fake_sha(), &[]);
+fn first_release(
+    engine: Engine,
+    dir: &Path,
+    plain: &str,
+    prefix: &str,
+) -> BTreeMap<&'static str, Option<String>> {
+    let out = release(engine, dir, plain, prefix, &fake_sha(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let before = latest(plain, prefix);
     assert!(before.values().all(Option::is_some), "{before:?}");
@@ -74,7 +85,16 @@ fn first_release(dir: &Path, plain: &str, prefix: &str) -> BTreeMap<&'static str
 }
 
 #[test]
-fn transient_faults_and_dropped_connections_are_retried_to_success() {
+fn transient_faults_and_dropped_connections_are_retried_to_success_on_docker20() {
+    transient_faults_and_dropped_connections_are_retried_to_success(Engine::Docker20);
+}
+
+#[test]
+fn transient_faults_and_dropped_connections_are_retried_to_success_on_docker26() {
+    transient_faults_and_dropped_connections_are_retried_to_success(Engine::Docker26);
+}
+
+fn transient_faults_and_dropped_connections_are_retried_to_success(engine: Engine) {
     let bed = bed();
     let proxy = RegistryProxy::start(&bed.plain_registry);
     let dir = tempfile::tempdir().unwrap();
@@ -91,6 +111,7 @@ fn transient_faults_and_dropped_connections_are_retried_to_success() {
         Fault::Drop { times: 1 },
     );
     let out = release(
+        engine,
         dir.path(),
         &proxy.addr,
         &prefix,
@@ -107,12 +128,21 @@ fn transient_faults_and_dropped_connections_are_retried_to_success() {
 }
 
 #[test]
-fn a_permanently_refused_identity_tag_moves_no_moving_tag() {
+fn a_permanently_refused_identity_tag_moves_no_moving_tag_on_docker20() {
+    a_permanently_refused_identity_tag_moves_no_moving_tag(Engine::Docker20);
+}
+
+#[test]
+fn a_permanently_refused_identity_tag_moves_no_moving_tag_on_docker26() {
+    a_permanently_refused_identity_tag_moves_no_moving_tag(Engine::Docker26);
+}
+
+fn a_permanently_refused_identity_tag_moves_no_moving_tag(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), &bed.base_image);
     let prefix = unique("faults/identity");
-    let before = first_release(dir.path(), &bed.plain_registry, &prefix);
+    let before = first_release(engine, dir.path(), &bed.plain_registry, &prefix);
 
     let proxy = RegistryProxy::start(&bed.plain_registry);
     let sha = fake_sha();
@@ -121,7 +151,7 @@ fn a_permanently_refused_identity_tag_moves_no_moving_tag() {
         &format!(r"/{prefix}-web/manifests/{sha}$"),
         Fault::deny(),
     );
-    let out = release(dir.path(), &proxy.addr, &prefix, &sha, &[]);
+    let out = release(engine, dir.path(), &proxy.addr, &prefix, &sha, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(refused.hits() >= 1);
     let err = stderr(&out);
@@ -139,12 +169,21 @@ fn a_permanently_refused_identity_tag_moves_no_moving_tag() {
 }
 
 #[test]
-fn a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved() {
+fn a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved_on_docker20() {
+    a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved(Engine::Docker20);
+}
+
+#[test]
+fn a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved_on_docker26() {
+    a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved(Engine::Docker26);
+}
+
+fn a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), &bed.base_image);
     let prefix = unique("faults/moving");
-    let before = first_release(dir.path(), &bed.plain_registry, &prefix);
+    let before = first_release(engine, dir.path(), &bed.plain_registry, &prefix);
 
     let proxy = RegistryProxy::start(&bed.plain_registry);
     let refused = proxy.fault(
@@ -154,6 +193,7 @@ fn a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved() {
     );
     let sha = fake_sha();
     let out = release(
+        engine,
         dir.path(),
         &proxy.addr,
         &prefix,
@@ -201,6 +241,7 @@ fn a_registry_that_never_answers_ends_within_its_deadline_and_builds_nothing() {
     let prefix = unique("faults/hung");
     let started = Instant::now();
     let out = release(
+        Engine::Docker20,
         dir.path(),
         &proxy.addr,
         &prefix,
@@ -220,12 +261,21 @@ fn a_registry_that_never_answers_ends_within_its_deadline_and_builds_nothing() {
 }
 
 #[test]
-fn ctrl_c_during_phase_2_puts_the_moving_tags_back() {
+fn ctrl_c_during_phase_2_puts_the_moving_tags_back_on_docker20() {
+    ctrl_c_during_phase_2_puts_the_moving_tags_back(Engine::Docker20);
+}
+
+#[test]
+fn ctrl_c_during_phase_2_puts_the_moving_tags_back_on_docker26() {
+    ctrl_c_during_phase_2_puts_the_moving_tags_back(Engine::Docker26);
+}
+
+fn ctrl_c_during_phase_2_puts_the_moving_tags_back(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), &bed.base_image);
     let prefix = unique("faults/interrupt");
-    let before = first_release(dir.path(), &bed.plain_registry, &prefix);
+    let before = first_release(engine, dir.path(), &bed.plain_registry, &prefix);
 
     let proxy = RegistryProxy::start(&bed.plain_registry);
     // One moving tag hangs, so phase 2 is still under way when Ctrl-C comes.
@@ -234,12 +284,11 @@ fn ctrl_c_during_phase_2_puts_the_moving_tags_back() {
         &format!(r"/{prefix}-web/manifests/latest$"),
         Fault::Hang,
     );
-    let mut child = wharf(dir.path())
+    let mut child = wharf_on(engine, dir.path(), &fake_sha())
         .args(["build", "--push", "--registry", &proxy.addr])
         .args(["--repository", &format!("{prefix}-{{service}}")])
         .args(["--tag", "{git_sha}", "--tag", "latest"])
         .args(["--progress", "json", "--timeout", "20s"])
-        .env("GITHUB_SHA", fake_sha())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -5,18 +5,22 @@
 //! its image: the daemon takes it from its own images or pulls it by digest. Driven through the binary against the bed's
 //! plain registry.
 
-use crate::support::{bed, fake_sha, run, run_in, served, unique, wharf, write};
+use crate::support::{bed, fake_sha, run, served, unique, wharf_on, write, Engine};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs `wharf build --push` for commit `sha` with JSON progress; returns the output and
 /// each service's events in order.
-fn release(dir: &Path, sha: &str, extra: &[&str]) -> (Output, BTreeMap<String, Vec<String>>) {
-    let out = run(wharf(dir)
+fn release(
+    engine: Engine,
+    dir: &Path,
+    sha: &str,
+    extra: &[&str],
+) -> (Output, BTreeMap<String, Vec<String>>) {
+    let out = run(wharf_on(engine, dir, sha)
         .args(["build", "--push", "--progress", "json", "--manifest", "-"])
-        .args(extra)
-        .env("GITHUB_SHA", sha));
+        .args(extra));
     let mut events: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stderr).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -64,9 +68,10 @@ fn unchanged(events: &BTreeMap<String, Vec<String>>, service: &str) -> bool {
         .is_some_and(|e| e.iter().any(|x| x == "unchanged"))
 }
 
-/// Removes the project's images from the daemon, as a fresh CI runner has none.
-fn forget_images(prefix: &str) {
-    let out = Command::new("docker")
+/// Removes the project's images from `engine`, as a fresh CI runner has none.
+fn forget_images(engine: Engine, prefix: &str) {
+    let out = engine
+        .docker()
         .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
         .output()
         .expect("docker runs");
@@ -76,7 +81,8 @@ fn forget_images(prefix: &str) {
         .map(str::to_string)
         .collect();
     if !names.is_empty() {
-        let status = Command::new("docker")
+        let status = engine
+            .docker()
             .args(["rmi", "-f"])
             .args(&names)
             .output()
@@ -116,7 +122,16 @@ fn project(dir: &Path, prefix: &str, base_image: &str) {
 }
 
 #[tokio::test]
-async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
+async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt_on_docker20() {
+    unchanged_services_are_tagged_in_the_registry_not_rebuilt(Engine::Docker20).await;
+}
+
+#[tokio::test]
+async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt_on_docker26() {
+    unchanged_services_are_tagged_in_the_registry_not_rebuilt(Engine::Docker26).await;
+}
+
+async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let ns = unique("skip");
@@ -125,7 +140,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
 
     // First release: everything is built and pushed, with its inputs tag.
     let first_sha = fake_sha();
-    let (out, events) = release(dir.path(), &first_sha, &[]);
+    let (out, events) = release(engine, dir.path(), &first_sha, &[]);
     let first = digests(&ok(&out));
     for s in ["base", "api", "worker"] {
         assert!(built(&events, s), "{s} is built the first time: {events:?}");
@@ -134,11 +149,11 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
     // A new commit with nothing changed, on a daemon that never built the images (a fresh
     // runner) and with a log file the worker's .dockerignore excludes: nothing is built, the
     // new tags name the very same images.
-    forget_images(&prefix);
+    forget_images(engine, &prefix);
     write(dir.path(), "worker/debug.log", "noise\n");
     filetime_touch(&dir.path().join("api/main"));
     let second_sha = fake_sha();
-    let (out, events) = release(dir.path(), &second_sha, &[]);
+    let (out, events) = release(engine, dir.path(), &second_sha, &[]);
     let second = digests(&ok(&out));
     for s in ["base", "api", "worker"] {
         assert!(unchanged(&events, s), "{s} is unchanged: {events:?}");
@@ -161,7 +176,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
 
     // The worker changes: only it is built.
     write(dir.path(), "worker/job", "worker v2\n");
-    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
     let third = digests(&ok(&out));
     assert!(built(&events, "worker"), "{events:?}");
     assert!(
@@ -173,7 +188,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
 
     // The base changes: the api, built FROM it, changes too.
     write(dir.path(), "base/lib", "base library v2\n");
-    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
     let fourth = digests(&ok(&out));
     assert!(
         built(&events, "base") && built(&events, "api"),
@@ -184,10 +199,10 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
 
     // Only the api changes, on a fresh daemon: its base is unchanged and keeps its image,
     // which the daemon pulls from the registry by digest to build the api FROM.
-    forget_images(&prefix);
+    forget_images(engine, &prefix);
     write(dir.path(), "api/main", "api v2\n");
     let fifth_sha = fake_sha();
-    let (out, events) = release(dir.path(), &fifth_sha, &[]);
+    let (out, events) = release(engine, dir.path(), &fifth_sha, &[]);
     let fifth = digests(&ok(&out));
     assert!(built(&events, "api"), "{events:?}");
     assert!(
@@ -204,14 +219,14 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
     );
     assert_ne!(fifth["api"], fourth["api"]);
     assert_eq!(
-        run_in(&format!("{prefix}/api"), "cat /lib/app /api/main"),
+        engine.run_in(&format!("{prefix}/api"), "cat /lib/app /api/main"),
         "base library v2\napi v2",
         "the api is built FROM the base's image"
     );
 
     // Again, with the daemon holding the base's image (found by its inputs label).
     write(dir.path(), "api/main", "api v3\n");
-    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
     let sixth = digests(&ok(&out));
     assert!(built(&events, "api"), "{events:?}");
     assert!(
@@ -221,7 +236,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
     assert_eq!(sixth["base"], fourth["base"], "the base keeps its digest");
 
     // --no-skip builds everything.
-    let (out, events) = release(dir.path(), &fake_sha(), &["--no-skip"]);
+    let (out, events) = release(engine, dir.path(), &fake_sha(), &["--no-skip"]);
     ok(&out);
     for s in ["base", "api", "worker"] {
         assert!(built(&events, s), "{s} is built with --no-skip: {events:?}");
@@ -229,13 +244,22 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt() {
 }
 
 #[test]
-fn plan_says_which_services_would_be_skipped() {
+fn plan_says_which_services_would_be_skipped_on_docker20() {
+    plan_says_which_services_would_be_skipped(Engine::Docker20);
+}
+
+#[test]
+fn plan_says_which_services_would_be_skipped_on_docker26() {
+    plan_says_which_services_would_be_skipped(Engine::Docker26);
+}
+
+fn plan_says_which_services_would_be_skipped(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let ns = unique("skipplan");
     let prefix = format!("{}/{ns}", bed.plain_registry);
     project(dir.path(), &prefix, &bed.base_image);
-    let (out, _) = release(dir.path(), &fake_sha(), &["worker"]);
+    let (out, _) = release(engine, dir.path(), &fake_sha(), &["worker"]);
     ok(&out);
     write(
         dir.path(),
@@ -243,19 +267,22 @@ fn plan_says_which_services_would_be_skipped() {
         "*.log\n# a comment changes nothing\n",
     );
     // The .dockerignore is part of the context, so editing it is a change of inputs.
-    let plan = checked_plan(dir.path());
+    let plan = checked_plan(engine, dir.path());
     assert_eq!(action(&plan, "worker"), "build", "{plan}");
     assert_eq!(action(&plan, "api"), "build", "{plan}");
     write(dir.path(), "worker/.dockerignore", "*.log\n");
-    let plan = checked_plan(dir.path());
+    let plan = checked_plan(engine, dir.path());
     assert_eq!(action(&plan, "worker"), "skip", "{plan}");
 }
 
 /// `wharf plan --check-registry --format json` for a new commit.
-fn checked_plan(dir: &Path) -> serde_json::Value {
-    let plan = run(wharf(dir)
-        .args(["plan", "--check-registry", "--format", "json"])
-        .env("GITHUB_SHA", fake_sha()));
+fn checked_plan(engine: Engine, dir: &Path) -> serde_json::Value {
+    let plan = run(wharf_on(engine, dir, &fake_sha()).args([
+        "plan",
+        "--check-registry",
+        "--format",
+        "json",
+    ]));
     assert!(plan.status.success(), "{plan:?}");
     serde_json::from_slice(&plan.stdout).unwrap()
 }
@@ -284,7 +311,16 @@ fn filetime_touch(path: &Path) {
 }
 
 #[test]
-fn a_service_is_pushed_while_others_still_build() {
+fn a_service_is_pushed_while_others_still_build_on_docker20() {
+    a_service_is_pushed_while_others_still_build(Engine::Docker20);
+}
+
+#[test]
+fn a_service_is_pushed_while_others_still_build_on_docker26() {
+    a_service_is_pushed_while_others_still_build(Engine::Docker26);
+}
+
+fn a_service_is_pushed_while_others_still_build(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("{}/{}", bed.plain_registry, unique("overlap"));
@@ -308,9 +344,12 @@ fn a_service_is_pushed_while_others_still_build() {
         &format!("FROM {base}\nCOPY . /s\nRUN sleep 6\n"),
     );
     write(dir.path(), "slow/stamp", &unique("slow"));
-    let out = run(wharf(dir.path())
-        .args(["build", "--push", "--progress", "json"])
-        .env("GITHUB_SHA", fake_sha()));
+    let out = run(wharf_on(engine, dir.path(), &fake_sha()).args([
+        "build",
+        "--push",
+        "--progress",
+        "json",
+    ]));
     assert!(out.status.success(), "{out:?}");
     let events: Vec<(String, String)> = String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -335,17 +374,26 @@ fn a_service_is_pushed_while_others_still_build() {
 }
 
 #[test]
-fn build_then_push_records_the_inputs_too() {
+fn build_then_push_records_the_inputs_too_on_docker20() {
+    build_then_push_records_the_inputs_too(Engine::Docker20);
+}
+
+#[test]
+fn build_then_push_records_the_inputs_too_on_docker26() {
+    build_then_push_records_the_inputs_too(Engine::Docker26);
+}
+
+fn build_then_push_records_the_inputs_too(engine: Engine) {
     let bed = bed();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("{}/{}", bed.plain_registry, unique("twostep"));
     project(dir.path(), &prefix, &bed.base_image);
     let sha = fake_sha();
     for args in [&["build"][..], &["push"][..]] {
-        let out = run(wharf(dir.path()).args(args).env("GITHUB_SHA", &sha));
+        let out = run(wharf_on(engine, dir.path(), &sha).args(args));
         assert!(out.status.success(), "{args:?}: {out:?}");
     }
-    let (out, events) = release(dir.path(), &fake_sha(), &[]);
+    let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
     ok(&out);
     for s in ["base", "api", "worker"] {
         assert!(unchanged(&events, s), "{s}: {events:?}");

@@ -146,6 +146,7 @@ async fn a_release_lands_identity_tags_then_moving_tags_and_returns_the_manifest
             service: t.service.clone(),
             inputs_tag: Some(unique("wharf-inputs")),
             platform: None,
+            engine: None,
         })
         .unwrap();
     }
@@ -211,6 +212,7 @@ async fn a_failed_build_moves_no_moving_tag() {
         service: "api".into(),
         inputs_tag: None,
         platform: None,
+        engine: None,
     })
     .unwrap();
     drop(tx);

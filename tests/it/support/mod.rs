@@ -7,6 +7,7 @@ pub mod aws_stub;
 pub mod bed;
 pub mod daemon_proxy;
 pub mod docker;
+pub mod engine;
 pub mod fixtures;
 pub mod lint_tools;
 pub mod proxy;
@@ -16,6 +17,7 @@ pub mod wharf;
 
 pub use bed::{bed, bed_var};
 pub use docker::{compose, files_under, run_in};
+pub use engine::{wharf_on, Engine};
 pub use fixtures::{fake_sha, git, redact, two_service_project, unique, write};
 pub use registry::{ecr_login, served};
 pub use wharf::{run, stderr, stdout, wharf, wharf_bin, SHA};

@@ -194,6 +194,9 @@ pub struct Ready {
     pub inputs_tag: Option<String>,
     /// For one platform's image of a multi-platform service: which.
     pub platform: Option<PlatformReady>,
+    /// The engine that holds a single image, when not the release's (its declared platform is
+    /// routed to another engine). A platform's image names its engine in `platform`.
+    pub engine: Option<Docker>,
 }
 
 /// One platform's image of a multi-platform service, built.
@@ -360,7 +363,8 @@ impl Release {
         let push = |t: &'_ ImageTarget,
                     origin: Origin,
                     extra: Vec<String>,
-                    platform: Option<PlatformReady>| {
+                    platform: Option<PlatformReady>,
+                    engine: Option<Docker>| {
             let span = tracing::info_span!("push", service = %t.service);
             let slots = &slots;
             let tagger = &tagger;
@@ -395,7 +399,13 @@ impl Release {
                         };
                         Done::Reused(r)
                     }
-                    (None, _) => Done::Image(tagger.identity(&t, &origin, &extra).await),
+                    (None, _) => {
+                        let on_engine = Tagger {
+                            docker: engine.as_ref().unwrap_or(tagger.docker),
+                            ..*tagger
+                        };
+                        Done::Image(on_engine.identity(&t, &origin, &extra).await)
+                    }
                 };
                 (t.service, done)
             }
@@ -408,7 +418,7 @@ impl Release {
                     service: t.service.clone(),
                     tag: m.digest.clone(),
                 });
-                pushes.push(push(t, Origin::Registry(m.clone()), Vec::new(), None));
+                pushes.push(push(t, Origin::Registry(m.clone()), Vec::new(), None, None));
             }
         }
         let reuse = |t: &'_ ImageTarget, platform: Platform, manifest: RawManifest| {
@@ -439,7 +449,7 @@ impl Release {
                 next = ready.recv(), if open => match next {
                     Some(r) => {
                         if let Some(t) = by_service.get(r.service.as_str()) {
-                            pushes.push(push(t, Origin::Daemon, r.inputs_tag.into_iter().collect(), r.platform));
+                            pushes.push(push(t, Origin::Daemon, r.inputs_tag.into_iter().collect(), r.platform, r.engine));
                         }
                     }
                     None => open = false,
