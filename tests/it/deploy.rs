@@ -430,6 +430,7 @@ fn render_changes_the_image_lines_and_nothing_else() {
 
 async fn ecs() -> aws_sdk_ecs::Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(wharf_pusher::tls::aws_http_client())
         .load()
         .await;
     aws_sdk_ecs::Client::new(&conf)

@@ -4,7 +4,7 @@
 //! again. `x-wharf: {cache: false}` turns this off, and `plan` names the cache sources.
 //!
 //! The runner is the bed's second engine (Docker 26), whose build cache is wiped and whose
-//! images are removed between the releases, as a fresh runner has none: wiping the first
+//! images are removed between the releases (only this test's cache records), as a fresh runner has none: wiping the first
 //! engine's cache would take it from every test running beside this one. (Across the two
 //! engines the cache cannot be shared at all: their BuildKit versions key steps differently.)
 
@@ -12,8 +12,11 @@ use crate::support::{bed, bed_var, fake_sha, run, run_in, unique, wharf, write};
 use std::path::Path;
 use std::process::Command;
 
-/// Empties the engine's build cache and removes the images under `prefix`.
-fn wipe(host: &str, prefix: &str) {
+/// Removes the images under `prefix` and the build cache of `prefix`'s own steps (those whose
+/// step names one of `markers`, and every record built on them), as a fresh runner has none.
+/// Only these records: `builder prune -a` would take the cache of every other test using the
+/// engine at the same time, in the middle of their builds.
+fn wipe(host: &str, prefix: &str, markers: &[String]) {
     let docker = |args: &[&str]| {
         let out = Command::new("docker")
             .args(["-H", host])
@@ -27,12 +30,59 @@ fn wipe(host: &str, prefix: &str) {
     let ours: Vec<&str> = images.lines().filter(|l| l.starts_with(prefix)).collect();
     assert!(!ours.is_empty(), "the first release built its images there");
     docker(&[&["rmi", "-f"][..], &ours].concat());
-    docker(&["builder", "prune", "-af"]);
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Record {
+        #[serde(rename = "ID")]
+        id: String,
+        parent: String,
+        description: String,
+    }
+    let records: Vec<Record> = serde_json::from_str(&docker(&[
+        "system",
+        "df",
+        "-v",
+        "--format",
+        "{{json .BuildCache}}",
+    ]))
+    .expect("the engine lists its build cache as JSON");
+    // Marked steps first, then each generation built on them; removed newest first, since a
+    // record with children stays. The engine takes one `id` filter per prune.
+    let mut doomed: Vec<&str> = records
+        .iter()
+        .filter(|r| markers.iter().any(|m| r.description.contains(m.as_str())))
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(
+        doomed.len(),
+        markers.len(),
+        "each marked step is cached once"
+    );
+    let mut from = 0;
+    while from < doomed.len() {
+        let generation: Vec<&str> = records
+            .iter()
+            .filter(|r| {
+                doomed[from..].contains(&r.parent.as_str()) && !doomed.contains(&r.id.as_str())
+            })
+            .map(|r| r.id.as_str())
+            .collect();
+        from = doomed.len();
+        doomed.extend(generation);
+    }
+    for id in doomed.iter().rev() {
+        docker(&["builder", "prune", "-af", "--filter", &format!("id={id}")]);
+    }
+    let left = docker(&["system", "df", "-v", "--format", "{{json .BuildCache}}"]);
+    for id in &doomed {
+        assert!(!left.contains(id), "build cache record {id} was removed");
+    }
 }
 
 /// Two services of the same shape: a step that takes a while and writes when it ran, then
 /// the sources. `nocache` opts out.
-fn project(dir: &Path, prefix: &str, base: &str) {
+fn project(dir: &Path, prefix: &str, base: &str) -> Vec<String> {
     write(
         dir,
         "compose.yaml",
@@ -40,6 +90,7 @@ fn project(dir: &Path, prefix: &str, base: &str) {
             "services:\n  api:\n    image: {prefix}/api\n    build: ./api\n  nocache:\n    image: {prefix}/nocache\n    build: ./nocache\n    x-wharf:\n      cache: false\n"
         ),
     );
+    let mut markers = Vec::new();
     for service in ["api", "nocache"] {
         // A step of its own (no engine's cache holds it from an earlier run, and the two
         // services share none), which writes a value no second run writes again.
@@ -52,21 +103,22 @@ fn project(dir: &Path, prefix: &str, base: &str) {
             ),
         );
         write(dir, &format!("{service}/src"), "v1\n");
+        markers.push(marker);
     }
+    markers
 }
 
-fn release(dir: &Path, sha: &str, docker_host: Option<&str>) {
+/// Releases `sha`; returns what wharf said.
+fn release(dir: &Path, sha: &str, docker_host: Option<&str>) -> String {
     let mut cmd = wharf(dir);
     cmd.args(["build", "--push"]).env("GITHUB_SHA", sha);
     if let Some(host) = docker_host {
         cmd.env("DOCKER_HOST", host);
     }
     let out = run(&mut cmd);
-    assert!(
-        out.status.success(),
-        "wharf failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "wharf failed:\n{said}");
+    said
 }
 
 #[test]
@@ -75,7 +127,7 @@ fn a_fresh_runner_takes_the_expensive_step_from_the_last_release() {
     let fresh = bed_var("WHARF_TEST_DOCKER26_HOST");
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("{}/{}", bed.plain_registry, unique("inline"));
-    project(dir.path(), &prefix, &bed.base_image);
+    let markers = project(dir.path(), &prefix, &bed.base_image);
     let first = fake_sha();
     release(dir.path(), &first, Some(&fresh));
 
@@ -102,12 +154,12 @@ fn a_fresh_runner_takes_the_expensive_step_from_the_last_release() {
 
     // The sources change; a runner without the images and without build cache releases the
     // next commit.
-    wipe(&fresh, &prefix);
+    wipe(&fresh, &prefix, &markers);
     for service in ["api", "nocache"] {
         write(dir.path(), &format!("{service}/src"), "v2\n");
     }
     let second = fake_sha();
-    release(dir.path(), &second, Some(&fresh));
+    let said = release(dir.path(), &second, Some(&fresh));
 
     let deps =
         |service: &str, sha: &str| run_in(&format!("{prefix}/{service}:{sha}"), "cat /deps /src");
@@ -115,7 +167,7 @@ fn a_fresh_runner_takes_the_expensive_step_from_the_last_release() {
     assert_eq!(
         before.lines().next(),
         after.lines().next(),
-        "the step before COPY src comes from the last release's cache"
+        "the step before COPY src comes from the last release's cache; wharf said:\n{said}"
     );
     assert_eq!(after.lines().nth(1), Some("v2"), "the new sources are in");
     let (before, after) = (deps("nocache", &first), deps("nocache", &second));

@@ -58,6 +58,7 @@ fn forget(reference: &str) {
 }
 
 fn client() -> reqwest::Client {
+    wharf_pusher::tls::install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
@@ -304,6 +305,7 @@ async fn a_hung_registry_never_answers_and_the_rest_still_flows() {
     let plain = bed_var("WHARF_TEST_PLAIN_REGISTRY");
     let proxy = RegistryProxy::start(&plain);
     let rule = proxy.fault(Method::GET, "^/v2/.+/tags/list$", Fault::Hang);
+    wharf_pusher::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(2))

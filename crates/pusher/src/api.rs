@@ -83,6 +83,7 @@ async fn speaks_plain_http(host: &str) -> bool {
 
 impl RegistryApi {
     pub fn new(timeouts: Timeouts) -> Self {
+        crate::tls::install_crypto_provider();
         let config = ClientConfig {
             protocol: ClientProtocol::Https,
             ..client_config(&timeouts)

@@ -40,6 +40,7 @@ pub mod shard;
 pub mod target;
 pub mod template;
 pub mod timeouts;
+pub mod tls;
 pub mod trust;
 
 pub use error::Error;

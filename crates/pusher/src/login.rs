@@ -81,6 +81,7 @@ pub async fn aws_config(timeouts: &crate::timeouts::Timeouts) -> SdkConfig {
         .operation_attempt_timeout(timeouts.request)
         .build();
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::tls::aws_http_client())
         .timeout_config(deadlines)
         .load()
         .await

@@ -52,6 +52,7 @@ struct Repo {
 
 impl Repo {
     fn new() -> Repo {
+        wharf_pusher::tls::install_crypto_provider();
         let client = Client::new(ClientConfig {
             protocol: ClientProtocol::Http,
             ..Default::default()
