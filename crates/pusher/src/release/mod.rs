@@ -603,11 +603,7 @@ impl Release {
                 logins: &self.logins,
                 events: &self.events,
             };
-            let landed = self
-                .landed
-                .lock()
-                .map(|l| l.clone())
-                .unwrap_or_default();
+            let landed = self.landed.lock().map(|l| l.clone()).unwrap_or_default();
             moving::move_all(
                 &tagger,
                 &mut self.aws,
