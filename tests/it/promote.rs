@@ -4,7 +4,10 @@
 //! the binary against the bed's private ECR, ECR Public stand-in and plain registry; every
 //! tag checked through the registry API.
 
-use crate::support::{bed, fake_sha, served, unique, wharf, wharf_on, write, Engine};
+use crate::support::{
+    bed, digests, fake_sha, manifest_of, progress_events, served, unique, wharf, wharf_on, write,
+    Engine,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Output;
@@ -60,36 +63,11 @@ fn wharf_at(engine: Engine, dir: &Path, sha: &str, args: &[&str]) -> std::proces
     c
 }
 
-fn ok(out: &Output, what: &str) -> serde_json::Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: no manifest: {e}"))
-}
-
-fn digests(manifest: &serde_json::Value) -> BTreeMap<String, String> {
-    manifest["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .map(|i| {
-            (
-                i["service"].as_str().unwrap().to_string(),
-                i["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The events of one kind (`pushed`, `building`, `unchanged` …) of a JSON-progress run, as
 /// (service, tag) pairs.
 fn events(out: &Output, kind: &str) -> Vec<(String, String)> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    progress_events(out)
+        .into_iter()
         .filter(|v| v["event"] == kind)
         .map(|v| {
             (
@@ -149,7 +127,10 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
         one.wait_with_output().unwrap(),
         two.wait_with_output().unwrap(),
     );
-    let (m1, m2) = (ok(&one, "shard 1/2"), ok(&two, "shard 2/2"));
+    let (m1, m2) = (
+        manifest_of(&one, "shard 1/2"),
+        manifest_of(&two, "shard 2/2"),
+    );
     let (d1, d2) = (digests(&m1), digests(&m2));
     let s1: BTreeSet<&String> = d1.keys().collect();
     let s2: BTreeSet<&String> = d2.keys().collect();
@@ -197,7 +178,7 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
     .env("GITHUB_OUTPUT", &outputs)
     .output()
     .unwrap();
-    let promoted = digests(&ok(&out, "promote"));
+    let promoted = digests(&manifest_of(&out, "promote"));
     assert_eq!(promoted, released);
     let summary = std::fs::read_to_string(&summary).expect("a job summary");
     let outputs = std::fs::read_to_string(&outputs).expect("step outputs");
@@ -292,7 +273,7 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(engin
     }
 
     let again = shard("0");
-    let manifest = ok(&again, "the shard's second run");
+    let manifest = manifest_of(&again, "the shard's second run");
     let built: BTreeSet<String> = events(&again, "building")
         .into_iter()
         .map(|e| e.0)
@@ -317,7 +298,7 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(engin
     )
     .output()
     .unwrap();
-    assert_eq!(digests(&ok(&out, "promote")), digests(&manifest));
+    assert_eq!(digests(&manifest_of(&out, "promote")), digests(&manifest));
 }
 
 #[tokio::test]
@@ -343,7 +324,7 @@ async fn rollback_to_the_previous_commit_and_forward_again(engine: Engine) {
         )
         .output()
         .unwrap();
-        digests(&ok(&out, "release"))
+        digests(&manifest_of(&out, "release"))
     };
     let (old, new) = (fake_sha(), fake_sha());
     let before = release(&old);
@@ -463,7 +444,7 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests(en
     )
     .output()
     .unwrap();
-    let mut released = digests(&ok(&out, "the release"));
+    let mut released = digests(&manifest_of(&out, "the release"));
     let (index, children) = make_web_an_index(&prefix, &sha).await;
     released.insert("web".into(), index);
 
@@ -501,7 +482,7 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests(en
         )
         .output()
         .unwrap();
-        let promoted = ok(&out, &format!("promote --to {to}"));
+        let promoted = manifest_of(&out, &format!("promote --to {to}"));
         assert_eq!(digests(&promoted), released, "{to}");
         for (service, digest) in &released {
             let repository = format!("{root}/{prefix}/{service}");
@@ -552,7 +533,10 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests(en
     )
     .output()
     .unwrap();
-    assert_eq!(digests(&ok(&out, "promote within a registry")), released);
+    assert_eq!(
+        digests(&manifest_of(&out, "promote within a registry")),
+        released
+    );
     for (service, digest) in &released {
         let reference = format!("{sibling}/{prefix}/{service}:latest");
         assert_eq!(
@@ -726,7 +710,7 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted(engine: En
     )
     .output()
     .unwrap();
-    ok(&out, "the release");
+    manifest_of(&out, "the release");
     let api = RegistryApi::default();
     let login = ecr_login();
     let repository = format!("{}/{prefix}/web", bed().ecr_registry);
@@ -783,7 +767,7 @@ async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others(engine: Engine
         )
         .output()
         .unwrap();
-        digests(&ok(&out, "release"))
+        digests(&manifest_of(&out, "release"))
     };
     let old = fake_sha();
     release(&old);
@@ -925,7 +909,7 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
     }
 
     let out = promote();
-    let promoted = digests(&ok(&out, "promote"));
+    let promoted = digests(&manifest_of(&out, "promote"));
     let api = RegistryApi::default();
     let index = api
         .manifest(&ecr(&prefix, "multi", &sha), Some(&ecr_login()))
