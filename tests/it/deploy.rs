@@ -7,13 +7,12 @@
 //! rollout IN_PROGRESS unless told otherwise: the running tasks' digests and the rollout
 //! decisions are tested on ECS's answer types in wharf-deploy's unit tests.
 
-use crate::support::{bed, fake_sha, unique, wharf, write};
+use crate::support::{bed, digests, ecr_login, fake_sha, manifest_of, unique, wharf, write};
 use aws_sdk_ecs::types::ContainerDefinition;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 use wharf_pusher::api::{RawManifest, RegistryApi};
-use wharf_pusher::login::Login;
 
 fn run(dir: &Path, sha: &str, args: &[&str]) -> Output {
     wharf(dir)
@@ -52,7 +51,7 @@ fn project(dir: &Path, prefix: &str, top: &str) {
 }
 
 /// Releases the project as commit `sha` with new contents: each service's digest.
-fn release(dir: &Path, sha: &str) -> HashMap<String, String> {
+fn release(dir: &Path, sha: &str) -> BTreeMap<String, String> {
     for s in ["api", "worker"] {
         write(dir, &format!("{s}/stamp"), &unique(s));
     }
@@ -61,20 +60,37 @@ fn release(dir: &Path, sha: &str) -> HashMap<String, String> {
         sha,
         &["build", "--push", "--registry", "ecr", "--manifest", "-"],
     );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "release failed:\n{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(&stdout).expect("the manifest");
-    manifest["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .map(|i| {
-            (
-                i["service"].as_str().unwrap().to_string(),
-                i["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    digests(&manifest_of(&out, "release"))
+}
+
+/// A project (see [`project`], nothing in the top-level `x-wharf`) under a new prefix made of
+/// `name`, released as a new commit.
+struct Released {
+    dir: tempfile::TempDir,
+    prefix: String,
+    sha: String,
+    /// `api`'s image as the release pins it: `registry/prefix/api:sha@digest`.
+    api: String,
+    /// `worker`'s, the same way.
+    worker: String,
+}
+
+fn released(name: &str) -> Released {
+    let reg = bed().ecr_registry;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique(name).replace('-', "");
+    project(dir.path(), &prefix, "");
+    let sha = fake_sha();
+    let digests = release(dir.path(), &sha);
+    let api = format!("{reg}/{prefix}/api:{sha}@{}", digests["api"]);
+    let worker = format!("{reg}/{prefix}/worker:{sha}@{}", digests["worker"]);
+    Released {
+        dir,
+        prefix,
+        sha,
+        api,
+        worker,
+    }
 }
 
 fn compose_config(dir: &Path, files: &[&str]) -> serde_json::Value {
@@ -98,14 +114,14 @@ fn compose_config(dir: &Path, files: &[&str]) -> serde_json::Value {
 #[test]
 fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("lock").replace('-', "");
-    project(dir.path(), &prefix, "");
-    let sha = fake_sha();
-    let digests = release(dir.path(), &sha);
+    let Released {
+        dir,
+        prefix,
+        sha,
+        api,
+        worker,
+    } = released("lock");
     let reg = &bed.ecr_registry;
-    let api = format!("{reg}/{prefix}/api:{sha}@{}", digests["api"]);
-    let worker = format!("{reg}/{prefix}/worker:{sha}@{}", digests["worker"]);
 
     let out = run(
         dir.path(),
@@ -188,12 +204,7 @@ async fn a_multi_platform_release_is_pinned_by_its_index() {
     release(dir.path(), &sha);
     // An index over the released image, under the identity tag of another commit (as a
     // multi-platform release tags its index).
-    let login = Login {
-        host: bed.ecr_registry.clone(),
-        username: "AWS".into(),
-        password: bed.ecr_password.clone().into(),
-        expires_at: None,
-    };
+    let login = ecr_login(&bed);
     let api = RegistryApi::default();
     let repo = format!("{}/{prefix}/api", bed.ecr_registry);
     let image = api
@@ -317,14 +328,14 @@ fn described(image_api: &str, image_jobs: &str) -> String {
 #[test]
 fn render_changes_the_image_lines_and_nothing_else() {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("render").replace('-', "");
-    project(dir.path(), &prefix, "");
-    let sha = fake_sha();
-    let digests = release(dir.path(), &sha);
+    let Released {
+        dir,
+        prefix,
+        sha,
+        api,
+        worker,
+    } = released("render");
     let reg = &bed.ecr_registry;
-    let api = format!("{reg}/{prefix}/api:{sha}@{}", digests["api"]);
-    let worker = format!("{reg}/{prefix}/worker:{sha}@{}", digests["worker"]);
 
     let before = described(
         &format!("{reg}/{prefix}/api:0123"),
