@@ -3,7 +3,7 @@
 //! repositories, failed builds, dirty trees, and no credential anywhere in the output.
 
 use crate::support::{
-    bed, ecr_login, fake_sha, git, served, unique, wharf, wharf_on, write, Engine,
+    bed, ecr_login, fake_sha, git, manifest_of, served, unique, wharf, wharf_on, write, Engine,
 };
 use std::path::Path;
 use std::process::{Command, Output};
@@ -40,6 +40,40 @@ fn two_service_project(dir: &Path, prefix: &str, base: &str) {
     write(dir, "worker/job", &unique("worker"));
 }
 
+/// [`two_service_project`] in a new folder, under a new prefix made of `name`: the folder and
+/// the prefix.
+fn new_project(name: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique(name).replace('-', "");
+    two_service_project(dir.path(), &prefix, &bed().base_image);
+    (dir, prefix)
+}
+
+/// `build --push` of commit `sha` to `registry`, creating its repositories; the run must
+/// succeed: the manifest it printed and its stderr.
+fn release_to(
+    engine: Engine,
+    dir: &Path,
+    sha: &str,
+    registry: &str,
+) -> (serde_json::Value, String) {
+    let out = run(
+        engine,
+        dir,
+        sha,
+        &[
+            "build",
+            "--push",
+            "--registry",
+            registry,
+            "--create-repositories",
+            "--manifest",
+            "-",
+        ],
+    );
+    (manifest_of(&out, "the release"), text(&out).1)
+}
+
 #[tokio::test]
 async fn private_ecr_release_with_manifest_matching_the_registry_on_docker20() {
     private_ecr_release_with_manifest_matching_the_registry(Engine::Docker20).await;
@@ -52,28 +86,9 @@ async fn private_ecr_release_with_manifest_matching_the_registry_on_docker26() {
 
 async fn private_ecr_release_with_manifest_matching_the_registry(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("rel").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, prefix) = new_project("rel");
     let sha = fake_sha();
-    let out = run(
-        engine,
-        dir.path(),
-        &sha,
-        &[
-            "build",
-            "--push",
-            "--registry",
-            "ecr",
-            "--create-repositories",
-            "--manifest",
-            "-",
-        ],
-    );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&stdout).expect("stdout is the manifest and nothing else");
+    let (manifest, stderr) = release_to(engine, dir.path(), &sha, "ecr");
     let images = manifest["images"].as_array().unwrap();
     assert_eq!(
         images.len(),
@@ -124,10 +139,7 @@ async fn private_ecr_release_with_manifest_matching_the_registry(engine: Engine)
 
 #[test]
 fn missing_repositories_are_all_named_before_anything_is_built() {
-    let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("miss").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, prefix) = new_project("miss");
     let out = run(
         Engine::Docker20,
         dir.path(),
@@ -165,9 +177,7 @@ async fn a_failed_build_moves_no_tag_and_names_the_step_on_docker26() {
 
 async fn a_failed_build_moves_no_tag_and_names_the_step(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("fail").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, prefix) = new_project("fail");
     write(
         dir.path(),
         "api/Dockerfile",
@@ -236,28 +246,10 @@ async fn ecr_public_and_the_plain_registry_on_docker26() {
 
 async fn ecr_public_and_the_plain_registry(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("pub").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, prefix) = new_project("pub");
     let sha = fake_sha();
 
-    let out = run(
-        engine,
-        dir.path(),
-        &sha,
-        &[
-            "build",
-            "--push",
-            "--registry",
-            &bed.public_registry,
-            "--create-repositories",
-            "--manifest",
-            "-",
-        ],
-    );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (manifest, _) = release_to(engine, dir.path(), &sha, &bed.public_registry);
     let alias = bed.public_registry.trim_start_matches("public.ecr.aws/");
     let public = Login {
         host: "public.ecr.aws".into(),
@@ -286,9 +278,7 @@ async fn ecr_public_and_the_plain_registry(engine: Engine) {
             "-",
         ],
     );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let manifest = manifest_of(&out, "push");
     for image in manifest["images"].as_array().unwrap() {
         assert_eq!(image["tags"], serde_json::json!([&sha[..7]]));
         let got = served(
@@ -308,9 +298,7 @@ async fn ecr_public_and_the_plain_registry(engine: Engine) {
 #[test]
 fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("dirty").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, _) = new_project("dirty");
     git(dir.path(), &["init", "-q"]);
     git(dir.path(), &["add", "."]);
     git(dir.path(), &["commit", "-q", "-m", "init"]);
@@ -355,10 +343,8 @@ async fn no_credential_in_output_or_files_on_docker26() {
 
 async fn no_credential_in_output_or_files(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _) = new_project("cred");
     let docker_config = tempfile::tempdir().unwrap();
-    let prefix = unique("cred").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
     let manifest = dir.path().join("images.json");
     let out = wharf_on(engine, dir.path(), &fake_sha())
         .args([
