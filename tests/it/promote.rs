@@ -50,6 +50,14 @@ fn project(dir: &Path, prefix: &str) {
     restamp(dir);
 }
 
+/// [`project`] in a new folder, under a new prefix made of `name`: the folder and the prefix.
+fn new_project(name: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique(name).replace('-', "");
+    project(dir.path(), &prefix);
+    (dir, prefix)
+}
+
 /// New content for every service, so the next commit's images differ.
 fn restamp(dir: &Path) {
     for s in SERVICES {
@@ -60,6 +68,13 @@ fn restamp(dir: &Path) {
 fn wharf_at(engine: Engine, dir: &Path, sha: &str, args: &[&str]) -> std::process::Command {
     let mut c = wharf_on(engine, dir, sha);
     c.args(args).args(["--progress", "json"]);
+    c
+}
+
+/// `build --push --registry ecr` of commit `sha` on `engine`, with `extra` arguments.
+fn release_to_ecr(engine: Engine, dir: &Path, sha: &str, extra: &[&str]) -> std::process::Command {
+    let mut c = wharf_at(engine, dir, sha, &["build", "--push", "--registry", "ecr"]);
+    c.args(extra);
     c
 }
 
@@ -92,9 +107,7 @@ async fn ecr_served(prefix: &str, service: &str, tag: &str) -> Option<String> {
 
 #[tokio::test]
 async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("shard").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("shard");
     let sha = fake_sha();
     let shard = |k: &str| {
         let engine = if k == "2/2" {
@@ -102,21 +115,7 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
         } else {
             Engine::Docker20
         };
-        let mut c = wharf_at(
-            engine,
-            dir.path(),
-            &sha,
-            &[
-                "build",
-                "--push",
-                "--registry",
-                "ecr",
-                "--manifest",
-                "-",
-                "--shard",
-                k,
-            ],
-        );
+        let mut c = release_to_ecr(engine, dir.path(), &sha, &["--manifest", "-", "--shard", k]);
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -218,26 +217,14 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed_on_do
 }
 
 async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("refan").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("refan");
     let sha = fake_sha();
     let shard = |fail: &str| {
-        wharf_at(
+        release_to_ecr(
             engine,
             dir.path(),
             &sha,
-            &[
-                "build",
-                "--push",
-                "--registry",
-                "ecr",
-                "--keep-going",
-                "--manifest",
-                "-",
-                "--shard",
-                "1/1",
-            ],
+            &["--keep-going", "--manifest", "-", "--shard", "1/1"],
         )
         .env("FAIL", fail)
         .output()
@@ -312,18 +299,11 @@ async fn rollback_to_the_previous_commit_and_forward_again_on_docker26() {
 }
 
 async fn rollback_to_the_previous_commit_and_forward_again(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("roll").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("roll");
     let release = |sha: &str| {
-        let out = wharf_at(
-            engine,
-            dir.path(),
-            sha,
-            &["build", "--push", "--registry", "ecr", "--manifest", "-"],
-        )
-        .output()
-        .unwrap();
+        let out = release_to_ecr(engine, dir.path(), sha, &["--manifest", "-"])
+            .output()
+            .unwrap();
         digests(&manifest_of(&out, "release"))
     };
     let (old, new) = (fake_sha(), fake_sha());
@@ -423,24 +403,13 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests_on
 
 async fn promote_to_another_registry_copies_every_image_with_the_same_digests(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("copy").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("copy");
     let sha = fake_sha();
-    let out = wharf_at(
+    let out = release_to_ecr(
         engine,
         dir.path(),
         &sha,
-        &[
-            "build",
-            "--push",
-            "--registry",
-            "ecr",
-            "--shard",
-            "1/1",
-            "--manifest",
-            "-",
-        ],
+        &["--shard", "1/1", "--manifest", "-"],
     )
     .output()
     .unwrap();
@@ -688,25 +657,13 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted_on_docker2
 }
 
 async fn an_identity_tag_put_on_another_commits_image_is_not_promoted(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("forged").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("forged");
     let (built, forged) = (fake_sha(), fake_sha());
-    let out = wharf_at(
+    let out = release_to_ecr(
         engine,
         dir.path(),
         &built,
-        &[
-            "build",
-            "--push",
-            "--registry",
-            "ecr",
-            "--shard",
-            "1/1",
-            "--manifest",
-            "-",
-            "web",
-        ],
+        &["--shard", "1/1", "--manifest", "-", "web"],
     )
     .output()
     .unwrap();
@@ -754,9 +711,7 @@ async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others_on_docker26() 
 async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others(engine: Engine) {
     use crate::support::registry_proxy::{Fault as ProxyFault, Method, RegistryProxy};
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("undo").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("undo");
     let plain = format!("{}/{prefix}", bed.plain_registry);
     let release = |sha: &str| {
         let out = wharf_at(
@@ -837,20 +792,11 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
         } else {
             Engine::Docker20
         };
-        let mut c = wharf_at(
+        let mut c = release_to_ecr(
             engine,
             dir.path(),
             &sha,
-            &[
-                "build",
-                "--push",
-                "--registry",
-                "ecr",
-                "--shard",
-                "1/1",
-                "--platform",
-                platform,
-            ],
+            &["--shard", "1/1", "--platform", platform],
         );
         c.output().unwrap()
     };
