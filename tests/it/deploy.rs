@@ -7,7 +7,7 @@
 //! rollout IN_PROGRESS unless told otherwise: the running tasks' digests and the rollout
 //! decisions are tested on ECS's answer types in wharf-deploy's unit tests.
 
-use crate::support::{bed, digests, ecr_login, fake_sha, manifest_of, unique, wharf, write};
+use crate::support::{bed, digests, ecr_login, fake_sha, manifest_of, texts, unique, wharf, write};
 use aws_sdk_ecs::types::ContainerDefinition;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,13 +21,6 @@ fn run(dir: &Path, sha: &str, args: &[&str]) -> Output {
         .env("WHARF_PROGRESS", "plain")
         .output()
         .expect("wharf runs")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// A project of two built services (`worker` runs in the ECS container `jobs`) and a
@@ -128,7 +121,7 @@ fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
         &sha,
         &["config", "--lock-image-digests", "--registry", "ecr"],
     );
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(
         stdout,
@@ -154,8 +147,8 @@ fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
             "json",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    write(dir.path(), "release.json", &text(&out).0);
+    assert_eq!(out.status.code(), Some(0), "{}", texts(&out).1);
+    write(dir.path(), "release.json", &texts(&out).0);
     let merged = compose_config(dir.path(), &["compose.yaml", "release.json"]);
     assert_eq!(merged["services"]["api"]["image"], api.as_str());
 
@@ -167,7 +160,7 @@ fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
         &other,
         &["config", "--lock-image-digests", "--registry", "ecr"],
     );
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
     for s in ["api", "worker"] {
@@ -189,7 +182,7 @@ fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
         ],
     );
     assert_eq!(
-        text(&out).0,
+        texts(&out).0,
         std::fs::read_to_string(dir.path().join("release.yml")).unwrap()
     );
 }
@@ -245,7 +238,7 @@ async fn a_multi_platform_release_is_pinned_by_its_index() {
         &multi,
         &["config", "--lock-image-digests", "--registry", "ecr", "api"],
     );
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(
         stdout,
@@ -360,7 +353,7 @@ fn render_changes_the_image_lines_and_nothing_else() {
         .env("GITHUB_OUTPUT", &outputs)
         .output()
         .unwrap();
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.is_empty(), "the file went to --output: {stdout}");
     let after = std::fs::read_to_string(dir.path().join("web.rendered.json")).unwrap();
@@ -417,7 +410,7 @@ fn render_changes_the_image_lines_and_nothing_else() {
         .write_all(register.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(
         stdout,
@@ -436,7 +429,7 @@ fn render_changes_the_image_lines_and_nothing_else() {
         &["render", "ecs-task-definition", "bad.json"],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("bad.json is not a task definition"));
+    assert!(texts(&out).1.contains("bad.json is not a task definition"));
 }
 
 async fn ecs() -> aws_sdk_ecs::Client {
@@ -554,7 +547,7 @@ async fn verify_checks_what_ecs_services_run() {
 
     // x-wharf.ecs_services: checked without flags.
     let out = run(dir.path(), &sha, &["verify", "--registry", "ecr"]);
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -580,7 +573,7 @@ async fn verify_checks_what_ecs_services_run() {
         &sha,
         &["verify", "--registry", "ecr", "--registry-only"],
     );
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("ECS"), "{stderr}");
 
@@ -598,7 +591,7 @@ async fn verify_checks_what_ecs_services_run() {
         .env("GITHUB_OUTPUT", &outputs)
         .output()
         .unwrap();
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let expected = format!("{}:{sha}@{}", repo("api"), this["api"]);
     let running = format!("{}:{last_sha}", repo("api"));
@@ -650,7 +643,7 @@ async fn verify_checks_what_ecs_services_run() {
             &sha,
             &["verify", "--registry", "ecr", "--ecs-service", &missing],
         );
-        let (_, stderr) = text(&out);
+        let (_, stderr) = texts(&out);
         assert_eq!(out.status.code(), Some(2), "{missing}: {stderr}");
         assert!(stderr.contains("does not exist"), "{stderr}");
     }
@@ -680,7 +673,7 @@ async fn verify_checks_what_ecs_services_run() {
             "1s",
         ],
     );
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     if state.as_deref() == Some("COMPLETED") {
         assert_eq!(out.status.code(), Some(0), "{stderr}");
     } else {

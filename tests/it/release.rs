@@ -3,7 +3,8 @@
 //! repositories, failed builds, dirty trees, and no credential anywhere in the output.
 
 use crate::support::{
-    bed, ecr_login, fake_sha, git, manifest_of, served, unique, wharf, wharf_on, write, Engine,
+    bed, ecr_login, fake_sha, git, manifest_of, served, texts, unique, wharf, wharf_on, write,
+    Engine,
 };
 use std::path::Path;
 use std::process::{Command, Output};
@@ -12,13 +13,6 @@ use wharf_pusher::login::Login;
 /// Runs wharf on `engine` in `dir` for commit `sha`.
 fn run(engine: Engine, dir: &Path, sha: &str, args: &[&str]) -> Output {
     crate::support::run(wharf_on(engine, dir, sha).args(args))
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// A project of two services building FROM the bed's base image, with images named under
@@ -71,7 +65,7 @@ fn release_to(
             "-",
         ],
     );
-    (manifest_of(&out, "the release"), text(&out).1)
+    (manifest_of(&out, "the release"), texts(&out).1)
 }
 
 #[tokio::test]
@@ -125,10 +119,10 @@ async fn private_ecr_release_with_manifest_matching_the_registry(engine: Engine)
 
     // verify passes for what was released, and fails naming a tag that was not.
     let ok = run(engine, dir.path(), &sha, &["verify", "--registry", "ecr"]);
-    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok).1);
+    assert_eq!(ok.status.code(), Some(0), "{}", texts(&ok).1);
     let other = fake_sha();
     let missing = run(engine, dir.path(), &other, &["verify", "--registry", "ecr"]);
-    let (_, err) = text(&missing);
+    let (_, err) = texts(&missing);
     assert_eq!(missing.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!("{prefix}/api:{other}"))
@@ -146,7 +140,7 @@ fn missing_repositories_are_all_named_before_anything_is_built() {
         &fake_sha(),
         &["build", "--push", "--registry", "ecr"],
     );
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stdout.is_empty());
     assert!(
@@ -200,7 +194,7 @@ async fn a_failed_build_moves_no_tag_and_names_the_step(engine: Engine) {
             "--keep-going",
         ],
     );
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("`api`"), "names the service: {stderr}");
     assert!(
@@ -307,7 +301,7 @@ fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
     let wharf = |args: &[&str]| crate::support::run(wharf(dir.path()).args(args));
 
     let out = wharf(&["build", "--push", "--registry", &bed.plain_registry]);
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("uncommitted changes") && stderr.contains("--allow-dirty"),
@@ -322,7 +316,7 @@ fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
         "--format",
         "json",
     ]);
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     for s in plan["services"].as_array().unwrap() {
@@ -361,7 +355,7 @@ async fn no_credential_in_output_or_files(engine: Engine) {
         .env("DOCKER_CONFIG", docker_config.path())
         .output()
         .unwrap();
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -451,7 +445,7 @@ async fn builds_pull_from_ecr_with_the_release_login(engine: Engine) {
             .expect("wharf runs")
     };
     let out = release(base_dir.path(), &base_sha);
-    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(out.status.success(), "{}", texts(&out).1);
     let base_ref = format!("{}/{prefix}/base:{base_sha}", bed.ecr_registry);
     let images = engine
         .docker()
@@ -484,7 +478,7 @@ async fn builds_pull_from_ecr_with_the_release_login(engine: Engine) {
         &format!("FROM {base_ref}\nRUN test -f /stamp\n"),
     );
     let out = release(app_dir.path(), &fake_sha());
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert!(
         out.status.success(),
         "the pull used wharf's login:\n{stderr}"

@@ -22,4 +22,4 @@ pub use engine::{wharf_on, Engine};
 pub use fixtures::{fake_sha, git, redact, two_service_project, unique, write};
 pub use manifest::{digests, manifest_of, progress_events};
 pub use registry::{ecr_login, served};
-pub use wharf::{github_step, run, stderr, stdout, wharf, wharf_bin, SHA};
+pub use wharf::{github_step, run, stderr, stdout, texts, wharf, wharf_bin, SHA};

@@ -87,3 +87,8 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A run's stdout and stderr, as text.
+pub fn texts(o: &Output) -> (String, String) {
+    (stdout(o), stderr(o))
+}
