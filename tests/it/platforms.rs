@@ -30,6 +30,21 @@ fn release(engine: Engine, dir: &Path, sha: &str, extra: &[&str]) -> Output {
     )
 }
 
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `docker image inspect --format FORMAT name` on `engine`.
+fn local_image(engine: Engine, name: &str, format: &str) -> String {
+    let out = engine
+        .docker()
+        .args(["image", "inspect", "--format", format, name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
 /// base (two platforms) ← api (two platforms, FROM base's image), and single (one platform).
 /// Each `RUN uname -m` records the machine the step ran on.
 fn project(dir: &Path, prefix: &str) {
@@ -219,6 +234,38 @@ async fn two_platforms_one_tag(engine: Engine) {
         single.media_type
     );
 
+    // Locally: the containerd store (Docker 26) holds the released index under the compose
+    // name, every platform runnable; the classic store (20.10) the engine's own platform.
+    for service in ["base", "api"] {
+        let name = format!("{prefix}/{service}");
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let index = get(&api, &format!("{repository}:{sha}"), &login).await;
+        let id = local_image(engine, &name, "{{.Id}}");
+        match engine {
+            Engine::Docker26 => {
+                assert_eq!(id, index.digest, "{name} is the released index");
+                for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
+                    let out = engine
+                        .docker()
+                        .args(["run", "--rm", "--platform", platform, &name, "cat"])
+                        .arg(format!("/{service}-arch"))
+                        .output()
+                        .unwrap();
+                    assert_eq!(
+                        text(&out.stdout).trim(),
+                        machine,
+                        "{name} {platform}: {}",
+                        text(&out.stderr)
+                    );
+                }
+            }
+            Engine::Docker20 => {
+                assert_ne!(id, index.digest);
+                assert_eq!(local_image(engine, &name, "{{.Architecture}}"), "amd64");
+            }
+        }
+    }
+
     // The pre-deploy gate: every platform of every index is there.
     let verified = crate::support::run(wharf_on(engine, dir.path(), &sha).args([
         "verify",
@@ -298,6 +345,56 @@ async fn two_platforms_under_one_tag_on_docker20() {
 #[tokio::test]
 async fn two_platforms_under_one_tag_on_docker26() {
     two_platforms_one_tag(Engine::Docker26).await;
+}
+
+/// `wharf build` alone (no registry, no index written there): on the containerd store the
+/// compose name still holds every platform; on the classic store, the engine's own.
+fn build_alone_keeps_every_platform_it_can(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpl").replace('-', "");
+    project(dir.path(), &prefix);
+    let out = crate::support::run(wharf_on(engine, dir.path(), &fake_sha()).arg("build"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for service in ["base", "api"] {
+        let name = format!("{prefix}/{service}");
+        let runs_as = |platform: &str| {
+            let out = engine
+                .docker()
+                .args(["run", "--rm", "--platform", platform, &name, "cat"])
+                .arg(format!("/{service}-arch"))
+                .output()
+                .unwrap();
+            text(&out.stdout).trim().to_string()
+        };
+        match engine {
+            Engine::Docker26 => {
+                assert_eq!(runs_as("linux/amd64"), "x86_64", "{name}");
+                assert_eq!(runs_as("linux/arm64"), "aarch64", "{name}");
+            }
+            Engine::Docker20 => {
+                assert_eq!(local_image(engine, &name, "{{.Architecture}}"), "amd64");
+            }
+        }
+        // Each platform keeps its own name too.
+        assert_eq!(
+            local_image(
+                engine,
+                &format!("{name}:latest-linux-arm64"),
+                "{{.Architecture}}"
+            ),
+            "arm64"
+        );
+    }
+}
+
+#[test]
+fn build_alone_keeps_every_platform_it_can_on_docker20() {
+    build_alone_keeps_every_platform_it_can(Engine::Docker20);
+}
+
+#[test]
+fn build_alone_keeps_every_platform_it_can_on_docker26() {
+    build_alone_keeps_every_platform_it_can(Engine::Docker26);
 }
 
 /// Turns a binfmt_misc handler off while alive (as on a host without that emulator), and back
