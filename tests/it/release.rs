@@ -447,23 +447,7 @@ async fn builds_pull_from_ecr_with_the_release_login(engine: Engine) {
     let out = release(base_dir.path(), &base_sha);
     assert!(out.status.success(), "{}", texts(&out).1);
     let base_ref = format!("{}/{prefix}/base:{base_sha}", bed.ecr_registry);
-    let images = engine
-        .docker()
-        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-        .output()
-        .unwrap();
-    let ours: Vec<String> = String::from_utf8_lossy(&images.stdout)
-        .lines()
-        .filter(|l| l.contains(&prefix))
-        .map(str::to_string)
-        .collect();
-    let rmi = engine
-        .docker()
-        .args(["rmi", "-f"])
-        .args(&ours)
-        .output()
-        .unwrap();
-    assert!(rmi.status.success(), "{rmi:?}");
+    engine.forget_images(&prefix);
 
     // The app, FROM the base in ECR.
     let app_dir = tempfile::tempdir().unwrap();

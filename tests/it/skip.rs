@@ -45,29 +45,6 @@ fn unchanged(events: &BTreeMap<String, Vec<String>>, service: &str) -> bool {
         .is_some_and(|e| e.iter().any(|x| x == "unchanged"))
 }
 
-/// Removes the project's images from `engine`, as a fresh CI runner has none.
-fn forget_images(engine: Engine, prefix: &str) {
-    let out = engine
-        .docker()
-        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-        .output()
-        .expect("docker runs");
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(str::to_string)
-        .collect();
-    if !names.is_empty() {
-        let status = engine
-            .docker()
-            .args(["rmi", "-f"])
-            .args(&names)
-            .output()
-            .expect("docker rmi runs");
-        assert!(status.status.success(), "{status:?}");
-    }
-}
-
 /// base ← api (FROM the base service's image), and worker on its own, with a .dockerignore.
 fn project(dir: &Path, prefix: &str, base_image: &str) {
     write(
@@ -126,7 +103,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
     // A new commit with nothing changed, on a daemon that never built the images (a fresh
     // runner) and with a log file the worker's .dockerignore excludes: nothing is built, the
     // new tags name the very same images.
-    forget_images(engine, &prefix);
+    engine.forget_images(&prefix);
     write(dir.path(), "worker/debug.log", "noise\n");
     filetime_touch(&dir.path().join("api/main"));
     let second_sha = fake_sha();
@@ -176,7 +153,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
 
     // Only the api changes, on a fresh daemon: its base is unchanged and keeps its image,
     // which the daemon pulls from the registry by digest to build the api FROM.
-    forget_images(engine, &prefix);
+    engine.forget_images(&prefix);
     write(dir.path(), "api/main", "api v2\n");
     let fifth_sha = fake_sha();
     let (out, events) = release(engine, dir.path(), &fifth_sha, &[]);
