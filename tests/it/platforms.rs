@@ -34,6 +34,21 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A file of `image` as a container of `platform` on `engine` reads it.
+fn cat_in(engine: Engine, image: &str, platform: &str, file: &str) -> String {
+    let out = engine
+        .docker()
+        .args(["run", "--rm", "--platform", platform, image, "cat", file])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{image} {platform}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
+}
+
 /// `docker image inspect --format FORMAT name` on `engine`.
 fn local_image(engine: Engine, name: &str, format: &str) -> String {
     let out = engine
@@ -245,17 +260,11 @@ async fn two_platforms_one_tag(engine: Engine) {
             Engine::Docker26 => {
                 assert_eq!(id, index.digest, "{name} is the released index");
                 for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
-                    let out = engine
-                        .docker()
-                        .args(["run", "--rm", "--platform", platform, &name, "cat"])
-                        .arg(format!("/{service}-arch"))
-                        .output()
-                        .unwrap();
+                    let file = format!("/{service}-arch");
                     assert_eq!(
-                        text(&out.stdout).trim(),
+                        cat_in(engine, &name, platform, &file),
                         machine,
-                        "{name} {platform}: {}",
-                        text(&out.stderr)
+                        "{name} {platform}"
                     );
                 }
             }
@@ -357,15 +366,7 @@ fn build_alone_keeps_every_platform_it_can(engine: Engine) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for service in ["base", "api"] {
         let name = format!("{prefix}/{service}");
-        let runs_as = |platform: &str| {
-            let out = engine
-                .docker()
-                .args(["run", "--rm", "--platform", platform, &name, "cat"])
-                .arg(format!("/{service}-arch"))
-                .output()
-                .unwrap();
-            text(&out.stdout).trim().to_string()
-        };
+        let runs_as = |platform: &str| cat_in(engine, &name, platform, &format!("/{service}-arch"));
         match engine {
             Engine::Docker26 => {
                 assert_eq!(runs_as("linux/amd64"), "x86_64", "{name}");
