@@ -704,6 +704,22 @@ fn run_case(case: &Case, engine: &Engine) -> Result<String, Vec<String>> {
                 .join("\n")
         )
     };
+    // Where the case says the reference does something else, wharf builds exactly the images
+    // it names (`<project>` stands for the project's name).
+    let wharf_builds = |images: &[String]| -> Option<String> {
+        let want: BTreeSet<String> = images
+            .iter()
+            .map(|i| i.replace("<project>", &project))
+            .collect();
+        let got: BTreeSet<String> = ours.keys().cloned().collect();
+        if !wharf_out.status.success() {
+            Some(failed("wharf", wharf_out))
+        } else if got != want {
+            Some(format!("wharf built {got:?}, not {want:?}"))
+        } else {
+            None
+        }
+    };
     match note {
         Some(EngineNote::BothRefuse {
             text: expected,
@@ -725,11 +741,7 @@ fn run_case(case: &Case, engine: &Engine) -> Result<String, Vec<String>> {
                     failed("wharf", wharf_out)
                 ));
             }
-            return if problems.is_empty() {
-                Ok("both refuse, as the case says".into())
-            } else {
-                Err(problems)
-            };
+            return outcome(problems, "both refuse, as the case says");
         }
         Some(EngineNote::ReferenceRefuses {
             text: expected,
@@ -742,48 +754,28 @@ fn run_case(case: &Case, engine: &Engine) -> Result<String, Vec<String>> {
                     failed("reference", reference_out)
                 ));
             }
-            let want: BTreeSet<String> = images
-                .iter()
-                .map(|i| i.replace("<project>", &project))
-                .collect();
-            let got: BTreeSet<String> = ours.keys().cloned().collect();
-            if !wharf_out.status.success() {
-                problems.push(failed("wharf", wharf_out));
-            } else if got != want {
-                problems.push(format!("wharf built {got:?}, not {want:?}"));
-            }
-            return if problems.is_empty() {
-                Ok(format!(
+            problems.extend(wharf_builds(images));
+            return outcome(
+                problems,
+                format!(
                     "the reference refuses on this engine, wharf builds {} image(s)",
                     ours.len()
-                ))
-            } else {
-                Err(problems)
-            };
+                ),
+            );
         }
         Some(EngineNote::BothBuildOthers { images }) => {
             let mut problems = Vec::new();
             if !reference_out.status.success() {
                 problems.push(failed("reference", reference_out));
             }
-            let want: BTreeSet<String> = images
-                .iter()
-                .map(|i| i.replace("<project>", &project))
-                .collect();
-            let got: BTreeSet<String> = ours.keys().cloned().collect();
-            if !wharf_out.status.success() {
-                problems.push(failed("wharf", wharf_out));
-            } else if got != want {
-                problems.push(format!("wharf built {got:?}, not {want:?}"));
-            }
-            return if problems.is_empty() {
-                Ok(format!(
+            problems.extend(wharf_builds(images));
+            return outcome(
+                problems,
+                format!(
                     "both build; wharf {} image(s), as the case says",
                     ours.len()
-                ))
-            } else {
-                Err(problems)
-            };
+                ),
+            );
         }
         Some(EngineNote::WharfRefuses { text: expected }) => {
             let mut problems = Vec::new();
@@ -798,11 +790,10 @@ fn run_case(case: &Case, engine: &Engine) -> Result<String, Vec<String>> {
                     failed("wharf", wharf_out)
                 ));
             }
-            return if problems.is_empty() {
-                Ok("the reference builds, wharf refuses, as the case says".into())
-            } else {
-                Err(problems)
-            };
+            return outcome(
+                problems,
+                "the reference builds, wharf refuses, as the case says",
+            );
         }
         None => {}
     }
@@ -841,8 +832,13 @@ fn run_case(case: &Case, engine: &Engine) -> Result<String, Vec<String>> {
             problems.extend(differences(&shown, reference, ours));
         }
     }
+    outcome(problems, format!("{} image(s) alike", names.len()))
+}
+
+/// A case's result: `ok` when nothing is wrong, else every problem found.
+fn outcome(problems: Vec<String>, ok: impl Into<String>) -> Result<String, Vec<String>> {
     if problems.is_empty() {
-        Ok(format!("{} image(s) alike", names.len()))
+        Ok(ok.into())
     } else {
         Err(problems)
     }

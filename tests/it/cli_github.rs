@@ -3,21 +3,8 @@
 //! `$GITHUB_OUTPUT` (the manifest, and one image URI per service), errors as `::error::`
 //! annotations. The releases run against the bed's daemon and plain registry.
 
-use crate::support::{bed_var, run, stderr, two_service_project, unique, wharf, write, SHA};
+use crate::support::{bed_var, github_step, run, stderr, two_service_project, unique, write, SHA};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
-
-/// wharf in `dir` as a workflow step writing its summary and outputs under `dir`.
-fn step(dir: &Path) -> Command {
-    let mut c = wharf(dir);
-    c.env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
-        .env("GITHUB_OUTPUT", dir.join("output.txt"))
-        .env("GITHUB_WORKSPACE", dir)
-        .env("GITHUB_SHA", SHA);
-    c
-}
 
 /// The `name<<DELIMITER … DELIMITER` entries of a `$GITHUB_OUTPUT` file.
 fn outputs(text: &str) -> BTreeMap<String, String> {
@@ -64,7 +51,7 @@ fn a_release_writes_groups_summary_and_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("gha");
     two_service_project(dir.path(), &prefix, 1, &bed_var("WHARF_TEST_BASE_IMAGE"));
-    let out = run(step(dir.path()).args([
+    let out = run(github_step(dir.path()).args([
         "build",
         "--push",
         "--registry",
@@ -152,7 +139,7 @@ fn a_failed_build_is_annotated_and_summarized() {
             "services:\n  ok:\n    image: {prefix}/ok\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM {base}\n        RUN echo fine\n  broken:\n    image: {prefix}/broken\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM {base}\n        RUN echo about to fail {prefix} && exit 3\n"
         ),
     );
-    let out = run(step(dir.path()).args(["build", "--keep-going"]));
+    let out = run(github_step(dir.path()).args(["build", "--keep-going"]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let annotation = err
@@ -210,7 +197,7 @@ fn a_compose_error_annotates_the_file_and_line() {
         "deploy/compose.yaml",
         "services:\n  api:\n    build: .\n    imagee: x\n",
     );
-    let out = run(step(dir.path()).args(["-f", "deploy/compose.yaml", "plan"]));
+    let out = run(github_step(dir.path()).args(["-f", "deploy/compose.yaml", "plan"]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     let annotation = err

@@ -7,13 +7,12 @@
 //! rollout IN_PROGRESS unless told otherwise: the running tasks' digests and the rollout
 //! decisions are tested on ECS's answer types in wharf-deploy's unit tests.
 
-use crate::support::{bed, fake_sha, unique, wharf, write};
+use crate::support::{bed, digests, ecr_login, fake_sha, manifest_of, texts, unique, wharf, write};
 use aws_sdk_ecs::types::ContainerDefinition;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 use wharf_pusher::api::{RawManifest, RegistryApi};
-use wharf_pusher::login::Login;
 
 fn run(dir: &Path, sha: &str, args: &[&str]) -> Output {
     wharf(dir)
@@ -22,13 +21,6 @@ fn run(dir: &Path, sha: &str, args: &[&str]) -> Output {
         .env("WHARF_PROGRESS", "plain")
         .output()
         .expect("wharf runs")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// A project of two built services (`worker` runs in the ECS container `jobs`) and a
@@ -52,7 +44,7 @@ fn project(dir: &Path, prefix: &str, top: &str) {
 }
 
 /// Releases the project as commit `sha` with new contents: each service's digest.
-fn release(dir: &Path, sha: &str) -> HashMap<String, String> {
+fn release(dir: &Path, sha: &str) -> BTreeMap<String, String> {
     for s in ["api", "worker"] {
         write(dir, &format!("{s}/stamp"), &unique(s));
     }
@@ -61,20 +53,37 @@ fn release(dir: &Path, sha: &str) -> HashMap<String, String> {
         sha,
         &["build", "--push", "--registry", "ecr", "--manifest", "-"],
     );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "release failed:\n{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(&stdout).expect("the manifest");
-    manifest["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .map(|i| {
-            (
-                i["service"].as_str().unwrap().to_string(),
-                i["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    digests(&manifest_of(&out, "release"))
+}
+
+/// A project (see [`project`], nothing in the top-level `x-wharf`) under a new prefix made of
+/// `name`, released as a new commit.
+struct Released {
+    dir: tempfile::TempDir,
+    prefix: String,
+    sha: String,
+    /// `api`'s image as the release pins it: `registry/prefix/api:sha@digest`.
+    api: String,
+    /// `worker`'s, the same way.
+    worker: String,
+}
+
+fn released(name: &str) -> Released {
+    let reg = bed().ecr_registry;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique(name).replace('-', "");
+    project(dir.path(), &prefix, "");
+    let sha = fake_sha();
+    let digests = release(dir.path(), &sha);
+    let api = format!("{reg}/{prefix}/api:{sha}@{}", digests["api"]);
+    let worker = format!("{reg}/{prefix}/worker:{sha}@{}", digests["worker"]);
+    Released {
+        dir,
+        prefix,
+        sha,
+        api,
+        worker,
+    }
 }
 
 fn compose_config(dir: &Path, files: &[&str]) -> serde_json::Value {
@@ -98,21 +107,21 @@ fn compose_config(dir: &Path, files: &[&str]) -> serde_json::Value {
 #[test]
 fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("lock").replace('-', "");
-    project(dir.path(), &prefix, "");
-    let sha = fake_sha();
-    let digests = release(dir.path(), &sha);
+    let Released {
+        dir,
+        prefix,
+        sha,
+        api,
+        worker,
+    } = released("lock");
     let reg = &bed.ecr_registry;
-    let api = format!("{reg}/{prefix}/api:{sha}@{}", digests["api"]);
-    let worker = format!("{reg}/{prefix}/worker:{sha}@{}", digests["worker"]);
 
     let out = run(
         dir.path(),
         &sha,
         &["config", "--lock-image-digests", "--registry", "ecr"],
     );
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(
         stdout,
@@ -138,8 +147,8 @@ fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
             "json",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
-    write(dir.path(), "release.json", &text(&out).0);
+    assert_eq!(out.status.code(), Some(0), "{}", texts(&out).1);
+    write(dir.path(), "release.json", &texts(&out).0);
     let merged = compose_config(dir.path(), &["compose.yaml", "release.json"]);
     assert_eq!(merged["services"]["api"]["image"], api.as_str());
 
@@ -151,7 +160,7 @@ fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
         &other,
         &["config", "--lock-image-digests", "--registry", "ecr"],
     );
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
     for s in ["api", "worker"] {
@@ -173,7 +182,7 @@ fn lock_pins_the_commits_release_and_docker_compose_takes_it_as_an_override() {
         ],
     );
     assert_eq!(
-        text(&out).0,
+        texts(&out).0,
         std::fs::read_to_string(dir.path().join("release.yml")).unwrap()
     );
 }
@@ -188,12 +197,7 @@ async fn a_multi_platform_release_is_pinned_by_its_index() {
     release(dir.path(), &sha);
     // An index over the released image, under the identity tag of another commit (as a
     // multi-platform release tags its index).
-    let login = Login {
-        host: bed.ecr_registry.clone(),
-        username: "AWS".into(),
-        password: bed.ecr_password.clone().into(),
-        expires_at: None,
-    };
+    let login = ecr_login(&bed);
     let api = RegistryApi::default();
     let repo = format!("{}/{prefix}/api", bed.ecr_registry);
     let image = api
@@ -234,7 +238,7 @@ async fn a_multi_platform_release_is_pinned_by_its_index() {
         &multi,
         &["config", "--lock-image-digests", "--registry", "ecr", "api"],
     );
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(
         stdout,
@@ -317,14 +321,14 @@ fn described(image_api: &str, image_jobs: &str) -> String {
 #[test]
 fn render_changes_the_image_lines_and_nothing_else() {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("render").replace('-', "");
-    project(dir.path(), &prefix, "");
-    let sha = fake_sha();
-    let digests = release(dir.path(), &sha);
+    let Released {
+        dir,
+        prefix,
+        sha,
+        api,
+        worker,
+    } = released("render");
     let reg = &bed.ecr_registry;
-    let api = format!("{reg}/{prefix}/api:{sha}@{}", digests["api"]);
-    let worker = format!("{reg}/{prefix}/worker:{sha}@{}", digests["worker"]);
 
     let before = described(
         &format!("{reg}/{prefix}/api:0123"),
@@ -349,7 +353,7 @@ fn render_changes_the_image_lines_and_nothing_else() {
         .env("GITHUB_OUTPUT", &outputs)
         .output()
         .unwrap();
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.is_empty(), "the file went to --output: {stdout}");
     let after = std::fs::read_to_string(dir.path().join("web.rendered.json")).unwrap();
@@ -406,7 +410,7 @@ fn render_changes_the_image_lines_and_nothing_else() {
         .write_all(register.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(
         stdout,
@@ -425,7 +429,7 @@ fn render_changes_the_image_lines_and_nothing_else() {
         &["render", "ecs-task-definition", "bad.json"],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("bad.json is not a task definition"));
+    assert!(texts(&out).1.contains("bad.json is not a task definition"));
 }
 
 async fn ecs() -> aws_sdk_ecs::Client {
@@ -543,7 +547,7 @@ async fn verify_checks_what_ecs_services_run() {
 
     // x-wharf.ecs_services: checked without flags.
     let out = run(dir.path(), &sha, &["verify", "--registry", "ecr"]);
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -569,7 +573,7 @@ async fn verify_checks_what_ecs_services_run() {
         &sha,
         &["verify", "--registry", "ecr", "--registry-only"],
     );
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("ECS"), "{stderr}");
 
@@ -587,7 +591,7 @@ async fn verify_checks_what_ecs_services_run() {
         .env("GITHUB_OUTPUT", &outputs)
         .output()
         .unwrap();
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let expected = format!("{}:{sha}@{}", repo("api"), this["api"]);
     let running = format!("{}:{last_sha}", repo("api"));
@@ -639,7 +643,7 @@ async fn verify_checks_what_ecs_services_run() {
             &sha,
             &["verify", "--registry", "ecr", "--ecs-service", &missing],
         );
-        let (_, stderr) = text(&out);
+        let (_, stderr) = texts(&out);
         assert_eq!(out.status.code(), Some(2), "{missing}: {stderr}");
         assert!(stderr.contains("does not exist"), "{stderr}");
     }
@@ -669,7 +673,7 @@ async fn verify_checks_what_ecs_services_run() {
             "1s",
         ],
     );
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     if state.as_deref() == Some("COMPLETED") {
         assert_eq!(out.status.code(), Some(0), "{stderr}");
     } else {

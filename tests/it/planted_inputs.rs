@@ -4,11 +4,11 @@
 //! release must build the service, say why it did not reuse the tag, and never tag the planted
 //! image `{git_sha}` or `latest`. Driven through the binary against the bed's plain registry.
 
-use crate::support::{bed, fake_sha, unique, wharf_on, write, Engine};
-use std::collections::BTreeMap;
+use crate::support::{
+    bed, digests, fake_sha, manifest_of, progress_events, served, unique, wharf_on, write, Engine,
+};
 use std::path::Path;
 use std::process::Output;
-use wharf_pusher::api::RegistryApi;
 
 fn project(dir: &Path, image: &str, base: &str) {
     write(
@@ -80,14 +80,9 @@ async fn plant(
         ],
     );
     docker(engine, &["push", "-q", reference]);
-    served(reference).await.expect("the planted image is there")
-}
-
-async fn served(reference: &str) -> Option<String> {
-    RegistryApi::default()
-        .manifest_digest(reference, None)
+    served(reference, None)
         .await
-        .expect("the registry answers")
+        .expect("the planted image is there")
 }
 
 /// `build --push` of commit `sha` with JSON progress: the output, the manifest, and each
@@ -97,9 +92,8 @@ fn release(engine: Engine, dir: &Path, sha: &str) -> (Output, Vec<(String, Strin
         .args(["build", "--push", "--progress", "json", "--manifest", "-"])
         .output()
         .unwrap();
-    let events = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let events = progress_events(&out)
+        .into_iter()
         .map(|v| {
             (
                 v["event"].as_str().unwrap_or_default().to_string(),
@@ -108,26 +102,6 @@ fn release(engine: Engine, dir: &Path, sha: &str) -> (Output, Vec<(String, Strin
         })
         .collect();
     (out, events)
-}
-
-fn manifest_digests(out: &Output) -> BTreeMap<String, String> {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    m["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["service"].as_str().unwrap().to_string(),
-                i["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -158,7 +132,7 @@ async fn a_planted_inputs_tag_is_built_over_not_promoted(engine: Engine) {
     .await;
 
     let (out, events) = release(engine, dir.path(), &sha);
-    let digests = manifest_digests(&out);
+    let released = digests(&manifest_of(&out, "the release"));
     let has = |event: &str| events.iter().any(|(e, _)| e == event);
     assert!(has("building"), "the service is built: {events:?}");
     assert!(!has("unchanged"), "nothing is reused: {events:?}");
@@ -169,11 +143,11 @@ async fn a_planted_inputs_tag_is_built_over_not_promoted(engine: Engine) {
             && m.contains("does not exist")),
         "a warning names the planted tag and why: {events:?}"
     );
-    assert_ne!(digests["api"], planted, "the release is the build");
+    assert_ne!(released["api"], planted, "the release is the build");
     for tag in [sha.as_str(), "latest"] {
         assert_eq!(
-            served(&format!("{repository}:{tag}")).await.as_ref(),
-            Some(&digests["api"]),
+            served(&format!("{repository}:{tag}"), None).await.as_ref(),
+            Some(&released["api"]),
             "{tag} names the built image, not the planted one"
         );
     }
@@ -182,11 +156,11 @@ async fn a_planted_inputs_tag_is_built_over_not_promoted(engine: Engine) {
     // inputs reuses that one, as before.
     let next = fake_sha();
     let (out, events) = release(engine, dir.path(), &next);
-    let again = manifest_digests(&out);
+    let again = digests(&manifest_of(&out, "the next release"));
     assert!(
         events.iter().any(|(e, _)| e == "unchanged")
             && !events.iter().any(|(e, _)| e == "building"),
         "{events:?}"
     );
-    assert_eq!(again["api"], digests["api"]);
+    assert_eq!(again["api"], released["api"]);
 }

@@ -4,7 +4,9 @@
 //! its platform identity tags, then an index under the identity and moving tags; a service
 //! built FROM another uses the same platform's image of it.
 
-use crate::support::{bed, bed_var, ecr_login, fake_sha, unique, wharf_on, write, Engine};
+use crate::support::{
+    bed, bed_var, ecr_login, fake_sha, manifest_of, stderr, unique, wharf_on, write, Engine,
+};
 use std::path::Path;
 use std::process::{Command, Output};
 use wharf_pusher::api::{RawManifest, RegistryApi};
@@ -26,10 +28,6 @@ fn release(engine: Engine, dir: &Path, sha: &str, extra: &[&str]) -> Output {
             ])
             .args(extra),
     )
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -180,8 +178,7 @@ async fn two_platforms_one_tag(engine: Engine) {
     project(dir.path(), &prefix);
     let sha = fake_sha();
     let out = release(engine, dir.path(), &sha, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = manifest_of(&out, "the release");
     let api = RegistryApi::default();
     let login = ecr_login(&bed);
 
@@ -286,8 +283,7 @@ async fn two_platforms_one_tag(engine: Engine) {
         "--manifest",
         "-",
     ]));
-    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
-    let gate: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let gate = manifest_of(&verified, "verify");
     assert_eq!(
         gate["images"], manifest["images"],
         "verify's manifest is the release's"

@@ -134,6 +134,15 @@ fn lines_of<'a>(screen: &'a str, service: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The screen once both services show as building (or wharf has already exited).
+fn both_building(tmux: &Tmux) -> String {
+    tmux.wait_for("both services building", Duration::from_secs(120), |s| {
+        s.contains("wharf-exit=")
+            || (lines_of(s, "api").iter().any(|l| l.contains("building"))
+                && lines_of(s, "worker").iter().any(|l| l.contains("building")))
+    })
+}
+
 fn echo_restored(dir: &Path) {
     // The shell runs `stty -a > stty.txt` after printing wharf's exit status, so the file may
     // still be empty when the screen shows that status: wait for stty to write it.
@@ -167,11 +176,7 @@ fn the_display_shows_each_service_then_a_summary() {
     tmux.type_line("bash run.sh");
 
     // While building: a spinner line per service, and the overall line below them.
-    let live = tmux.wait_for("both services building", Duration::from_secs(120), |s| {
-        s.contains("wharf-exit=")
-            || (lines_of(s, "api").iter().any(|l| l.contains("building"))
-                && lines_of(s, "worker").iter().any(|l| l.contains("building")))
-    });
+    let live = both_building(&tmux);
     assert!(
         !live.contains("wharf-exit="),
         "the display was never seen building:\n{live}"
@@ -241,11 +246,7 @@ fn ctrl_c_stops_cleanly_and_says_nothing_was_pushed() {
     script(dir.path(), &format!("build --push --registry {registry}"));
     let tmux = Tmux::start(dir.path());
     tmux.type_line("bash run.sh");
-    let live = tmux.wait_for("both services building", Duration::from_secs(120), |s| {
-        s.contains("wharf-exit=")
-            || (lines_of(s, "api").iter().any(|l| l.contains("building"))
-                && lines_of(s, "worker").iter().any(|l| l.contains("building")))
-    });
+    let live = both_building(&tmux);
     assert!(!live.contains("wharf-exit="), "{live}");
     tmux.keys("C-c");
     let done = tmux.wait_for("wharf to stop", Duration::from_secs(30), |s| {

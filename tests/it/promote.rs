@@ -4,7 +4,10 @@
 //! the binary against the bed's private ECR, ECR Public stand-in and plain registry; every
 //! tag checked through the registry API.
 
-use crate::support::{bed, fake_sha, served, unique, wharf, wharf_on, write, Engine};
+use crate::support::{
+    bed, digests, fake_sha, manifest_of, progress_events, served, unique, wharf, wharf_on, write,
+    Engine,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Output;
@@ -47,6 +50,14 @@ fn project(dir: &Path, prefix: &str) {
     restamp(dir);
 }
 
+/// [`project`] in a new folder, under a new prefix made of `name`: the folder and the prefix.
+fn new_project(name: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique(name).replace('-', "");
+    project(dir.path(), &prefix);
+    (dir, prefix)
+}
+
 /// New content for every service, so the next commit's images differ.
 fn restamp(dir: &Path) {
     for s in SERVICES {
@@ -60,36 +71,18 @@ fn wharf_at(engine: Engine, dir: &Path, sha: &str, args: &[&str]) -> std::proces
     c
 }
 
-fn ok(out: &Output, what: &str) -> serde_json::Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: no manifest: {e}"))
-}
-
-fn digests(manifest: &serde_json::Value) -> BTreeMap<String, String> {
-    manifest["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .map(|i| {
-            (
-                i["service"].as_str().unwrap().to_string(),
-                i["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+/// `build --push --registry ecr` of commit `sha` on `engine`, with `extra` arguments.
+fn release_to_ecr(engine: Engine, dir: &Path, sha: &str, extra: &[&str]) -> std::process::Command {
+    let mut c = wharf_at(engine, dir, sha, &["build", "--push", "--registry", "ecr"]);
+    c.args(extra);
+    c
 }
 
 /// The events of one kind (`pushed`, `building`, `unchanged` …) of a JSON-progress run, as
 /// (service, tag) pairs.
 fn events(out: &Output, kind: &str) -> Vec<(String, String)> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    progress_events(out)
+        .into_iter()
         .filter(|v| v["event"] == kind)
         .map(|v| {
             (
@@ -114,9 +107,7 @@ async fn ecr_served(prefix: &str, service: &str, tag: &str) -> Option<String> {
 
 #[tokio::test]
 async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("shard").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("shard");
     let sha = fake_sha();
     let shard = |k: &str| {
         let engine = if k == "2/2" {
@@ -124,21 +115,7 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
         } else {
             Engine::Docker20
         };
-        let mut c = wharf_at(
-            engine,
-            dir.path(),
-            &sha,
-            &[
-                "build",
-                "--push",
-                "--registry",
-                "ecr",
-                "--manifest",
-                "-",
-                "--shard",
-                k,
-            ],
-        );
+        let mut c = release_to_ecr(engine, dir.path(), &sha, &["--manifest", "-", "--shard", k]);
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -149,7 +126,10 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
         one.wait_with_output().unwrap(),
         two.wait_with_output().unwrap(),
     );
-    let (m1, m2) = (ok(&one, "shard 1/2"), ok(&two, "shard 2/2"));
+    let (m1, m2) = (
+        manifest_of(&one, "shard 1/2"),
+        manifest_of(&two, "shard 2/2"),
+    );
     let (d1, d2) = (digests(&m1), digests(&m2));
     let s1: BTreeSet<&String> = d1.keys().collect();
     let s2: BTreeSet<&String> = d2.keys().collect();
@@ -197,7 +177,7 @@ async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
     .env("GITHUB_OUTPUT", &outputs)
     .output()
     .unwrap();
-    let promoted = digests(&ok(&out, "promote"));
+    let promoted = digests(&manifest_of(&out, "promote"));
     assert_eq!(promoted, released);
     let summary = std::fs::read_to_string(&summary).expect("a job summary");
     let outputs = std::fs::read_to_string(&outputs).expect("step outputs");
@@ -237,26 +217,14 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed_on_do
 }
 
 async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("refan").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("refan");
     let sha = fake_sha();
     let shard = |fail: &str| {
-        wharf_at(
+        release_to_ecr(
             engine,
             dir.path(),
             &sha,
-            &[
-                "build",
-                "--push",
-                "--registry",
-                "ecr",
-                "--keep-going",
-                "--manifest",
-                "-",
-                "--shard",
-                "1/1",
-            ],
+            &["--keep-going", "--manifest", "-", "--shard", "1/1"],
         )
         .env("FAIL", fail)
         .output()
@@ -292,7 +260,7 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(engin
     }
 
     let again = shard("0");
-    let manifest = ok(&again, "the shard's second run");
+    let manifest = manifest_of(&again, "the shard's second run");
     let built: BTreeSet<String> = events(&again, "building")
         .into_iter()
         .map(|e| e.0)
@@ -317,7 +285,7 @@ async fn a_failed_shard_stops_promote_and_its_second_run_skips_what_landed(engin
     )
     .output()
     .unwrap();
-    assert_eq!(digests(&ok(&out, "promote")), digests(&manifest));
+    assert_eq!(digests(&manifest_of(&out, "promote")), digests(&manifest));
 }
 
 #[tokio::test]
@@ -331,19 +299,12 @@ async fn rollback_to_the_previous_commit_and_forward_again_on_docker26() {
 }
 
 async fn rollback_to_the_previous_commit_and_forward_again(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("roll").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("roll");
     let release = |sha: &str| {
-        let out = wharf_at(
-            engine,
-            dir.path(),
-            sha,
-            &["build", "--push", "--registry", "ecr", "--manifest", "-"],
-        )
-        .output()
-        .unwrap();
-        digests(&ok(&out, "release"))
+        let out = release_to_ecr(engine, dir.path(), sha, &["--manifest", "-"])
+            .output()
+            .unwrap();
+        digests(&manifest_of(&out, "release"))
     };
     let (old, new) = (fake_sha(), fake_sha());
     let before = release(&old);
@@ -442,28 +403,17 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests_on
 
 async fn promote_to_another_registry_copies_every_image_with_the_same_digests(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("copy").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("copy");
     let sha = fake_sha();
-    let out = wharf_at(
+    let out = release_to_ecr(
         engine,
         dir.path(),
         &sha,
-        &[
-            "build",
-            "--push",
-            "--registry",
-            "ecr",
-            "--shard",
-            "1/1",
-            "--manifest",
-            "-",
-        ],
+        &["--shard", "1/1", "--manifest", "-"],
     )
     .output()
     .unwrap();
-    let mut released = digests(&ok(&out, "the release"));
+    let mut released = digests(&manifest_of(&out, "the release"));
     let (index, children) = make_web_an_index(&prefix, &sha).await;
     released.insert("web".into(), index);
 
@@ -501,7 +451,7 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests(en
         )
         .output()
         .unwrap();
-        let promoted = ok(&out, &format!("promote --to {to}"));
+        let promoted = manifest_of(&out, &format!("promote --to {to}"));
         assert_eq!(digests(&promoted), released, "{to}");
         for (service, digest) in &released {
             let repository = format!("{root}/{prefix}/{service}");
@@ -552,7 +502,10 @@ async fn promote_to_another_registry_copies_every_image_with_the_same_digests(en
     )
     .output()
     .unwrap();
-    assert_eq!(digests(&ok(&out, "promote within a registry")), released);
+    assert_eq!(
+        digests(&manifest_of(&out, "promote within a registry")),
+        released
+    );
     for (service, digest) in &released {
         let reference = format!("{sibling}/{prefix}/{service}:latest");
         assert_eq!(
@@ -704,29 +657,17 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted_on_docker2
 }
 
 async fn an_identity_tag_put_on_another_commits_image_is_not_promoted(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("forged").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("forged");
     let (built, forged) = (fake_sha(), fake_sha());
-    let out = wharf_at(
+    let out = release_to_ecr(
         engine,
         dir.path(),
         &built,
-        &[
-            "build",
-            "--push",
-            "--registry",
-            "ecr",
-            "--shard",
-            "1/1",
-            "--manifest",
-            "-",
-            "web",
-        ],
+        &["--shard", "1/1", "--manifest", "-", "web"],
     )
     .output()
     .unwrap();
-    ok(&out, "the release");
+    manifest_of(&out, "the release");
     let api = RegistryApi::default();
     let login = ecr_login();
     let repository = format!("{}/{prefix}/web", bed().ecr_registry);
@@ -770,9 +711,7 @@ async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others_on_docker26() 
 async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others(engine: Engine) {
     use crate::support::registry_proxy::{Fault as ProxyFault, Method, RegistryProxy};
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("undo").replace('-', "");
-    project(dir.path(), &prefix);
+    let (dir, prefix) = new_project("undo");
     let plain = format!("{}/{prefix}", bed.plain_registry);
     let release = |sha: &str| {
         let out = wharf_at(
@@ -783,7 +722,7 @@ async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others(engine: Engine
         )
         .output()
         .unwrap();
-        digests(&ok(&out, "release"))
+        digests(&manifest_of(&out, "release"))
     };
     let old = fake_sha();
     release(&old);
@@ -853,20 +792,11 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
         } else {
             Engine::Docker20
         };
-        let mut c = wharf_at(
+        let mut c = release_to_ecr(
             engine,
             dir.path(),
             &sha,
-            &[
-                "build",
-                "--push",
-                "--registry",
-                "ecr",
-                "--shard",
-                "1/1",
-                "--platform",
-                platform,
-            ],
+            &["--shard", "1/1", "--platform", platform],
         );
         c.output().unwrap()
     };
@@ -925,7 +855,7 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
     }
 
     let out = promote();
-    let promoted = digests(&ok(&out, "promote"));
+    let promoted = digests(&manifest_of(&out, "promote"));
     let api = RegistryApi::default();
     let index = api
         .manifest(&ecr(&prefix, "multi", &sha), Some(&ecr_login()))

@@ -3,7 +3,8 @@
 //! repositories, failed builds, dirty trees, and no credential anywhere in the output.
 
 use crate::support::{
-    bed, ecr_login, fake_sha, git, served, unique, wharf, wharf_on, write, Engine,
+    bed, ecr_login, fake_sha, git, manifest_of, served, texts, unique, wharf, wharf_on, write,
+    Engine,
 };
 use std::path::Path;
 use std::process::{Command, Output};
@@ -12,13 +13,6 @@ use wharf_pusher::login::Login;
 /// Runs wharf on `engine` in `dir` for commit `sha`.
 fn run(engine: Engine, dir: &Path, sha: &str, args: &[&str]) -> Output {
     crate::support::run(wharf_on(engine, dir, sha).args(args))
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// A project of two services building FROM the bed's base image, with images named under
@@ -40,6 +34,40 @@ fn two_service_project(dir: &Path, prefix: &str, base: &str) {
     write(dir, "worker/job", &unique("worker"));
 }
 
+/// [`two_service_project`] in a new folder, under a new prefix made of `name`: the folder and
+/// the prefix.
+fn new_project(name: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique(name).replace('-', "");
+    two_service_project(dir.path(), &prefix, &bed().base_image);
+    (dir, prefix)
+}
+
+/// `build --push` of commit `sha` to `registry`, creating its repositories; the run must
+/// succeed: the manifest it printed and its stderr.
+fn release_to(
+    engine: Engine,
+    dir: &Path,
+    sha: &str,
+    registry: &str,
+) -> (serde_json::Value, String) {
+    let out = run(
+        engine,
+        dir,
+        sha,
+        &[
+            "build",
+            "--push",
+            "--registry",
+            registry,
+            "--create-repositories",
+            "--manifest",
+            "-",
+        ],
+    );
+    (manifest_of(&out, "the release"), texts(&out).1)
+}
+
 #[tokio::test]
 async fn private_ecr_release_with_manifest_matching_the_registry_on_docker20() {
     private_ecr_release_with_manifest_matching_the_registry(Engine::Docker20).await;
@@ -52,28 +80,9 @@ async fn private_ecr_release_with_manifest_matching_the_registry_on_docker26() {
 
 async fn private_ecr_release_with_manifest_matching_the_registry(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("rel").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, prefix) = new_project("rel");
     let sha = fake_sha();
-    let out = run(
-        engine,
-        dir.path(),
-        &sha,
-        &[
-            "build",
-            "--push",
-            "--registry",
-            "ecr",
-            "--create-repositories",
-            "--manifest",
-            "-",
-        ],
-    );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&stdout).expect("stdout is the manifest and nothing else");
+    let (manifest, stderr) = release_to(engine, dir.path(), &sha, "ecr");
     let images = manifest["images"].as_array().unwrap();
     assert_eq!(
         images.len(),
@@ -110,10 +119,10 @@ async fn private_ecr_release_with_manifest_matching_the_registry(engine: Engine)
 
     // verify passes for what was released, and fails naming a tag that was not.
     let ok = run(engine, dir.path(), &sha, &["verify", "--registry", "ecr"]);
-    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok).1);
+    assert_eq!(ok.status.code(), Some(0), "{}", texts(&ok).1);
     let other = fake_sha();
     let missing = run(engine, dir.path(), &other, &["verify", "--registry", "ecr"]);
-    let (_, err) = text(&missing);
+    let (_, err) = texts(&missing);
     assert_eq!(missing.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!("{prefix}/api:{other}"))
@@ -124,17 +133,14 @@ async fn private_ecr_release_with_manifest_matching_the_registry(engine: Engine)
 
 #[test]
 fn missing_repositories_are_all_named_before_anything_is_built() {
-    let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("miss").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, prefix) = new_project("miss");
     let out = run(
         Engine::Docker20,
         dir.path(),
         &fake_sha(),
         &["build", "--push", "--registry", "ecr"],
     );
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stdout.is_empty());
     assert!(
@@ -165,9 +171,7 @@ async fn a_failed_build_moves_no_tag_and_names_the_step_on_docker26() {
 
 async fn a_failed_build_moves_no_tag_and_names_the_step(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("fail").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, prefix) = new_project("fail");
     write(
         dir.path(),
         "api/Dockerfile",
@@ -190,7 +194,7 @@ async fn a_failed_build_moves_no_tag_and_names_the_step(engine: Engine) {
             "--keep-going",
         ],
     );
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("`api`"), "names the service: {stderr}");
     assert!(
@@ -236,28 +240,10 @@ async fn ecr_public_and_the_plain_registry_on_docker26() {
 
 async fn ecr_public_and_the_plain_registry(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("pub").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, prefix) = new_project("pub");
     let sha = fake_sha();
 
-    let out = run(
-        engine,
-        dir.path(),
-        &sha,
-        &[
-            "build",
-            "--push",
-            "--registry",
-            &bed.public_registry,
-            "--create-repositories",
-            "--manifest",
-            "-",
-        ],
-    );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (manifest, _) = release_to(engine, dir.path(), &sha, &bed.public_registry);
     let alias = bed.public_registry.trim_start_matches("public.ecr.aws/");
     let public = Login {
         host: "public.ecr.aws".into(),
@@ -286,9 +272,7 @@ async fn ecr_public_and_the_plain_registry(engine: Engine) {
             "-",
         ],
     );
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let manifest = manifest_of(&out, "push");
     for image in manifest["images"].as_array().unwrap() {
         assert_eq!(image["tags"], serde_json::json!([&sha[..7]]));
         let got = served(
@@ -308,9 +292,7 @@ async fn ecr_public_and_the_plain_registry(engine: Engine) {
 #[test]
 fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("dirty").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
+    let (dir, _) = new_project("dirty");
     git(dir.path(), &["init", "-q"]);
     git(dir.path(), &["add", "."]);
     git(dir.path(), &["commit", "-q", "-m", "init"]);
@@ -319,7 +301,7 @@ fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
     let wharf = |args: &[&str]| crate::support::run(wharf(dir.path()).args(args));
 
     let out = wharf(&["build", "--push", "--registry", &bed.plain_registry]);
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("uncommitted changes") && stderr.contains("--allow-dirty"),
@@ -334,7 +316,7 @@ fn a_dirty_tree_is_refused_and_allow_dirty_marks_the_tags() {
         "--format",
         "json",
     ]);
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     for s in plan["services"].as_array().unwrap() {
@@ -355,10 +337,8 @@ async fn no_credential_in_output_or_files_on_docker26() {
 
 async fn no_credential_in_output_or_files(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, _) = new_project("cred");
     let docker_config = tempfile::tempdir().unwrap();
-    let prefix = unique("cred").replace('-', "");
-    two_service_project(dir.path(), &prefix, &bed.base_image);
     let manifest = dir.path().join("images.json");
     let out = wharf_on(engine, dir.path(), &fake_sha())
         .args([
@@ -375,7 +355,7 @@ async fn no_credential_in_output_or_files(engine: Engine) {
         .env("DOCKER_CONFIG", docker_config.path())
         .output()
         .unwrap();
-    let (stdout, stderr) = text(&out);
+    let (stdout, stderr) = texts(&out);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -465,25 +445,9 @@ async fn builds_pull_from_ecr_with_the_release_login(engine: Engine) {
             .expect("wharf runs")
     };
     let out = release(base_dir.path(), &base_sha);
-    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(out.status.success(), "{}", texts(&out).1);
     let base_ref = format!("{}/{prefix}/base:{base_sha}", bed.ecr_registry);
-    let images = engine
-        .docker()
-        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-        .output()
-        .unwrap();
-    let ours: Vec<String> = String::from_utf8_lossy(&images.stdout)
-        .lines()
-        .filter(|l| l.contains(&prefix))
-        .map(str::to_string)
-        .collect();
-    let rmi = engine
-        .docker()
-        .args(["rmi", "-f"])
-        .args(&ours)
-        .output()
-        .unwrap();
-    assert!(rmi.status.success(), "{rmi:?}");
+    engine.forget_images(&prefix);
 
     // The app, FROM the base in ECR.
     let app_dir = tempfile::tempdir().unwrap();
@@ -498,7 +462,7 @@ async fn builds_pull_from_ecr_with_the_release_login(engine: Engine) {
         &format!("FROM {base_ref}\nRUN test -f /stamp\n"),
     );
     let out = release(app_dir.path(), &fake_sha());
-    let (_, stderr) = text(&out);
+    let (_, stderr) = texts(&out);
     assert!(
         out.status.success(),
         "the pull used wharf's login:\n{stderr}"

@@ -10,7 +10,7 @@ use crate::support::{bed, fake_sha, run, served, stderr, unique, wharf, wharf_on
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const SERVICES: [&str; 4] = ["api", "web", "worker", "cron"];
@@ -38,6 +38,15 @@ fn restamp(dir: &Path) {
 }
 
 /// `build --push` of commit `sha` to `registry`, repositories `<prefix>-<service>`.
+fn release_command(engine: Engine, dir: &Path, registry: &str, prefix: &str, sha: &str) -> Command {
+    let mut c = wharf_on(engine, dir, sha);
+    c.args(["build", "--push", "--registry", registry])
+        .args(["--repository", &format!("{prefix}-{{service}}")])
+        .args(["--tag", "{git_sha}", "--tag", "latest"]);
+    c
+}
+
+/// [`release_command`] with `extra` arguments, run to its end.
 fn release(
     engine: Engine,
     dir: &Path,
@@ -46,11 +55,7 @@ fn release(
     sha: &str,
     extra: &[&str],
 ) -> Output {
-    run(wharf_on(engine, dir, sha)
-        .args(["build", "--push", "--registry", registry])
-        .args(["--repository", &format!("{prefix}-{{service}}")])
-        .args(["--tag", "{git_sha}", "--tag", "latest"])
-        .args(extra))
+    run(release_command(engine, dir, registry, prefix, sha).args(extra))
 }
 
 /// What `reference` names in the registry itself (asked directly, not through the proxy).
@@ -82,6 +87,31 @@ fn first_release(
     assert!(before.values().all(Option::is_some), "{before:?}");
     restamp(dir);
     before
+}
+
+/// The project (under a new prefix made of `name`) after its [`first_release`], and a proxy
+/// in front of the plain registry to stage the next release's faults on.
+struct Released {
+    dir: tempfile::TempDir,
+    prefix: String,
+    /// Each service's `latest` after the first release.
+    before: BTreeMap<&'static str, Option<String>>,
+    proxy: RegistryProxy,
+}
+
+fn released_once(engine: Engine, name: &str) -> Released {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), &bed.base_image);
+    let prefix = unique(name);
+    let before = first_release(engine, dir.path(), &bed.plain_registry, &prefix);
+    let proxy = RegistryProxy::start(&bed.plain_registry);
+    Released {
+        dir,
+        prefix,
+        before,
+        proxy,
+    }
 }
 
 #[test]
@@ -139,12 +169,12 @@ fn a_permanently_refused_identity_tag_moves_no_moving_tag_on_docker26() {
 
 fn a_permanently_refused_identity_tag_moves_no_moving_tag(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), &bed.base_image);
-    let prefix = unique("faults/identity");
-    let before = first_release(engine, dir.path(), &bed.plain_registry, &prefix);
-
-    let proxy = RegistryProxy::start(&bed.plain_registry);
+    let Released {
+        dir,
+        prefix,
+        before,
+        proxy,
+    } = released_once(engine, "faults/identity");
     let sha = fake_sha();
     let refused = proxy.fault(
         Method::PUT,
@@ -180,12 +210,12 @@ fn a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved_on_docker26
 
 fn a_permanently_refused_moving_tag_puts_back_every_moving_tag_moved(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), &bed.base_image);
-    let prefix = unique("faults/moving");
-    let before = first_release(engine, dir.path(), &bed.plain_registry, &prefix);
-
-    let proxy = RegistryProxy::start(&bed.plain_registry);
+    let Released {
+        dir,
+        prefix,
+        before,
+        proxy,
+    } = released_once(engine, "faults/moving");
     let refused = proxy.fault(
         Method::PUT,
         &format!(r"/{prefix}-web/manifests/latest$"),
@@ -272,22 +302,19 @@ fn ctrl_c_during_phase_2_puts_the_moving_tags_back_on_docker26() {
 
 fn ctrl_c_during_phase_2_puts_the_moving_tags_back(engine: Engine) {
     let bed = bed();
-    let dir = tempfile::tempdir().unwrap();
-    project(dir.path(), &bed.base_image);
-    let prefix = unique("faults/interrupt");
-    let before = first_release(engine, dir.path(), &bed.plain_registry, &prefix);
-
-    let proxy = RegistryProxy::start(&bed.plain_registry);
+    let Released {
+        dir,
+        prefix,
+        before,
+        proxy,
+    } = released_once(engine, "faults/interrupt");
     // One moving tag hangs, so phase 2 is still under way when Ctrl-C comes.
     proxy.fault(
         Method::PUT,
         &format!(r"/{prefix}-web/manifests/latest$"),
         Fault::Hang,
     );
-    let mut child = wharf_on(engine, dir.path(), &fake_sha())
-        .args(["build", "--push", "--registry", &proxy.addr])
-        .args(["--repository", &format!("{prefix}-{{service}}")])
-        .args(["--tag", "{git_sha}", "--tag", "latest"])
+    let mut child = release_command(engine, dir.path(), &proxy.addr, &prefix, &fake_sha())
         .args(["--progress", "json", "--timeout", "20s"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

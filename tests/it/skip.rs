@@ -5,7 +5,10 @@
 //! its image: the daemon takes it from its own images or pulls it by digest. Driven through the binary against the bed's
 //! plain registry.
 
-use crate::support::{bed, fake_sha, run, served, unique, wharf_on, write, Engine};
+use crate::support::{
+    bed, digests, fake_sha, manifest_of, progress_events, run, served, unique, wharf_on, write,
+    Engine,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -22,38 +25,12 @@ fn release(
         .args(["build", "--push", "--progress", "json", "--manifest", "-"])
         .args(extra));
     let mut events: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stderr).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
+    for v in progress_events(&out) {
         if let (Some(s), Some(e)) = (v["service"].as_str(), v["event"].as_str()) {
             events.entry(s.into()).or_default().push(e.into());
         }
     }
     (out, events)
-}
-
-fn ok(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "wharf failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout holds the manifest")
-}
-
-fn digests(manifest: &serde_json::Value) -> BTreeMap<String, String> {
-    manifest["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["service"].as_str().unwrap().to_string(),
-                i["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn built(events: &BTreeMap<String, Vec<String>>, service: &str) -> bool {
@@ -66,29 +43,6 @@ fn unchanged(events: &BTreeMap<String, Vec<String>>, service: &str) -> bool {
     events
         .get(service)
         .is_some_and(|e| e.iter().any(|x| x == "unchanged"))
-}
-
-/// Removes the project's images from `engine`, as a fresh CI runner has none.
-fn forget_images(engine: Engine, prefix: &str) {
-    let out = engine
-        .docker()
-        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-        .output()
-        .expect("docker runs");
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(str::to_string)
-        .collect();
-    if !names.is_empty() {
-        let status = engine
-            .docker()
-            .args(["rmi", "-f"])
-            .args(&names)
-            .output()
-            .expect("docker rmi runs");
-        assert!(status.status.success(), "{status:?}");
-    }
 }
 
 /// base ← api (FROM the base service's image), and worker on its own, with a .dockerignore.
@@ -141,7 +95,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
     // First release: everything is built and pushed, with its inputs tag.
     let first_sha = fake_sha();
     let (out, events) = release(engine, dir.path(), &first_sha, &[]);
-    let first = digests(&ok(&out));
+    let first = digests(&manifest_of(&out, "the release"));
     for s in ["base", "api", "worker"] {
         assert!(built(&events, s), "{s} is built the first time: {events:?}");
     }
@@ -149,12 +103,12 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
     // A new commit with nothing changed, on a daemon that never built the images (a fresh
     // runner) and with a log file the worker's .dockerignore excludes: nothing is built, the
     // new tags name the very same images.
-    forget_images(engine, &prefix);
+    engine.forget_images(&prefix);
     write(dir.path(), "worker/debug.log", "noise\n");
     filetime_touch(&dir.path().join("api/main"));
     let second_sha = fake_sha();
     let (out, events) = release(engine, dir.path(), &second_sha, &[]);
-    let second = digests(&ok(&out));
+    let second = digests(&manifest_of(&out, "the release"));
     for s in ["base", "api", "worker"] {
         assert!(unchanged(&events, s), "{s} is unchanged: {events:?}");
         assert!(!built(&events, s), "{s} is not rebuilt: {events:?}");
@@ -177,7 +131,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
     // The worker changes: only it is built.
     write(dir.path(), "worker/job", "worker v2\n");
     let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
-    let third = digests(&ok(&out));
+    let third = digests(&manifest_of(&out, "the release"));
     assert!(built(&events, "worker"), "{events:?}");
     assert!(
         unchanged(&events, "base") && unchanged(&events, "api"),
@@ -189,7 +143,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
     // The base changes: the api, built FROM it, changes too.
     write(dir.path(), "base/lib", "base library v2\n");
     let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
-    let fourth = digests(&ok(&out));
+    let fourth = digests(&manifest_of(&out, "the release"));
     assert!(
         built(&events, "base") && built(&events, "api"),
         "{events:?}"
@@ -199,11 +153,11 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
 
     // Only the api changes, on a fresh daemon: its base is unchanged and keeps its image,
     // which the daemon pulls from the registry by digest to build the api FROM.
-    forget_images(engine, &prefix);
+    engine.forget_images(&prefix);
     write(dir.path(), "api/main", "api v2\n");
     let fifth_sha = fake_sha();
     let (out, events) = release(engine, dir.path(), &fifth_sha, &[]);
-    let fifth = digests(&ok(&out));
+    let fifth = digests(&manifest_of(&out, "the release"));
     assert!(built(&events, "api"), "{events:?}");
     assert!(
         unchanged(&events, "base") && !built(&events, "base"),
@@ -227,7 +181,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
     // Again, with the daemon holding the base's image (found by its inputs label).
     write(dir.path(), "api/main", "api v3\n");
     let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
-    let sixth = digests(&ok(&out));
+    let sixth = digests(&manifest_of(&out, "the release"));
     assert!(built(&events, "api"), "{events:?}");
     assert!(
         unchanged(&events, "base") && !built(&events, "base"),
@@ -237,7 +191,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
 
     // --no-skip builds everything.
     let (out, events) = release(engine, dir.path(), &fake_sha(), &["--no-skip"]);
-    ok(&out);
+    manifest_of(&out, "the release");
     for s in ["base", "api", "worker"] {
         assert!(built(&events, s), "{s} is built with --no-skip: {events:?}");
     }
@@ -260,7 +214,7 @@ fn plan_says_which_services_would_be_skipped(engine: Engine) {
     let prefix = format!("{}/{ns}", bed.plain_registry);
     project(dir.path(), &prefix, &bed.base_image);
     let (out, _) = release(engine, dir.path(), &fake_sha(), &["worker"]);
-    ok(&out);
+    manifest_of(&out, "the release");
     write(
         dir.path(),
         "worker/.dockerignore",
@@ -351,9 +305,8 @@ fn a_service_is_pushed_while_others_still_build(engine: Engine) {
         "json",
     ]));
     assert!(out.status.success(), "{out:?}");
-    let events: Vec<(String, String)> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let events: Vec<(String, String)> = progress_events(&out)
+        .into_iter()
         .filter_map(|v| {
             Some((
                 v["service"].as_str()?.to_string(),
@@ -394,7 +347,7 @@ fn build_then_push_records_the_inputs_too(engine: Engine) {
         assert!(out.status.success(), "{args:?}: {out:?}");
     }
     let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
-    ok(&out);
+    manifest_of(&out, "the release");
     for s in ["base", "api", "worker"] {
         assert!(unchanged(&events, s), "{s}: {events:?}");
     }

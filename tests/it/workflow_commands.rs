@@ -4,9 +4,8 @@
 //! older `##[NAME…]` anywhere, none while `::stop-commands::TOKEN` holds, until `::TOKEN::` —
 //! and of the commands the runner would run, only those wharf means are allowed.
 
-use crate::support::{bed_var, unique, wharf, write, SHA};
-use std::path::Path;
-use std::process::{Command, Output};
+use crate::support::{bed_var, github_step, unique, write};
+use std::process::Output;
 
 /// The commands GitHub's runner knows (it ignores any other name).
 const RUNNER_COMMANDS: &[&str] = &[
@@ -96,17 +95,6 @@ fn only_wharfs_commands(out: &Output, planted: &[&str]) -> String {
     text
 }
 
-/// wharf in `dir` as a workflow step.
-fn step(dir: &Path) -> Command {
-    let mut c = wharf(dir);
-    c.env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
-        .env("GITHUB_OUTPUT", dir.join("output.txt"))
-        .env("GITHUB_WORKSPACE", dir)
-        .env("GITHUB_SHA", SHA);
-    c
-}
-
 #[test]
 fn a_tag_from_the_environment_cannot_issue_commands() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,7 +105,7 @@ fn a_tag_from_the_environment_cannot_issue_commands() {
     );
     write(dir.path(), "Dockerfile", "FROM scratch\n");
     let hostile = "v1\n::add-mask::abc\n  ::set-output name=x::y ##[add-mask]def";
-    let out = step(dir.path())
+    let out = github_step(dir.path())
         .args(["build", "--push", "--tag", "{git_sha}", "--tag", "{env:X}"])
         .env("X", hostile)
         .output()
@@ -157,7 +145,7 @@ fn a_build_log_cannot_issue_commands() {
         "bad/Dockerfile",
         &format!("FROM {base}\n{noisy} && exit 3\n"),
     );
-    let out = step(dir.path())
+    let out = github_step(dir.path())
         .args(["build", "--push", "--keep-going", "--progress", "plain"])
         .output()
         .unwrap();

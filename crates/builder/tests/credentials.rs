@@ -7,7 +7,6 @@
 //! It needs the bed (`scripts/testbed up`, then `eval "$(scripts/testbed env)"`); it fails,
 //! never skips, without it.
 
-use futures_util::StreamExt;
 use secrecy::SecretString;
 use std::fs;
 use std::path::Path;
@@ -16,7 +15,7 @@ use wharf_builder::context::Context;
 use wharf_builder::session::RegistryCredentials;
 
 mod common;
-use common::{bed_var, cat, remove, test_image, unique};
+use common::{bed_var, cat, remove, test_image, PrivateRegistry};
 
 async fn build_from(
     docker: &bollard::Docker,
@@ -51,44 +50,15 @@ fn refused(result: Result<(), BuildError>, builder: BuilderKind, what: &str) {
 
 #[tokio::test]
 async fn pulls_use_credentials_handed_in_before_the_docker_config() {
-    use base64::Engine as _;
     let base = bed_var("WHARF_TEST_BASE_IMAGE");
-    let registry = bed_var("WHARF_TEST_ECR_REGISTRY");
-    let username = bed_var("WHARF_TEST_ECR_USERNAME");
-    let password = bed_var("WHARF_TEST_ECR_PASSWORD");
+    let private = PrivateRegistry::from_bed();
+    let (registry, username, password) = (&private.host, &private.username, &private.password);
     let (docker, _) = wharf_builder::daemon::connect()
         .await
         .expect("the daemon answers: run scripts/testbed up");
 
     // A base image only the registry has, behind its password.
-    let repository = format!("{registry}/wharf-credentials/base");
-    let tag = unique("t");
-    let pushed = format!("{repository}:{tag}");
-    docker
-        .tag_image(
-            &base,
-            Some(bollard::query_parameters::TagImageOptions {
-                repo: Some(repository.clone()),
-                tag: Some(tag.clone()),
-            }),
-        )
-        .await
-        .expect("tag");
-    let mut push = docker.push_image(
-        &repository,
-        Some(bollard::query_parameters::PushImageOptions {
-            tag: Some(tag.clone()),
-            ..Default::default()
-        }),
-        Some(bollard::auth::DockerCredentials {
-            username: Some(username.clone()),
-            password: Some(password.clone()),
-            ..Default::default()
-        }),
-    );
-    while let Some(item) = push.next().await {
-        item.expect("the push succeeds");
-    }
+    let pushed = private.push(&docker, &base, "wharf-credentials/base").await;
     remove(&[&pushed]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -103,7 +73,7 @@ async fn pulls_use_credentials_handed_in_before_the_docker_config() {
 
     let none = RegistryCredentials::new();
     let handed = RegistryCredentials::new();
-    handed.insert(&registry, &username, SecretString::from(password.clone()));
+    handed.insert(registry, username, SecretString::from(password.clone()));
     for builder in [BuilderKind::BuildKit, BuilderKind::Classic] {
         // Nothing in the Docker config, nothing handed in: the registry refuses.
         refused(
@@ -123,17 +93,11 @@ async fn pulls_use_credentials_handed_in_before_the_docker_config() {
 
     // Handed-in credentials come before the Docker config's: a wrong password handed in is
     // used even though the config has the right one.
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    fs::write(
-        config.path().join("config.json"),
-        format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{encoded}\"}}}}}}"),
-    )
-    .unwrap();
+    private.write_docker_config(config.path());
     let wrong = RegistryCredentials::new();
     wrong.insert(
-        &registry,
-        &username,
+        registry,
+        username,
         SecretString::from("not-the-token".to_string()),
     );
     refused(
@@ -149,7 +113,7 @@ async fn pulls_use_credentials_handed_in_before_the_docker_config() {
         "the handed-in password is the one used",
     );
     // Replaced credentials take effect.
-    wrong.insert(&registry, &username, SecretString::from(password.clone()));
+    wrong.insert(registry, username, SecretString::from(password.clone()));
     let image = test_image("replaced");
     build_from(&docker, dir.path(), BuilderKind::BuildKit, &wrong, &image)
         .await

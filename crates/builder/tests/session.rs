@@ -13,7 +13,7 @@ use wharf_builder::context::Context;
 use wharf_compose::{BuildSecret, Dockerfile, SecretSource};
 
 mod common;
-use common::{base_image, cat, image_id, remove, test_image, unique, write};
+use common::{base_image, cat, image_id, remove, test_image, unique, write, PrivateRegistry};
 
 /// Builds `dir` with BuildKit, tagged `tag`.
 async fn build_dir(
@@ -265,50 +265,14 @@ async fn compose_build_secrets_match_docker_compose() {
 
 #[tokio::test]
 async fn pulls_use_the_docker_config_credentials_through_the_session() {
-    use base64::Engine as _;
-    use futures_util::StreamExt;
     let base = base_image();
-    let var = |name: &str| match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!("{name} is not set: run scripts/testbed up and its env"),
-    };
-    let registry = var("WHARF_TEST_ECR_REGISTRY");
-    let username = var("WHARF_TEST_ECR_USERNAME");
-    let password = var("WHARF_TEST_ECR_PASSWORD");
+    let private = PrivateRegistry::from_bed();
     let (docker, _) = wharf_builder::daemon::connect()
         .await
         .expect("the daemon answers: run scripts/testbed up");
 
     // A base image only the registry has, behind its password.
-    let repository = format!("{registry}/wharf-session/base");
-    let tag = unique("t");
-    let pushed = format!("{repository}:{tag}");
-    docker
-        .tag_image(
-            &base,
-            Some(bollard::query_parameters::TagImageOptions {
-                repo: Some(repository.clone()),
-                tag: Some(tag.clone()),
-            }),
-        )
-        .await
-        .expect("tag");
-    let credentials = bollard::auth::DockerCredentials {
-        username: Some(username.clone()),
-        password: Some(password.clone()),
-        ..Default::default()
-    };
-    let mut push = docker.push_image(
-        &repository,
-        Some(bollard::query_parameters::PushImageOptions {
-            tag: Some(tag.clone()),
-            ..Default::default()
-        }),
-        Some(credentials),
-    );
-    while let Some(item) = push.next().await {
-        item.expect("the push succeeds");
-    }
+    let pushed = private.push(&docker, &base, "wharf-session/base").await;
 
     let dir = tempfile::tempdir().unwrap();
     write(
@@ -345,13 +309,7 @@ async fn pulls_use_the_docker_config_credentials_through_the_session() {
     );
 
     // With them, the daemon gets them from the session and pulls.
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    fs::write(
-        config.path().join("config.json"),
-        format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{encoded}\"}}}}}}"),
-    )
-    .unwrap();
+    private.write_docker_config(config.path());
     let image = test_image("session-pulled");
     build_from_registry(image.clone())
         .await

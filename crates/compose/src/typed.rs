@@ -287,46 +287,52 @@ fn str_field(m: &Map, k: &str) -> Option<String> {
 
 /// The typed checks compose makes on fields outside `build`.
 fn check_service_fields(name: &str, s: &Map) -> Result<(), Error> {
-    for key in [
-        "attach",
-        "init",
-        "oom_kill_disable",
-        "privileged",
-        "read_only",
-        "stdin_open",
-        "tty",
-        "use_api_socket",
-    ] {
-        if let Some(v) = s.get(key) {
-            decode_bool(v).map_err(|e| err_at(name, key, format!("services.{name}.{key}: {e}")))?;
-        }
-    }
-    for key in [
-        "cpu_count",
-        "cpu_period",
-        "cpu_quota",
-        "cpu_rt_period",
-        "cpu_rt_runtime",
-        "cpu_shares",
-        "oom_score_adj",
-        "pids_limit",
-        "scale",
-    ] {
-        if let Some(v) = s.get(key) {
-            decode_int(v).map_err(|e| err_at(name, key, format!("services.{name}.{key}: {e}")))?;
-        }
-    }
-    for key in [
-        "mem_limit",
-        "mem_reservation",
-        "memswap_limit",
-        "mem_swappiness",
-        "shm_size",
-    ] {
-        if let Some(v) = s.get(key) {
-            unit_bytes(v).map_err(|e| err_at(name, key, format!("services.{name}.{key}: {e}")))?;
-        }
-    }
+    // Each key the service sets must decode as its type.
+    let decodes = |keys: &[&str], decode: fn(&Value) -> Result<(), String>| {
+        keys.iter().try_for_each(|&key| match s.get(key) {
+            Some(v) => {
+                decode(v).map_err(|e| err_at(name, key, format!("services.{name}.{key}: {e}")))
+            }
+            None => Ok(()),
+        })
+    };
+    decodes(
+        &[
+            "attach",
+            "init",
+            "oom_kill_disable",
+            "privileged",
+            "read_only",
+            "stdin_open",
+            "tty",
+            "use_api_socket",
+        ],
+        |v| decode_bool(v).map(drop),
+    )?;
+    decodes(
+        &[
+            "cpu_count",
+            "cpu_period",
+            "cpu_quota",
+            "cpu_rt_period",
+            "cpu_rt_runtime",
+            "cpu_shares",
+            "oom_score_adj",
+            "pids_limit",
+            "scale",
+        ],
+        |v| decode_int(v).map(drop),
+    )?;
+    decodes(
+        &[
+            "mem_limit",
+            "mem_reservation",
+            "memswap_limit",
+            "mem_swappiness",
+            "shm_size",
+        ],
+        |v| unit_bytes(v).map(drop),
+    )?;
     let duration = |v: &Value, field: &str| -> Result<(), Error> {
         parse_duration(&v.go_sprint())
             .map_err(|e| err_at(name, field, format!("services.{name}.{field}: {e}")))

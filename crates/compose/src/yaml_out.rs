@@ -36,6 +36,8 @@ fn write_map(m: &serde_json::Map<String, J>, level: usize, out: &mut String) {
     }
 }
 
+/// `v` after its key's `:` (and, but for a non-empty map, after a sequence item's `-`), the
+/// key at `level`.
 fn write_value_after_key(v: &J, level: usize, out: &mut String) {
     match v {
         J::Object(m) if !m.is_empty() => {
@@ -78,19 +80,8 @@ fn write_seq(a: &[J], level: usize, out: &mut String) {
                     write_value_after_key(val, level + 2, out);
                 }
             }
-            J::Array(inner) if !inner.is_empty() => {
-                out.push('\n');
-                write_seq(inner, level + 2, out);
-            }
-            J::String(s) if s.contains('\n') => {
-                out.push(' ');
-                write_literal(s, level + 2, out);
-            }
-            other => {
-                out.push(' ');
-                write_inline(other, out);
-                out.push('\n');
-            }
+            // Anything else stands after the dash as it stands after a key's colon.
+            other => write_value_after_key(other, level, out),
         }
     }
 }

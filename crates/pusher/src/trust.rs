@@ -244,6 +244,51 @@ pub async fn check_released(
     .await
 }
 
+/// The platform images of the index `candidate` (attestations left out), each fetched from
+/// `repository`, refused unless it is an image, and passed to `each` in the index's order;
+/// the first distrust, whether of the index, of an image or from `each`, ends the walk, so a
+/// later platform image is never fetched for an index already refused.
+async fn index_images<T>(
+    api: &RegistryApi,
+    repository: &str,
+    login: Option<&Login>,
+    candidate: &RawManifest,
+    mut each: impl FnMut(&IndexEntry, RawManifest) -> Result<Result<T, Distrust>, Error>,
+) -> Result<Result<Vec<T>, Distrust>, Error> {
+    let doc: ManifestDoc = serde_json::from_slice(&candidate.bytes)
+        .map_err(|e| unreadable(repository, &candidate.digest, e))?;
+    let entries: Vec<IndexEntry> = doc
+        .manifests
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !e.is_attestation())
+        .collect();
+    if entries.is_empty() {
+        return Ok(Err(Distrust::NoPlatforms));
+    }
+    if entries.len() > MAX_PLATFORMS {
+        return Ok(Err(Distrust::TooManyPlatforms));
+    }
+    let mut images = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let reference = format!("{repository}@{}", entry.digest);
+        let image = api
+            .manifest(&reference, login)
+            .await?
+            .ok_or(Error::NotFound { reference })?;
+        if !IMAGE_TYPES.contains(&image.media_type.as_str()) {
+            return Ok(Err(Distrust::NotAnImage {
+                media_type: image.media_type,
+            }));
+        }
+        match each(entry, image)? {
+            Ok(t) => images.push(t),
+            Err(d) => return Ok(Err(d)),
+        }
+    }
+    Ok(Ok(images))
+}
+
 /// The check; `inputs`: the label and the value the configs must carry, when they must.
 #[allow(clippy::too_many_arguments)]
 async fn verdict(
@@ -265,32 +310,7 @@ async fn verdict(
             inputs.map(|(l, v)| (l, v.to_string())),
         )]
     } else if is_index {
-        let doc: ManifestDoc = serde_json::from_slice(&candidate.bytes)
-            .map_err(|e| unreadable(repository, &candidate.digest, e))?;
-        let entries: Vec<IndexEntry> = doc
-            .manifests
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| !e.is_attestation())
-            .collect();
-        if entries.is_empty() {
-            return untrusted(Distrust::NoPlatforms);
-        }
-        if entries.len() > MAX_PLATFORMS {
-            return untrusted(Distrust::TooManyPlatforms);
-        }
-        let mut configs = Vec::new();
-        for entry in &entries {
-            let reference = format!("{repository}@{}", entry.digest);
-            let image = api
-                .manifest(&reference, login)
-                .await?
-                .ok_or(Error::NotFound { reference })?;
-            if !IMAGE_TYPES.contains(&image.media_type.as_str()) {
-                return untrusted(Distrust::NotAnImage {
-                    media_type: image.media_type,
-                });
-            }
+        let configs = index_images(api, repository, login, candidate, |entry, image| {
             let inputs = match (inputs, platform_inputs) {
                 (None, _) => None,
                 (Some((l, v)), None) => Some((l, v.to_string())),
@@ -299,20 +319,24 @@ async fn verdict(
                         Some(p) => match each.get(&p) {
                             Some(hex) => Some((l, hex.clone())),
                             None => {
-                                return untrusted(Distrust::NotAnImage {
+                                return Ok(Err(Distrust::NotAnImage {
                                     media_type: format!(
                                 "an index with the platform {p}, which this release does not build"
                             ),
-                                })
+                                }))
                             }
                         },
-                        None => return untrusted(Distrust::NoPlatforms),
+                        None => return Ok(Err(Distrust::NoPlatforms)),
                     }
                 }
             };
-            configs.push((config_of(repository, &image)?, inputs));
+            Ok(Ok((config_of(repository, &image)?, inputs)))
+        })
+        .await?;
+        match configs {
+            Ok(c) => c,
+            Err(d) => return untrusted(d),
         }
-        configs
     } else {
         return untrusted(Distrust::NotAnImage {
             media_type: media_type.to_string(),
@@ -407,35 +431,10 @@ pub async fn check_promoted(
     let images = if IMAGE_TYPES.contains(&media_type) {
         vec![candidate.clone()]
     } else if INDEX_TYPES.contains(&media_type) {
-        let doc: ManifestDoc = serde_json::from_slice(&candidate.bytes)
-            .map_err(|e| unreadable(repository, &candidate.digest, e))?;
-        let entries: Vec<IndexEntry> = doc
-            .manifests
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| !e.is_attestation())
-            .collect();
-        if entries.is_empty() {
-            return untrusted(Distrust::NoPlatforms);
+        match index_images(api, repository, login, candidate, |_, image| Ok(Ok(image))).await? {
+            Ok(images) => images,
+            Err(d) => return untrusted(d),
         }
-        if entries.len() > MAX_PLATFORMS {
-            return untrusted(Distrust::TooManyPlatforms);
-        }
-        let mut images = Vec::new();
-        for entry in &entries {
-            let reference = format!("{repository}@{}", entry.digest);
-            let image = api
-                .manifest(&reference, login)
-                .await?
-                .ok_or(Error::NotFound { reference })?;
-            if !IMAGE_TYPES.contains(&image.media_type.as_str()) {
-                return untrusted(Distrust::NotAnImage {
-                    media_type: image.media_type,
-                });
-            }
-            images.push(image);
-        }
-        images
     } else {
         return untrusted(Distrust::NotAnImage {
             media_type: media_type.to_string(),

@@ -38,6 +38,30 @@ impl Engine {
         c
     }
 
+    /// Removes this engine's images whose name holds `part` (a test's unique prefix), as a
+    /// fresh CI runner has none of them.
+    pub fn forget_images(self, part: &str) {
+        let out = self
+            .docker()
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+            .expect("docker runs");
+        let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(part))
+            .map(str::to_string)
+            .collect();
+        if !names.is_empty() {
+            let rmi = self
+                .docker()
+                .args(["rmi", "-f"])
+                .args(&names)
+                .output()
+                .expect("docker rmi runs");
+            assert!(rmi.status.success(), "{rmi:?}");
+        }
+    }
+
     /// Runs `cmd` in a fresh container of `image` on this engine and returns its output.
     pub fn run_in(self, image: &str, cmd: &str) -> String {
         let out = self

@@ -64,6 +64,18 @@ pub fn wharf(dir: &Path) -> Command {
     c
 }
 
+/// wharf in `dir` as a GitHub Actions workflow step of commit [`SHA`], writing its job summary
+/// (`summary.md`) and step outputs (`output.txt`) under `dir`.
+pub fn github_step(dir: &Path) -> Command {
+    let mut c = wharf(dir);
+    c.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
+        .env("GITHUB_OUTPUT", dir.join("output.txt"))
+        .env("GITHUB_WORKSPACE", dir)
+        .env("GITHUB_SHA", SHA);
+    c
+}
+
 pub fn run(c: &mut Command) -> Output {
     c.output().expect("the wharf binary runs")
 }
@@ -74,4 +86,9 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A run's stdout and stderr, as text.
+pub fn texts(o: &Output) -> (String, String) {
+    (stdout(o), stderr(o))
 }

@@ -614,6 +614,9 @@ mod tests {
         );
     }
 
+    // moby's `TestMatch`: Go's filepath.Match table run through the pattern matcher, not a
+    // second test of `wharf_docker::filepath::matches`. It differs from Go's where a pattern
+    // also matches what is under a folder it matches (`a*` matches `ab/c`).
     // (pattern, text, match, is syntax error)
     const MATCH_TESTS: &[(&str, &str, bool, bool)] = &[
         ("abc", "abc", true, false),

@@ -90,3 +90,70 @@ pub fn load_project(dir: &Path, name: &str) -> wharf_compose::Project {
     })
     .expect("the project loads")
 }
+
+/// The bed's registry that wants a password (its private ECR stand-in), and that password's
+/// login.
+pub struct PrivateRegistry {
+    pub host: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl PrivateRegistry {
+    pub fn from_bed() -> Self {
+        PrivateRegistry {
+            host: bed_var("WHARF_TEST_ECR_REGISTRY"),
+            username: bed_var("WHARF_TEST_ECR_USERNAME"),
+            password: bed_var("WHARF_TEST_ECR_PASSWORD"),
+        }
+    }
+
+    /// Pushes the local image `image` to the registry as a new tag of `repository` (under the
+    /// registry's host); returns the pushed reference.
+    pub async fn push(&self, docker: &bollard::Docker, image: &str, repository: &str) -> String {
+        use futures_util::StreamExt;
+        let repository = format!("{}/{repository}", self.host);
+        let tag = unique("t");
+        docker
+            .tag_image(
+                image,
+                Some(bollard::query_parameters::TagImageOptions {
+                    repo: Some(repository.clone()),
+                    tag: Some(tag.clone()),
+                }),
+            )
+            .await
+            .expect("tag");
+        let mut push = docker.push_image(
+            &repository,
+            Some(bollard::query_parameters::PushImageOptions {
+                tag: Some(tag.clone()),
+                ..Default::default()
+            }),
+            Some(bollard::auth::DockerCredentials {
+                username: Some(self.username.clone()),
+                password: Some(self.password.clone()),
+                ..Default::default()
+            }),
+        );
+        while let Some(item) = push.next().await {
+            item.expect("the push succeeds");
+        }
+        format!("{repository}:{tag}")
+    }
+
+    /// A Docker config (`config.json` in `dir`) holding this registry's login.
+    pub fn write_docker_config(&self, dir: &Path) {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.username, self.password));
+        std::fs::write(
+            dir.join("config.json"),
+            format!(
+                "{{\"auths\":{{\"{}\":{{\"auth\":\"{encoded}\"}}}}}}",
+                self.host
+            ),
+        )
+        .unwrap();
+    }
+}
