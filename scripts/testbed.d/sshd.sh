@@ -54,8 +54,6 @@ UsePAM no
 PidFile none
 X11Forwarding no
 PrintMotd no
-# wharf opens a connection per request it has in flight, each its own SSH session.
-MaxStartups 64
 SetEnv DOCKER_HOST=$D26_HOST
 EOF
 		stop_owned "$SSHD_NAME"

@@ -717,9 +717,9 @@ async fn push_takes_routed_platforms_from_their_engine() {
     );
 }
 
-/// The default engine itself behind ssh (`DOCKER_HOST=ssh://…`, as a docker context with an
-/// ssh host gives it): `wharf build`, then `wharf push`, build, inspect, tag and push every
-/// image on the second engine through the bed's sshd.
+/// The default engine itself behind ssh: `wharf build` with `DOCKER_HOST=ssh://…`, then
+/// `wharf push` with a docker context whose host is that endpoint, build, inspect, tag and
+/// push every image on the second engine through the bed's sshd.
 #[tokio::test]
 async fn the_default_engine_over_ssh_builds_and_pushes() {
     let bed = bed();
@@ -754,7 +754,29 @@ async fn the_default_engine_over_ssh_builds_and_pushes() {
             "{image} was not built on the local engine"
         );
     }
-    let pushed = over_ssh(&["push", "--registry", "ecr", "--create-repositories"]);
+    // A Docker context, selected in the config, naming the ssh endpoint.
+    let config = tempfile::tempdir().unwrap();
+    let id = {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(b"graviton"))
+    };
+    let meta = serde_json::json!({"Name": "graviton", "Endpoints": {"docker": {"Host": ssh}}});
+    write(
+        config.path(),
+        &format!("contexts/meta/{id}/meta.json"),
+        &meta.to_string(),
+    );
+    write(
+        config.path(),
+        "config.json",
+        r#"{"currentContext": "graviton"}"#,
+    );
+    let pushed = crate::support::run(
+        wharf_on(Engine::Docker20, dir.path(), &sha)
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", config.path())
+            .args(["push", "--registry", "ecr", "--create-repositories"]),
+    );
     assert_eq!(pushed.status.code(), Some(0), "{}", stderr(&pushed));
     let api = RegistryApi::default();
     let login = ecr_login(&bed);
