@@ -7,14 +7,19 @@
 # run over it reaches Docker 26. Clients find it under the host alias wharf-ssh-engine, through
 # a file in /etc/ssh/ssh_config.d that matches only that alias: OpenSSH reads the home of the
 # passwd entry, not $HOME, so a per-user config could not be set for the tests.
+#
+# A second port of the same sshd, whose sessions have no docker CLI on their PATH, stands for a
+# remote without docker (ssh://root@wharf-ssh-engine:2227).
 
 SSHD_NAME=sshd-engine
 SSHD_DIR=$STATE/sshd
 SSHD_ADDR=127.0.0.1
 SSHD_PORT=2226
+SSHD_NO_DOCKER_PORT=2227
 SSHD_ALIAS=wharf-ssh-engine
 SSHD_USER=root
 SSHD_ENGINE=ssh://$SSHD_USER@$SSHD_ALIAS
+SSHD_NO_DOCKER=ssh://$SSHD_USER@$SSHD_ALIAS:$SSHD_NO_DOCKER_PORT
 SSHD_CLIENT_CONFIG=/etc/ssh/ssh_config.d/wharf-testbed.conf
 
 # The engine's version through the docker CLI's own ssh:// support, which runs `ssh … docker
@@ -54,7 +59,12 @@ UsePAM no
 PidFile none
 X11Forwarding no
 PrintMotd no
-SetEnv DOCKER_HOST=$D26_HOST
+# A second port whose sessions find no docker CLI: a remote without docker, for its error.
+ListenAddress $SSHD_ADDR:$SSHD_NO_DOCKER_PORT
+Match LocalPort $SSHD_PORT
+	SetEnv DOCKER_HOST=$D26_HOST
+Match LocalPort $SSHD_NO_DOCKER_PORT
+	SetEnv PATH=/nonexistent
 EOF
 		stop_owned "$SSHD_NAME"
 	fi

@@ -816,8 +816,9 @@ async fn the_default_engine_over_ssh_builds_and_pushes() {
 }
 
 /// An ssh engine that cannot be used stops the run before anything is built or pushed, with
-/// ssh's reason and the endpoint, never a debug dump: a port nobody listens on (routed), and a
-/// user whose key the server refuses (the default engine).
+/// ssh's reason and the endpoint, never a debug dump: a port nobody listens on (routed), a
+/// user whose key the server refuses, and a remote without the docker CLI (the default
+/// engine).
 #[tokio::test]
 async fn an_unusable_ssh_engine_is_a_clear_error() {
     let bed = bed();
@@ -864,6 +865,24 @@ async fn an_unusable_ssh_engine_is_a_clear_error() {
     assert!(
         err.contains("cannot reach the Docker daemon at ssh://")
             && err.contains("Permission denied (publickey)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Error {") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let out = crate::support::run(
+        wharf_on(Engine::Docker20, dir.path(), &sha)
+            .env("DOCKER_HOST", bed_var("WHARF_TEST_SSH_NO_DOCKER"))
+            .args(["build"]),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker daemon at ssh://")
+            && err.contains("docker: command not found")
+            && err.contains("the docker CLI on its PATH"),
         "{err}"
     );
     assert!(
