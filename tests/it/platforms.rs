@@ -32,6 +32,21 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `docker image inspect --format FORMAT name` on `engine`.
+fn local_image(engine: Engine, name: &str, format: &str) -> String {
+    let out = engine
+        .docker()
+        .args(["image", "inspect", "--format", format, name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
 /// base (two platforms) ← api (two platforms, FROM base's image), and single (one platform).
 /// Each `RUN uname -m` records the machine the step ran on.
 fn project(dir: &Path, prefix: &str) {
@@ -221,6 +236,38 @@ async fn two_platforms_one_tag(engine: Engine) {
         "{}",
         single.media_type
     );
+
+    // Locally: the containerd store (Docker 26) holds the released index under the compose
+    // name, every platform runnable; the classic store (20.10) the engine's own platform.
+    for service in ["base", "api"] {
+        let name = format!("{prefix}/{service}");
+        let repository = format!("{}/{prefix}/{service}", bed.ecr_registry);
+        let index = get(&api, &format!("{repository}:{sha}"), &login).await;
+        let id = local_image(engine, &name, "{{.Id}}");
+        match engine {
+            Engine::Docker26 => {
+                assert_eq!(id, index.digest, "{name} is the released index");
+                for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
+                    let out = engine
+                        .docker()
+                        .args(["run", "--rm", "--platform", platform, &name, "cat"])
+                        .arg(format!("/{service}-arch"))
+                        .output()
+                        .unwrap();
+                    assert_eq!(
+                        text(&out.stdout).trim(),
+                        machine,
+                        "{name} {platform}: {}",
+                        text(&out.stderr)
+                    );
+                }
+            }
+            Engine::Docker20 => {
+                assert_ne!(id, index.digest);
+                assert_eq!(local_image(engine, &name, "{{.Architecture}}"), "amd64");
+            }
+        }
+    }
 
     // The pre-deploy gate: every platform of every index is there.
     let verified = crate::support::run(wharf_on(engine, dir.path(), &sha).args([

@@ -16,6 +16,8 @@
 //!   any build, the skip decision, phase 1 (identity tags), the gate, phase 2 (moving tags,
 //!   put back when one cannot move), the manifest. It tells what happens as typed
 //!   [`events`], and every request it makes has a deadline ([`timeouts`]).
+//! - [`local_index`] makes a multi-platform image's local name hold every platform (the
+//!   released index), on engines whose image store can (containerd).
 //! - [`trust`] decides whether an image found in the registry (by its inputs tag) may be
 //!   released instead of a build: only when an identity tag of the commit that built it names
 //!   it too.
@@ -30,6 +32,7 @@ pub mod events;
 pub mod git;
 pub mod iam_policy;
 pub mod index;
+pub mod local_index;
 pub mod login;
 pub mod promote;
 pub mod push;

@@ -43,6 +43,7 @@ pub use tagger::{Logins, Origin, Tagger};
 use crate::api::{RawManifest, RegistryApi};
 use crate::events::{EventSink, Phase, ServiceEvent};
 use crate::index::Platform;
+use crate::local_index;
 use crate::repositories::CreateSettings;
 use crate::target::ImageTarget;
 use crate::timeouts::Timeouts;
@@ -227,6 +228,9 @@ pub enum Landing {
 struct Assembly {
     children: Vec<crate::index::Child>,
     failed: bool,
+    /// Some platform's image is not in the release's engine (built on a routed engine, or
+    /// reused from the registry): the local name cannot hold the index.
+    elsewhere: bool,
 }
 
 /// A release of a set of images: see the module's documentation.
@@ -358,7 +362,11 @@ impl Release {
         enum Done {
             Image(Result<String, Error>),
             Reused(Result<(String, Vec<crate::index::Child>), Error>),
-            Platform(Result<crate::index::Child, Error>),
+            /// `here`: built by the release's own engine.
+            Platform {
+                child: Result<crate::index::Child, Error>,
+                here: bool,
+            },
         }
         let push = |t: &'_ ImageTarget,
                     origin: Origin,
@@ -383,11 +391,12 @@ impl Release {
                             docker: engine,
                             ..*tagger
                         };
-                        Done::Platform(
-                            on_engine
+                        Done::Platform {
+                            child: on_engine
                                 .platform_image(&t, &ready.platform, &ready.local_image, &extra)
                                 .await,
-                        )
+                            here: ready.engine.is_none(),
+                        }
                     }
                     (None, Origin::Registry(m)) if t.is_multi_platform() => {
                         let r = match tagger.identity(&t, &origin, &extra).await {
@@ -426,7 +435,13 @@ impl Release {
             let t = t.clone();
             async move {
                 let r = tagger.platform_reused(&t, &platform, &manifest).await;
-                (t.service, Done::Platform(r))
+                (
+                    t.service,
+                    Done::Platform {
+                        child: r,
+                        here: false,
+                    },
+                )
             }
         };
         let mut reused = FuturesUnordered::new();
@@ -440,6 +455,8 @@ impl Release {
             }
         }
         let mut assemblies: HashMap<String, Assembly> = HashMap::new();
+        let holds_every_platform = tokio::sync::OnceCell::new();
+        let mut to_hold: Vec<(ImageTarget, RawManifest)> = Vec::new();
         let mut results: HashMap<String, Result<(String, Vec<PlatformImage>), Error>> =
             HashMap::new();
         let mut indexes = FuturesUnordered::new();
@@ -465,9 +482,10 @@ impl Release {
                             if let Err(e) = &r { failed(e) }
                             results.insert(service, r.map(|(d, children)| (d, platform_images(&children))));
                         }
-                        Done::Platform(r) => {
+                        Done::Platform { child, here } => {
                             let a = assemblies.entry(service.clone()).or_default();
-                            match r {
+                            a.elsewhere |= !here;
+                            match child {
                                 Ok(child) => a.children.push(child),
                                 Err(e) => {
                                     failed(&e);
@@ -489,22 +507,33 @@ impl Release {
                                 let extra: Vec<String> = index_inputs_tags.get(&service).cloned().into_iter().collect();
                                 let t = (*t).clone();
                                 let tagger = &tagger;
+                                let local = !a.elsewhere && holds_every_platform.get_or_init(|| local_index::holds_every_platform(tagger.docker)).await == &true;
                                 indexes.push(async move {
                                     let r = tagger.index(&t, &children, &extra).await;
-                                    (t.service, r.map(|m| (m.digest, platform_images(&children))))
+                                    let hold = match (&r, local) {
+                                        (Ok(index), true) => Some((t.clone(), index.clone())),
+                                        _ => None,
+                                    };
+                                    (t.service, r.map(|m| (m.digest, platform_images(&children))), hold)
                                 });
                             }
                         }
                     }
                 }
-                Some((service, r)) = indexes.next(), if !indexes.is_empty() => {
+                Some((service, r, hold)) = indexes.next(), if !indexes.is_empty() => {
                     if let Err(e) = &r {
                         self.emit(ServiceEvent::PushFailed { service: service.clone(), message: e.to_string() });
                     }
                     results.insert(service, r);
+                    to_hold.extend(hold);
                 }
                 else => break,
             }
+        }
+        // Only now: while builds ran, a compose name could stand for one platform's image for
+        // the builds FROM it.
+        for (t, index) in &to_hold {
+            tagger.hold_locally(t, index).await;
         }
         self.targets
             .iter()

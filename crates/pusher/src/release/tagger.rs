@@ -250,6 +250,23 @@ impl<'a> Tagger<'a> {
         Ok(index)
     }
 
+    /// Makes the service's local name hold `index`, the one it released, where the engine's
+    /// image store can hold every platform under one name ([`crate::local_index`]). The
+    /// release does not depend on it: a failure is a warning.
+    pub async fn hold_locally(&self, target: &ImageTarget, index: &RawManifest) {
+        match crate::local_index::load(self.docker, &target.local_image, index).await {
+            Ok(()) => tracing::debug!(
+                service = %target.service,
+                image = %target.local_image,
+                "the local image holds every platform"
+            ),
+            Err(e) => self.emit(ServiceEvent::Warning {
+                service: target.service.clone(),
+                message: format!("{} keeps one platform locally: {e}", target.local_image),
+            }),
+        }
+    }
+
     /// For an index the repository already holds (an unchanged multi-platform service): each
     /// of its platforms' images gets this release's platform identity tags. Returns them.
     pub async fn platform_tags_of(
