@@ -860,6 +860,24 @@ async fn the_default_engine_over_ssh_builds_and_pushes() {
         "{}",
         single.media_type
     );
+
+    // A release of a changed commit (`build --push`) over ssh: the engine behind it keeps the
+    // containerd store, so the released index is loaded there under the compose name.
+    write(dir.path(), "api/stamp", &unique("api"));
+    let next = fake_sha();
+    let released = crate::support::run(
+        wharf_on(Engine::Docker20, dir.path(), &next)
+            .env("DOCKER_HOST", &ssh)
+            .args(["build", "--push", "--registry", "ecr"]),
+    );
+    assert_eq!(released.status.code(), Some(0), "{}", stderr(&released));
+    let repository = format!("{}/{prefix}/api", bed.ecr_registry);
+    let index = get(&api, &format!("{repository}:{next}"), &login).await;
+    assert_eq!(
+        local_image(Engine::Docker26, &format!("{prefix}/api"), "{{.Id}}"),
+        index.digest,
+        "the released index is the compose name's image on the engine behind ssh"
+    );
 }
 
 /// An ssh engine that cannot be used stops the run before anything is built or pushed, with
