@@ -166,8 +166,14 @@ pub(crate) fn dial_stdio(destination: &Destination) -> Result<DialStdio, String>
         return Err("ssh started without its pipes".into());
     };
     let exit = tokio::spawn(async move {
+        // Read to its end (a full pipe would stall ssh), keeping what a message can use.
         let mut said = Vec::new();
-        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut said).await;
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = stderr.read(&mut chunk).await {
+            if said.len() < 16 * 1024 {
+                said.extend_from_slice(&chunk[..n]);
+            }
+        }
         let status = child.wait().await.map_err(|e| e.to_string())?;
         if status.success() {
             return Ok(());
