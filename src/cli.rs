@@ -349,7 +349,7 @@ pub struct BuildArgs {
     /// Write the manifest of pushed images (JSON) to FILE, or `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
-    /// How many services build at once (default: a few, by the number of cores).
+    /// How many services build at once (default: two per core, 4 to 8).
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
     /// Keep building the other services after a failure.

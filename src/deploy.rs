@@ -50,10 +50,13 @@ pub fn targets_at(
     let branch = wharf_pusher::git::revision(&project.working_dir, &env)
         .ok()
         .and_then(|r| r.branch);
+    // A moving tag with `{timestamp}` names when it moves, as in a release; an identity tag
+    // with it cannot be found again (promote refuses those).
+    let timestamp = release::timestamp_now();
     let values = TagValues {
         git_sha: Some(&commit),
         git_branch: branch.as_deref(),
-        timestamp: "",
+        timestamp: &timestamp,
         env: &env,
     };
     let mut out = Vec::new();

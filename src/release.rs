@@ -199,7 +199,7 @@ pub fn targets(
         }
     });
     let short_dirty = revision.as_ref().is_some_and(|r| r.dirty);
-    let timestamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let timestamp = timestamp_now();
     let values = TagValues {
         git_sha: sha.as_deref(),
         git_branch: revision.as_ref().and_then(|r| r.branch.as_deref()),
@@ -228,6 +228,11 @@ pub fn targets(
         return Err(Failure::config(anyhow!(problems.join("\n  "))));
     }
     Ok((out, revision))
+}
+
+/// What `{timestamp}` renders as now (UTC, `YYYYMMDDhhmmss`).
+pub fn timestamp_now() -> String {
+    chrono::Utc::now().format("%Y%m%d%H%M%S").to_string()
 }
 
 /// How the release runs: parallelism, deadlines, and whether (and how) missing

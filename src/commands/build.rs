@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wharf_builder::build::BuilderKind;
-use wharf_builder::engines::Engines;
+use wharf_builder::engines::{Engines, Routes};
 use wharf_builder::inputs::Inputs;
 use wharf_builder::platform::Platform;
 use wharf_builder::schedule::{self, Event, Outcome};
@@ -255,7 +255,8 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             let (docker, _) = wharf_builder::daemon::connect()
                 .await
                 .map_err(Failure::failed)?;
-            let engines = Engines::connect(docker, &routes)
+            let multi = multi_platform_images(&prepared.builds, &routes);
+            let engines = Engines::connect(docker.clone(), &routes)
                 .await
                 .map_err(Failure::failed)?;
             check_emulation(&prepared.builds, &engines, native.as_ref()).await?;
@@ -277,6 +278,17 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
                     outcomes.len(),
                     failed.join("\n  ")
                 )));
+            }
+            if !multi.is_empty()
+                && wharf_pusher::local_index::holds_every_platform(&docker).await
+            {
+                for (name, built) in &multi {
+                    if let Err(e) =
+                        wharf_pusher::local_index::hold_built(&docker, name, built).await
+                    {
+                        reporter.warn(&format!("{name} keeps one platform locally: {e}"));
+                    }
+                }
             }
             reporter.summary(&format!("built {} image(s)", outcomes.len()));
             return Ok(());
@@ -701,6 +713,30 @@ fn failures(outcomes: &IndexMap<Unit, Outcome>) -> Vec<String> {
 }
 
 /// Builds `builds`, reporting each; `done` hears of each one built.
+/// Each multi-platform image this run builds whole on the default engine: its compose name,
+/// and each platform with the local name it is built as. On an engine whose store holds every
+/// platform under one name, the compose name then holds them all.
+fn multi_platform_images(
+    builds: &[wharf_builder::service::ServiceBuild],
+    routes: &Routes,
+) -> Vec<(String, Vec<(Platform, String)>)> {
+    let mut images: Vec<(String, Vec<(Platform, String)>)> = Vec::new();
+    for b in builds {
+        let Some(platform) = b.part() else { continue };
+        let whole = b.platforms_built.len() == b.service_platforms.len();
+        if !whole || routes.endpoint(platform).is_some() {
+            continue;
+        }
+        let entry = (platform.clone(), b.image.clone());
+        match images.iter_mut().find(|(name, _)| name == &b.compose_image) {
+            Some((_, built)) => built.push(entry),
+            None => images.push((b.compose_image.clone(), vec![entry])),
+        }
+    }
+    images.retain(|(_, built)| built.len() > 1);
+    images
+}
+
 async fn build_all(
     engines: &Engines,
     builds: Vec<wharf_builder::service::ServiceBuild>,

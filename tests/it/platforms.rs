@@ -36,6 +36,21 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A file of `image` as a container of `platform` on `engine` reads it.
+fn cat_in(engine: Engine, image: &str, platform: &str, file: &str) -> String {
+    let out = engine
+        .docker()
+        .args(["run", "--rm", "--platform", platform, image, "cat", file])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{image} {platform}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
+}
+
 /// `docker image inspect --format FORMAT name` on `engine`.
 fn local_image(engine: Engine, name: &str, format: &str) -> String {
     let out = engine
@@ -248,17 +263,11 @@ async fn two_platforms_one_tag(engine: Engine) {
             Engine::Docker26 => {
                 assert_eq!(id, index.digest, "{name} is the released index");
                 for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
-                    let out = engine
-                        .docker()
-                        .args(["run", "--rm", "--platform", platform, &name, "cat"])
-                        .arg(format!("/{service}-arch"))
-                        .output()
-                        .unwrap();
+                    let file = format!("/{service}-arch");
                     assert_eq!(
-                        text(&out.stdout).trim(),
+                        cat_in(engine, &name, platform, &file),
                         machine,
-                        "{name} {platform}: {}",
-                        text(&out.stderr)
+                        "{name} {platform}"
                     );
                 }
             }
@@ -349,6 +358,48 @@ async fn two_platforms_under_one_tag_on_docker20() {
 #[tokio::test]
 async fn two_platforms_under_one_tag_on_docker26() {
     two_platforms_one_tag(Engine::Docker26).await;
+}
+
+/// `wharf build` alone (no registry, no index written there): on the containerd store the
+/// compose name still holds every platform; on the classic store, the engine's own.
+fn build_alone_keeps_every_platform_it_can(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpl").replace('-', "");
+    project(dir.path(), &prefix);
+    let out = crate::support::run(wharf_on(engine, dir.path(), &fake_sha()).arg("build"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for service in ["base", "api"] {
+        let name = format!("{prefix}/{service}");
+        let runs_as = |platform: &str| cat_in(engine, &name, platform, &format!("/{service}-arch"));
+        match engine {
+            Engine::Docker26 => {
+                assert_eq!(runs_as("linux/amd64"), "x86_64", "{name}");
+                assert_eq!(runs_as("linux/arm64"), "aarch64", "{name}");
+            }
+            Engine::Docker20 => {
+                assert_eq!(local_image(engine, &name, "{{.Architecture}}"), "amd64");
+            }
+        }
+        // Each platform keeps its own name too.
+        assert_eq!(
+            local_image(
+                engine,
+                &format!("{name}:latest-linux-arm64"),
+                "{{.Architecture}}"
+            ),
+            "arm64"
+        );
+    }
+}
+
+#[test]
+fn build_alone_keeps_every_platform_it_can_on_docker20() {
+    build_alone_keeps_every_platform_it_can(Engine::Docker20);
+}
+
+#[test]
+fn build_alone_keeps_every_platform_it_can_on_docker26() {
+    build_alone_keeps_every_platform_it_can(Engine::Docker26);
 }
 
 /// Turns a binfmt_misc handler off while alive (as on a host without that emulator), and back

@@ -493,7 +493,7 @@ impl tokio::io::AsyncWrite for Bounded {
 }
 
 /// The `mediaType` a manifest declares (every manifest Docker and ECR store declares one).
-fn media_type_of(bytes: &[u8]) -> Option<String> {
+pub(crate) fn media_type_of(bytes: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Head {
         #[serde(rename = "mediaType")]

@@ -118,20 +118,45 @@ pub fn revision(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Revi
             });
         }
     }
-    let sha = git(dir, &["rev-parse", "--verify", "HEAD^{commit}"]).map_err(GitError::NoCommit)?;
-    if !is_full_sha(&sha) {
-        return Err(GitError::NoCommit(format!("git answered {sha:?} for HEAD")));
-    }
-    let branch = git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"])
-        .ok()
-        .filter(|b| !b.is_empty())
+    // One git process for the commit, the branch and the work tree's state (porcelain v2's
+    // `# branch.*` headers): each spawn costs a few milliseconds, on every run.
+    let status = git(
+        dir,
+        &[
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "--untracked-files=normal",
+        ],
+    )
+    .map_err(GitError::NoCommit)?;
+    let header = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("# ")?.strip_prefix(name)?.strip_prefix(' '))
+    };
+    let sha = match header("branch.oid") {
+        Some(sha) if is_full_sha(sha) => sha.to_ascii_lowercase(),
+        Some("(initial)") => {
+            return Err(GitError::NoCommit(
+                "the repository has no commit yet".into(),
+            ))
+        }
+        other => {
+            return Err(GitError::NoCommit(format!(
+                "git answered {other:?} for HEAD"
+            )))
+        }
+    };
+    let branch = header("branch.head")
+        .filter(|b| !b.is_empty() && *b != "(detached)")
+        .map(str::to_string)
         .or_else(branch_from_env);
-    let status = git(dir, &["status", "--porcelain", "--untracked-files=normal"])
-        .map_err(GitError::NoCommit)?;
+    let dirty = status.lines().any(|l| !l.starts_with('#'));
     Ok(Revision {
         sha,
         branch,
-        dirty: !status.is_empty(),
+        dirty,
         source: "git".into(),
     })
 }
@@ -191,6 +216,24 @@ mod tests {
         assert!(!r.dirty);
         std::fs::write(dir.path().join("new.txt"), "x").unwrap();
         assert!(revision(dir.path(), &none).unwrap().dirty);
+        // A detached HEAD names no branch: the CI's variable does.
+        run(&["checkout", "-q", "--detach"]);
+        let ci = |k: &str| (k == "GITHUB_REF_NAME").then(|| "release".to_string());
+        let detached = revision(dir.path(), &ci).unwrap();
+        assert_eq!(detached.sha, r.sha);
+        assert_eq!(detached.branch.as_deref(), Some("release"));
+        // A repository without a commit has nothing to tag with.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(empty.path())
+            .status()
+            .unwrap()
+            .success());
+        assert!(matches!(
+            revision(empty.path(), &none),
+            Err(GitError::NoCommit(m)) if m.contains("no commit yet")
+        ));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum LocalIndexError {
     Missing { digest: String, platform: String },
     #[error("the index is not readable: {0}")]
     Index(String),
+    #[error("cannot read the manifest of {image}: {message}")]
+    Export { image: String, message: String },
     #[error("the engine refused the index: {0}")]
     Load(String),
 }
@@ -88,6 +90,81 @@ pub async fn load(docker: &Docker, name: &str, index: &RawManifest) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Makes `name` hold an index of the platform images `built` (platform, local name) the
+/// engine holds: for a run that writes no index to a registry (`wharf build` alone). The
+/// engine API (before 1.47) tells no image's manifest size and media type, which the index
+/// needs, so each image is exported until its manifest has gone by.
+pub async fn hold_built(
+    docker: &Docker,
+    name: &str,
+    built: &[(crate::index::Platform, String)],
+) -> Result<RawManifest, LocalIndexError> {
+    let mut children = Vec::new();
+    for (platform, image) in built {
+        let manifest = manifest_of(docker, image).await?;
+        children.push(crate::index::Child::of(&manifest, platform.clone()));
+    }
+    let index = crate::index::document(&children);
+    load(docker, name, &index).await?;
+    Ok(index)
+}
+
+/// The manifest of `image`, a single-platform image of the containerd store (whose ID is the
+/// manifest's digest), read from the engine's export of it.
+async fn manifest_of(docker: &Docker, image: &str) -> Result<RawManifest, LocalIndexError> {
+    let missing = |message: String| LocalIndexError::Export {
+        image: image.to_string(),
+        message,
+    };
+    let id = docker
+        .inspect_image(image)
+        .await
+        .map_err(|e| missing(e.to_string()))?
+        .id
+        .ok_or_else(|| missing("the engine names no image ID".into()))?;
+    let blob = format!(
+        "blobs/sha256/{}",
+        id.strip_prefix("sha256:")
+            .ok_or_else(|| missing(format!("{id}: not a sha256 digest")))?
+    );
+    let stream = docker
+        .export_image(image)
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    // The tar crate reads synchronously: off the runtime's threads. Returning early drops the
+    // export (the rest of the image is never read).
+    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if entry.path()?.as_os_str() == std::ffi::OsStr::new(&blob) {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes)?;
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
+    })
+    .await
+    .map_err(|e| missing(e.to_string()))?
+    .map_err(|e| missing(e.to_string()))?
+    .ok_or_else(|| missing(format!("the export holds no manifest {id}")))?;
+    let digest = {
+        use sha2::Digest;
+        format!("sha256:{:x}", sha2::Sha256::digest(&bytes))
+    };
+    if digest != id {
+        return Err(missing(format!("the manifest read is {digest}, not {id}")));
+    }
+    let media_type = crate::api::media_type_of(&bytes)
+        .ok_or_else(|| missing(format!("the manifest {id} names no media type")))?;
+    Ok(RawManifest {
+        bytes: bytes.into(),
+        media_type,
+        digest: id,
+    })
 }
 
 /// An OCI image layout (a tar) of `index` alone, named `normalized` (containerd's name) and

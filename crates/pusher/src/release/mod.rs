@@ -243,6 +243,9 @@ pub struct Release {
     events: EventSink,
     options: Options,
     interrupt: Interrupt,
+    /// Manifests phase 1 already holds (found in the registry, or written: an index), by
+    /// digest: phase 2 moves tags onto them without reading them again.
+    landed: std::sync::Mutex<HashMap<String, RawManifest>>,
 }
 
 impl Release {
@@ -274,7 +277,14 @@ impl Release {
             events,
             options,
             interrupt,
+            landed: Default::default(),
         })
+    }
+
+    fn remember(&self, manifest: &RawManifest) {
+        if let Ok(mut landed) = self.landed.lock() {
+            landed.insert(manifest.digest.clone(), manifest.clone());
+        }
     }
 
     /// The targets, with their registry hosts resolved.
@@ -423,6 +433,7 @@ impl Release {
         let mut pushes = FuturesUnordered::new();
         for t in &self.targets {
             if let Some(m) = unchanged.get(&t.service) {
+                self.remember(m);
                 self.emit(ServiceEvent::Unchanged {
                     service: t.service.clone(),
                     tag: m.digest.clone(),
@@ -525,6 +536,9 @@ impl Release {
                         self.emit(ServiceEvent::PushFailed { service: service.clone(), message: e.to_string() });
                     }
                     results.insert(service, r);
+                    if let Some((_, index)) = &hold {
+                        self.remember(index);
+                    }
                     to_hold.extend(hold);
                 }
                 else => break,
@@ -589,11 +603,13 @@ impl Release {
                 logins: &self.logins,
                 events: &self.events,
             };
+            let landed = self.landed.lock().map(|l| l.clone()).unwrap_or_default();
             moving::move_all(
                 &tagger,
                 &mut self.aws,
                 &self.targets,
                 &digests,
+                &landed,
                 &self.interrupt,
                 MANIFEST_COPIES,
             )

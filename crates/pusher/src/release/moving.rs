@@ -18,7 +18,7 @@ use crate::repositories::{Ecr, EcrPublic};
 use crate::target::ImageTarget;
 use crate::Error;
 use futures_util::stream::{self, StreamExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One moving tag to move.
@@ -66,10 +66,11 @@ pub(super) async fn move_all(
     aws: &mut Aws,
     targets: &[ImageTarget],
     digests: &BTreeMap<String, String>,
+    landed: &HashMap<String, RawManifest>,
     interrupt: &Interrupt,
     parallel: usize,
 ) -> Result<(), ReleaseError> {
-    let moves = match prepare(tagger, targets, digests, parallel).await {
+    let moves = match prepare(tagger, targets, digests, landed, parallel).await {
         Ok(m) => m,
         Err(failed) => {
             return Err(ReleaseError::MovingFailed {
@@ -154,6 +155,7 @@ async fn prepare<'t>(
     tagger: &Tagger<'_>,
     targets: &'t [ImageTarget],
     digests: &BTreeMap<String, String>,
+    landed: &HashMap<String, RawManifest>,
     parallel: usize,
 ) -> Result<Vec<Move<'t>>, Vec<(String, Error)>> {
     let wanted = targets
@@ -163,7 +165,10 @@ async fn prepare<'t>(
     let read = stream::iter(wanted.map(|(t, digest)| async move {
         let read = async {
             let (repository, login) = tagger.repository(t)?;
-            let after = tagger.manifest_at(t, &repository, &digest, login).await?;
+            let after = match landed.get(&digest) {
+                Some(m) => m.clone(),
+                None => tagger.manifest_at(t, &repository, &digest, login).await?,
+            };
             let mut moves = Vec::new();
             for tag in &t.moving_tags {
                 let before = tagger.find(t, tag).await?;
