@@ -489,12 +489,26 @@ async fn unrunnable_platform_fails_before_any_push_on_docker26() {
 /// single-platform arm64 service is built and pushed there too.
 #[tokio::test]
 async fn platforms_routed_to_another_engine_build_there() {
+    routed_to_the_second_engine(&bed_var("WHARF_TEST_DOCKER26_HOST")).await;
+}
+
+/// The same, with linux/arm64 routed to the second engine through the bed's sshd
+/// (`ssh://…`): builds (with their BuildKit sessions), image inspection, tagging and pushes
+/// of the routed platform all go through `docker system dial-stdio` over ssh.
+#[tokio::test]
+async fn platforms_routed_to_an_ssh_engine_build_there() {
+    routed_to_the_second_engine(&bed_var("WHARF_TEST_SSH_ENGINE")).await;
+}
+
+/// Releases [`project`] and [`route_arm64`]'s `edge` with linux/arm64 routed to `endpoint`,
+/// one of the second engine's: the arm64 images are built there, and only there.
+async fn routed_to_the_second_engine(endpoint: &str) {
     let bed = bed();
     let d26 = bed_var("WHARF_TEST_DOCKER26_HOST");
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("mpr").replace('-', "");
     project(dir.path(), &prefix);
-    route_arm64(dir.path(), &prefix, &d26);
+    route_arm64(dir.path(), &prefix, endpoint);
     let sha = fake_sha();
     let plan = crate::support::run(wharf_on(Engine::Docker20, dir.path(), &sha).args([
         "plan",
@@ -504,7 +518,7 @@ async fn platforms_routed_to_another_engine_build_there() {
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(
         text.contains(&format!(
-            "linux/amd64 (default engine), linux/arm64 (engine {d26})"
+            "linux/amd64 (default engine), linux/arm64 (engine {endpoint})"
         )),
         "{text}{}",
         stderr(&plan)
@@ -795,4 +809,299 @@ async fn push_takes_routed_platforms_from_their_engine() {
             .as_deref(),
         Some("aarch64")
     );
+}
+
+/// The default engine itself behind ssh: `wharf build` with `DOCKER_HOST=ssh://…`, then
+/// `wharf push` with a docker context whose host is that endpoint, build, inspect, tag and
+/// push every image on the second engine through the bed's sshd.
+#[tokio::test]
+async fn the_default_engine_over_ssh_builds_and_pushes() {
+    let bed = bed();
+    let ssh = bed_var("WHARF_TEST_SSH_ENGINE");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpssh").replace('-', "");
+    project(dir.path(), &prefix);
+    let sha = fake_sha();
+    let over_ssh = |args: &[&str]| {
+        crate::support::run(
+            wharf_on(Engine::Docker20, dir.path(), &sha)
+                .env("DOCKER_HOST", &ssh)
+                .args(args),
+        )
+    };
+    let built = over_ssh(&["build"]);
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let has = |engine: Engine, image: &str| {
+        engine
+            .docker()
+            .args(["image", "inspect", image])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    for service in ["single", "api"] {
+        let image = format!("{prefix}/{service}");
+        assert!(has(Engine::Docker26, &image), "{image} was built over ssh");
+        assert!(
+            !has(Engine::Docker20, &image),
+            "{image} was not built on the local engine"
+        );
+    }
+    // A Docker context, selected in the config, naming the ssh endpoint.
+    let config = tempfile::tempdir().unwrap();
+    let id = {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(b"graviton"))
+    };
+    let meta = serde_json::json!({"Name": "graviton", "Endpoints": {"docker": {"Host": ssh}}});
+    write(
+        config.path(),
+        &format!("contexts/meta/{id}/meta.json"),
+        &meta.to_string(),
+    );
+    write(
+        config.path(),
+        "config.json",
+        r#"{"currentContext": "graviton"}"#,
+    );
+    let pushed = crate::support::run(
+        wharf_on(Engine::Docker20, dir.path(), &sha)
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", config.path())
+            .args(["push", "--registry", "ecr", "--create-repositories"]),
+    );
+    assert_eq!(pushed.status.code(), Some(0), "{}", stderr(&pushed));
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let repository = format!("{}/{prefix}/api", bed.ecr_registry);
+    let index = get(&api, &format!("{repository}:{sha}"), &login).await;
+    assert!(
+        LISTS.contains(&index.media_type.as_str()),
+        "{}",
+        index.media_type
+    );
+    assert_eq!(wharf_pusher::index::children(&index).unwrap().len(), 2);
+    for (platform, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let image = get(
+            &api,
+            &format!("{repository}:{sha}-linux-{platform}"),
+            &login,
+        )
+        .await;
+        assert_eq!(
+            architecture(&api, &repository, &image, &login).await,
+            platform
+        );
+        assert_eq!(
+            file_in_image(&api, &repository, &image, "api-arch", &login)
+                .await
+                .as_deref(),
+            Some(machine)
+        );
+    }
+    let repository = format!("{}/{prefix}/single", bed.ecr_registry);
+    let single = get(&api, &format!("{repository}:latest"), &login).await;
+    assert!(
+        IMAGES.contains(&single.media_type.as_str()),
+        "{}",
+        single.media_type
+    );
+
+    // A release of a changed commit (`build --push`) over ssh: the engine behind it keeps the
+    // containerd store, so the released index is loaded there under the compose name.
+    write(dir.path(), "api/stamp", &unique("api"));
+    let next = fake_sha();
+    let released = crate::support::run(
+        wharf_on(Engine::Docker20, dir.path(), &next)
+            .env("DOCKER_HOST", &ssh)
+            .args(["build", "--push", "--registry", "ecr"]),
+    );
+    assert_eq!(released.status.code(), Some(0), "{}", stderr(&released));
+    let repository = format!("{}/{prefix}/api", bed.ecr_registry);
+    let index = get(&api, &format!("{repository}:{next}"), &login).await;
+    assert_eq!(
+        local_image(Engine::Docker26, &format!("{prefix}/api"), "{{.Id}}"),
+        index.digest,
+        "the released index is the compose name's image on the engine behind ssh"
+    );
+}
+
+/// An ssh engine that cannot be used stops the run before anything is built or pushed, with
+/// ssh's reason and the endpoint, never a debug dump: a port nobody listens on (routed), a
+/// user whose key the server refuses, and a remote without the docker CLI (the default
+/// engine).
+#[tokio::test]
+async fn an_unusable_ssh_engine_is_a_clear_error() {
+    let bed = bed();
+    let ssh = bed_var("WHARF_TEST_SSH_ENGINE");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpsshx").replace('-', "");
+    project(dir.path(), &prefix);
+    route_arm64(dir.path(), &prefix, &format!("{ssh}:1"));
+    let sha = fake_sha();
+    let out = release(Engine::Docker20, dir.path(), &sha, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the engine at ssh://")
+            && err.contains("wharf-ssh-engine:1 (for linux/arm64)")
+            && err.contains("Connection refused")
+            && err.contains("docker system dial-stdio"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Error {") && !err.contains("panicked"),
+        "{err}"
+    );
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let single = format!("{}/{prefix}/single:{sha}", bed.ecr_registry);
+    assert!(
+        api.manifest(&single, Some(&login))
+            .await
+            .unwrap_or(None)
+            .is_none(),
+        "nothing was pushed"
+    );
+
+    let stranger = ssh.replacen("ssh://root@", "ssh://nobody@", 1);
+    assert_ne!(stranger, ssh, "the bed's ssh engine names its user");
+    let out = crate::support::run(
+        wharf_on(Engine::Docker20, dir.path(), &sha)
+            .env("DOCKER_HOST", &stranger)
+            .args(["build"]),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker daemon at ssh://")
+            && err.contains("Permission denied (publickey)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Error {") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let out = crate::support::run(
+        wharf_on(Engine::Docker20, dir.path(), &sha)
+            .env("DOCKER_HOST", bed_var("WHARF_TEST_SSH_NO_DOCKER"))
+            .args(["build"]),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker daemon at ssh://")
+            && err.contains("docker: command not found")
+            && err.contains("the docker CLI on its PATH"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Error {") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+/// A multi-platform service with a folder named context, used by `COPY --from=` and by a stage
+/// `FROM` it: each platform's image gets the folder's files, on top of its own platform's
+/// base, and the context's image of each platform is made where that platform builds (and
+/// removed there afterwards). `routed`: linux/arm64 built on the second engine.
+async fn folder_context_on_two_platforms(engine: Engine, routed: bool) {
+    let bed = bed();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mpctx").replace('-', "");
+    let routes = if routed {
+        format!(
+            "x-wharf:\n  engines:\n    linux/arm64: {}\n",
+            bed_var("WHARF_TEST_DOCKER26_HOST")
+        )
+    } else {
+        String::new()
+    };
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "name: {prefix}\nservices:\n  app:\n    image: {prefix}/app\n    build:\n      context: ./app\n      platforms: [linux/amd64, linux/arm64]\n      additional_contexts:\n        files: ./files\n{routes}"
+        ),
+    );
+    write(
+        dir.path(),
+        "app/Dockerfile",
+        "ARG TARGETARCH\nFROM files AS payload\nFROM wharf-test/busybox:1-${TARGETARCH}\nCOPY --from=files /copied.txt /copied.txt\nCOPY --from=payload /staged/ /staged/\nRUN uname -m > /arch && cat /copied.txt /staged/inner.txt > /seen\n",
+    );
+    let copied = unique("copied");
+    write(dir.path(), "files/copied.txt", &copied);
+    write(dir.path(), "files/staged/inner.txt", "inner\n");
+    let sha = fake_sha();
+    let out = release(engine, dir.path(), &sha, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let api = RegistryApi::default();
+    let login = ecr_login(&bed);
+    let repository = format!("{}/{prefix}/app", bed.ecr_registry);
+    let index = get(&api, &format!("{repository}:latest"), &login).await;
+    assert_eq!(wharf_pusher::index::children(&index).unwrap().len(), 2);
+    for (platform, machine) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let image = get(
+            &api,
+            &format!("{repository}:{sha}-linux-{platform}"),
+            &login,
+        )
+        .await;
+        assert_eq!(
+            architecture(&api, &repository, &image, &login).await,
+            platform
+        );
+        let file = |path: &'static str| {
+            let (api, repository, image, login) = (&api, &repository, &image, &login);
+            async move { file_in_image(api, repository, image, path, login).await }
+        };
+        assert_eq!(file("arch").await.as_deref(), Some(machine), "{platform}");
+        assert_eq!(
+            file("copied.txt").await.as_deref(),
+            Some(copied.as_str()),
+            "{platform}"
+        );
+        assert_eq!(file("staged/inner.txt").await.as_deref(), Some("inner"));
+        assert_eq!(
+            file("seen").await.as_deref(),
+            Some(format!("{copied}inner").as_str()),
+            "{platform}: the RUN step saw the context's files"
+        );
+    }
+    // The context's images are gone from every engine that made them.
+    let mut engines = vec![engine];
+    if routed {
+        engines.push(Engine::Docker26);
+    }
+    for e in engines {
+        let out = e
+            .docker()
+            .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+            .unwrap();
+        let left: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with(&format!("wharf-context/{prefix}")))
+            .map(str::to_string)
+            .collect();
+        assert!(left.is_empty(), "left on {e:?}: {left:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_folder_context_on_two_platforms_on_docker20() {
+    folder_context_on_two_platforms(Engine::Docker20, false).await;
+}
+
+#[tokio::test]
+async fn a_folder_context_on_two_platforms_on_docker26() {
+    folder_context_on_two_platforms(Engine::Docker26, false).await;
+}
+
+#[tokio::test]
+async fn a_folder_context_on_a_routed_platform() {
+    folder_context_on_two_platforms(Engine::Docker20, true).await;
 }

@@ -1,5 +1,6 @@
 //! Reaching the Docker daemon as the docker CLI would: `DOCKER_HOST` (unix, tcp, tcp with TLS
-//! through `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`), else the current Docker context
+//! through `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`, ssh through the system's `ssh` and `docker
+//! system dial-stdio` on the remote), else the current Docker context
 //! (`DOCKER_CONTEXT` or `currentContext` of the Docker config), else the default socket; then
 //! the API version negotiated, so requests name a version the engine knows.
 
@@ -8,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot reach the Docker daemon at {host}: {message}\n  is dockerd running, and may this user use its socket? (DOCKER_HOST / docker context select)")]
+    #[error("cannot reach the Docker daemon at {host}: {message}")]
     Unreachable { host: String, message: String },
     #[error("the Docker context `{context}` cannot be used: {message}")]
     Context { context: String, message: String },
@@ -85,20 +86,60 @@ pub fn endpoint() -> Result<Endpoint, DaemonError> {
 /// Connects to the daemon, negotiates the API version and checks that it answers.
 pub async fn connect() -> Result<(Docker, Endpoint), DaemonError> {
     let ep = endpoint()?;
-    let unreachable = |message: String| DaemonError::Unreachable {
-        host: ep.host.clone(),
-        message,
-    };
-    let docker = Docker::connect_with_host(&ep.host).map_err(|e| unreachable(e.to_string()))?;
-    let docker = docker
-        .negotiate_version()
+    let docker = connect_to(&ep.host)
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    docker
-        .ping()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|message| DaemonError::Unreachable {
+            host: ep.host.clone(),
+            message,
+        })?;
     Ok((docker, ep))
+}
+
+/// Connects to the engine at `host` (written as `DOCKER_HOST` is: `unix://`, `tcp://`,
+/// `ssh://`), negotiates the API version and checks that it answers. The error says why it
+/// could not, with what to check for that kind of endpoint.
+pub async fn connect_to(host: &str) -> Result<Docker, String> {
+    let failed = |e: bollard::errors::Error| format!("{}\n  {}", cause(&e), hint(host));
+    let docker = if host.starts_with("ssh://") {
+        crate::ssh_engine::connect(crate::ssh_engine::Destination::parse(host)?)
+    } else {
+        Docker::connect_with_host(host)
+    }
+    .map_err(failed)?;
+    let docker = docker.negotiate_version().await.map_err(failed)?;
+    docker.ping().await.map_err(failed)?;
+    Ok(docker)
+}
+
+/// What to check when the engine at `host` does not answer.
+fn hint(host: &str) -> &'static str {
+    if host.starts_with("ssh://") {
+        "wharf runs `docker system dial-stdio` there through the system's ssh, in batch mode: the key must work without a prompt (ssh-agent or IdentityFile), the host key must be known, and the remote user needs the docker CLI on its PATH and access to the daemon"
+    } else {
+        "is dockerd running, and may this user use its socket? (DOCKER_HOST / docker context select)"
+    }
+}
+
+/// The error and its causes, without the client library's wrappers (which only say which
+/// layer failed), each once.
+fn cause(e: &bollard::errors::Error) -> String {
+    use std::error::Error;
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        next = err.source();
+        let wrapper = next.is_some()
+            && (err.is::<bollard::errors::Error>()
+                || err.is::<hyper_util::client::legacy::Error>());
+        let text = err.to_string();
+        if !wrapper && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.join(": ")
 }
 
 /// The proxies of the Docker config (`proxies` in `config.json`) for the daemon wharf builds

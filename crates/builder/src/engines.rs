@@ -1,8 +1,10 @@
 //! Which Docker engine builds which platform: `x-wharf.engines` (platform → endpoint) and
 //! `WHARF_ENGINES` (`linux/arm64=unix:///run/arm64.sock,linux/amd64=tcp://…`), the latter
 //! winning per platform; a platform named in neither builds on the default engine (the one the
-//! docker CLI would use). Endpoints are written as `DOCKER_HOST` is: `unix://` and `tcp://`
-//! (TLS through `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, as the docker CLI reads them).
+//! docker CLI would use). Endpoints are written as `DOCKER_HOST` is: `unix://`, `tcp://` (TLS
+//! through `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`, as the docker CLI reads them) and
+//! `ssh://[USER@]HOST[:PORT]` (the system's `ssh`, which runs `docker system dial-stdio` on the
+//! remote, as the docker CLI does).
 
 use crate::platform::Platform;
 use bollard::Docker;
@@ -30,17 +32,20 @@ pub enum RoutesError {
 }
 
 fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    if endpoint.starts_with("unix://") || endpoint.starts_with("tcp://") {
-        Ok(())
-    } else if endpoint.starts_with("ssh://") {
-        Err(format!(
-            "{endpoint}: ssh:// engines are not supported by wharf's Docker client; forward the engine's socket (ssh -nNT -L /tmp/builder.sock:/var/run/docker.sock USER@HOST) and route to unix:///tmp/builder.sock"
-        ))
-    } else {
-        Err(format!(
-            "{endpoint}: not a Docker endpoint; write unix:///path/to/docker.sock or tcp://HOST:PORT"
-        ))
+    if endpoint.starts_with("ssh://") {
+        return crate::ssh_engine::Destination::parse(endpoint)
+            .map(|_| ())
+            .map_err(|e| format!("{endpoint}: {e}"));
     }
+    let rest = ["unix://", "tcp://"]
+        .iter()
+        .find_map(|scheme| endpoint.strip_prefix(scheme));
+    if rest.is_some_and(|r| !r.trim_end_matches('/').is_empty()) {
+        return Ok(());
+    }
+    Err(format!(
+        "{endpoint}: not a Docker endpoint; write unix:///path/to/docker.sock, tcp://HOST:PORT or ssh://HOST[:PORT] (USER@ before HOST for another user)"
+    ))
 }
 
 impl Routes {
@@ -119,21 +124,13 @@ impl Engines {
             if routed.contains_key(endpoint) {
                 continue;
             }
-            let unreachable = |message: String| RoutesError::Unreachable {
-                platform: platform.to_string(),
-                endpoint: endpoint.to_string(),
-                message,
-            };
-            let docker =
-                Docker::connect_with_host(endpoint).map_err(|e| unreachable(e.to_string()))?;
-            let docker = docker
-                .negotiate_version()
+            let docker = crate::daemon::connect_to(endpoint)
                 .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            docker
-                .ping()
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
+                .map_err(|message| RoutesError::Unreachable {
+                    platform: platform.to_string(),
+                    endpoint: endpoint.to_string(),
+                    message,
+                })?;
             routed.insert(endpoint.to_string(), docker);
         }
         Ok(Engines { default, routed })
@@ -173,8 +170,22 @@ mod tests {
             .is_none());
         let e = Routes::new(None, Some("linux/arm64")).unwrap_err();
         assert!(e.to_string().starts_with("WHARF_ENGINES"), "{e}");
-        let e = Routes::new(None, Some("linux/arm64=ssh://me@arm")).unwrap_err();
-        assert!(e.to_string().contains("forward the engine's socket"), "{e}");
+        let routes = Routes::new(None, Some("linux/arm64=ssh://me@arm:2222")).unwrap();
+        assert_eq!(routes.endpoint(&arm64), Some("ssh://me@arm:2222"));
+        for bad in [
+            "ssh://",
+            "ssh://arm:ssh",
+            "tcp://",
+            "unix://",
+            "http://arm:2375",
+        ] {
+            let e = Routes::new(None, Some(&format!("linux/arm64={bad}"))).unwrap_err();
+            assert!(
+                e.to_string().contains("write unix://")
+                    || e.to_string().contains("write ssh://HOST"),
+                "{e}"
+            );
+        }
         let bad = BTreeMap::from([("arm64".to_string(), "unix:///x".to_string())]);
         assert!(Routes::new(Some(&bad), None).is_err());
     }

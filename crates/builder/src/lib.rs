@@ -36,3 +36,4 @@ pub mod platform;
 pub mod schedule;
 pub mod service;
 pub mod session;
+mod ssh_engine;

@@ -140,9 +140,13 @@ pub async fn run(
     let parallel = parallel.max(1);
     // The images made from folder contexts are removed once every build has ended, whatever
     // the outcomes (see `crate::named_contexts`).
+    // Each engine that made some of them has its own to remove.
     let mut helpers: Vec<Helper> = Vec::new();
     for h in builds.iter().flat_map(|b| &b.context_images) {
-        if !helpers.iter().any(|o| o.repository == h.repository) {
+        if !helpers
+            .iter()
+            .any(|o| o.repository == h.repository && o.request.engine == h.request.engine)
+        {
             helpers.push(h.clone());
         }
     }
@@ -301,7 +305,9 @@ pub async fn run(
         }
     }
     for helper in &helpers {
-        helper.remove(&engines.default).await;
+        helper
+            .remove(engines.get(helper.request.engine.as_deref()))
+            .await;
     }
     outcomes
         .into_iter()

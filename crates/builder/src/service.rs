@@ -52,6 +52,20 @@ pub struct ServiceBuild {
     /// The platforms this run builds of the image (all of [`Self::service_platforms`], or
     /// those `--platform` keeps).
     pub platforms_built: Vec<Platform>,
+    /// Of a multi-platform image with folder named contexts: each platform's helper images
+    /// and the context serving the Dockerfile that names them, taken by that platform's build.
+    /// A helper holds its folder for one platform (a Docker 20.10 name holds one image), and
+    /// a build for another platform would not find it.
+    pub named_per_platform: Vec<PlatformNamed>,
+}
+
+/// One platform's folder named contexts ([`ServiceBuild::named_per_platform`]).
+#[derive(Debug, Clone)]
+pub struct PlatformNamed {
+    pub platform: Platform,
+    pub source: Source,
+    pub dockerfile: String,
+    pub helpers: Vec<Helper>,
 }
 
 /// What one build makes: a service's image, or one platform's image of a multi-platform one.
@@ -278,6 +292,11 @@ pub fn prepare(
         for b in &mut builds {
             if let Some(p) = b.platform.declared() {
                 b.request.engine = options.routes.endpoint(p).map(str::to_string);
+                // A folder context's image is made where the build reads it, through a
+                // session on that engine.
+                for helper in &mut b.context_images {
+                    helper.request.engine = b.request.engine.clone();
+                }
             }
         }
         if let Some(cycle) = find_cycle(&builds) {
@@ -451,15 +470,57 @@ fn prepare_one(
     let mut source = source;
     let mut after = Vec::new();
     let mut context_images = Vec::new();
+    let mut named_per_platform = Vec::new();
     if !build.additional_contexts.is_empty() {
+        let dockerfile_of = |ctx: &LocalContext| {
+            match options.builder {
+                BuilderKind::BuildKit => ctx.session_dockerfile(),
+                BuilderKind::Classic => ctx.dockerfile(),
+            }
+            .to_string()
+        };
+        // The first platform's (or the only one's) in the service's build; each other
+        // platform of a multi-platform image gets its own.
+        let others = match platform.as_deref() {
+            Some([_, others @ ..]) => others,
+            _ => &[],
+        };
         match named(project, service, build, &request, source.as_ref(), warnings) {
             Ok(None) => {}
             Ok(Some(n)) => {
-                request.dockerfile = match options.builder {
-                    BuilderKind::BuildKit => n.context.session_dockerfile(),
-                    BuilderKind::Classic => n.context.dockerfile(),
+                request.dockerfile = dockerfile_of(&n.context);
+                if let (Some(first), false) = (request.platform.as_deref(), others.is_empty()) {
+                    if let Ok(first) = Platform::parse(first) {
+                        named_per_platform.push(PlatformNamed {
+                            platform: first,
+                            source: Source::Local(n.context.clone()),
+                            dockerfile: request.dockerfile.clone(),
+                            helpers: n.helpers.clone(),
+                        });
+                    }
                 }
-                .to_string();
+                for p in others {
+                    let mut one = request.clone();
+                    one.platform = Some(p.to_string());
+                    // Warnings were said for the first platform: they are the same.
+                    match named(
+                        project,
+                        service,
+                        build,
+                        &one,
+                        source.as_ref(),
+                        &mut Vec::new(),
+                    ) {
+                        Ok(Some(m)) => named_per_platform.push(PlatformNamed {
+                            platform: p.clone(),
+                            dockerfile: dockerfile_of(&m.context),
+                            source: Source::Local(m.context),
+                            helpers: m.helpers,
+                        }),
+                        Ok(None) => {}
+                        Err(mut e) => problems.append(&mut e),
+                    }
+                }
                 source = Some(Source::Local(n.context));
                 after = n.after;
                 context_images = n.helpers;
@@ -587,6 +648,7 @@ fn prepare_one(
                 service_platforms,
                 platforms_built: platforms,
                 compose_extra_tags: Vec::new(),
+                named_per_platform,
             })
         }
         _ => Err(problems),
@@ -608,6 +670,12 @@ fn per_platform(b: ServiceBuild) -> Vec<ServiceBuild> {
             one.request.tag = one.image.clone();
             one.request.platform = Some(p.to_string());
             target_args(&mut one.request.args, &p);
+            if let Some(named) = b.named_per_platform.iter().find(|n| n.platform == p) {
+                one.source = named.source.clone();
+                one.request.dockerfile = named.dockerfile.clone();
+                one.context_images = named.helpers.clone();
+            }
+            one.named_per_platform = Vec::new();
             one.platform = Target::Declared(p);
             // `build.tags` name the compose image, which is tagged once all builds end.
             one.compose_extra_tags = std::mem::take(&mut one.extra_tags);

@@ -3,7 +3,7 @@
 //! bollard keeps the upgrade of a request to a raw connection to itself, so this module dials
 //! the same endpoint bollard was given ([`crate::daemon::endpoint`]): a unix socket, or TCP,
 //! with TLS when `DOCKER_TLS_VERIFY` is set or the scheme is `https` (certificates from
-//! `DOCKER_CERT_PATH`, as bollard reads them). It sends one HTTP/1.1 request asking to switch
+//! `DOCKER_CERT_PATH`, as bollard reads them), or `docker system dial-stdio` over ssh. It sends one HTTP/1.1 request asking to switch
 //! to `h2c`, and hands back the connection once the daemon answers `101 Switching Protocols`.
 
 use super::SessionError;
@@ -98,6 +98,11 @@ async fn connect(host: &str) -> Result<Box<dyn Io>, SessionError> {
         let stream = UnixStream::connect(path)
             .await
             .map_err(|e| failed(e.to_string()))?;
+        return Ok(Box::new(stream));
+    }
+    if host.starts_with("ssh://") {
+        let destination = crate::ssh_engine::Destination::parse(host).map_err(failed)?;
+        let stream = crate::ssh_engine::dial_stdio(&destination).map_err(failed)?;
         return Ok(Box::new(stream));
     }
     let (tls, rest) = if let Some(rest) = host.strip_prefix("https://") {

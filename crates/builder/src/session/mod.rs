@@ -54,7 +54,7 @@ use wharf_compose::BuildSecret;
 pub enum SessionError {
     #[error("cannot open a BuildKit session on the daemon at {host}: {message}")]
     Open { host: String, message: String },
-    #[error("the daemon at {host} cannot be reached for a BuildKit session (only unix:// and tcp:// daemons can); use --builder classic, or reach the daemon through a unix socket or TCP")]
+    #[error("the daemon at {host} cannot be reached for a BuildKit session (only unix://, tcp:// and ssh:// daemons can); use --builder classic, or reach the daemon through a unix socket, TCP or ssh")]
     Unsupported { host: String },
     #[error("{0}")]
     Secret(String),
