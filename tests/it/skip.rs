@@ -178,7 +178,7 @@ async fn unchanged_services_are_tagged_in_the_registry_not_rebuilt(engine: Engin
         "the api is built FROM the base's image"
     );
 
-    // Again, with the daemon holding the base's image (found by its inputs label).
+    // Again, with the daemon holding the base's image (under its name, with its inputs label).
     write(dir.path(), "api/main", "api v3\n");
     let (out, events) = release(engine, dir.path(), &fake_sha(), &[]);
     let sixth = digests(&manifest_of(&out, "the release"));

@@ -5,16 +5,15 @@
 //! the trust check vouched for it), and that image is what the release tags. A rebuilt base
 //! would be another image (another creation time at least): released under the new tags, it
 //! would give an unchanged service a new digest. So the base is taken as it is: from the
-//! daemon when it holds an image of the same inputs (its inputs label), else pulled from the
-//! registry by digest with the release's login; then tagged with the names the dependents'
-//! Dockerfiles use.
+//! daemon when it holds an image of the same inputs (its inputs label) under the registry's
+//! digest or a name the dependents use, else pulled from the registry by digest with the
+//! release's login; then tagged with the names the dependents' Dockerfiles use.
 
 use crate::api::RawManifest;
 use crate::login::Login;
-use bollard::query_parameters::{CreateImageOptions, ListImagesOptions, TagImageOptions};
+use bollard::query_parameters::{CreateImageOptions, TagImageOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use wharf_docker::reference::{ImageReference, DEFAULT_TAG};
 
 /// Where the base image came from.
@@ -29,8 +28,6 @@ pub enum LocalBase {
 /// Why the base could not be brought into the daemon (the caller then builds it).
 #[derive(Debug, thiserror::Error)]
 pub enum LocalBaseError {
-    #[error("the daemon cannot list its images: {0}")]
-    List(String),
     #[error("pulling {reference} failed: {message}")]
     Pull { reference: String, message: String },
     #[error("tagging {image} as {name} failed: {message}")]
@@ -61,10 +58,11 @@ pub async fn bring_into_daemon(
     base: BaseImage<'_>,
     login: Option<&Login>,
 ) -> Result<LocalBase, LocalBaseError> {
-    let (image, origin) = match held(docker, base.inputs_label, base.inputs).await? {
+    let reference = format!("{}@{}", base.repository, base.manifest.digest);
+    let names = std::iter::once(reference.clone()).chain(base.names.iter().cloned());
+    let (image, origin) = match held(docker, names, base.inputs_label, base.inputs).await {
         Some(id) => (id.clone(), LocalBase::Daemon { id }),
         None => {
-            let reference = format!("{}@{}", base.repository, base.manifest.digest);
             pull(docker, &reference, login).await?;
             (reference.clone(), LocalBase::Pulled { reference })
         }
@@ -75,20 +73,30 @@ pub async fn bring_into_daemon(
     Ok(origin)
 }
 
-/// The ID of an image the daemon holds with `label=value`, if any.
-async fn held(docker: &Docker, label: &str, value: &str) -> Result<Option<String>, LocalBaseError> {
-    let options = ListImagesOptions {
-        filters: Some(HashMap::from([(
-            "label".to_string(),
-            vec![format!("{label}={value}")],
-        )])),
-        ..Default::default()
-    };
-    let images = docker
-        .list_images(Some(options))
-        .await
-        .map_err(|e| LocalBaseError::List(e.to_string()))?;
-    Ok(images.into_iter().next().map(|i| i.id))
+/// The ID of an image the daemon holds with `label=value` under one of `names`, if any.
+///
+/// Asked name by name rather than with the list endpoint's `label` filter: that filter reads
+/// the configuration of every image the daemon holds (seconds on a daemon of a few thousand
+/// images, as a laptop's or a long-lived runner's often is). An image of the same inputs held
+/// under none of these names is pulled instead, which moves no layer the daemon already has.
+async fn held(
+    docker: &Docker,
+    names: impl IntoIterator<Item = String>,
+    label: &str,
+    value: &str,
+) -> Option<String> {
+    for name in names {
+        let Ok(image) = docker.inspect_image(&name).await else {
+            continue;
+        };
+        let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
+        if labels.get(label).map(String::as_str) == Some(value) {
+            if let Some(id) = image.id {
+                return Some(id);
+            }
+        }
+    }
+    None
 }
 
 async fn pull(
