@@ -854,14 +854,17 @@ fn run_case(case: &Case, engine: &Engine) -> Result<String, Vec<String>> {
 /// Whether a failed build failed on BuildKit's storage race on the containerd image store: a
 /// snapshot or the solve's own ref removed under a running build while other builds and image
 /// removals run on the same engine (moby/buildkit#6521, #6977: "failed to solve: not found",
-/// "snapshot … does not exist: not found"). Every test of the bed shares the engine, so either
-/// tool can meet it; a missing file or image in a case fails with its name (`"/x": not found`,
-/// `…: pull access denied`) and is never taken for it.
+/// "snapshot … does not exist: not found", or the export's own step failing with a bare
+/// "exporting to image: not found", as wharf prints it after its own runs again). Every test
+/// of the bed shares the engine, so either tool can meet it; a missing file or image in a
+/// case fails with its name (`"/x": not found`, `…: pull access denied`) and is never taken
+/// for it.
 fn storage_race(out: &Output) -> bool {
     !out.status.success()
         && text(&out.stderr).lines().any(|l| {
             let l = l.trim();
             l.ends_with("failed to solve: not found")
+                || l.ends_with("] exporting to image: not found")
                 || (l.contains("snapshot") && l.ends_with("does not exist: not found"))
         })
 }

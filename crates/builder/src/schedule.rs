@@ -162,6 +162,10 @@ pub async fn run(
     let mut stopped = false;
     let mut holders = Holders::default();
     let mut task_unit: HashMap<tokio::task::Id, Unit> = Default::default();
+    // Every build holds this shared while it runs; a build run again after the engine lost
+    // its image at export (`lost_at_export`) holds it alone, so that it never races the
+    // builds beside it a second time.
+    let alone = Arc::new(tokio::sync::RwLock::new(()));
     let built = |outcomes: &IndexMap<Unit, Option<Outcome>>, d: &Unit| {
         matches!(outcomes.get(d), Some(Some(Outcome::Built { .. })) | None)
     };
@@ -217,6 +221,7 @@ pub async fn run(
             events(Event::Started { unit: &unit });
             let docker = engines.get(b.request.engine.as_deref()).clone();
             let events = events.clone();
+            let alone = alone.clone();
             let span = tracing::info_span!("build", unit = %unit);
             let handle = running.spawn(
                 async move {
@@ -229,15 +234,21 @@ pub async fn run(
                         }
                     }
                     if result.is_ok() {
+                        let _shared = alone.read().await;
                         result = build_one(&docker, &b, &events).await;
                     }
-                    if matches!(&result, Err(BuildError::Daemon { message, log_tail }) if lost_at_export(message, log_tail))
-                    {
+                    for pause in LOST_AT_EXPORT_PAUSES {
+                        if !matches!(&result, Err(BuildError::Daemon { message, log_tail }) if lost_at_export(message, log_tail))
+                        {
+                            break;
+                        }
                         let unit = b.unit();
                         events(Event::Line {
                             unit: &unit,
-                            line: "the engine lost the image while exporting it; building again",
+                            line: "the engine lost the image while exporting it; building again once the builds beside it have ended",
                         });
+                        tokio::time::sleep(pause).await;
+                        let _alone = alone.write().await;
                         result = build_one(&docker, &b, &events).await;
                     }
                     let outcome = match result {
@@ -320,9 +331,15 @@ pub async fn run(
         .collect()
 }
 
-/// Docker 26's containerd image store was seen to end a build `FROM` a multi-platform
-/// service's image with a bare "not found" while exporting, when that base image was being
-/// pushed at the same time; the same build started again (from the build cache) succeeds.
+/// Docker 26's containerd image store was seen to end a build with a bare "not found" while
+/// exporting its image: a build `FROM` a multi-platform service's image while that image was
+/// being pushed, and builds of targets of one Dockerfile (whose images share layers)
+/// exporting at the same time while the engine removed other images. It is the engine's race
+/// (moby/buildkit#6521), not the build's: the same build run again from the build cache
+/// succeeds. It is run again at most twice, each time alone (see `alone` in [`run`]), after
+/// these pauses, so that the engine's own clean-up can end first.
+const LOST_AT_EXPORT_PAUSES: [Duration; 2] = [Duration::from_millis(200), Duration::from_secs(2)];
+
 fn lost_at_export(message: &str, log_tail: &[String]) -> bool {
     message.trim() == "not found"
         && log_tail
@@ -417,4 +434,33 @@ async fn build_one(
             .map_err(|e| tagging(e.to_string()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_at_export;
+
+    fn tail(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn only_a_bare_not_found_at_export_is_the_engine_losing_the_image() {
+        let at_export = tail(&["[build 1/1] RUN true", "exporting to image: not found"]);
+        assert!(lost_at_export("not found", &at_export));
+        assert!(lost_at_export(
+            "not found\n",
+            &tail(&["exporting to image"])
+        ));
+        // A missing file or base names itself, and fails at its own step.
+        assert!(!lost_at_export(
+            "failed to compute cache key: \"/app.py\": not found",
+            &at_export
+        ));
+        assert!(!lost_at_export(
+            "not found",
+            &tail(&["[2/3] COPY app.py /", "[2/3] COPY app.py /: not found"])
+        ));
+        assert!(!lost_at_export("not found", &[]));
+    }
 }
