@@ -698,6 +698,82 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted(engine: En
     assert_eq!(ecr_served(&prefix, "web", "latest").await, None);
 }
 
+/// A platform identity tag put by hand on another platform's image (here: the amd64 image
+/// under `-linux-arm64`, with the right commit and everything else in place) must not make an
+/// index that sends arm64 hosts an amd64 image.
+#[tokio::test]
+async fn an_image_under_another_platforms_tag_is_not_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("mislabel").replace('-', "");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            "name: fleet\nx-wharf:\n  create_repositories: true\nservices:\n  multi:\n    image: {prefix}/multi\n    build:\n      context: ./multi\n      platforms: [linux/amd64, linux/arm64]\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "multi/Dockerfile",
+        "ARG TARGETARCH\nFROM wharf-test/busybox:1-${TARGETARCH}\nCOPY stamp /stamp\n",
+    );
+    write(dir.path(), "multi/stamp", &unique("multi"));
+    let sha = fake_sha();
+    let out = release_to_ecr(
+        Engine::Docker20,
+        dir.path(),
+        &sha,
+        &["--shard", "1/1", "--platform", "linux/amd64"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    let api = RegistryApi::default();
+    let login = ecr_login();
+    let repository = format!("{}/{prefix}/multi", bed().ecr_registry);
+    let amd = api
+        .manifest(&format!("{repository}:{sha}-linux-amd64"), Some(&login))
+        .await
+        .unwrap()
+        .expect("the amd64 shard's image");
+    api.put_manifest(
+        &repository,
+        &format!("{sha}-linux-arm64"),
+        &amd,
+        Some(&login),
+    )
+    .await
+    .unwrap();
+
+    let out = wharf_at(
+        Engine::Docker20,
+        dir.path(),
+        &sha,
+        &["promote", "--registry", "ecr"],
+    )
+    .output()
+    .unwrap();
+    let stderr = crate::support::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`multi`")
+            && stderr.contains("it is an image for linux/amd64, not linux/arm64"),
+        "promote names the image's real platform: {stderr}"
+    );
+    for tag in [sha.as_str(), "latest"] {
+        assert_eq!(
+            ecr_served(&prefix, "multi", tag).await,
+            None,
+            "{tag}: no index written, nothing moved"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others_on_docker20() {
     a_rollback_that_cannot_move_one_tag_puts_back_the_others(Engine::Docker20).await;

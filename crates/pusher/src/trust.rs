@@ -100,6 +100,8 @@ pub enum Distrust {
     IdentityElsewhere { tag: String, digest: String },
     #[error("its config names commit {found}, not {expected}")]
     OtherCommit { found: String, expected: String },
+    #[error("it is an image for {found}, not {expected}")]
+    OtherPlatform { expected: Platform, found: String },
 }
 
 #[derive(serde::Deserialize)]
@@ -155,6 +157,8 @@ impl IndexEntry {
 #[derive(serde::Deserialize)]
 struct ConfigDoc {
     config: Option<ConfigSection>,
+    #[serde(flatten)]
+    platform: EntryPlatform,
 }
 
 #[derive(serde::Deserialize)]
@@ -183,12 +187,45 @@ fn config_of(repository: &str, manifest: &RawManifest) -> Result<Descriptor, Err
 }
 
 /// The labels of the config `descriptor` names, or why they are not read.
-async fn labels(
+/// What the check reads of an image's config.
+struct ImageConfig {
+    labels: BTreeMap<String, String>,
+    platform: EntryPlatform,
+}
+
+impl ImageConfig {
+    /// Refuses an image whose config names another platform than the one it is taken for
+    /// (its platform identity tag, or its index entry): an index must never send an arm64
+    /// host an amd64 image. A variant counts only where the config writes one, as builders
+    /// of one architecture often leave it out.
+    fn check_platform(&self, expected: Option<&Platform>) -> Result<(), Distrust> {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let found = self.platform.platform();
+        let alike = found.as_ref().is_some_and(|f| {
+            f.os == expected.os
+                && f.architecture == expected.architecture
+                && (f.variant.is_none()
+                    || expected.variant.is_none()
+                    || f.variant == expected.variant)
+        });
+        if alike {
+            return Ok(());
+        }
+        Err(Distrust::OtherPlatform {
+            expected: expected.clone(),
+            found: found.map_or_else(|| "no platform".to_string(), |f| f.to_string()),
+        })
+    }
+}
+
+async fn image_config(
     api: &RegistryApi,
     repository: &str,
     login: Option<&Login>,
     descriptor: &Descriptor,
-) -> Result<Result<BTreeMap<String, String>, Distrust>, Error> {
+) -> Result<Result<ImageConfig, Distrust>, Error> {
     if descriptor.size > MAX_CONFIG as u64 {
         return Ok(Err(Distrust::ConfigTooLarge));
     }
@@ -197,7 +234,10 @@ async fn labels(
         .await?;
     let doc: ConfigDoc =
         serde_json::from_slice(&blob).map_err(|e| unreadable(repository, &descriptor.digest, e))?;
-    Ok(Ok(doc.config.and_then(|c| c.labels).unwrap_or_default()))
+    Ok(Ok(ImageConfig {
+        labels: doc.config.and_then(|c| c.labels).unwrap_or_default(),
+        platform: doc.platform,
+    }))
 }
 
 fn is_full_sha(s: &str) -> bool {
@@ -308,6 +348,7 @@ async fn verdict(
         vec![(
             config_of(repository, candidate)?,
             inputs.map(|(l, v)| (l, v.to_string())),
+            platform.cloned(),
         )]
     } else if is_index {
         let configs = index_images(api, repository, login, candidate, |entry, image| {
@@ -330,7 +371,8 @@ async fn verdict(
                     }
                 }
             };
-            Ok(Ok((config_of(repository, &image)?, inputs)))
+            let platform = entry.platform.as_ref().and_then(EntryPlatform::platform);
+            Ok(Ok((config_of(repository, &image)?, inputs, platform)))
         })
         .await?;
         match configs {
@@ -344,11 +386,15 @@ async fn verdict(
     };
 
     let mut revision: Option<String> = None;
-    for (descriptor, inputs) in &configs {
-        let labels = match labels(api, repository, login, descriptor).await? {
-            Ok(l) => l,
+    for (descriptor, inputs, platform) in &configs {
+        let config = match image_config(api, repository, login, descriptor).await? {
+            Ok(c) => c,
             Err(d) => return untrusted(d),
         };
+        if let Err(d) = config.check_platform(platform.as_ref()) {
+            return untrusted(d);
+        }
+        let labels = config.labels;
         if let Some((label, expected)) = inputs {
             let label: &str = label;
             let expected: &str = expected;
@@ -417,7 +463,9 @@ async fn verdict(
 /// promoted as that commit's release (`wharf promote`, which builds nothing and so knows no
 /// input digest): the config of the image — of every platform image, for an index — must
 /// name `commit` in its revision label, and an identity tag of `commit` must name this very
-/// manifest. An identity tag pushed by hand onto another commit's image is refused.
+/// manifest. An identity tag pushed by hand onto another commit's image is refused, and so
+/// is an image whose config names another platform than `platform` (the one its platform
+/// identity tag names) or, in an index, than its entry.
 pub async fn check_promoted(
     api: &RegistryApi,
     repository: &str,
@@ -425,13 +473,20 @@ pub async fn check_promoted(
     candidate: &RawManifest,
     identity: &IdentityTemplates,
     commit: &str,
+    platform: Option<&Platform>,
 ) -> Result<Verdict, Error> {
     let untrusted = |d| Ok(Verdict::Untrusted(d));
     let media_type = candidate.media_type.as_str();
     let images = if IMAGE_TYPES.contains(&media_type) {
-        vec![candidate.clone()]
+        vec![(candidate.clone(), platform.cloned())]
     } else if INDEX_TYPES.contains(&media_type) {
-        match index_images(api, repository, login, candidate, |_, image| Ok(Ok(image))).await? {
+        let each = |entry: &IndexEntry, image| {
+            Ok(Ok((
+                image,
+                entry.platform.as_ref().and_then(EntryPlatform::platform),
+            )))
+        };
+        match index_images(api, repository, login, candidate, each).await? {
             Ok(images) => images,
             Err(d) => return untrusted(d),
         }
@@ -440,13 +495,16 @@ pub async fn check_promoted(
             media_type: media_type.to_string(),
         });
     };
-    for image in &images {
+    for (image, platform) in &images {
         let descriptor = config_of(repository, image)?;
-        let labels = match labels(api, repository, login, &descriptor).await? {
-            Ok(l) => l,
+        let config = match image_config(api, repository, login, &descriptor).await? {
+            Ok(c) => c,
             Err(d) => return untrusted(d),
         };
-        match labels.get(REVISION_LABEL) {
+        if let Err(d) = config.check_platform(platform.as_ref()) {
+            return untrusted(d);
+        }
+        match config.labels.get(REVISION_LABEL) {
             None => return untrusted(Distrust::NoRevision),
             Some(r) if !r.eq_ignore_ascii_case(commit) => {
                 return untrusted(Distrust::OtherCommit {
@@ -476,6 +534,41 @@ pub async fn check_promoted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_is_taken_only_for_the_platform_its_config_names() {
+        let config = |json: &str| {
+            let doc: ConfigDoc = serde_json::from_str(json).unwrap();
+            ImageConfig {
+                labels: BTreeMap::new(),
+                platform: doc.platform,
+            }
+        };
+        let p = |s: &str| Platform::parse(s).unwrap();
+        let arm = config(r#"{"os":"linux","architecture":"arm64","variant":"v8","config":{}}"#);
+        assert_eq!(arm.check_platform(Some(&p("linux/arm64"))), Ok(()));
+        assert_eq!(arm.check_platform(None), Ok(()));
+        assert_eq!(
+            arm.check_platform(Some(&p("linux/amd64"))),
+            Err(Distrust::OtherPlatform {
+                expected: p("linux/amd64"),
+                found: "linux/arm64".into()
+            })
+        );
+        // A variant counts where both name one.
+        let amd = config(r#"{"os":"linux","architecture":"amd64"}"#);
+        assert_eq!(amd.check_platform(Some(&p("linux/amd64/v3"))), Ok(()));
+        let arm6 = config(r#"{"os":"linux","architecture":"arm","variant":"v6"}"#);
+        assert!(arm6.check_platform(Some(&p("linux/arm/v7"))).is_err());
+        let none = config(r#"{"config":{}}"#);
+        assert_eq!(
+            none.check_platform(Some(&p("linux/amd64"))),
+            Err(Distrust::OtherPlatform {
+                expected: p("linux/amd64"),
+                found: "no platform".into()
+            })
+        );
+    }
 
     #[test]
     fn platforms_name_their_identity_tags() {

@@ -78,15 +78,21 @@ impl Repo {
         (digest, size)
     }
 
-    /// An image (one layer) whose config carries `labels`, stored under `tag`.
+    /// An amd64 image (one layer) whose config carries `labels`, stored under `tag`.
     async fn image(&self, labels: &[(&str, &str)], tag: &str) -> RawManifest {
+        self.image_for("linux/amd64", labels, tag).await
+    }
+
+    /// An image for `platform` (one layer) whose config carries `labels`, stored under `tag`.
+    async fn image_for(&self, platform: &str, labels: &[(&str, &str)], tag: &str) -> RawManifest {
+        let platform = Platform::parse(platform).unwrap();
         let (layer, layer_size) = self.blob(fresh("layer").into_bytes()).await;
         let labels: serde_json::Map<String, serde_json::Value> = labels
             .iter()
             .map(|(k, v)| (k.to_string(), (*v).into()))
             .collect();
         let config = serde_json::json!({
-            "architecture": "amd64", "os": "linux",
+            "architecture": platform.architecture, "os": platform.os,
             "config": {"Labels": labels},
             "rootfs": {"type": "layers", "diff_ids": [layer]},
         });
@@ -292,7 +298,7 @@ async fn an_index_is_checked_platform_by_platform() {
         (trust::REVISION_LABEL, &sha),
     ];
     let amd = repo.image(&labels, &fresh("amd")).await;
-    let arm = repo.image(&labels, &fresh("arm")).await;
+    let arm = repo.image_for("linux/arm64", &labels, &fresh("arm")).await;
     let index = repo
         .index(&[(&amd, "linux/amd64"), (&arm, "linux/arm64")], &sha)
         .await;
@@ -305,7 +311,8 @@ async fn an_index_is_checked_platform_by_platform() {
     );
     // One platform built from other inputs: the index is not these inputs' image.
     let other = repo
-        .image(
+        .image_for(
+            "linux/arm64",
             &[(INPUTS_LABEL, "other"), (trust::REVISION_LABEL, &sha)],
             &fresh("other"),
         )
@@ -320,6 +327,17 @@ async fn an_index_is_checked_platform_by_platform() {
         repo.check(&mixed, &expected(&inputs, &id)).await,
         Verdict::Untrusted(Distrust::OtherInputs { .. })
     ));
+    // An entry whose image is another platform's: arm64 hosts would get an amd64 image.
+    let mislabelled = repo
+        .index(&[(&amd, "linux/amd64"), (&amd, "linux/arm64")], &fresh("l"))
+        .await;
+    assert_eq!(
+        repo.check(&mislabelled, &expected(&inputs, &id)).await,
+        Verdict::Untrusted(Distrust::OtherPlatform {
+            expected: Platform::parse("linux/arm64").unwrap(),
+            found: "linux/amd64".into()
+        })
+    );
     // One platform's image on its own answers to that platform's identity tag.
     let arm64 = Platform::parse("linux/arm64").unwrap();
     let for_arm = Expected {
@@ -331,6 +349,14 @@ async fn an_index_is_checked_platform_by_platform() {
         repo.check(&arm, &for_arm).await,
         Verdict::Untrusted(Distrust::IdentityMissing {
             tag: format!("{sha}-linux-arm64")
+        })
+    );
+    // The amd64 image is not arm64's, whatever tag names it.
+    assert_eq!(
+        repo.check(&amd, &for_arm).await,
+        Verdict::Untrusted(Distrust::OtherPlatform {
+            expected: arm64.clone(),
+            found: "linux/amd64".into()
         })
     );
     repo.tag(&arm, &format!("{sha}-linux-arm64")).await;

@@ -148,9 +148,17 @@ async fn one(tagger: &Tagger<'_>, t: &ImageTarget, commit: &str) -> Result<Found
             platforms: absent,
         });
     }
-    match trust::check_promoted(api, &repository, login, &manifest, &t.identity, commit)
-        .await
-        .map_err(Fault::Registry)?
+    match trust::check_promoted(
+        api,
+        &repository,
+        login,
+        &manifest,
+        &t.identity,
+        commit,
+        None,
+    )
+    .await
+    .map_err(Fault::Registry)?
     {
         Verdict::Trusted { .. } => Ok(Found {
             manifest,
@@ -195,9 +203,17 @@ async fn from_platforms(
             });
         }
         let identity = t.identity.for_platform(platform);
-        match trust::check_promoted(tagger.api, &repository, login, &image, &identity, commit)
-            .await
-            .map_err(Fault::Registry)?
+        match trust::check_promoted(
+            tagger.api,
+            &repository,
+            login,
+            &image,
+            &identity,
+            commit,
+            Some(platform),
+        )
+        .await
+        .map_err(Fault::Registry)?
         {
             Verdict::Trusted { .. } => children.push(index::Child::of(&image, platform.clone())),
             Verdict::Untrusted(why) => return Err(Fault::Untrusted(why)),
