@@ -370,14 +370,18 @@ async fn make_web_an_index(prefix: &str, sha: &str) -> (String, Vec<String>) {
     api.put_manifest_by_digest(&repository, &second, Some(&login))
         .await
         .unwrap();
-    let entry = |m: &RawManifest, arch: &str| {
+    // Both images are amd64 (their config says so, and promote checks it): the second stands
+    // for an amd64/v3 build, as some projects publish beside the baseline.
+    let baseline = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    let v3 = serde_json::json!({"os": "linux", "architecture": "amd64", "variant": "v3"});
+    let entry = |m: &RawManifest, platform: &serde_json::Value| {
         serde_json::json!({"mediaType": m.media_type, "size": m.bytes.len(), "digest": m.digest,
-            "platform": {"os": "linux", "architecture": arch}})
+            "platform": platform})
     };
     let list = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
-        "manifests": [entry(&image, "amd64"), entry(&second, "arm64")],
+        "manifests": [entry(&image, &baseline), entry(&second, &v3)],
     }))
     .unwrap();
     let index = RawManifest {
