@@ -702,13 +702,11 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted(engine: En
     assert_eq!(ecr_served(&prefix, "web", "latest").await, None);
 }
 
-/// A platform identity tag put by hand on another platform's image (here: the amd64 image
-/// under `-linux-arm64`, with the right commit and everything else in place) must not make an
-/// index that sends arm64 hosts an amd64 image.
-#[tokio::test]
-async fn an_image_under_another_platforms_tag_is_not_promoted() {
+/// A project of one service, `multi`, for linux/amd64 and linux/arm64 under a new prefix. No
+/// RUN step: the arm64 image is made without emulation.
+fn two_platform_project(name: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("mislabel").replace('-', "");
+    let prefix = unique(name).replace('-', "");
     write(
         dir.path(),
         "compose.yaml",
@@ -722,6 +720,15 @@ async fn an_image_under_another_platforms_tag_is_not_promoted() {
         "ARG TARGETARCH\nFROM wharf-test/busybox:1-${TARGETARCH}\nCOPY stamp /stamp\n",
     );
     write(dir.path(), "multi/stamp", &unique("multi"));
+    (dir, prefix)
+}
+
+/// A platform identity tag put by hand on another platform's image (here: the amd64 image
+/// under `-linux-arm64`, with the right commit and everything else in place) must not make an
+/// index that sends arm64 hosts an amd64 image.
+#[tokio::test]
+async fn an_image_under_another_platforms_tag_is_not_promoted() {
+    let (dir, prefix) = two_platform_project("mislabel");
     let sha = fake_sha();
     let out = release_to_ecr(
         Engine::Docker20,
@@ -848,22 +855,7 @@ async fn a_rollback_that_cannot_move_one_tag_puts_back_the_others(engine: Engine
 /// identity tag and moves `latest` onto it.
 #[tokio::test]
 async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = unique("plat").replace('-', "");
-    write(
-        dir.path(),
-        "compose.yaml",
-        &format!(
-            "name: fleet\nx-wharf:\n  create_repositories: true\nservices:\n  multi:\n    image: {prefix}/multi\n    build:\n      context: ./multi\n      platforms: [linux/amd64, linux/arm64]\n"
-        ),
-    );
-    // No RUN step: the arm64 image is made without emulation.
-    write(
-        dir.path(),
-        "multi/Dockerfile",
-        "ARG TARGETARCH\nFROM wharf-test/busybox:1-${TARGETARCH}\nCOPY stamp /stamp\n",
-    );
-    write(dir.path(), "multi/stamp", &unique("multi"));
+    let (dir, prefix) = two_platform_project("plat");
     let sha = fake_sha();
     let shard = |platform: &str| {
         // arm64 is built by the second engine, as a native arm64 runner would.
