@@ -186,23 +186,16 @@ fn config_of(repository: &str, manifest: &RawManifest) -> Result<Descriptor, Err
     })
 }
 
-/// The labels of the config `descriptor` names, or why they are not read.
-/// What the check reads of an image's config.
-struct ImageConfig {
-    labels: BTreeMap<String, String>,
-    platform: EntryPlatform,
-}
-
-impl ImageConfig {
+impl EntryPlatform {
     /// Refuses an image whose config names another platform than the one it is taken for
     /// (its platform identity tag, or its index entry): an index must never send an arm64
     /// host an amd64 image. A variant counts only where the config writes one, as builders
     /// of one architecture often leave it out.
-    fn check_platform(&self, expected: Option<&Platform>) -> Result<(), Distrust> {
+    fn check(&self, expected: Option<&Platform>) -> Result<(), Distrust> {
         let Some(expected) = expected else {
             return Ok(());
         };
-        let found = self.platform.platform();
+        let found = self.platform();
         let alike = found.as_ref().is_some_and(|f| {
             f.os == expected.os
                 && f.architecture == expected.architecture
@@ -220,12 +213,15 @@ impl ImageConfig {
     }
 }
 
-async fn image_config(
+/// The labels of the config `descriptor` names, or why they are not read: among them, that
+/// the config names another platform than `platform` (see [`EntryPlatform::check`]).
+async fn labels(
     api: &RegistryApi,
     repository: &str,
     login: Option<&Login>,
     descriptor: &Descriptor,
-) -> Result<Result<ImageConfig, Distrust>, Error> {
+    platform: Option<&Platform>,
+) -> Result<Result<BTreeMap<String, String>, Distrust>, Error> {
     if descriptor.size > MAX_CONFIG as u64 {
         return Ok(Err(Distrust::ConfigTooLarge));
     }
@@ -234,10 +230,10 @@ async fn image_config(
         .await?;
     let doc: ConfigDoc =
         serde_json::from_slice(&blob).map_err(|e| unreadable(repository, &descriptor.digest, e))?;
-    Ok(Ok(ImageConfig {
-        labels: doc.config.and_then(|c| c.labels).unwrap_or_default(),
-        platform: doc.platform,
-    }))
+    Ok(doc
+        .platform
+        .check(platform)
+        .map(|()| doc.config.and_then(|c| c.labels).unwrap_or_default()))
 }
 
 fn is_full_sha(s: &str) -> bool {
@@ -387,14 +383,10 @@ async fn verdict(
 
     let mut revision: Option<String> = None;
     for (descriptor, inputs, platform) in &configs {
-        let config = match image_config(api, repository, login, descriptor).await? {
-            Ok(c) => c,
+        let labels = match labels(api, repository, login, descriptor, platform.as_ref()).await? {
+            Ok(l) => l,
             Err(d) => return untrusted(d),
         };
-        if let Err(d) = config.check_platform(platform.as_ref()) {
-            return untrusted(d);
-        }
-        let labels = config.labels;
         if let Some((label, expected)) = inputs {
             let label: &str = label;
             let expected: &str = expected;
@@ -497,14 +489,11 @@ pub async fn check_promoted(
     };
     for (image, platform) in &images {
         let descriptor = config_of(repository, image)?;
-        let config = match image_config(api, repository, login, &descriptor).await? {
-            Ok(c) => c,
+        let labels = match labels(api, repository, login, &descriptor, platform.as_ref()).await? {
+            Ok(l) => l,
             Err(d) => return untrusted(d),
         };
-        if let Err(d) = config.check_platform(platform.as_ref()) {
-            return untrusted(d);
-        }
-        match config.labels.get(REVISION_LABEL) {
+        match labels.get(REVISION_LABEL) {
             None => return untrusted(Distrust::NoRevision),
             Some(r) if !r.eq_ignore_ascii_case(commit) => {
                 return untrusted(Distrust::OtherCommit {
@@ -537,19 +526,13 @@ mod tests {
 
     #[test]
     fn an_image_is_taken_only_for_the_platform_its_config_names() {
-        let config = |json: &str| {
-            let doc: ConfigDoc = serde_json::from_str(json).unwrap();
-            ImageConfig {
-                labels: BTreeMap::new(),
-                platform: doc.platform,
-            }
-        };
+        let config = |json: &str| serde_json::from_str::<ConfigDoc>(json).unwrap().platform;
         let p = |s: &str| Platform::parse(s).unwrap();
         let arm = config(r#"{"os":"linux","architecture":"arm64","variant":"v8","config":{}}"#);
-        assert_eq!(arm.check_platform(Some(&p("linux/arm64"))), Ok(()));
-        assert_eq!(arm.check_platform(None), Ok(()));
+        assert_eq!(arm.check(Some(&p("linux/arm64"))), Ok(()));
+        assert_eq!(arm.check(None), Ok(()));
         assert_eq!(
-            arm.check_platform(Some(&p("linux/amd64"))),
+            arm.check(Some(&p("linux/amd64"))),
             Err(Distrust::OtherPlatform {
                 expected: p("linux/amd64"),
                 found: "linux/arm64".into()
@@ -557,12 +540,12 @@ mod tests {
         );
         // A variant counts where both name one.
         let amd = config(r#"{"os":"linux","architecture":"amd64"}"#);
-        assert_eq!(amd.check_platform(Some(&p("linux/amd64/v3"))), Ok(()));
+        assert_eq!(amd.check(Some(&p("linux/amd64/v3"))), Ok(()));
         let arm6 = config(r#"{"os":"linux","architecture":"arm","variant":"v6"}"#);
-        assert!(arm6.check_platform(Some(&p("linux/arm/v7"))).is_err());
+        assert!(arm6.check(Some(&p("linux/arm/v7"))).is_err());
         let none = config(r#"{"config":{}}"#);
         assert_eq!(
-            none.check_platform(Some(&p("linux/amd64"))),
+            none.check(Some(&p("linux/amd64"))),
             Err(Distrust::OtherPlatform {
                 expected: p("linux/amd64"),
                 found: "no platform".into()
