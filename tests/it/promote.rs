@@ -105,6 +105,27 @@ async fn ecr_served(prefix: &str, service: &str, tag: &str) -> Option<String> {
     served(&ecr(prefix, service, tag), Some(&ecr_login())).await
 }
 
+/// The manifest `service`'s `tag` names in the bed's private ECR, if any.
+async fn ecr_manifest(prefix: &str, service: &str, tag: &str) -> Option<RawManifest> {
+    RegistryApi::default()
+        .manifest(&ecr(prefix, service, tag), Some(&ecr_login()))
+        .await
+        .unwrap()
+}
+
+/// Puts the manifest `service`'s tag `from` names under the tag `to` too, through the
+/// registry API, as anyone who may push to the repository could.
+async fn ecr_retag(prefix: &str, service: &str, from: &str, to: &str) {
+    let manifest = ecr_manifest(prefix, service, from)
+        .await
+        .unwrap_or_else(|| panic!("{service}:{from} is in the registry"));
+    let repository = format!("{}/{prefix}/{service}", bed().ecr_registry);
+    RegistryApi::default()
+        .put_manifest(&repository, to, &manifest, Some(&ecr_login()))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn two_shards_on_two_engines_then_promote_moves_every_moving_tag_once() {
     let (dir, prefix) = new_project("shard");
@@ -355,10 +376,8 @@ async fn make_web_an_index(prefix: &str, sha: &str) -> (String, Vec<String>) {
     let api = RegistryApi::default();
     let login = ecr_login();
     let repository = format!("{}/{prefix}/web", bed().ecr_registry);
-    let image = api
-        .manifest(&format!("{repository}:{sha}"), Some(&login))
+    let image = ecr_manifest(prefix, "web", sha)
         .await
-        .unwrap()
         .expect("web's release");
     let doc: serde_json::Value = serde_json::from_slice(&image.bytes).unwrap();
     let again = serde_json::to_vec_pretty(&doc).unwrap();
@@ -672,17 +691,7 @@ async fn an_identity_tag_put_on_another_commits_image_is_not_promoted(engine: En
     .output()
     .unwrap();
     manifest_of(&out, "the release");
-    let api = RegistryApi::default();
-    let login = ecr_login();
-    let repository = format!("{}/{prefix}/web", bed().ecr_registry);
-    let image = api
-        .manifest(&format!("{repository}:{built}"), Some(&login))
-        .await
-        .unwrap()
-        .expect("web's release");
-    api.put_manifest(&repository, &forged, &image, Some(&login))
-        .await
-        .unwrap();
+    ecr_retag(&prefix, "web", &built, &forged).await;
 
     let out = wharf_at(
         engine,
@@ -744,22 +753,13 @@ async fn an_image_under_another_platforms_tag_is_not_promoted() {
         "{}",
         crate::support::stderr(&out)
     );
-    let api = RegistryApi::default();
-    let login = ecr_login();
-    let repository = format!("{}/{prefix}/multi", bed().ecr_registry);
-    let amd = api
-        .manifest(&format!("{repository}:{sha}-linux-amd64"), Some(&login))
-        .await
-        .unwrap()
-        .expect("the amd64 shard's image");
-    api.put_manifest(
-        &repository,
+    ecr_retag(
+        &prefix,
+        "multi",
+        &format!("{sha}-linux-amd64"),
         &format!("{sha}-linux-arm64"),
-        &amd,
-        Some(&login),
     )
-    .await
-    .unwrap();
+    .await;
 
     let out = wharf_at(
         Engine::Docker20,
@@ -928,11 +928,8 @@ async fn platforms_built_by_two_shards_are_joined_into_an_index_by_promote() {
 
     let out = promote();
     let promoted = digests(&manifest_of(&out, "promote"));
-    let api = RegistryApi::default();
-    let index = api
-        .manifest(&ecr(&prefix, "multi", &sha), Some(&ecr_login()))
+    let index = ecr_manifest(&prefix, "multi", &sha)
         .await
-        .unwrap()
         .expect("promote wrote the index under the identity tag");
     let listed = wharf_pusher::index::children(&index).unwrap();
     for c in &listed {
