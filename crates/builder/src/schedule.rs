@@ -331,15 +331,17 @@ pub async fn run(
         .collect()
 }
 
+/// A build the engine lost at export ([`lost_at_export`]) is run again at most twice, each
+/// time alone (see `alone` in [`run`]), after these pauses, so that the engine's own clean-up
+/// can end first.
+const LOST_AT_EXPORT_PAUSES: [Duration; 2] = [Duration::from_millis(200), Duration::from_secs(2)];
+
 /// Docker 26's containerd image store was seen to end a build with a bare "not found" while
 /// exporting its image: a build `FROM` a multi-platform service's image while that image was
 /// being pushed, and builds of targets of one Dockerfile (whose images share layers)
 /// exporting at the same time while the engine removed other images. It is the engine's race
 /// (moby/buildkit#6521), not the build's: the same build run again from the build cache
-/// succeeds. It is run again at most twice, each time alone (see `alone` in [`run`]), after
-/// these pauses, so that the engine's own clean-up can end first.
-const LOST_AT_EXPORT_PAUSES: [Duration; 2] = [Duration::from_millis(200), Duration::from_secs(2)];
-
+/// succeeds.
 fn lost_at_export(message: &str, log_tail: &[String]) -> bool {
     message.trim() == "not found"
         && log_tail
