@@ -59,6 +59,72 @@ fn oci_labels(
     labels
 }
 
+/// What `run` needs of the project before it talks to a daemon or registry, known without git.
+struct Prepared {
+    prepared: service::Prepared,
+    credentials: RegistryCredentials,
+    /// `--shard K/N` and the services of this share (the builds are already cut to it).
+    shard_services: Option<(
+        wharf_pusher::shard::Shard,
+        std::collections::BTreeSet<String>,
+    )>,
+    unit_inputs: HashMap<Unit, Inputs>,
+}
+
+/// The builds of `services`, checked, cut to this run's shard, and their input digests.
+fn prepare_and_hash(
+    project: &wharf_compose::Project,
+    services: &[&wharf_compose::Service],
+    args: &BuildArgs,
+    run: &Run,
+    builder: BuilderKind,
+    only_platforms: &Option<Vec<wharf_compose::platform::Platform>>,
+    routes: &Routes,
+) -> Result<Prepared> {
+    let mut prepared = service::prepare(
+        project,
+        services,
+        &Options {
+            builder,
+            labels: HashMap::new(),
+            idle_timeout: Some(run.timeouts().build_idle),
+            only_platforms: only_platforms.clone(),
+            routes: routes.clone(),
+        },
+    )
+    .map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        Failure::config(anyhow!(
+            "the build settings have problems (nothing was built):\n  {}",
+            lines.join("\n  ")
+        ))
+    })?;
+    // The logins of the release (ECR tokens held in memory) also serve the builds' pulls, so
+    // a FROM image in the same registry needs no `docker login`.
+    let credentials = RegistryCredentials::new();
+    prepared.use_credentials(&credentials);
+    if prepared.needs_daemon_platform() {
+        let native = wharf_builder::daemon::native_platform_blocking().map_err(Failure::failed)?;
+        prepared.use_daemon_platform(Ok(native));
+    }
+    let shard_services = match args.shard {
+        Some(shard) if args.push => {
+            let keep = crate::shard::services(&prepared.builds, shard)?;
+            prepared.builds.retain(|b| keep.contains(&b.service));
+            Some((shard, keep))
+        }
+        _ => None,
+    };
+    let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
+    let unit_inputs = release::unit_digests(project, &prepared.builds, parallel)?;
+    Ok(Prepared {
+        prepared,
+        credentials,
+        shard_services,
+        unit_inputs,
+    })
+}
+
 /// When the image was made, as its `created` label says. `SOURCE_DATE_EPOCH` (seconds since
 /// 1970) wins, as BuildKit and buildx take it; else, by default, the commit's time (as ko, Jib
 /// and Bazel's rules do), so that a rebuild of the same inputs from the daemon's cache is the
@@ -135,33 +201,6 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         BuilderChoice::Buildkit => BuilderKind::BuildKit,
         BuilderChoice::Classic => BuilderKind::Classic,
     };
-    let (targets, revision) = if args.push {
-        let (targets, revision) = release::targets(&project, &services, &args.target)?;
-        (Some(targets), revision)
-    } else {
-        (None, None)
-    };
-    let mut prepared = service::prepare(
-        &project,
-        &services,
-        &Options {
-            builder,
-            labels: oci_labels(&project, revision.as_ref()),
-            idle_timeout: Some(run.timeouts().build_idle),
-            only_platforms: only_platforms.clone(),
-            routes: routes.clone(),
-        },
-    )
-    .map_err(|problems| {
-        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        Failure::config(anyhow!(
-            "the build settings have problems (nothing was built):\n  {}",
-            lines.join("\n  ")
-        ))
-    })?;
-    for w in &prepared.warnings {
-        reporter.warn(&w.to_string());
-    }
     if !args.push && args.manifest.is_some() {
         return Err(Failure::config(anyhow!(
             "--manifest describes pushed images: use it with --push"
@@ -177,21 +216,64 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
             "--no-skip applies to --push (a build without --push never skips)"
         )));
     }
-    // The logins of the release (ECR tokens held in memory) also serve the builds' pulls, so
-    // a FROM image in the same registry needs no `docker login`.
-    let credentials = RegistryCredentials::new();
-    prepared.use_credentials(&credentials);
-    if prepared.needs_daemon_platform() {
-        let native = wharf_builder::daemon::native_platform_blocking().map_err(Failure::failed)?;
-        prepared.use_daemon_platform(Ok(native));
+    // git (a `git status` of the whole work tree, the commit's time, the origin's address)
+    // runs beside the preparation and the hashing of the contexts, which do not depend on it:
+    // on a large work tree each is a good share of a release that builds nothing. The labels
+    // it gives are not part of the input digest (`wharf_builder::inputs`), so they are added
+    // to the builds after the hashing, below every label of the project's own.
+    let (git, prepared) = std::thread::scope(|scope| {
+        let git = scope.spawn(|| -> Result<_> {
+            let (targets, revision) = if args.push {
+                let (targets, revision) = release::targets(&project, &services, &args.target)?;
+                (Some(targets), revision)
+            } else {
+                (None, None)
+            };
+            let labels = oci_labels(&project, revision.as_ref());
+            Ok((targets, revision, labels))
+        });
+        let prepared = prepare_and_hash(
+            &project,
+            &services,
+            args,
+            run,
+            builder,
+            &only_platforms,
+            &routes,
+        );
+        let git = git
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (git, prepared)
+    });
+    let (targets, revision, labels) = git?;
+    let Prepared {
+        mut prepared,
+        credentials,
+        shard_services,
+        unit_inputs,
+    } = prepared?;
+    for b in &mut prepared.builds {
+        for (k, v) in &labels {
+            b.request
+                .labels
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        if let Some(d) = unit_inputs.get(&b.unit()).and_then(Inputs::digest) {
+            b.request
+                .labels
+                .insert(wharf_builder::inputs::LABEL.into(), d.hex.clone());
+        }
+    }
+    for w in &prepared.warnings {
+        reporter.warn(&w.to_string());
     }
     let native = prepared.native.clone();
     // `--shard K/N`: this run's share of the services, identity and inputs tags only (a
     // service stays with the service it is built from, so the share builds on its own).
-    let targets = match (args.shard, targets) {
-        (Some(shard), Some(mut targets)) => {
-            let keep = crate::shard::services(&prepared.builds, shard)?;
-            prepared.builds.retain(|b| keep.contains(&b.service));
+    let targets = match (shard_services, targets) {
+        (Some((shard, keep)), Some(mut targets)) => {
             targets.retain(|t| keep.contains(&t.service));
             for t in &mut targets {
                 t.moving_tags.clear();
@@ -210,15 +292,7 @@ pub fn run(project_args: &ProjectArgs, args: &BuildArgs, run: &Run) -> Result<()
         (_, targets) => targets,
     };
     let parallel = args.parallel.unwrap_or_else(schedule::default_parallelism);
-    let unit_inputs = release::unit_digests(&project, &prepared.builds, parallel)?;
     let inputs = wharf_builder::inputs::by_service(&prepared.builds, &unit_inputs);
-    for b in &mut prepared.builds {
-        if let Some(d) = unit_inputs.get(&b.unit()).and_then(Inputs::digest) {
-            b.request
-                .labels
-                .insert(wharf_builder::inputs::LABEL.into(), d.hex.clone());
-        }
-    }
     let targets = targets.map(|mut targets| {
         for t in &mut targets {
             if let Some(b) = prepared.builds.iter().find(|b| b.service == t.service) {
