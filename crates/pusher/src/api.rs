@@ -21,7 +21,7 @@ use std::time::Duration;
 pub struct RegistryApi {
     client: Client,
     /// Clients of loopback registries, by host, once it is known how they speak.
-    loopback: tokio::sync::Mutex<HashMap<String, Client>>,
+    loopback: tokio::sync::Mutex<HashMap<String, (Client, Loopback)>>,
     timeouts: Timeouts,
 }
 
@@ -43,27 +43,37 @@ pub fn is_loopback(host: &str) -> bool {
         || name == "[::1]"
 }
 
-/// Whether a loopback registry speaks plain HTTP: one bare request over TCP, read as far as
-/// the status line. Written by hand because an HTTP client would first build a TLS stack and
-/// load the system's certificates for a question one line answers; a TLS server answers
-/// a plain request with Go's "HTTP request to an HTTPS server" or by hanging up.
-async fn speaks_plain_http(host: &str) -> bool {
+/// How a loopback registry speaks, from one bare request for `/v2/` over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loopback {
+    Https,
+    /// Plain HTTP; `open`: it answered `/v2/` without asking for credentials.
+    Http {
+        open: bool,
+    },
+}
+
+/// How the loopback registry at `host` speaks: one bare request, read as far as the end of
+/// the headers. Written by hand because an HTTP client would first build a TLS stack and load
+/// the system's certificates for a question a few lines answer; a TLS server answers a plain
+/// request with Go's "HTTP request to an HTTPS server" or by hanging up.
+async fn probe_loopback(host: &str) -> Loopback {
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::time::timeout;
     let connected = timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(host)).await;
     // Nothing listening: the request that follows fails with the connection error.
     let Ok(Ok(mut stream)) = connected else {
-        return true;
+        return Loopback::Http { open: false };
     };
     let request = format!("GET /v2/ HTTP/1.0\r\nHost: {host}\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
+        return Loopback::Https;
     }
-    let status_line = async {
-        let mut answer = Vec::with_capacity(256);
-        let mut buf = [0u8; 256];
-        while answer.len() < 256 && !answer.windows(2).any(|w| w == b"\r\n") {
+    let head = async {
+        let mut answer = Vec::with_capacity(1024);
+        let mut buf = [0u8; 1024];
+        while answer.len() < 16 * 1024 && !answer.windows(4).any(|w| w == b"\r\n\r\n") {
             match stream.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => answer.extend_from_slice(&buf[..n]),
@@ -72,12 +82,21 @@ async fn speaks_plain_http(host: &str) -> bool {
         answer
     };
     // A TLS server may also just wait for a handshake that never comes.
-    match timeout(Duration::from_secs(2), status_line).await {
-        Ok(answer) => {
-            let text = String::from_utf8_lossy(&answer);
-            text.starts_with("HTTP/") && !text.contains("400")
-        }
-        Err(_) => false,
+    let Ok(answer) = timeout(Duration::from_secs(2), head).await else {
+        return Loopback::Https;
+    };
+    let text = String::from_utf8_lossy(&answer);
+    let mut lines = text.lines();
+    let status = lines.next().unwrap_or_default();
+    if !status.starts_with("HTTP/") || status.contains("400") {
+        return Loopback::Https;
+    }
+    let challenged = lines
+        .take_while(|l| !l.is_empty())
+        .any(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"));
+    let ok = status.split_whitespace().nth(1) == Some("200");
+    Loopback::Http {
+        open: ok && !challenged,
     }
 }
 
@@ -116,26 +135,40 @@ impl RegistryApi {
         }
     }
 
-    async fn client_for(&self, host: &str) -> Client {
+    /// The client for `host`, and the credentials to send it: `login`'s, else none.
+    async fn client_for(&self, host: &str, login: Option<&Login>) -> (Client, RegistryAuth) {
+        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
         if !is_loopback(host) {
-            return self.client.clone();
+            return (self.client.clone(), auth);
         }
         let mut known = self.loopback.lock().await;
-        if let Some(c) = known.get(host) {
-            return c.clone();
-        }
-        let https = !speaks_plain_http(host).await;
-        let client = Client::new(ClientConfig {
-            protocol: if https {
-                ClientProtocol::Https
-            } else {
-                ClientProtocol::Http
-            },
-            accept_invalid_certificates: https,
-            ..client_config(&self.timeouts)
-        });
-        known.insert(host.to_string(), client.clone());
-        client
+        let (client, speaks) = match known.get(host) {
+            Some(c) => c.clone(),
+            None => {
+                let speaks = probe_loopback(host).await;
+                let https = speaks == Loopback::Https;
+                let client = Client::new(ClientConfig {
+                    protocol: if https {
+                        ClientProtocol::Https
+                    } else {
+                        ClientProtocol::Http
+                    },
+                    accept_invalid_certificates: https,
+                    ..client_config(&self.timeouts)
+                });
+                known.insert(host.to_string(), (client.clone(), speaks));
+                (client, speaks)
+            }
+        };
+        // The client caches tokens, not the absence of a challenge: without credentials it
+        // asks `/v2/` again before every request, doubling them. A registry that asked for none
+        // takes none and ignores the header, and an empty bearer token is used as it is,
+        // without that question.
+        let auth = match (login, speaks) {
+            (None, Loopback::Http { open: true }) => RegistryAuth::Bearer(String::new()),
+            _ => auth,
+        };
+        (client, auth)
     }
 
     /// The digest the registry serves for `reference` (`host/repo:tag`), or `Ok(None)` when the
@@ -147,8 +180,7 @@ impl RegistryApi {
     ) -> Result<Option<String>, Error> {
         let parsed = parse_reference(reference)?;
         let host = parsed.resolve_registry().to_string();
-        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host).await;
+        let (client, auth) = self.client_for(&host, login).await;
         self.bounded(&host, || format!("HEAD of {reference}"), async {
             match client.fetch_manifest_digest(&parsed, &auth).await {
                 Ok(d) => Ok(Some(d)),
@@ -207,8 +239,7 @@ impl RegistryApi {
     ) -> Result<Option<RawManifest>, Error> {
         let parsed = parse_reference(reference)?;
         let host = parsed.resolve_registry().to_string();
-        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host).await;
+        let (client, auth) = self.client_for(&host, login).await;
         let pulled = self
             .bounded(&host, || format!("GET of {reference}"), async {
                 Ok(client
@@ -268,8 +299,7 @@ impl RegistryApi {
     ) -> Result<String, Error> {
         let parsed = parse_reference(&reference)?;
         let host = parsed.resolve_registry().to_string();
-        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host).await;
+        let (client, auth) = self.client_for(&host, login).await;
         let content_type = manifest.media_type.parse().map_err(|_| Error::Registry {
             registry: host.clone(),
             message: format!("invalid media type {}", manifest.media_type),
@@ -314,8 +344,7 @@ impl RegistryApi {
         let reference = format!("{repository}@{digest}");
         let parsed = parse_reference(&reference)?;
         let host = parsed.resolve_registry().to_string();
-        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host).await;
+        let (client, auth) = self.client_for(&host, login).await;
         client.store_auth_if_needed(&host, &auth).await;
         let mut out = Bounded {
             buf: Vec::new(),
@@ -357,8 +386,7 @@ impl RegistryApi {
         let reference = format!("{repository}@{digest}");
         let parsed = parse_reference(&reference)?;
         let host = parsed.resolve_registry().to_string();
-        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host).await;
+        let (client, auth) = self.client_for(&host, login).await;
         self.bounded(&host, || format!("HEAD of {reference}"), async {
             client.store_auth_if_needed(&host, &auth).await;
             client
@@ -382,8 +410,7 @@ impl RegistryApi {
         let target = parse_reference(&format!("{to}@{digest}"))?;
         let source = parse_reference(&format!("{from}@{digest}"))?;
         let host = target.resolve_registry().to_string();
-        let auth = login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let client = self.client_for(&host).await;
+        let (client, auth) = self.client_for(&host, login).await;
         self.bounded(&host, || format!("mount of {digest} into {to}"), async {
             client.store_auth_if_needed(&host, &auth).await;
             match client.mount_blob(&target, &source, digest).await {
@@ -414,10 +441,8 @@ impl RegistryApi {
         let target = parse_reference(&format!("{to}@{digest}"))?;
         let from_host = source.resolve_registry().to_string();
         let to_host = target.resolve_registry().to_string();
-        let pull = self.client_for(&from_host).await;
-        let push = self.client_for(&to_host).await;
-        let from_auth = from_login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
-        let to_auth = to_login.map_or(RegistryAuth::Anonymous, Login::registry_auth);
+        let (pull, from_auth) = self.client_for(&from_host, from_login).await;
+        let (push, to_auth) = self.client_for(&to_host, to_login).await;
         let reference = format!("{from}@{digest}");
         let stream = self
             .bounded(&from_host, || format!("GET of {reference}"), async {
@@ -616,7 +641,53 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback;
+    use super::{is_loopback, probe_loopback, Loopback};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server on loopback that answers every connection with `answer` once it has read a
+    /// request's head.
+    async fn answering(answer: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 512];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        host
+    }
+
+    #[tokio::test]
+    async fn only_a_registry_that_asks_for_no_credentials_is_open() {
+        let open = answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await;
+        assert_eq!(probe_loopback(&open).await, Loopback::Http { open: true });
+        let basic = answering(
+            "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(probe_loopback(&basic).await, Loopback::Http { open: false });
+        // A 200 that still names a challenge is not taken for an open registry.
+        let challenged =
+            answering("HTTP/1.1 200 OK\r\nWWW-Authenticate: Bearer realm=\"https://auth\"\r\n\r\n")
+                .await;
+        assert_eq!(
+            probe_loopback(&challenged).await,
+            Loopback::Http { open: false }
+        );
+        let tls = answering(
+            "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+        )
+        .await;
+        assert_eq!(probe_loopback(&tls).await, Loopback::Https);
+    }
 
     #[test]
     fn loopback_registries_are_insecure_registries() {
