@@ -172,3 +172,83 @@ fn without_a_daemon_a_plan_says_why_an_input_digest_is_unknown() {
     // A service that names its platform needs no daemon.
     assert!(inputs(1)["digest"].is_string(), "{}", inputs(1));
 }
+
+/// The input digest `plan` prints for the project's one service, with content digests
+/// remembered under `cache` (empty: none).
+fn planned_inputs(dir: &Path, cache: &str) -> String {
+    let out = run(wharf(dir)
+        .args([
+            "plan",
+            "--format",
+            "json",
+            "--registry",
+            "registry.example.com",
+        ])
+        .env("GITHUB_SHA", SHA)
+        .env("WHARF_CACHE_DIR", cache));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let digest = &doc["services"][0]["inputs"]["digest"];
+    digest
+        .as_str()
+        .unwrap_or_else(|| panic!("{doc}"))
+        .to_string()
+}
+
+/// The content digests remembered between runs are used (a remembered digest stands for the
+/// file), and only while the file is the one they were taken of: a file rewritten in place
+/// with the same size and its modification time set back is read again, because a write
+/// always moves the change time.
+#[test]
+fn remembered_content_digests_stand_only_for_the_file_they_were_taken_of() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    write(
+        &project,
+        "compose.yaml",
+        "services:\n  app: {build: ., platform: linux/amd64}\n",
+    );
+    write(&project, "Dockerfile", "FROM scratch\nCOPY app.txt /\n");
+    let file = write(&project, "app.txt", "aaaa");
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let set_back = |path: &Path| {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(an_hour_ago).unwrap();
+    };
+    set_back(&file);
+    // Only a file last written (its change time) a while ago is remembered.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let fresh = planned_inputs(&project, "");
+    let first = planned_inputs(&project, cache_arg);
+    assert_eq!(first, fresh, "a remembered digest must equal a read one");
+    let remembered: Vec<_> = std::fs::read_dir(cache.join("content"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(remembered.len(), 1, "{remembered:?}");
+    assert_eq!(planned_inputs(&project, cache_arg), first);
+
+    // The remembered digest is what the next run uses: altered, it changes the input digest.
+    let text = std::fs::read_to_string(&remembered[0]).unwrap();
+    let blake3 = blake3_of(b"aaaa");
+    assert!(text.contains(&blake3), "{text}");
+    std::fs::write(&remembered[0], text.replace(&blake3, &"0".repeat(64))).unwrap();
+    assert_ne!(planned_inputs(&project, cache_arg), first);
+    std::fs::write(&remembered[0], &text).unwrap();
+    assert_eq!(planned_inputs(&project, cache_arg), first);
+
+    // Same size, same modification time, other content: read again.
+    std::fs::write(&file, "bbbb").unwrap();
+    set_back(&file);
+    let changed = planned_inputs(&project, cache_arg);
+    assert_ne!(changed, first);
+    assert_eq!(changed, planned_inputs(&project, ""));
+}
+
+fn blake3_of(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}

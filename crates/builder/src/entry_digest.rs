@@ -3,6 +3,7 @@
 //! digests of named-context folders ([`crate::named_contexts`]), which must read a context the
 //! same way.
 
+use crate::content_cache::ContentCache;
 use crate::context::walk::Source;
 use crate::context::{ContextError, Entry, EntryKind};
 use std::io::{self, Read};
@@ -13,6 +14,7 @@ pub(crate) fn hash_entry(
     h: &mut blake3::Hasher,
     e: &Entry,
     buf: &mut [u8],
+    cache: &mut ContentCache,
 ) -> Result<u64, ContextError> {
     h.update(b"entry\0");
     h.update(&(e.path.len() as u64).to_le_bytes());
@@ -22,7 +24,7 @@ pub(crate) fn hash_entry(
         EntryKind::File => {
             h.update(b"f");
             h.update(&e.size.to_le_bytes());
-            return hash_content(h, e, buf);
+            return hash_content(h, e, buf, cache);
         }
         EntryKind::Dir => {
             h.update(b"d");
@@ -55,30 +57,51 @@ pub(crate) fn hash_entry(
     Ok(0)
 }
 
-/// Streams one file's content into the digest; the length actually read is hashed too, so a
-/// file that changes while it is read still yields a digest of what was read.
-fn hash_content(h: &mut blake3::Hasher, e: &Entry, buf: &mut [u8]) -> Result<u64, ContextError> {
-    let mut total = 0u64;
-    match &e.source {
-        Source::Empty => {}
-        Source::Memory(bytes) => {
-            h.update(bytes);
-            total = bytes.len() as u64;
-        }
-        Source::Disk(path) => {
-            let mut file = wharf_compose::files::open_regular(path)?;
-            loop {
-                let n = match file.read(buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(ContextError::io(path, e)),
-                };
-                h.update(&buf[..n]);
-                total += n as u64;
+/// Adds one file's content to the digest as the BLAKE3 digest of that content, and the length
+/// actually read, so that a file that changes while it is read still yields a digest of what
+/// was read. A file on disk whose digest `cache` remembers for the same [`Stamp`] is not read.
+///
+/// [`Stamp`]: crate::content_cache::Stamp
+fn hash_content(
+    h: &mut blake3::Hasher,
+    e: &Entry,
+    buf: &mut [u8],
+    cache: &mut ContentCache,
+) -> Result<u64, ContextError> {
+    let (digest, total) = match &e.source {
+        Source::Empty => (*blake3::hash(b"").as_bytes(), 0),
+        Source::Memory(bytes) => (*blake3::hash(bytes).as_bytes(), bytes.len() as u64),
+        Source::Disk(path) => match e.stamp.as_ref().and_then(|s| cache.get(path, s)) {
+            Some(found) => found,
+            None => {
+                let read = read_digest(path, buf)?;
+                if let Some(stamp) = &e.stamp {
+                    cache.put(path, stamp, &read.0, read.1);
+                }
+                read
             }
-        }
-    }
+        },
+    };
+    h.update(b"c");
+    h.update(&digest);
     h.update(&total.to_le_bytes());
     Ok(total)
+}
+
+/// BLAKE3 of the file at `path` and the bytes read (`buf`: a read buffer).
+fn read_digest(path: &std::path::Path, buf: &mut [u8]) -> Result<([u8; 32], u64), ContextError> {
+    let mut file = wharf_compose::files::open_regular(path)?;
+    let mut content = blake3::Hasher::new();
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ContextError::io(path, e)),
+        };
+        content.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((*content.finalize().as_bytes(), total))
 }

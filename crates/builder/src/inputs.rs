@@ -41,7 +41,7 @@ pub const TAG_PREFIX: &str = "wharf-inputs-";
 pub const LABEL: &str = "dev.wharf.inputs";
 
 /// Bumped whenever what the digest covers changes, so old tags are never matched wrongly.
-const FORMAT: &str = "wharf-inputs/3";
+const FORMAT: &str = "wharf-inputs/4";
 
 /// What is known of a service's inputs before its build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub struct Digest {
     pub hex: String,
     /// Context entries hashed.
     pub entries: u64,
-    /// Bytes of file content hashed.
+    /// Bytes of file content it covers (read now, or remembered: [`crate::content_cache`]).
     pub bytes: u64,
 }
 
@@ -365,12 +365,14 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
             h.update(&(text.len() as u64).to_le_bytes());
             h.update(&text);
             let mut buf = vec![0u8; 64 * 1024];
+            let mut cache = crate::content_cache::ContentCache::load(ctx.root());
             ctx.for_each_entry(|e| {
                 entries += 1;
-                bytes += crate::entry_digest::hash_entry(&mut h, e, &mut buf)?;
+                bytes += crate::entry_digest::hash_entry(&mut h, e, &mut buf, &mut cache)?;
                 Ok(())
             })
             .map_err(err)?;
+            cache.save();
         }
     }
     Ok(Own::Known {

@@ -19,11 +19,13 @@
 //! - [`labels`] are the labels docker compose writes on the images it builds.
 //! - [`platform`] chooses the platform each image is built for, as docker compose does.
 //! - [`inputs`] digests everything that decides a service's image, so that a release can
-//!   skip services whose inputs did not change.
+//!   skip services whose inputs did not change; `content_cache` remembers each context
+//!   file's content digest between runs, so that an unchanged file is not read again.
 //! - [`schedule`] builds many services: dependencies first, independent ones concurrently.
 
 pub mod build;
 pub mod builder_kind;
+mod content_cache;
 pub mod context;
 pub mod daemon;
 pub mod emulation;

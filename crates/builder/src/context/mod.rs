@@ -624,6 +624,7 @@ fn disk_entry(root: &Path, rel: &str) -> Result<Entry, ContextError> {
         },
         raw_path: None,
         raw_link: None,
+        stamp: is_file.then(|| crate::content_cache::Stamp::of(&meta)),
     })
 }
 
@@ -672,6 +673,7 @@ fn file_entry(name: &str, path: &Path) -> Result<Entry, ContextError> {
         source: walk::Source::Disk(path.to_path_buf()),
         raw_path: None,
         raw_link: None,
+        stamp: Some(crate::content_cache::Stamp::of(&meta)),
     })
 }
 

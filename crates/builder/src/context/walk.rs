@@ -98,6 +98,9 @@ pub struct Entry {
     pub(crate) raw_path: Option<OsString>,
     /// Likewise for a hard link's target.
     pub(crate) raw_link: Option<OsString>,
+    /// What the file system said of a file on disk when it was found: its remembered content
+    /// digest holds while this does ([`crate::content_cache`]).
+    pub(crate) stamp: Option<crate::content_cache::Stamp>,
 }
 
 impl Entry {
@@ -123,6 +126,7 @@ impl Entry {
             source: Source::Memory(content),
             raw_path: None,
             raw_link: None,
+            stamp: None,
         }
     }
 }
@@ -432,6 +436,7 @@ where
             source,
             raw_path,
             raw_link: None,
+            stamp: ft.is_file().then(|| crate::content_cache::Stamp::of(meta)),
         })
     }
 }

@@ -224,12 +224,16 @@ fn sanitize(s: &str) -> String {
 /// BuildKit's cache ignores them too, so a fresh checkout gives the same helper.
 pub fn folder_digest(ctx: &LocalContext, platform: Option<&str>) -> Result<String, ContextError> {
     let mut h = blake3::Hasher::new();
-    h.update(b"wharf-context-2\0");
+    h.update(b"wharf-context-3\0");
     h.update(platform.unwrap_or("").as_bytes());
     h.update(b"\0");
     let mut buf = vec![0u8; 64 * 1024];
     // The entries as the archive of this context holds them: `.dockerignore` applied, plus
     // the helper's own Dockerfile (always the same bytes).
-    ctx.for_each_entry(|e| crate::entry_digest::hash_entry(&mut h, e, &mut buf).map(|_| ()))?;
+    let mut cache = crate::content_cache::ContentCache::load(ctx.root());
+    ctx.for_each_entry(|e| {
+        crate::entry_digest::hash_entry(&mut h, e, &mut buf, &mut cache).map(|_| ())
+    })?;
+    cache.save();
     Ok(h.finalize().to_hex().to_string())
 }
