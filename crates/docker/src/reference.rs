@@ -4,9 +4,9 @@
 //! when it has a `.` or a `:`, is `localhost`, or has an uppercase letter; otherwise the image
 //! is on Docker Hub (`docker.io`, also written `index.docker.io`), where a one-component path
 //! is an official image under `library/`. A name with neither tag nor digest means the tag
-//! `latest`. The grammar and the digest checks are oci-spec's (the parser oci-client uses);
-//! the registry split is docker's own, which also takes an uppercase first component as a
-//! host.
+//! `latest`. The grammar is distribution's (`reference/regexp.go`) and the digest checks are
+//! oci-spec's (the parser oci-client uses); the registry split is docker's own, which also
+//! takes an uppercase first component as a host.
 //!
 //! A parsed reference keeps how it was written, because wharf's own names follow the user's
 //! words (`image: api` pushed to another registry is the repository `api`, not
@@ -14,6 +14,54 @@
 //! the daemon and BuildKit compare them.
 
 use oci_spec::distribution::{ParseError, Reference as OciReference};
+use std::sync::OnceLock;
+
+/// distribution's reference grammar, anchored, capturing the name, tag and digest. oci-spec's
+/// parser holds the same grammar, but with Rust's Unicode `\w` and `[[:xdigit:]]`: they make
+/// the expression large enough that building it costs some 35 ms at every start of wharf, and
+/// `\w` lets a tag such as `v1-é` through, which docker refuses (Go's `\w` is ASCII). The
+/// classes are written out in ASCII here, as Go reads them.
+const GRAMMAR: &str = concat!(
+    r"^(",
+    // domain: components of letters, digits and inner hyphens, joined by dots; a port
+    r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])",
+    r"(?:(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+)?(?::[0-9]+)?/)?",
+    // path: lowercase components with `.`, `_`, `__` or hyphens between alphanumerics
+    r"[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?",
+    r"(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)",
+    r"(?::([0-9A-Za-z_][0-9A-Za-z_.-]{0,127}))?",
+    r"(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9A-Fa-f]{32,}))?$",
+);
+
+fn grammar() -> &'static regex::Regex {
+    static GRAMMAR_RE: OnceLock<regex::Regex> = OnceLock::new();
+    GRAMMAR_RE.get_or_init(|| regex::Regex::new(GRAMMAR).expect("the reference grammar compiles"))
+}
+
+/// The digest of a normalized reference (`registry/repository[:tag][@digest]`), checked as
+/// oci-spec checks it: a supported algorithm with hex of its length.
+fn check_grammar(reference: &str) -> Result<Option<String>, ParseError> {
+    if reference.is_empty() {
+        return Err(ParseError::NameEmpty);
+    }
+    let captures = grammar()
+        .captures(reference)
+        .ok_or(ParseError::ReferenceInvalidFormat)?;
+    let Some(digest) = captures.get(3).map(|m| m.as_str()) else {
+        return Ok(None);
+    };
+    let hex_len = match digest.split_once(':') {
+        Some(("sha256", hex)) => (hex.len(), 64),
+        Some(("sha384", hex)) => (hex.len(), 96),
+        Some(("sha512", hex)) => (hex.len(), 128),
+        Some(_) => return Err(ParseError::DigestUnsupported),
+        None => return Err(ParseError::DigestInvalidFormat),
+    };
+    if hex_len.0 != hex_len.1 {
+        return Err(ParseError::DigestInvalidLength);
+    }
+    Ok(Some(digest.to_string()))
+}
 
 /// Docker Hub's registry name in normalized references.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -95,7 +143,7 @@ impl ImageReference {
         if remote_name.to_lowercase() != remote_name {
             return Err(ReferenceError::Uppercase);
         }
-        let parsed = OciReference::try_from(format!("{registry}/{full_remainder}").as_str())?;
+        let digest = check_grammar(&format!("{registry}/{full_remainder}"))?;
         // The grammar holds, so the tag is what follows the last `:` after the last `/`.
         let name_and_tag = remainder.split_once('@').map_or(remainder, |(n, _)| n);
         let (written_path, tag) = match name_and_tag.rsplit_once(':') {
@@ -114,7 +162,7 @@ impl ImageReference {
             written_registry: written_registry.map(str::to_string),
             written_path: written_path.to_string(),
             tag,
-            digest: parsed.digest().map(str::to_string),
+            digest,
         })
     }
 
@@ -425,5 +473,53 @@ mod tests {
         assert_eq!(r.resolve_registry(), "index.docker.io");
         let r = parse(&format!("h.io/x@{DIGEST}")).to_oci();
         assert_eq!((r.tag(), r.digest()), (None, Some(DIGEST)));
+    }
+
+    /// The grammar accepts and refuses what oci-spec's parser does, on ASCII, with the same
+    /// digest; only a tag with a non-ASCII letter differs, which docker refuses too.
+    #[test]
+    fn the_grammar_is_oci_specs_in_ascii() {
+        let sha384 = format!("sha384:{}", "a".repeat(96));
+        let sha512 = format!("sha512:{}", "b".repeat(128));
+        let cases = [
+            "docker.io/library/busybox:latest".to_string(),
+            "docker.io/library/busybox".to_string(),
+            "127.0.0.1:5000/shop/api:abc".to_string(),
+            "localhost:5000/a/b/c:v1.2-rc_3".to_string(),
+            "h.io/x__y.z--w:T_AG".to_string(),
+            format!("h.io/x@{DIGEST}"),
+            format!("h.io/x:t@{DIGEST}"),
+            format!("h.io/x@{sha384}"),
+            format!("h.io/x@{sha512}"),
+            format!("h.io/x:{}", "t".repeat(128)),
+            format!("h.io/x:{}", "t".repeat(129)),
+            "h.io/x@sha256:abc".to_string(),
+            format!("h.io/x@sha256:{}", "f".repeat(63)),
+            format!("h.io/x@md5:{}", "f".repeat(32)),
+            "h.io/x@sha256".to_string(),
+            "h.io/X".to_string(),
+            "h.io/x:".to_string(),
+            "h.io/x:.tag".to_string(),
+            "h.io/-x".to_string(),
+            "h.io/x-".to_string(),
+            "h.io/x_.y".to_string(),
+            "h.io//x".to_string(),
+            "-h.io/x".to_string(),
+            "h-.io/x".to_string(),
+            "h.io:port/x".to_string(),
+            "a b".to_string(),
+            String::new(),
+        ];
+        for case in &cases {
+            let ours = check_grammar(case);
+            let theirs =
+                OciReference::try_from(case.as_str()).map(|r| r.digest().map(str::to_string));
+            assert_eq!(ours, theirs, "{case:?}");
+        }
+        assert!(OciReference::try_from("h.io/x:v1-é").is_ok());
+        assert_eq!(
+            check_grammar("h.io/x:v1-é"),
+            Err(ParseError::ReferenceInvalidFormat)
+        );
     }
 }
