@@ -247,6 +247,18 @@ fn remembered_content_digests_stand_only_for_the_file_they_were_taken_of() {
     let changed = planned_inputs(&project, cache_arg);
     assert_ne!(changed, first);
     assert_eq!(changed, planned_inputs(&project, ""));
+
+    // The file of a context not hashed for a month goes; the others stay.
+    let stale = cache
+        .join("content")
+        .join("0123456789abcdef0123456789abcdef.json");
+    std::fs::write(&stale, "{}").unwrap();
+    let f = std::fs::File::options().write(true).open(&stale).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(31 * 24 * 3600))
+        .unwrap();
+    planned_inputs(&project, cache_arg);
+    assert!(!stale.exists());
+    assert!(remembered[0].exists());
 }
 
 fn blake3_of(bytes: &[u8]) -> String {

@@ -163,8 +163,13 @@ impl ContentCache {
             files: self.new,
         };
         let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::DirBuilderExt;
             let dir = path.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir)?;
+            // The paths of the user's files are nobody else's business.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
             let tmp = dir.join(format!(
                 ".{}.{}.tmp",
                 std::process::id(),
@@ -177,6 +182,32 @@ impl ContentCache {
         };
         if let Err(e) = write() {
             tracing::debug!("content digests not remembered in {}: {e}", path.display());
+        }
+    }
+}
+
+/// How long a context's cache file may go unwritten before [`prune`] removes it.
+pub const UNUSED: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Removes the cache files of contexts not hashed with a change for [`UNUSED`] (a folder
+/// deleted since, a checkout moved): each is small, but a machine that runs many projects, or
+/// their tests, would gather them without end. A file still in use is written again by its
+/// next run that reads a file.
+pub fn prune() {
+    let Some(dir) = cache_dir().map(|d| d.join("content")) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > UNUSED));
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

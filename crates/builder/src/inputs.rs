@@ -110,6 +110,7 @@ pub fn digest_units(
     compose: &HashMap<String, &Build>,
     parallel: usize,
 ) -> Result<HashMap<Unit, Inputs>, InputsError> {
+    crate::content_cache::prune();
     // Each build's own part first (the expensive part: reading its context), concurrently.
     let own: Vec<Result<Own, InputsError>> = {
         let queue = std::sync::Mutex::new(builds.iter().enumerate());
