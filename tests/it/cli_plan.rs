@@ -149,18 +149,10 @@ fn without_a_daemon_a_plan_says_why_an_input_digest_is_unknown() {
         "services:\n  app: {build: .}\n  pinned: {build: ., platform: linux/arm64}\n",
     );
     write(dir.path(), "Dockerfile", "FROM scratch\n");
-    let out = run(wharf(dir.path())
-        .args([
-            "plan",
-            "--format",
-            "json",
-            "--registry",
-            "registry.example.com",
-        ])
-        .env("GITHUB_SHA", SHA)
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let doc = plan_json(
+        dir.path(),
+        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+    );
     let inputs = |i: usize| doc["services"][i]["inputs"].clone();
     assert_eq!(doc["services"][0]["service"], "app");
     assert!(inputs(0)["digest"].is_null());
@@ -173,9 +165,8 @@ fn without_a_daemon_a_plan_says_why_an_input_digest_is_unknown() {
     assert!(inputs(1)["digest"].is_string(), "{}", inputs(1));
 }
 
-/// The input digest `plan` prints for the project's one service, with content digests
-/// remembered under `cache` (empty: none).
-fn planned_inputs(dir: &Path, cache: &str) -> String {
+/// `plan --format json` of the project in `dir` for commit [`SHA`], with `env` set.
+fn plan_json(dir: &Path, env: (&str, &str)) -> serde_json::Value {
     let out = run(wharf(dir)
         .args([
             "plan",
@@ -185,9 +176,15 @@ fn planned_inputs(dir: &Path, cache: &str) -> String {
             "registry.example.com",
         ])
         .env("GITHUB_SHA", SHA)
-        .env("WHARF_CACHE_DIR", cache));
+        .env(env.0, env.1));
     assert!(out.status.success(), "{}", stderr(&out));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// The input digest `plan` prints for the project's one service, with content digests
+/// remembered under `cache` (empty: none).
+fn planned_inputs(dir: &Path, cache: &str) -> String {
+    let doc = plan_json(dir, ("WHARF_CACHE_DIR", cache));
     let digest = &doc["services"][0]["inputs"]["digest"];
     digest
         .as_str()
