@@ -5,12 +5,30 @@
 
 use crate::content_cache::ContentCache;
 use crate::context::walk::Source;
-use crate::context::{ContextError, Entry, EntryKind};
+use crate::context::{Context, ContextError, Entry, EntryKind};
 use std::io::{self, Read};
+
+/// Adds every entry of `ctx`, in archive order, to `h` ([`hash_entry`]), with the content
+/// digests remembered for its folder, and returns the entries and bytes of content covered.
+pub(crate) fn hash_context(
+    h: &mut blake3::Hasher,
+    ctx: &Context,
+) -> Result<(u64, u64), ContextError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cache = ContentCache::load(ctx.root());
+    let (mut entries, mut bytes) = (0, 0);
+    ctx.for_each_entry(|e| {
+        entries += 1;
+        bytes += hash_entry(h, e, &mut buf, &mut cache)?;
+        Ok(())
+    })?;
+    cache.save();
+    Ok((entries, bytes))
+}
 
 /// Adds one context entry to `h` — path, permission bits, type, and its size and content, link
 /// target or device numbers — and returns the bytes of content read (`buf`: a read buffer).
-pub(crate) fn hash_entry(
+fn hash_entry(
     h: &mut blake3::Hasher,
     e: &Entry,
     buf: &mut [u8],

@@ -365,15 +365,7 @@ fn own_digest(b: &ServiceBuild, compose: Option<&Build>) -> Result<Own, InputsEr
             h.update(b"dockerfile\0");
             h.update(&(text.len() as u64).to_le_bytes());
             h.update(&text);
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut cache = crate::content_cache::ContentCache::load(ctx.root());
-            ctx.for_each_entry(|e| {
-                entries += 1;
-                bytes += crate::entry_digest::hash_entry(&mut h, e, &mut buf, &mut cache)?;
-                Ok(())
-            })
-            .map_err(err)?;
-            cache.save();
+            (entries, bytes) = crate::entry_digest::hash_context(&mut h, ctx).map_err(err)?;
         }
     }
     Ok(Own::Known {

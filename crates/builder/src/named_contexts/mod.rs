@@ -227,13 +227,8 @@ pub fn folder_digest(ctx: &LocalContext, platform: Option<&str>) -> Result<Strin
     h.update(b"wharf-context-3\0");
     h.update(platform.unwrap_or("").as_bytes());
     h.update(b"\0");
-    let mut buf = vec![0u8; 64 * 1024];
     // The entries as the archive of this context holds them: `.dockerignore` applied, plus
     // the helper's own Dockerfile (always the same bytes).
-    let mut cache = crate::content_cache::ContentCache::load(ctx.root());
-    ctx.for_each_entry(|e| {
-        crate::entry_digest::hash_entry(&mut h, e, &mut buf, &mut cache).map(|_| ())
-    })?;
-    cache.save();
+    crate::entry_digest::hash_context(&mut h, ctx)?;
     Ok(h.finalize().to_hex().to_string())
 }
