@@ -50,14 +50,14 @@ fn check_grammar(reference: &str) -> Result<Option<String>, ParseError> {
     let Some(digest) = captures.get(3).map(|m| m.as_str()) else {
         return Ok(None);
     };
-    let hex_len = match digest.split_once(':') {
-        Some(("sha256", hex)) => (hex.len(), 64),
-        Some(("sha384", hex)) => (hex.len(), 96),
-        Some(("sha512", hex)) => (hex.len(), 128),
+    let (hex, length) = match digest.split_once(':') {
+        Some(("sha256", hex)) => (hex, 64),
+        Some(("sha384", hex)) => (hex, 96),
+        Some(("sha512", hex)) => (hex, 128),
         Some(_) => return Err(ParseError::DigestUnsupported),
         None => return Err(ParseError::DigestInvalidFormat),
     };
-    if hex_len.0 != hex_len.1 {
+    if hex.len() != length {
         return Err(ParseError::DigestInvalidLength);
     }
     Ok(Some(digest.to_string()))
